@@ -1,0 +1,65 @@
+"""Latency benchmark of the network vs K (used by ``fornet bench``)."""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def machine_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _median_ms(fn, runs: int, warmup: int, sync) -> float:
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(runs):
+        sync()
+        t = time.perf_counter()
+        fn()
+        sync()
+        ts.append((time.perf_counter() - t) * 1000)
+    return statistics.median(ts)
+
+
+def bench_models(a) -> dict:
+    from .checkpoint import load_model
+    from .inference import resolve_device
+    from .model import create_model
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    device = resolve_device(a.device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    models = [create_model(v) for v in a.variant] if a.variant else [load_model(a.checkpoint)[0]]
+    fmt = torch.contiguous_format if a.no_channels_last else torch.channels_last
+    results = []
+    with torch.inference_mode():
+        for model in models:
+            model = model.eval().to(device, memory_format=fmt)
+            x = torch.randn(a.batch, 3, *a.size, device=device).contiguous(memory_format=fmt)
+            cfg = model.cfg
+            feats = model.backbone(x)
+            R = cfg.region_cells
+            padded = F.pad(feats, (0, (-feats.shape[-1]) % R, 0, (-feats.shape[-2]) % R)).contiguous(memory_format=fmt)
+            importance = torch.sigmoid(model.selector(padded)) if cfg.focus else None
+            for k in a.topk:
+                for mode in ("sparse", "dense"):
+                    total = _median_ms(lambda: model(x, topk_ratio=k, mode=mode), a.runs, a.warmup, sync)
+                    focus = (_median_ms(lambda: model.refiner(padded, importance, k, mode), a.runs, a.warmup, sync)
+                             if cfg.focus else 0.0)
+                    results.append({"variant": cfg.variant, "topk": k, "mode": mode,
+                                    "total_ms": round(total, 3), "focus_ms": round(focus, 3)})
+    return {"machine": machine_name(), "threads": torch.get_num_threads(), "device": str(device),
+            "size": list(a.size), "batch": a.batch, "channels_last": not a.no_channels_last,
+            "runs": a.runs, "torch": torch.__version__, "results": results}

@@ -1,0 +1,94 @@
+"""Checkpoints: one self-describing dict (architecture, classes, palette, normalisation, weights).
+
+Loaded with ``torch.load(weights_only=True)``: only tensors and plain containers, never pickled code.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from .classes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
+from .config import ModelConfig
+from .model import FoRNet
+
+FORMAT = "fornet_ros/1"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+DEFAULT_INPUT_SIZE = (512, 1024)  # (H, W) the network sees; outputs come back at the image's size
+DEFAULT_CHECKPOINT_NAME = "fornet_s_camvid.pt"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, unreadable or inconsistent."""
+
+
+def default_checkpoint_path() -> Path:
+    """The model shipped inside the package (trained on CamVid, see docs/model_card.md)."""
+    return Path(str(resources.files("fornet_ros") / "weights" / DEFAULT_CHECKPOINT_NAME))
+
+
+def make_checkpoint(model: FoRNet, classes=CITYSCAPES_CLASSES, palette=CITYSCAPES_PALETTE,
+                    mean=IMAGENET_MEAN, std=IMAGENET_STD, input_size=DEFAULT_INPUT_SIZE, **extra) -> dict:
+    if len(classes) != model.cfg.num_classes or len(palette) != model.cfg.num_classes:
+        raise CheckpointError(f"{len(classes)} class names / {len(palette)} colours for a "
+                              f"{model.cfg.num_classes}-class model")
+    ckpt = {
+        "format": FORMAT,
+        "model_config": model.cfg.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "classes": list(classes),
+        "palette": [list(map(int, c)) for c in palette],
+        "normalization": {"mean": list(mean), "std": list(std)},
+        "input_size": list(input_size),
+    }
+    ckpt.update(extra)
+    return ckpt
+
+
+def save_checkpoint(path, model: FoRNet, **kw) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(make_checkpoint(model, **kw), path)
+    return path
+
+
+def read_checkpoint(path) -> dict:
+    """Load and validate a checkpoint dict; raises :class:`CheckpointError` saying what is wrong."""
+    path = Path(path) if path is not None else default_checkpoint_path()
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for corrupt files
+        raise CheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from e
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a {FORMAT} checkpoint (format={ckpt.get('format') if isinstance(ckpt, dict) else type(ckpt).__name__})")
+    for key in ("model_config", "state_dict", "classes", "palette", "normalization", "input_size"):
+        if key not in ckpt:
+            raise CheckpointError(f"checkpoint {path} lacks '{key}'")
+    n = ckpt["model_config"].get("num_classes")
+    if len(ckpt["classes"]) != n or len(ckpt["palette"]) != n:
+        raise CheckpointError(f"checkpoint {path}: model has {n} classes but {len(ckpt['classes'])} names "
+                              f"and {len(ckpt['palette'])} colours")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict) -> FoRNet:
+    try:
+        cfg = ModelConfig.from_dict(ckpt["model_config"])
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"bad model_config in checkpoint: {e}") from e
+    model = FoRNet(cfg)
+    try:
+        model.load_state_dict(ckpt["state_dict"], strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"checkpoint weights do not match architecture {cfg.variant}: {e}") from e
+    return model.eval()
+
+
+def load_model(path=None) -> tuple[FoRNet, dict]:
+    ckpt = read_checkpoint(path)
+    return model_from_checkpoint(ckpt), ckpt

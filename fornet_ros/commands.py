@@ -1,0 +1,257 @@
+"""Sub-commands of ``fornet``; each takes its own argv and has its own ``--help``.
+
+Heavy imports (torch, the model) happen inside the commands so that ``fornet --help`` is quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm")
+
+
+def _fail(msg: str) -> int:
+    print(f"fornet: error: {msg}", file=sys.stderr)
+    return 2
+
+
+def _model_args(p, checkpoint_help="checkpoint (.pt); default: the packaged CamVid model"):
+    p.add_argument("--checkpoint", default=None, help=checkpoint_help)
+    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
+    p.add_argument("--precision", default="auto", help="auto (fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16")
+    p.add_argument("--topk", type=float, default=None, help="Top-K ratio of refined regions (default: the checkpoint's)")
+    p.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"),
+                   help="size the network sees (default: the checkpoint's); outputs keep the image size")
+
+
+def _segmenter(a):
+    from .inference import Segmenter
+    return Segmenter(a.checkpoint, device=a.device, precision=a.precision, input_size=a.input_size, topk_ratio=a.topk)
+
+
+def cmd_init(argv):
+    from .model import VARIANTS
+    p = argparse.ArgumentParser(prog="fornet init", description="Write a checkpoint with untrained (randomly "
+                                "initialised) weights: for tests, and as the start of training.")
+    p.add_argument("--variant", default="fornet_s", choices=sorted(VARIANTS))
+    p.add_argument("--out", required=True, help="output .pt path")
+    p.add_argument("--num-classes", type=int, default=19)
+    p.add_argument("--topk", type=float, default=0.25)
+    p.add_argument("--no-focus", action="store_true", help="ablation without selector and branches")
+    p.add_argument("--input-size", type=int, nargs=2, default=(512, 1024), metavar=("H", "W"))
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    import torch
+    from .checkpoint import save_checkpoint
+    from .classes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
+    from .model import create_model
+    torch.manual_seed(a.seed)
+    model = create_model(a.variant, num_classes=a.num_classes, topk_ratio=a.topk, focus=not a.no_focus)
+    classes, palette = CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
+    if a.num_classes != 19:
+        classes = [f"class_{i}" for i in range(a.num_classes)]
+        palette = [((i * 67) % 256, (i * 131) % 256, (i * 199) % 256) for i in range(a.num_classes)]
+    path = save_checkpoint(a.out, model, classes=classes, palette=palette, input_size=a.input_size, untrained=True)
+    print(f"wrote untrained {a.variant} ({a.num_classes} classes, K={a.topk}) to {path}")
+
+
+def model_stats(model, size=(512, 1024)) -> dict:
+    """Parameters and forward GFLOPs (torch.utils.flop_counter; FLOP = 2 x multiply-add) at ``size``,
+    dense path with K = 1 and sparse path at the model's K."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+    x = torch.zeros(1, 3, *size)
+    out = {"params_m": sum(p.numel() for p in model.parameters()) / 1e6}
+    model.eval()
+    for key, kw in (("gflops_k1", dict(topk_ratio=1.0, mode="dense")), ("gflops_at_k", dict(mode="sparse"))):
+        with torch.no_grad(), FlopCounterMode(display=False) as fc:
+            model(x, **kw)
+        out[key] = fc.get_total_flops() / 1e9
+    return out
+
+
+def cmd_info(argv):
+    from .model import VARIANTS
+    p = argparse.ArgumentParser(prog="fornet info", description="Variant, classes, parameters and GFLOPs "
+                                "(torch's flop counter) of a checkpoint or a named variant.")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--checkpoint", default=None, help="checkpoint (.pt); default: the packaged model")
+    g.add_argument("--variant", choices=sorted(VARIANTS), help="describe an untrained variant instead")
+    p.add_argument("--size", type=int, nargs=2, default=(512, 1024), metavar=("H", "W"))
+    p.add_argument("--json", action="store_true")
+    a = p.parse_args(argv)
+    from .checkpoint import CheckpointError, load_model
+    from .model import create_model
+    if a.variant:
+        model, meta = create_model(a.variant), {"classes": None, "input_size": None}
+    else:
+        try:
+            model, meta = load_model(a.checkpoint)
+        except CheckpointError as e:
+            return _fail(str(e))
+    info = {"variant": model.cfg.variant, "config": model.cfg.to_dict(), "size": list(a.size),
+            **model_stats(model, tuple(a.size)), "classes": meta.get("classes"), "input_size": meta.get("input_size"),
+            "train": meta.get("train")}
+    if a.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(f"variant      {info['variant']}  (K={model.cfg.topk_ratio}, focus={model.cfg.focus}, "
+              f"regions {model.cfg.region_cells * 8}px)")
+        print(f"parameters   {info['params_m']:.2f} M")
+        print(f"GFLOPs       {info['gflops_at_k']:.2f} at K={model.cfg.topk_ratio} (sparse), "
+              f"{info['gflops_k1']:.2f} at K=1 (dense), input {a.size[0]}x{a.size[1]}")
+        if info["classes"]:
+            print(f"classes      {len(info['classes'])}: {', '.join(info['classes'])}")
+            print(f"input size   {info['input_size']}")
+
+
+def _list_images(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
+    return [path]
+
+
+def cmd_predict(argv):
+    p = argparse.ArgumentParser(prog="fornet predict", description="Segment an image or a folder of images. "
+                                "Writes per image <stem>_labels.png (mono8 train IDs, image size), "
+                                "<stem>_color.png (palette overlay) and <stem>_importance.png (selector heat-map).")
+    p.add_argument("input", help="image file or folder")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the palette colours")
+    _model_args(p)
+    a = p.parse_args(argv)
+    import cv2
+    import numpy as np
+    from tqdm import tqdm
+    from .checkpoint import CheckpointError
+    from .classes import colorize
+    from .data.datasets import DatasetError, read_rgb
+    src = Path(a.input)
+    if not src.exists():
+        return _fail(f"input not found: {src}")
+    images = _list_images(src)
+    if not images:
+        return _fail(f"no images ({', '.join(IMAGE_EXTS)}) in {src}")
+    try:
+        seg = _segmenter(a)
+    except (CheckpointError, ValueError) as e:
+        return _fail(str(e))
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for path in tqdm(images, desc="predict", disable=len(images) < 2):
+        try:
+            img = read_rgb(path)
+        except DatasetError as e:
+            print(f"fornet: skipping {path}: {e}", file=sys.stderr)
+            continue
+        r = seg(img)
+        color = colorize(r.labels, seg.palette)
+        overlay = (img * (1 - a.alpha) + color * a.alpha).astype(np.uint8)
+        heat = cv2.applyColorMap((r.importance * 255).astype(np.uint8), cv2.COLORMAP_INFERNO)
+        cv2.imwrite(str(out / f"{path.stem}_labels.png"), r.labels)
+        cv2.imwrite(str(out / f"{path.stem}_color.png"), cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(out / f"{path.stem}_importance.png"), heat)
+    print(f"wrote {len(images)} prediction(s) to {out}")
+
+
+def cmd_bench(argv):
+    from .model import VARIANTS
+    p = argparse.ArgumentParser(prog="fornet bench", description="Latency of the network vs K, sparse (gather "
+                                "the Top-K regions) and dense (all regions, masked) paths, median of N runs. "
+                                "focus_ms times the Top-K + branches stage alone on the same features.")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--checkpoint", default=None)
+    g.add_argument("--variant", nargs="+", choices=sorted(VARIANTS), help="untrained variant(s)")
+    p.add_argument("--size", type=int, nargs=2, default=(512, 1024), metavar=("H", "W"))
+    p.add_argument("--topk", type=float, nargs="+", default=[0.1, 0.25, 0.5, 1.0])
+    p.add_argument("--runs", type=int, default=20, help="timed runs per setting (median reported)")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--no-channels-last", action="store_true", help="NCHW instead of channels_last")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    a = p.parse_args(argv)
+    from .bench import bench_models
+    res = bench_models(a)
+    if a.json:
+        print(json.dumps(res, indent=2))
+        return
+    print(f"# {res['machine']}, {res['threads']} threads, {res['device']}, batch {a.batch}, "
+          f"{a.size[0]}x{a.size[1]}, {'NCHW' if a.no_channels_last else 'channels_last'}, median of {a.runs}")
+    print(f"{'variant':10} {'K':>5} {'mode':>7} {'total_ms':>9} {'focus_ms':>9}")
+    for r in res["results"]:
+        print(f"{r['variant']:10} {r['topk']:5.2f} {r['mode']:>7} {r['total_ms']:9.2f} {r['focus_ms']:9.2f}")
+
+
+def cmd_export(argv):
+    p = argparse.ArgumentParser(prog="fornet export", description="Export to ONNX (dynamic batch; fixed H, W). "
+                                "Outputs: logits (stride 8) and importance (region grid). The ONNX graph runs "
+                                "the dense-masked focus path, which computes the same numbers as the sparse one.")
+    p.add_argument("--checkpoint", default=None, help="checkpoint (.pt); default: the packaged model")
+    p.add_argument("--onnx", required=True, help="output .onnx path")
+    p.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"), help="default: checkpoint input size")
+    p.add_argument("--topk", type=float, default=None)
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--no-check", action="store_true", help="skip the onnxruntime parity check")
+    a = p.parse_args(argv)
+    from .checkpoint import CheckpointError
+    from .export import export_onnx
+    try:
+        info = export_onnx(a.checkpoint, a.onnx, size=a.size, topk_ratio=a.topk, opset=a.opset, check=not a.no_check)
+    except CheckpointError as e:
+        return _fail(str(e))
+    print(json.dumps(info))
+
+
+def cmd_eval(argv):
+    p = argparse.ArgumentParser(prog="fornet eval", description="Score a model on a dataset split: mIoU "
+                                "(classes present in the ground truth), per-class IoU, pixel accuracy, boundary IoU "
+                                "(Cheng et al. 2021, band of --boundary-px), thin-structure mIoU, hard-region recall "
+                                "(share of wrong pixels inside the Top-K regions), throughput.")
+    p.add_argument("--dataset", default="camvid", choices=["camvid", "cityscapes", "folder"])
+    p.add_argument("--data-root", required=True)
+    p.add_argument("--split", default="val", help="any split folder under the root (CamVid: train, val, test)")
+    p.add_argument("--drives", nargs="*", help="CamVid: only these drives (name prefixes)")
+    p.add_argument("--boundary-px", type=int, default=3)
+    p.add_argument("--limit", type=int, default=None, help="at most N images")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    _model_args(p)
+    a = p.parse_args(argv)
+    from .checkpoint import CheckpointError
+    from .data import build_dataset
+    from .data.datasets import DatasetError
+    from .train import evaluate
+    try:
+        seg = _segmenter(a)
+        ds = build_dataset(a.dataset, a.data_root, a.split, **({"drives": a.drives} if a.drives else {}))
+        res = evaluate(seg, ds, boundary_px=a.boundary_px, progress=not a.json, limit=a.limit)
+    except (CheckpointError, DatasetError, ValueError) as e:
+        return _fail(str(e))
+    res.update(dataset=a.dataset, split=a.split)
+    if a.json:
+        print(json.dumps(res))
+        return
+    print(f"mIoU {res['miou']:.4f}  pixel acc {res['pixel_accuracy']:.4f}  boundary IoU {res['boundary_iou']:.4f}  "
+          f"thin mIoU {res['thin_miou']}  hard-region recall {res['hard_region_recall']}")
+    for k, v in res["per_class_iou"].items():
+        print(f"  {k:15} {v:.4f}")
+
+
+def cmd_train(argv):
+    from .train import main
+    main(argv)
+
+
+COMMANDS = {
+    "init": ("write a checkpoint with untrained weights", cmd_init),
+    "info": ("variant, parameters, GFLOPs of a checkpoint or variant", cmd_info),
+    "predict": ("segment images: label PNG, colour overlay, importance heat-map", cmd_predict),
+    "bench": ("latency vs K, sparse vs dense, median of N runs", cmd_bench),
+    "export": ("export to ONNX and check it in onnxruntime", cmd_export),
+    "train": ("train FoR-Net (AdamW, poly LR, OHEM; torchrun for several processes)", cmd_train),
+    "eval": ("score a model on a dataset split (JSON with --json)", cmd_eval),
+}

@@ -1,0 +1,155 @@
+"""Segmentation datasets returning (RGB uint8 HxWx3, train-ID uint8 HxW) pairs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+
+from ..classes import (CAMVID_TO_TRAINID, CITYSCAPES_CLASSES, CITYSCAPES_LABELID_TO_TRAINID,
+                       CITYSCAPES_PALETTE, IGNORE_INDEX, lookup_table)
+
+
+class DatasetError(ValueError):
+    """A dataset folder is missing, incomplete or holds unexpected label values."""
+
+
+def read_rgb(path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise DatasetError(f"cannot read image {path}")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def read_label(path) -> np.ndarray:
+    lab = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if lab is None:
+        raise DatasetError(f"cannot read label {path}")
+    if lab.ndim != 2 or lab.dtype != np.uint8:
+        raise DatasetError(f"label {path} must be a single-channel 8-bit PNG, got {lab.shape} {lab.dtype}")
+    return lab
+
+
+class SegmentationDataset:
+    """A list of (image path, label path) and a LUT mapping stored label values to train IDs."""
+
+    classes = CITYSCAPES_CLASSES
+    palette = CITYSCAPES_PALETTE
+
+    def __init__(self, pairs: list[tuple[Path, Path]], lut: np.ndarray, transform=None, cache: bool = False,
+                 valid_values: set[int] | None = None):
+        if not pairs:
+            raise DatasetError(f"{type(self).__name__}: no image/label pairs found")
+        self.pairs, self.lut, self.transform = pairs, lut, transform
+        self.valid_values = valid_values
+        self._cache = {} if cache else None
+
+    def __len__(self):
+        return len(self.pairs)
+
+    def load(self, i: int):
+        if self._cache is not None and i in self._cache:
+            return self._cache[i]
+        img_path, lab_path = self.pairs[i]
+        img, raw = read_rgb(img_path), read_label(lab_path)
+        if img.shape[:2] != raw.shape:
+            raise DatasetError(f"size mismatch: {img_path} {img.shape[:2]} vs {lab_path} {raw.shape}")
+        if self.valid_values is not None:
+            bad = set(np.unique(raw).tolist()) - self.valid_values
+            if bad:
+                raise DatasetError(f"label {lab_path} holds unexpected values {sorted(bad)}")
+        item = (img, self.lut[raw])
+        if self._cache is not None:
+            self._cache[i] = item
+        return item
+
+    def __getitem__(self, i: int):
+        img, label = self.load(i)
+        if self.transform is not None:
+            img, label = self.transform(img, label)
+        return img, label
+
+
+def _pair_by_name(img_dir: Path, lab_dir: Path, img_suffix: str = ".png", lab_suffix: str = ".png",
+                  img_strip: str = "", lab_add: str = "") -> list[tuple[Path, Path]]:
+    for d in (img_dir, lab_dir):
+        if not d.is_dir():
+            raise DatasetError(f"folder not found: {d}")
+    imgs = sorted(p for p in img_dir.rglob(f"*{img_suffix}"))
+    pairs, missing = [], []
+    for p in imgs:
+        stem = p.name[: -len(img_suffix)]
+        if img_strip and stem.endswith(img_strip):
+            stem = stem[: -len(img_strip)]
+        lab = lab_dir / p.parent.relative_to(img_dir) / f"{stem}{lab_add}{lab_suffix}"
+        (pairs if lab.is_file() else missing).append((p, lab))
+    if missing:
+        raise DatasetError(f"{len(missing)} image(s) without a label, e.g. {missing[0][0]} (expected {missing[0][1]})")
+    return pairs
+
+
+class CamVid(SegmentationDataset):
+    """SegNet 11-class CamVid (``<root>/<split>/`` + ``<root>/<split>annot/``), mapped to Cityscapes
+    train IDs as in shared/data/camvid/SOURCE.md. ``drives`` keeps / ``exclude_drives`` drops whole
+    sequences (file-name prefixes such as ``0006R0``) for an honest hold-out."""
+
+    def __init__(self, root, split: str = "train", transform=None, drives=None, exclude_drives=None, cache=False):
+        root = Path(root)
+        pairs = _pair_by_name(root / split, root / f"{split}annot")
+        if drives:
+            pairs = [p for p in pairs if p[0].name.split("_")[0] in set(drives)]
+        if exclude_drives:
+            pairs = [p for p in pairs if p[0].name.split("_")[0] not in set(exclude_drives)]
+        super().__init__(pairs, lookup_table(CAMVID_TO_TRAINID), transform, cache, valid_values=set(range(12)))
+
+
+class Cityscapes(SegmentationDataset):
+    """Official layout: ``leftImg8bit/<split>/<city>/*_leftImg8bit.png`` and
+    ``gtFine/<split>/<city>/*_gtFine_labelIds.png`` (labelIds mapped to train IDs)."""
+
+    def __init__(self, root, split: str = "train", transform=None, cities=None, cache=False):
+        root = Path(root)
+        pairs = _pair_by_name(root / "leftImg8bit" / split, root / "gtFine" / split,
+                              img_strip="_leftImg8bit", lab_add="_gtFine_labelIds")
+        if cities:
+            pairs = [p for p in pairs if p[0].parent.name in set(cities)]
+        super().__init__(pairs, lookup_table(CITYSCAPES_LABELID_TO_TRAINID), transform, cache)
+
+
+class FolderDataset(SegmentationDataset):
+    """``<root>/images/<split>/*`` + ``<root>/labels/<split>/*.png`` + ``<root>/classes.yaml``.
+
+    classes.yaml: ``mapping: {stored value: cityscapes train ID}`` (values not listed are ignored).
+    """
+
+    def __init__(self, root, split: str = "train", transform=None, cache=False):
+        root = Path(root)
+        cfg_path = root / "classes.yaml"
+        if not cfg_path.is_file():
+            raise DatasetError(f"folder dataset needs {cfg_path} with a 'mapping' of label value -> train ID")
+        mapping = (yaml.safe_load(cfg_path.read_text()) or {}).get("mapping")
+        if not isinstance(mapping, dict) or not mapping:
+            raise DatasetError(f"{cfg_path}: 'mapping' must be a non-empty dict of label value -> train ID")
+        bad = {k: v for k, v in mapping.items() if not (0 <= int(k) <= 255 and (0 <= int(v) < 19 or int(v) == IGNORE_INDEX))}
+        if bad:
+            raise DatasetError(f"{cfg_path}: invalid entries {bad}")
+        pairs = []
+        img_dir, lab_dir = root / "images" / split, root / "labels" / split
+        for ext in (".png", ".jpg", ".jpeg"):
+            if img_dir.is_dir() and any(img_dir.glob(f"*{ext}")):
+                pairs = _pair_by_name(img_dir, lab_dir, img_suffix=ext)
+                break
+        if not pairs:
+            raise DatasetError(f"no images in {img_dir}")
+        super().__init__(pairs, lookup_table({int(k): int(v) for k, v in mapping.items()}), transform, cache)
+
+
+DATASETS = {"camvid": CamVid, "cityscapes": Cityscapes, "folder": FolderDataset}
+
+
+def build_dataset(name: str, root, split: str, transform=None, **kw) -> SegmentationDataset:
+    if name not in DATASETS:
+        raise DatasetError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
+    return DATASETS[name](root, split, transform=transform, **kw)

@@ -1,0 +1,233 @@
+"""Training and evaluation: ``train_one_epoch`` / ``evaluate`` / ``main(args)`` (torchvision
+references style). One process or many with ``torchrun`` (DistributedDataParallel; gloo on CPU,
+nccl on CUDA). Writes ``<out>/last.pt`` (resumable), ``<out>/best.pt`` (inference checkpoint),
+``<out>/log.csv`` and ``<out>/args.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from tqdm import tqdm
+
+from .checkpoint import IMAGENET_MEAN, IMAGENET_STD, make_checkpoint, model_from_checkpoint, read_checkpoint
+from .data import EvalTransform, TrainTransform, build_dataset
+from .inference import Segmenter
+from .losses import fornet_loss
+from .metrics import SegmentationMetrics
+from .model import create_model
+
+
+def poly_lr(step: int, total: int, warmup: int, power: float = 0.9) -> float:
+    """LR multiplier: linear warm-up, then polynomial decay to 0 at ``total``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return max(0.0, 1 - (step - warmup) / max(1, total - warmup)) ** power
+
+
+def collate(batch, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+    imgs = np.stack([b[0] for b in batch]).astype(np.float32)
+    labels = np.stack([b[1] for b in batch]).astype(np.int64)
+    m, s = np.asarray(mean, np.float32) * 255, np.asarray(std, np.float32) * 255
+    x = torch.from_numpy((imgs - m) / s).permute(0, 3, 1, 2)  # NHWC memory: channels_last
+    return x, torch.from_numpy(labels)
+
+
+def train_one_epoch(model, loader, optimizer, scheduler, cfg, steps: int, start_step: int, device,
+                    log=None, amp: bool = False, progress: bool = True):
+    """Runs ``steps`` optimisation steps (an "epoch" here is a fixed number of steps)."""
+    model.train()
+    it = iter(loader)
+    bar = tqdm(range(start_step, start_step + steps), desc="train", disable=not progress, dynamic_ncols=True)
+    for step in bar:
+        try:
+            x, y = next(it)
+        except StopIteration:
+            it = iter(loader)
+            x, y = next(it)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+            out = model(x)
+        loss, parts = fornet_loss({k: v.float() for k, v in out.items()}, y, cfg)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError(f"loss became {loss.item()} at step {step}")
+        row = {"step": step + 1, "lr": optimizer.param_groups[0]["lr"], **{k: v.item() for k, v in parts.items()}}
+        bar.set_postfix(loss=f"{row['total']:.3f}", lr=f"{row['lr']:.2e}")
+        if log is not None:
+            log(row)
+    return step + 1
+
+
+def evaluate(segmenter: Segmenter, dataset, boundary_px: int = 3, progress: bool = True, limit: int | None = None) -> dict:
+    """Scores a Segmenter on a dataset (each image at the segmenter's input size, scored at the
+    label's full resolution). Returns the metrics dict plus throughput."""
+    metrics = SegmentationMetrics(segmenter.cfg.num_classes, segmenter.classes, boundary_px)
+    n = len(dataset) if limit is None else min(limit, len(dataset))
+    t_model = 0.0
+    for i in tqdm(range(n), desc="eval", disable=not progress, dynamic_ncols=True):
+        img, label = dataset.load(i)
+        t0 = time.perf_counter()
+        res = segmenter(img)
+        t_model += time.perf_counter() - t0
+        metrics.update(label, res.labels, res.selected)
+    out = metrics.compute()
+    out.update(images=n, images_per_s=n / t_model if t_model else None, topk_ratio=segmenter.topk_ratio,
+               input_size=list(segmenter.input_size), variant=segmenter.cfg.variant)
+    return out
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="fornet train", description="Train FoR-Net (AdamW, poly LR with warm-up, "
+                                "OHEM cross-entropy + auxiliary + selector losses). Use torchrun for several processes.")
+    p.add_argument("--dataset", default="camvid", choices=["camvid", "cityscapes", "folder"])
+    p.add_argument("--data-root", required=True, help="dataset root folder")
+    p.add_argument("--split", default="train")
+    p.add_argument("--drives", nargs="*", help="CamVid: train only on these drives (name prefixes)")
+    p.add_argument("--exclude-drives", nargs="*", help="CamVid: leave these drives out of training")
+    p.add_argument("--val-split", default=None, help="split to validate on (default: --split)")
+    p.add_argument("--val-drives", nargs="*", help="CamVid: validate only on these drives")
+    p.add_argument("--val-limit", type=int, default=None, help="validate on at most N images")
+    p.add_argument("--variant", default="fornet_s")
+    p.add_argument("--topk", type=float, default=0.25, help="Top-K ratio of regions refined during training")
+    p.add_argument("--no-focus", action="store_true", help="ablation: no selector and no branches")
+    p.add_argument("--region-cells", type=int, default=None, help="override the variant's region size (cells)")
+    p.add_argument("--iters", type=int, default=2000)
+    p.add_argument("--batch-size", type=int, default=8, help="per process")
+    p.add_argument("--crop", type=int, nargs=2, default=(352, 480), metavar=("H", "W"))
+    p.add_argument("--scale", type=float, nargs=2, default=(0.75, 1.5), metavar=("MIN", "MAX"))
+    p.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"),
+                   help="inference size stored in the checkpoint (default: the first training image's size)")
+    p.add_argument("--lr", type=float, default=4e-3)
+    p.add_argument("--weight-decay", type=float, default=1e-2)
+    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--eval-every", type=int, default=500)
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    p.add_argument("--init", default=None, help="start from this checkpoint's weights")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-progress", action="store_true")
+    return p.parse_args(argv)
+
+
+def _setup_distributed(device_arg: str):
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() and device_arg != "cpu" else "gloo"
+        dist.init_process_group(backend)
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    if device_arg == "auto":
+        device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(device_arg)
+    return rank, world, device
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rank, world, device = _setup_distributed(args.device)
+    torch.manual_seed(args.seed + rank)
+    random.seed(args.seed + rank)
+    out_dir = Path(args.out)
+    is_main = rank == 0
+    if is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "args.json").write_text(json.dumps(vars(args), indent=2))
+
+    extra = {"drives": args.drives, "exclude_drives": args.exclude_drives} if args.dataset == "camvid" else {}
+    train_ds = build_dataset(args.dataset, args.data_root, args.split, cache=True,
+                             transform=TrainTransform(args.crop, args.scale, seed=args.seed + rank), **extra)
+    val_extra = {"drives": args.val_drives} if args.dataset == "camvid" and args.val_drives else {}
+    val_ds = build_dataset(args.dataset, args.data_root, args.val_split or args.split, transform=EvalTransform(), **val_extra)
+    input_size = tuple(args.input_size) if args.input_size else train_ds.load(0)[1].shape
+
+    overrides = {"region_cells": args.region_cells} if args.region_cells else {}
+    if args.init:
+        model = model_from_checkpoint(read_checkpoint(args.init)).train()
+    else:
+        model = create_model(args.variant, num_classes=len(train_ds.classes), topk_ratio=args.topk,
+                             focus=not args.no_focus, **overrides)
+    cfg = model.cfg
+    model = model.to(device, memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: poly_lr(s, args.iters, args.warmup))
+    step, best = 0, -1.0
+    if args.resume and (out_dir / "last.pt").is_file():
+        state = torch.load(out_dir / "last.pt", map_location="cpu", weights_only=True)
+        model.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step, best = state["step"], state["best_miou"]
+    net = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    sampler = DistributedSampler(train_ds, seed=args.seed) if world > 1 else RandomSampler(train_ds)
+    loader = DataLoader(train_ds, batch_size=args.batch_size, sampler=sampler, num_workers=args.workers,
+                        collate_fn=collate, drop_last=len(train_ds) >= args.batch_size * world)
+
+    log_path = out_dir / "log.csv"
+    fields = ["step", "lr", "main", "aux", "selector", "total", "val_miou", "val_boundary_iou", "val_thin_miou", "time_s"]
+    t_start = time.time()
+
+    def log(row):
+        if not is_main:
+            return
+        new = not log_path.exists()
+        with open(log_path, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+            if new:
+                w.writeheader()
+            w.writerow({**row, "time_s": round(time.time() - t_start, 1)})
+
+    amp = device.type == "cuda"
+    result = {}
+    while step < args.iters:
+        n = min(args.eval_every, args.iters - step)
+        if isinstance(sampler, DistributedSampler):
+            sampler.set_epoch(step)
+        step = train_one_epoch(net, loader, optimizer, scheduler, cfg, n, step, device, log, amp,
+                               progress=is_main and not args.no_progress)
+        if is_main:
+            ckpt = make_checkpoint(model, classes=train_ds.classes, palette=train_ds.palette, input_size=input_size,
+                                   train={"dataset": args.dataset, "iters": args.iters, "step": step})
+            seg = Segmenter(model=model.eval(), ckpt=ckpt, device=str(device), precision="fp32")
+            result = evaluate(seg, val_ds, limit=args.val_limit, progress=not args.no_progress)
+            model.train()
+            ckpt["train"]["val"] = {k: result[k] for k in ("miou", "boundary_iou", "thin_miou", "pixel_accuracy")}
+            log({"step": step, "val_miou": result["miou"], "val_boundary_iou": result["boundary_iou"],
+                 "val_thin_miou": result["thin_miou"]})
+            if result["miou"] > best:
+                best = result["miou"]
+                torch.save(ckpt, out_dir / "best.pt")
+            torch.save({**ckpt, "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                        "step": step, "best_miou": best}, out_dir / "last.pt")
+            print(json.dumps({"step": step, "val_miou": round(result["miou"], 4),
+                              "val_boundary_iou": result["boundary_iou"], "val_thin_miou": result["thin_miou"]}), flush=True)
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# One-command set-up on a fresh Debian/Ubuntu machine without a ROS distro:
+# a virtual environment at .venv/ with torch (CPU), the ROS 2 wheels from PyPI, colcon, and
+# fornet_ros itself (editable, so `.venv/bin/fornet` runs this checkout).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+touch .venv/COLCON_IGNORE  # keep colcon from crawling the venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -r requirements.txt
+.venv/bin/python -m pip install -q --no-deps -e .
+.venv/bin/python -c "import rclpy, sensor_msgs.msg, torch, cv2; print('fornet_ros set-up OK: torch', torch.__version__)"

@@ -1,0 +1,87 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from fornet_ros.cli import main as cli
+from fornet_ros.synthetic import make_scene
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "fornet_ros.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_help_for_every_subcommand(capsys):
+    from fornet_ros.commands import COMMANDS
+    assert cli(["--help"]) == 0
+    assert "predict" in capsys.readouterr().out
+    for name in COMMANDS:
+        with pytest.raises(SystemExit) as e:
+            cli([name, "--help"])
+        assert e.value.code == 0
+        assert "usage: fornet " + name in capsys.readouterr().out
+
+
+def test_init_info_predict(tmp_path, capsys):
+    ck = tmp_path / "u.pt"
+    cli(["init", "--variant", "fornet_s", "--out", str(ck), "--input-size", "128", "256"])
+    cli(["info", "--checkpoint", str(ck), "--json", "--size", "128", "256"])
+    info = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    assert info["variant"] == "fornet_s" and 0.5 < info["params_m"] < 5 and info["gflops_at_k"] < info["gflops_k1"]
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for i in range(2):
+        img, _ = make_scene(90, 150, seed=i)
+        cv2.imwrite(str(imgs / f"f{i}.png"), img[:, :, ::-1])
+    (imgs / "broken.png").write_bytes(b"nope")
+    cli(["predict", str(imgs), "--checkpoint", str(ck), "--out", str(tmp_path / "pred")])
+    for i in range(2):
+        lab = cv2.imread(str(tmp_path / "pred" / f"f{i}_labels.png"), cv2.IMREAD_UNCHANGED)
+        assert lab.shape == (90, 150) and lab.dtype == np.uint8 and lab.max() < 19
+        assert cv2.imread(str(tmp_path / "pred" / f"f{i}_color.png")).shape == (90, 150, 3)
+        assert cv2.imread(str(tmp_path / "pred" / f"f{i}_importance.png")).shape == (90, 150, 3)
+    assert "skipping" in capsys.readouterr().err
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((20, 30, 3), np.uint8))
+    p = run("predict", str(tmp_path), "--checkpoint", str(tmp_path / "none.pt"), "--out", str(tmp_path / "o"))
+    assert p.returncode == 2 and "checkpoint not found" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_bench_json(tmp_path):
+    p = run("bench", "--variant", "fornet_s", "--size", "128", "256", "--topk", "0.25", "1.0", "--runs", "2",
+            "--warmup", "1", "--json")
+    assert p.returncode == 0, p.stderr
+    res = json.loads(p.stdout)
+    assert res["threads"] >= 1 and res["machine"]
+    recs = {(r["topk"], r["mode"]): r for r in res["results"]}
+    assert set(recs) == {(0.25, "sparse"), (0.25, "dense"), (1.0, "sparse"), (1.0, "dense")}
+    assert all(r["variant"] == "fornet_s" and r["total_ms"] > 0 and r["focus_ms"] > 0 for r in recs.values())
+
+
+def test_export_cli(tmp_path, checkpoint_path):
+    p = run("export", "--checkpoint", str(checkpoint_path), "--onnx", str(tmp_path / "m.onnx"))
+    assert p.returncode == 0, p.stderr
+    info = json.loads(p.stdout.strip().splitlines()[-1])
+    assert info["max_abs_diff"] < 1e-3 and (tmp_path / "m.onnx").stat().st_size > 100_000
+
+
+def test_eval_cli_json(tmp_path, checkpoint_path):
+    from fornet_ros.synthetic import write_camvid_like
+    root = write_camvid_like(tmp_path / "cv", n=3, size=(96, 128), splits=("test",))
+    p = run("eval", "--dataset", "camvid", "--data-root", str(root), "--split", "test",
+            "--checkpoint", str(checkpoint_path), "--json")
+    assert p.returncode == 0, p.stderr
+    res = json.loads(p.stdout)
+    for key in ("miou", "per_class_iou", "boundary_iou", "thin_miou", "hard_region_recall", "pixel_accuracy"):
+        assert key in res
+    assert res["images"] == 3 and 0 <= res["miou"] <= 1
+    p = run("eval", "--dataset", "camvid", "--data-root", str(root), "--split", "nosuch",
+            "--checkpoint", str(checkpoint_path), "--json")
+    assert p.returncode == 2 and "folder not found" in p.stderr

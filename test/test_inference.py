@@ -1,0 +1,126 @@
+import numpy as np
+import pytest
+import torch
+
+from fornet_ros.checkpoint import CheckpointError, load_model, make_checkpoint, read_checkpoint, save_checkpoint
+from fornet_ros.inference import Segmenter, resolve_device, resolve_precision
+from fornet_ros.model import create_model
+
+
+def test_checkpoint_round_trip(checkpoint_path, small_model):
+    model, ckpt = load_model(checkpoint_path)
+    assert model.cfg == small_model.cfg
+    assert ckpt["input_size"] == [128, 256] and len(ckpt["classes"]) == 19 and ckpt["palette"][0] == [128, 64, 128]
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        assert torch.equal(model(x)["logits"], small_model(x)["logits"])
+
+
+def test_checkpoint_refuses_mismatch(tmp_path, small_model):
+    ckpt = make_checkpoint(small_model)
+    ckpt["model_config"]["channels"] = [32, 64, 128, 192]  # weights are fornet_s
+    torch.save(ckpt, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="do not match"):
+        load_model(tmp_path / "bad.pt")
+    ckpt = make_checkpoint(small_model)
+    ckpt["classes"] = ckpt["classes"][:5]
+    torch.save(ckpt, tmp_path / "bad2.pt")
+    with pytest.raises(CheckpointError, match="19 classes but 5 names"):
+        read_checkpoint(tmp_path / "bad2.pt")
+    with pytest.raises(CheckpointError, match="not found"):
+        read_checkpoint(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        read_checkpoint(tmp_path / "junk.pt")
+    torch.save({"state_dict": {}}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a fornet_ros/1 checkpoint"):
+        read_checkpoint(tmp_path / "other.pt")
+
+
+def test_segmenter_outputs_at_image_resolution(checkpoint_path, rgb):
+    seg = Segmenter(checkpoint_path, device="cpu")
+    assert seg.input_size == (128, 256) and seg.dtype == torch.float32
+    r = seg(rgb)
+    assert r.labels.shape == rgb.shape[:2] and r.labels.dtype == np.uint8 and r.labels.max() < 19
+    assert r.importance.shape == rgb.shape[:2] and r.importance.dtype == np.float32
+    assert 0 <= r.importance.min() and r.importance.max() <= 1
+    assert r.confidence.dtype == np.float32 and 0 < r.confidence.min() and r.confidence.max() <= 1
+    assert 0 < r.selected.mean() < 1  # K = 0.25 of the regions
+
+
+def test_segmenter_batch_matches_single(checkpoint_path, rgb):
+    seg = Segmenter(checkpoint_path, device="cpu")
+    big = np.random.default_rng(1).integers(0, 256, (300, 500, 3), dtype=np.uint8)
+    batch = seg([rgb, big])
+    assert [b.labels.shape for b in batch] == [rgb.shape[:2], big.shape[:2]]
+    single = seg(big)
+    assert (batch[1].labels == single.labels).mean() > 0.999
+    np.testing.assert_allclose(batch[1].confidence, single.confidence, atol=1e-4)
+
+
+def test_topk_changes_selected_fraction(checkpoint_path, rgb):
+    seg = Segmenter(checkpoint_path, device="cpu")
+    frac = []
+    for k in (0.1, 0.5, 1.0):
+        seg.topk_ratio = k
+        frac.append(seg(rgb).selected.mean())
+    assert frac[0] < frac[1] < frac[2] == 1.0
+    with pytest.raises(ValueError, match="topk_ratio"):
+        seg.topk_ratio = -0.1
+
+
+def test_float_input_equals_uint8(checkpoint_path, rgb):
+    seg = Segmenter(checkpoint_path, device="cpu")
+    a, b = seg(rgb), seg(rgb.astype(np.float32) / 255.0)
+    assert (a.labels == b.labels).mean() > 0.999
+
+
+@pytest.mark.parametrize("bad,msg", [
+    (np.zeros((0, 10, 3), np.uint8), "empty"),
+    (np.zeros((10, 10), np.uint8), "single-channel"),
+    (np.zeros((10, 10, 4), np.uint8), r"\(H, W, 3\)"),
+    (np.zeros((10, 10, 3), np.int32), "dtype int32"),
+    (np.full((10, 10, 3), np.nan, np.float32), "NaN"),
+    (np.full((10, 10, 3), 7.0, np.float32), r"\[0, 1\]"),
+    ([[1, 2, 3]], "numpy array"),
+])
+def test_bad_input_raises_value_error(checkpoint_path, bad, msg):
+    seg = Segmenter(checkpoint_path, device="cpu")
+    with pytest.raises(ValueError, match=msg):
+        seg(bad) if isinstance(bad, np.ndarray) else seg([bad])
+
+
+def test_bad_settings(checkpoint_path):
+    with pytest.raises(ValueError, match="device"):
+        resolve_device("tpu")
+    with pytest.raises(ValueError, match="precision"):
+        resolve_precision("int4", torch.device("cpu"))
+    with pytest.raises(ValueError, match="CUDA"):
+        resolve_precision("fp16", torch.device("cpu"))
+    with pytest.raises(ValueError, match="input_size"):
+        Segmenter(checkpoint_path, device="cpu", input_size=(4, 4))
+    with pytest.raises(ValueError, match="empty batch"):
+        Segmenter(checkpoint_path, device="cpu")([])
+
+
+def test_auto_device_is_cpu_without_cuda():
+    if not torch.cuda.is_available():
+        assert resolve_device("auto").type == "cpu"
+        assert resolve_precision("auto", torch.device("cpu")) == torch.float32
+    else:
+        assert resolve_device("auto").type == "cuda"
+        assert resolve_precision("auto", torch.device("cuda")) == torch.float16
+
+
+def test_onnx_export_matches_torch(tmp_path, checkpoint_path):
+    pytest.importorskip("onnxruntime")
+    from fornet_ros.export import export_onnx
+    info = export_onnx(checkpoint_path, tmp_path / "m.onnx", size=(128, 256), topk_ratio=0.25)
+    assert info["max_abs_diff"] < 1e-3
+
+
+def test_untrained_model_refined_regions_flagged(tmp_path):
+    model = create_model("fornet_s", focus=False)
+    path = save_checkpoint(tmp_path / "off.pt", model, input_size=(64, 64))
+    r = Segmenter(path, device="cpu")(np.zeros((40, 50, 3), np.uint8))
+    assert r.importance.max() == 0 and not r.selected.any()
