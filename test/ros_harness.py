@@ -1,0 +1,95 @@
+"""Helpers for the real-DDS tests: isolated domain, node subprocess, a test-side rclpy node."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "config"
+
+
+def ros_env(domain: int) -> dict:
+    """Environment for an isolated graph on loopback; also applied to this process."""
+    env = {"ROS_DOMAIN_ID": str(domain), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+           "FASTDDS_DEFAULT_PROFILES_FILE": str(CONFIG / "fastdds_large_images.xml"),
+           "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp", "PYTHONUNBUFFERED": "1"}
+    os.environ.update(env)
+    return {**os.environ, **env}
+
+
+def start_node(env: dict, *params: str, log_path: Path | None = None) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "fornet_ros.ros.node", "--ros-args", "--params-file", str(CONFIG / "fornet.yaml")]
+    for p in params:
+        cmd += ["-p", p]
+    out = open(log_path, "w") if log_path else subprocess.PIPE
+    return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+
+
+class Collector:
+    """A test-side node: publishes camera frames, records everything the node publishes."""
+
+    def __init__(self, cameras=("cam0", "cam1"), domain: int = 0):
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from sensor_msgs.msg import CameraInfo, Image
+        from std_msgs.msg import String
+
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain)
+        self.node = rclpy.create_node("fornet_test_collector", context=self.context)
+        self.lock = threading.Lock()
+        self.msgs: dict[str, list] = {}
+        self.pubs, self.info_pubs = {}, {}
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        for cam in cameras:
+            self.pubs[cam] = self.node.create_publisher(Image, f"{cam}/image_raw", reliable)
+            self.info_pubs[cam] = self.node.create_publisher(CameraInfo, f"{cam}/camera_info", reliable)
+            for out in ("labels", "color", "importance", "confidence"):
+                self._sub(Image, f"{cam}/semantic/{out}", reliable)
+            self._sub(CameraInfo, f"{cam}/semantic/camera_info", reliable)
+        self._sub(DiagnosticArray, "/diagnostics", reliable)
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self._sub(String, "semantic/label_info", latched)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self._spin, daemon=True)
+        self.thread.start()
+
+    def _spin(self):
+        while self.context.ok():
+            try:
+                self.executor.spin_once(timeout_sec=0.05)
+            except Exception:  # noqa: BLE001 - shutdown race
+                return
+
+    def _sub(self, typ, topic, qos):
+        def cb(msg, topic=topic):
+            with self.lock:
+                self.msgs.setdefault(topic, []).append(msg)
+        self.node.create_subscription(typ, topic, cb, qos)
+
+    def get(self, topic) -> list:
+        with self.lock:
+            return list(self.msgs.get(topic, []))
+
+    def wait_for(self, pred, timeout: float = 30.0, publish=None, period: float = 0.2) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if publish:
+                publish()
+            if pred():
+                return True
+            time.sleep(period)
+        return pred()
+
+    def close(self):
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.context.try_shutdown()

@@ -1,0 +1,176 @@
+"""End to end through real rclpy and real DDS: the node in its own process, this process
+publishing two cameras on an isolated domain (loopback only)."""
+
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from fornet_ros.synthetic import make_scene
+from ros_harness import Collector, ros_env, start_node
+
+DOMAIN = 40 + os.getpid() % 50
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory, request):
+    tmp = tmp_path_factory.mktemp("node")
+    from conftest import spread_selector
+    import torch
+    from fornet_ros.checkpoint import save_checkpoint
+    from fornet_ros.model import create_model
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp / "m.pt", spread_selector(create_model("fornet_s")), input_size=(128, 256))
+    env = ros_env(DOMAIN)
+    proc = start_node(env, f"checkpoint:={ckpt}", "cameras:=[cam0,cam1]", "diagnostics_period_s:=0.5",
+                      "topk_ratio:=0.25", log_path=tmp / "node.log")
+    col = Collector(("cam0", "cam1"), DOMAIN)
+    yield proc, col, tmp / "node.log"
+    col.close()
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def _frame(seq: int, h=150, w=200):
+    from builtin_interfaces.msg import Time
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Header
+    from fornet_ros.ros.conversions import rgb_to_image
+    rgb, _ = make_scene(h, w, seed=seq % 5)
+    hdr = Header(stamp=Time(sec=1000 + seq, nanosec=123), frame_id=f"cam_optical_{seq % 2}")
+    return rgb_to_image(Image(), rgb, hdr, "bgr8")
+
+
+def _camera_info(h=150, w=200):
+    from sensor_msgs.msg import CameraInfo
+    info = CameraInfo(height=h, width=w, distortion_model="plumb_bob")
+    info.k = [100.0, 0.0, w / 2, 0.0, 100.0, h / 2, 0.0, 0.0, 1.0]
+    return info
+
+
+def _publisher(col, seqs):
+    state = {"i": 0}
+
+    def pub():
+        seq = seqs[state["i"] % len(seqs)]
+        state["i"] += 1
+        for cam in ("cam0", "cam1"):
+            col.info_pubs[cam].publish(_camera_info())
+            col.pubs[cam].publish(_frame(seq))
+    return pub
+
+
+def _diag_values(col, cam):
+    for arr in reversed(col.get("/diagnostics")):
+        for st in arr.status:
+            if st.name == f"fornet_ros: {cam}":
+                return {kv.key: kv.value for kv in st.values}, st
+    return None, None
+
+
+def test_outputs_carry_input_header_and_size(graph):
+    proc, col, log = graph
+    ok = col.wait_for(lambda: all(col.get(f"{c}/semantic/{o}") for c in ("cam0", "cam1")
+                                  for o in ("labels", "color", "importance", "confidence", "camera_info")),
+                      timeout=60, publish=_publisher(col, [1]))
+    assert ok, open(log).read()[-3000:]
+    sent_stamps = {(1001, 123)}
+    for cam in ("cam0", "cam1"):
+        for out, enc in (("labels", "mono8"), ("color", "rgb8"), ("importance", "mono8"), ("confidence", "mono8")):
+            m = col.get(f"{cam}/semantic/{out}")[-1]
+            assert (m.header.stamp.sec, m.header.stamp.nanosec) in sent_stamps
+            assert m.header.frame_id == "cam_optical_1"
+            assert (m.height, m.width, m.encoding) == (150, 200, enc)
+        labels = np.frombuffer(col.get(f"{cam}/semantic/labels")[-1].data, np.uint8)
+        assert labels.size == 150 * 200 and labels.max() < 19
+        info = col.get(f"{cam}/semantic/camera_info")[-1]
+        assert (info.width, info.height, info.header.stamp.sec) == (200, 150, 1001)
+    assert proc.poll() is None
+
+
+def test_label_info_latched(graph):
+    import json
+    proc, col, _ = graph
+    assert col.wait_for(lambda: col.get("semantic/label_info"), timeout=20)
+    info = json.loads(col.get("semantic/label_info")[-1].data)
+    assert info["classes"][0] == "road" and len(info["palette"]) == 19 and info["ignore_id"] == 255
+
+
+def test_diagnostics_report_rates_and_latency(graph):
+    proc, col, _ = graph
+    assert col.wait_for(lambda: (_diag_values(col, "cam1")[0] or {}).get("processed", "0") != "0",
+                        timeout=30, publish=_publisher(col, [2, 3]))
+    vals, st = _diag_values(col, "cam0")
+    for key in ("input_hz", "processed_hz", "dropped_overwritten", "dropped_stale", "bad_messages",
+                "inference_ms_p50", "latency_ms_p95", "input_age_ms_p50", "device", "model", "topk_ratio"):
+        assert key in vals
+    assert vals["model"] == "fornet_s" and vals["device"] == "cpu" and float(vals["latency_ms_p50"]) > 0
+
+
+def test_bad_frames_are_counted_and_node_survives(graph):
+    proc, col, _ = graph
+    from sensor_msgs.msg import Image
+    bad1 = _frame(7)
+    bad1.encoding = "weird42"
+    bad2 = _frame(8)
+    bad2.step = bad2.step + 4  # data no longer matches step x height
+    empty = Image(encoding="rgb8")
+    for m in (bad1, bad2, empty):
+        col.pubs["cam0"].publish(m)
+        time.sleep(0.3)
+    before = len(col.get("cam0/semantic/labels"))
+    assert col.wait_for(lambda: int((_diag_values(col, "cam0")[0] or {}).get("bad_messages", 0)) >= 3
+                        and len(col.get("cam0/semantic/labels")) > before, timeout=30, publish=_publisher(col, [4]))
+    assert proc.poll() is None
+
+
+def test_topk_ratio_changes_at_run_time(graph):
+    proc, col, _ = graph
+    from rclpy.parameter import Parameter
+    from rclpy.parameter_client import AsyncParameterClient
+    client = AsyncParameterClient(col.node, "fornet_segmentation")
+    assert client.wait_for_services(timeout_sec=10)
+
+    def set_param(name, value):
+        fut = client.set_parameters([Parameter(name, value=value)])
+        end = time.monotonic() + 10
+        while not fut.done() and time.monotonic() < end:
+            time.sleep(0.05)
+        return fut.result().results[0]
+
+    assert set_param("topk_ratio", 0.5).successful
+    assert col.wait_for(lambda: (_diag_values(col, "cam0")[0] or {}).get("topk_ratio") == "0.5",
+                        timeout=20, publish=_publisher(col, [5]))
+    bad = set_param("topk_ratio", 0.9e1)
+    assert not bad.successful
+    bad = set_param("device", "cuda")
+    assert not bad.successful and "restart" in bad.reason
+    bad = set_param("max_input_age_ms", -5.0)
+    assert not bad.successful and "max_input_age_ms" in bad.reason
+
+
+def test_sigint_exits_cleanly(graph):
+    proc, col, log = graph
+    proc.send_signal(signal.SIGINT)
+    t = time.monotonic()
+    rc = proc.wait(timeout=15)
+    assert rc == 0, open(log).read()[-2000:]
+    assert time.monotonic() - t < 10
+
+
+def test_missing_checkpoint_fails_at_start_up(tmp_path):
+    env = ros_env(DOMAIN + 1)
+    proc = start_node(env, f"checkpoint:={tmp_path}/nope.pt")
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert "parameter 'checkpoint'" in out and "nope.pt" in out and "Traceback" not in out
+
+
+def test_invalid_parameter_fails_at_start_up():
+    env = ros_env(DOMAIN + 2)
+    proc = start_node(env, "device:=tpu", "allow_untrained:=true")
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "device must be" in out
