@@ -35,6 +35,18 @@ class NodeParams:
     input_depth: int = 1
     output_reliability: str = "reliable"
     output_depth: int = 2
+    costmap_enabled: bool = True
+    costmap_config: str = ""  # YAML with ground_classes / obstacle_classes / layers; empty: built-in default
+    grid_frame: str = "base_link"
+    grid_resolution: float = 0.1
+    grid_width: int = 400
+    grid_height: int = 400
+    grid_origin: tuple[float, ...] = (0.0, -20.0)
+    max_range: float = 30.0
+    point_height: float = 0.2
+    publish_ground_points: bool = False
+    costmap_transient_local: bool = False
+    use_tf: bool = True
     extra: dict = field(default_factory=dict, compare=False)
 
 
@@ -59,6 +71,10 @@ def validate(p: NodeParams) -> None:
     for name in ("input_reliability", "output_reliability"):
         if getattr(p, name) not in ("reliable", "best_effort"):
             raise ValueError(f"{name} must be reliable or best_effort, got {getattr(p, name)!r}")
+    if not (p.grid_resolution > 0 and p.grid_width > 0 and p.grid_height > 0 and len(p.grid_origin) == 2):
+        raise ValueError("grid_resolution, grid_width, grid_height must be positive and grid_origin [x, y]")
+    if p.max_range <= 0:
+        raise ValueError(f"max_range must be positive, got {p.max_range}")
     for name in ("input_depth", "output_depth"):
         if not 1 <= getattr(p, name) <= 100:
             raise ValueError(f"{name} must be in 1..100, got {getattr(p, name)}")

@@ -55,6 +55,11 @@ class Collector:
                 self._sub(Image, f"{cam}/semantic/{out}", reliable)
             self._sub(CameraInfo, f"{cam}/semantic/camera_info", reliable)
         self._sub(DiagnosticArray, "/diagnostics", reliable)
+        from nav_msgs.msg import OccupancyGrid
+        from sensor_msgs.msg import PointCloud2
+        for layer in ("combined", "road", "vehicles"):
+            self._sub(OccupancyGrid, f"semantic_costmap/{layer}", reliable)
+        self._sub(PointCloud2, "semantic_points", reliable)
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self._sub(String, "semantic/label_info", latched)
         self.executor = SingleThreadedExecutor(context=self.context)

@@ -23,9 +23,17 @@ def graph(tmp_path_factory, request):
     from fornet_ros.model import create_model
     torch.manual_seed(0)
     ckpt = save_checkpoint(tmp / "m.pt", spread_selector(create_model("fornet_s")), input_size=(128, 256))
+    import yaml
+    from fornet_ros.classes import CITYSCAPES_CLASSES
+    # an untrained model predicts arbitrary classes: make every class "ground" so cells get observed
+    layers = tmp / "layers.yaml"
+    layers.write_text(yaml.safe_dump({"ground_classes": list(CITYSCAPES_CLASSES), "layers": [
+        {"name": "road", "classes": ["road"], "cost": 10}, {"name": "vehicles", "classes": ["car"], "cost": 100}]}))
     env = ros_env(DOMAIN)
-    proc = start_node(env, f"checkpoint:={ckpt}", "cameras:=[cam0,cam1]", "diagnostics_period_s:=0.5",
-                      "topk_ratio:=0.25", log_path=tmp / "node.log")
+    proc = start_node(env, f"checkpoint:={ckpt}", f"costmap_config:={layers}", "cameras:=[cam0,cam1]", "diagnostics_period_s:=0.5",
+                      "topk_ratio:=0.25", "grid_width:=100", "grid_height:=100",
+                      "grid_origin:=[0.0, -5.0]", "camera_pose.cam0:=[0.0, 0.0, 1.5, 0.0, 0.0, 0.0]",
+                      "camera_pose.cam1:=[0.0, 0.0, 1.5, 0.0, 0.0, 3.14159]", log_path=tmp / "node.log")
     col = Collector(("cam0", "cam1"), DOMAIN)
     yield proc, col, tmp / "node.log"
     col.close()
@@ -150,6 +158,34 @@ def test_topk_ratio_changes_at_run_time(graph):
     assert not bad.successful and "restart" in bad.reason
     bad = set_param("max_input_age_ms", -5.0)
     assert not bad.successful and "max_input_age_ms" in bad.reason
+
+
+def test_costmap_layers_published_with_image_stamp(graph):
+    proc, col, log = graph
+    assert col.wait_for(lambda: col.get("semantic_costmap/combined") and col.get("semantic_points"),
+                        timeout=30, publish=_publisher(col, [6])), open(log).read()[-2000:]
+    grid = col.get("semantic_costmap/combined")[-1]
+    assert grid.header.frame_id == "base_link" and (grid.info.width, grid.info.height) == (100, 100)
+    assert grid.header.stamp.sec in {1000 + s for s in range(1, 7)} and grid.header.stamp.nanosec == 123
+    vals = np.array(grid.data, np.int8)
+    assert vals.min() == -1 and (vals >= 0).any() and vals.max() <= 100
+    assert col.get("semantic_costmap/road") and col.get("semantic_costmap/vehicles")
+    cloud = col.get("semantic_points")[-1]
+    assert [f.name for f in cloud.fields] == ["x", "y", "z", "label"] and cloud.point_step == 16
+
+
+def test_bad_camera_info_does_not_stop_the_node(graph):
+    proc, col, _ = graph
+    from sensor_msgs.msg import CameraInfo
+    n_before = len(col.get("semantic_costmap/combined"))
+    pub = _publisher(col, [3])
+
+    def publish_with_bad_info():
+        pub()
+        col.info_pubs["cam1"].publish(CameraInfo(height=150, width=200))  # K all zeros
+    assert col.wait_for(lambda: len(col.get("semantic_costmap/combined")) > n_before + 2, timeout=30,
+                        publish=publish_with_bad_info)
+    assert proc.poll() is None
 
 
 def test_sigint_exits_cleanly(graph):

@@ -65,6 +65,18 @@ DESCRIPTIONS = {
     "input_depth": "input QoS history depth",
     "output_reliability": "reliable or best_effort",
     "output_depth": "output QoS history depth",
+    "costmap_enabled": "publish semantic_costmap/* OccupancyGrids and semantic_points (needs camera_info)",
+    "costmap_config": "YAML with ground_classes, obstacle_classes, layers [{name, classes, cost}]; empty = built-in",
+    "grid_frame": "frame of the grids (the robot base, z = 0 is the ground)",
+    "grid_resolution": "metres per cell",
+    "grid_width": "cells along x",
+    "grid_height": "cells along y",
+    "grid_origin": "[x, y] of cell (0, 0)'s corner in grid_frame",
+    "max_range": "ignore ground points farther than this from the camera (m)",
+    "point_height": "z of the obstacle points in semantic_points (m)",
+    "publish_ground_points": "also publish semantic_ground_points (drivable surface, a clearing source)",
+    "costmap_transient_local": "latch the grids (match map_subscribe_transient_local in Nav2)",
+    "use_tf": "camera pose from TF at the image stamp when tf2_ros exists, else camera_pose.<cam>",
 }
 
 
@@ -100,6 +112,7 @@ class SegmentationNode(Node):
         self.lock = threading.Condition()
         self.running = True
         self._make_io()
+        self.costmap = self._make_costmap() if self.params.costmap_enabled else None
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diag_t = time.monotonic()
@@ -149,6 +162,34 @@ class SegmentationNode(Node):
             self.segmenter.topk_ratio = new.topk_ratio  # takes effect on the next frame
         return SetParametersResult(successful=True)
 
+    def _make_costmap(self):
+        import yaml
+        from ..geometry import DEFAULT_LAYER_CONFIG, GeometryError, GridSpec, LayerConfig, Pose
+        from .costmap import SemanticCostmap
+        p = self.params
+        poses = {}
+        for cam in p.cameras:
+            name = f"camera_pose.{cam.strip('/').replace('/', '_')}"
+            v = self.declare_parameter(name, [0.0, 0.0, 1.5, 0.0, 0.0, 0.0], ParameterDescriptor(
+                description=f"[x, y, z, roll, pitch, yaw] of camera {cam}'s body frame in grid_frame (m, rad)")).value
+            try:
+                if len(v) != 6:
+                    raise GeometryError(f"needs 6 numbers, got {len(v)}")
+                poses[cam] = Pose(*map(float, v))
+            except GeometryError as e:
+                raise ValueError(f"parameter '{name}': {e}") from e
+        try:
+            cfg = DEFAULT_LAYER_CONFIG
+            if p.costmap_config:
+                with open(p.costmap_config) as f:
+                    cfg = yaml.safe_load(f)
+            layers = LayerConfig.from_dict(cfg, self.segmenter.classes)
+        except (OSError, yaml.YAMLError, GeometryError, AttributeError) as e:
+            raise ValueError(f"parameter 'costmap_config' = {p.costmap_config or '(built-in)'}: {e}") from e
+        grid = GridSpec(p.grid_resolution, p.grid_width, p.grid_height, tuple(p.grid_origin), p.grid_frame)
+        return SemanticCostmap(self, grid, layers, p.max_range, p.point_height, p.publish_ground_points,
+                               p.costmap_transient_local, poses, p.use_tf)
+
     def _load_segmenter(self):
         from ..checkpoint import CheckpointError, default_checkpoint_path, make_checkpoint
         from ..inference import Segmenter
@@ -162,7 +203,7 @@ class SegmentationNode(Node):
             where = p.checkpoint or f"(default) {default_checkpoint_path()}"
             if not p.allow_untrained:
                 raise RuntimeError(f"parameter 'checkpoint' = {where}: {e}") from e
-            self.get_logger().warn(f"parameter 'checkpoint' = {where}: {e}; allow_untrained is set, "
+            self.get_logger().warning(f"parameter 'checkpoint' = {where}: {e}; allow_untrained is set, "
                                    "using RANDOM weights (outputs are meaningless)")
             from ..model import create_model
             model = create_model("fornet_s")
@@ -244,7 +285,7 @@ class SegmentationNode(Node):
                 rgb = compressed_to_rgb(msg) if p.compressed else image_to_rgb(msg)
             except BadImageError as e:
                 cam.bad += 1
-                self.get_logger().warn(f"{cam.name}: dropping bad image: {e}", throttle_duration_sec=2.0)
+                self.get_logger().warning(f"{cam.name}: dropping bad image: {e}", throttle_duration_sec=2.0)
                 continue
             batch.append((cam, msg, t_rx, rgb))
         if not batch:
@@ -254,6 +295,10 @@ class SegmentationNode(Node):
         infer_ms = (time.monotonic() - t0) * 1000 / len(batch)
         for (cam, msg, t_rx, _), r in zip(batch, results):
             self._publish(cam, msg.header, r)
+        if self.costmap is not None:
+            self.costmap.update([(cam.name, msg.header, r.labels, cam.camera_info)
+                                 for (cam, msg, _, _), r in zip(batch, results)])
+        for (cam, msg, t_rx, _), r in zip(batch, results):
             with self.lock:
                 cam.processed += 1
                 cam.window_processed += 1
