@@ -241,6 +241,124 @@ def cmd_eval(argv):
         print(f"  {k:15} {v:.4f}")
 
 
+def cmd_bag(argv):
+    p = argparse.ArgumentParser(prog="fornet bag", description="rosbag2 tools (pure-Python rosbags; no ROS "
+                                "distro needed). Bags hold <cam>/image_raw, <cam>/camera_info and "
+                                "<cam>/ground_truth/labels (mono8 train IDs).")
+    sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    c = sub.add_parser("from-cityscapes", help="Cityscapes leftImg8bit/ + gtFine/ + camera/ -> bag")
+    c.add_argument("root", help="Cityscapes root (holds leftImg8bit/, gtFine/, camera/)")
+    c.add_argument("--split", default="val")
+    c.add_argument("--city", default=None)
+    c.add_argument("--sequence", action="store_true", help="read leftImg8bit_sequence/ (ground truth where it exists)")
+    c.add_argument("--rate", type=float, default=17.0, help="frame rate of the stamps (Hz)")
+    f = sub.add_parser("from-folder", help="an image folder (+ labels) -> bag, e.g. CamVid")
+    f.add_argument("images")
+    f.add_argument("--labels", default=None, help="label folder (same file stems, .png)")
+    f.add_argument("--mapping", default="trainid", choices=["trainid", "camvid", "cityscapes"],
+                   help="what label values mean (mapped to Cityscapes train IDs)")
+    f.add_argument("--rate", type=float, default=10.0)
+    for q in (c, f):
+        q.add_argument("--out", required=True, help="output bag folder")
+        q.add_argument("--limit", type=int, default=None, help="at most N frames")
+        q.add_argument("--storage", default="mcap", choices=["mcap", "sqlite3"])
+        q.add_argument("--compressed", action="store_true", help="CompressedImage (png) instead of Image")
+        q.add_argument("--camera", default="camera", help="camera namespace of the topics")
+    pl = sub.add_parser("play", help="publish a bag with rclpy at recorded timing")
+    pl.add_argument("bag")
+    pl.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
+    pl.add_argument("--loop", action="store_true")
+    pl.add_argument("--clock", action="store_true", help="publish /clock (for use_sim_time)")
+    pl.add_argument("--topics", nargs="*", default=None)
+    e = sub.add_parser("eval", help="segment every frame and score against <cam>/ground_truth/labels")
+    e.add_argument("bag")
+    e.add_argument("--camera", default=None)
+    e.add_argument("--limit", type=int, default=None)
+    e.add_argument("--boundary-px", type=int, default=3)
+    e.add_argument("--json", action="store_true")
+    _model_args(e)
+    i = sub.add_parser("info", help="topics, types and message counts")
+    i.add_argument("bag")
+    a = p.parse_args(argv)
+    from .bags import BagError
+    try:
+        return _bag_action(a)
+    except BagError as err:
+        return _fail(str(err))
+
+
+def _bag_action(a):
+    from . import bags
+    if a.action == "from-cityscapes":
+        print(json.dumps(bags.from_cityscapes(a.root, a.out, a.split, a.city, a.limit, a.storage, a.compressed,
+                                              a.camera, a.sequence, a.rate)))
+    elif a.action == "from-folder":
+        print(json.dumps(bags.from_folder(a.images, a.out, a.labels, a.mapping, a.limit, a.storage, a.compressed,
+                                          a.camera, a.rate)))
+    elif a.action == "info":
+        r = bags.open_reader(a.bag)
+        try:
+            print(json.dumps({"duration_s": r.duration / 1e9, "messages": r.message_count, "topics": {
+                c.topic: {"type": c.msgtype, "count": c.msgcount} for c in r.connections}}, indent=2))
+        finally:
+            r.close()
+    elif a.action == "play":
+        from .ros.bag_player import play
+        n = play(a.bag, a.rate, a.loop, a.clock, a.topics)
+        print(f"published {n} messages")
+    elif a.action == "eval":
+        from .checkpoint import CheckpointError
+        try:
+            seg = _segmenter(a)
+        except (CheckpointError, ValueError) as err:
+            return _fail(str(err))
+        res = bags.evaluate_bag(seg, a.bag, a.camera, a.limit, a.boundary_px, progress=not a.json)
+        if a.json:
+            print(json.dumps(res))
+        else:
+            print(f"{res['frames']} frames ({res['scored']} with ground truth), {res['frames_per_s']:.2f} frames/s, "
+                  f"mIoU {res.get('miou')}")
+
+
+def cmd_synth(argv):
+    p = argparse.ArgumentParser(prog="fornet synth", description="Write procedural street scenes with exact "
+                                "labels in the Cityscapes layout (leftImg8bit/, gtFine/, camera/).")
+    p.add_argument("--out", required=True)
+    p.add_argument("--frames", type=int, default=8)
+    p.add_argument("--size", type=int, nargs=2, default=(256, 512), metavar=("H", "W"))
+    p.add_argument("--split", default="val")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    from .synthetic import write_cityscapes_like
+    cam = write_cityscapes_like(a.out, a.frames, tuple(a.size), a.split, seed=a.seed)
+    print(json.dumps({"out": a.out, "frames": a.frames, "camera": cam}))
+
+
+def cmd_demo(argv):
+    p = argparse.ArgumentParser(prog="fornet demo", description="The whole pipeline through real DDS: make (or "
+                                "take) a bag, start segmentation_node, replay the bag into it, record its outputs "
+                                "and write a report (index.html/index.md, summary.json, images).")
+    p.add_argument("--input", default=None, help="rosbag2 folder, Cityscapes root or image folder "
+                   "(default: procedural scenes made by fornet itself)")
+    p.add_argument("--out", required=True, help="report folder")
+    p.add_argument("--checkpoint", default=None, help="default: the packaged model")
+    p.add_argument("--frames", type=int, default=12, help="frames to generate / take")
+    p.add_argument("--size", type=int, nargs=2, default=(256, 512), metavar=("H", "W"), help="generated frame size")
+    p.add_argument("--rate", type=float, default=1.0, help="bag playback speed factor")
+    p.add_argument("--timeout", type=float, default=180.0)
+    p.add_argument("--allow-untrained", action="store_true", help="run with random weights if no checkpoint loads")
+    a = p.parse_args(argv)
+    from .bags import BagError
+    from .demo import run_demo
+    try:
+        s = run_demo(a.out, a.input, a.checkpoint, a.frames, tuple(a.size), a.rate, a.timeout,
+                     allow_untrained=a.allow_untrained)
+    except (BagError, RuntimeError) as e:
+        return _fail(str(e))
+    print(json.dumps({k: s[k] for k in ("frames_in_bag", "frames_segmented", "frames_scored")} |
+                     {"miou": (s["metrics"] or {}).get("miou"), "report": str(Path(a.out) / "index.html")}))
+
+
 def cmd_train(argv):
     from .train import main
     main(argv)
@@ -254,4 +372,7 @@ COMMANDS = {
     "export": ("export to ONNX and check it in onnxruntime", cmd_export),
     "train": ("train FoR-Net (AdamW, poly LR, OHEM; torchrun for several processes)", cmd_train),
     "eval": ("score a model on a dataset split (JSON with --json)", cmd_eval),
+    "bag": ("rosbag2: from-cityscapes, from-folder, play, eval, info", cmd_bag),
+    "demo": ("the whole pipeline through DDS with a report (index.html, summary.json)", cmd_demo),
+    "synth": ("write procedural Cityscapes-format scenes (exact labels, camera JSON)", cmd_synth),
 }

@@ -94,3 +94,32 @@ def write_camvid_like(root, n: int = 6, size=(96, 128), splits=("train", "val"),
             cv2.imwrite(str(root / f"{split}annot" / name), inv[lab])
             k += 1
     return root
+
+
+def write_cityscapes_like(root, n: int = 4, size=(256, 512), split: str = "val", city: str = "synthtown",
+                          seed: int = 0) -> dict:
+    """Write procedural frames in the official Cityscapes layout: leftImg8bit/<split>/<city>/
+    *_leftImg8bit.png, gtFine/.../*_gtFine_labelIds.png and camera/.../*_camera.json, with a camera
+    whose horizon matches the scenes' (f = W px, level roll, pitch putting the horizon at 0.45 H)."""
+    import json
+    from pathlib import Path
+    from .classes import CITYSCAPES_LABELID_TO_TRAINID
+    root = Path(root)
+    H, W = size
+    to_labelid = np.zeros(256, np.uint8)  # trainId -> labelId (0 = unlabeled for ignore)
+    for lid, tid in CITYSCAPES_LABELID_TO_TRAINID.items():
+        to_labelid[tid] = lid
+    f = float(W)
+    camera = {"extrinsic": {"baseline": 0.22, "pitch": float(np.arctan(0.05 * H / f)), "roll": 0.0,
+                            "x": 1.7, "y": 0.0, "yaw": 0.0, "z": 1.5},
+              "intrinsic": {"fx": f, "fy": f, "u0": W / 2, "v0": H / 2}}
+    dirs = [root / d / split / city for d in ("leftImg8bit", "gtFine", "camera")]
+    for d in dirs:
+        d.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        img, lab = make_scene(H, W, seed=seed + i)
+        stem = f"{city}_000000_{i:06d}"
+        cv2.imwrite(str(dirs[0] / f"{stem}_leftImg8bit.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(dirs[1] / f"{stem}_gtFine_labelIds.png"), to_labelid[lab])
+        (dirs[2] / f"{stem}_camera.json").write_text(json.dumps(camera))
+    return camera

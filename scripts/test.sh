@@ -4,7 +4,7 @@
 set -eo pipefail  # no -u: colcon's setup.bash reads unset variables
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-colcon build --packages-select fornet_ros --event-handlers console_cohesion- > /dev/null
+colcon build --symlink-install --packages-select fornet_ros --event-handlers console_cohesion- > /dev/null
 source install/setup.bash
 rc=0
 colcon test --packages-select fornet_ros --return-code-on-test-failure \

@@ -1,0 +1,241 @@
+"""``fornet demo``: the whole pipeline through real DDS, with a report.
+
+Makes (or takes) a bag -> starts segmentation_node in its own process on an isolated DDS domain
+(loopback only) -> replays the bag into it with rclpy -> records the node's outputs -> writes
+DIR/index.html + index.md, DIR/summary.json and the images they show (label overlays, importance
+maps, costmap layers), scoring the labels where the bag has ground truth.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .bags import BagError, T0_NS, from_cityscapes, from_folder, iter_frames
+from .classes import colorize
+
+
+def _prepare_input(inp: str | None, work: Path, frames: int, size) -> tuple[Path, list | None]:
+    if inp is None:
+        from .synthetic import write_cityscapes_like
+        write_cityscapes_like(work / "scenes", frames, size)
+        info = from_cityscapes(work / "scenes", work / "input.bag", split="val", storage="mcap", rate_hz=5.0)
+        return work / "input.bag", info["camera_pose"]
+    p = Path(inp)
+    if (p / "metadata.yaml").is_file():
+        return p, None
+    if (p / "leftImg8bit").is_dir():
+        info = from_cityscapes(p, work / "input.bag", split=next(iter(sorted(os.listdir(p / "leftImg8bit")))),
+                               limit=frames, rate_hz=5.0)
+        return work / "input.bag", info["camera_pose"]
+    if p.is_dir():
+        from_folder(p, work / "input.bag", limit=frames, rate_hz=5.0)
+        return work / "input.bag", None
+    raise BagError(f"--input must be a rosbag2 folder, a Cityscapes root or an image folder: {p}")
+
+
+def run_demo(out: str, inp: str | None = None, checkpoint: str | None = None, frames: int = 12,
+             size=(256, 512), rate: float = 1.0, timeout: float = 120.0, domain: int | None = None,
+             allow_untrained: bool = False) -> dict:
+    import rclpy
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from nav_msgs.msg import OccupancyGrid
+    from sensor_msgs.msg import Image
+
+    from .metrics import SegmentationMetrics
+    from .ros.bag_player import play
+
+    out = Path(out)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    bag, pose = _prepare_input(inp, out, frames, size)
+    inputs = {stamp: (rgb, gt) for _, stamp, rgb, gt in iter_frames(bag)}
+    cam = "camera"
+    domain = domain if domain is not None else 60 + os.getpid() % 40
+    root = Path(__file__).resolve().parent
+    share_cfg = root.parent / "config"
+    env = {**os.environ, "ROS_DOMAIN_ID": str(domain), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+    profile = share_cfg / "fastdds_large_images.xml"
+    if profile.is_file():
+        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile)
+    os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")})
+    params = [f"cameras:=[{cam}]", "grid_width:=300", "grid_height:=300", "grid_origin:=[0.0, -15.0]",
+              "diagnostics_period_s:=0.5", "input_reliability:=reliable", "input_depth:=1"]
+    if checkpoint:
+        params.append(f"checkpoint:={checkpoint}")
+    if allow_untrained:
+        params.append("allow_untrained:=true")
+    if pose:
+        params.append(f"camera_pose.{cam}:=[{', '.join(str(float(v)) for v in pose)}]")
+    cmd = [sys.executable, "-m", "fornet_ros.ros.node", "--ros-args"] + sum((["-p", p] for p in params), [])
+    log = open(out / "node.log", "w")
+    node_proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    rclpy.init(domain_id=domain)
+    node = rclpy.create_node("fornet_demo_recorder")
+    got, lock = {}, threading.Lock()
+    recv_t = {}
+    qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+
+    def rec(topic):
+        def cb(msg):
+            with lock:
+                if isinstance(msg, DiagnosticArray):
+                    got.setdefault(topic, []).append(msg)
+                    return
+                key = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+                got.setdefault(topic, {})[key] = msg
+                if topic == "labels":
+                    recv_t[key] = time.monotonic()
+        return cb
+
+    for o in ("labels", "color", "importance", "confidence"):
+        node.create_subscription(Image, f"{cam}/semantic/{o}", rec(o), qos)
+    for layer in ("combined", "road", "sidewalk", "vehicles", "people", "static"):
+        node.create_subscription(OccupancyGrid, f"semantic_costmap/{layer}", rec(f"grid_{layer}"), qos)
+    node.create_subscription(DiagnosticArray, "/diagnostics", rec("diagnostics"), qos)
+    stop = threading.Event()
+    spin = threading.Thread(target=lambda: [rclpy.spin_once(node, timeout_sec=0.05) for _ in iter(stop.is_set, True)],
+                            daemon=True)
+    spin.start()
+    summary = {"input": str(inp or "generated procedural scenes"), "bag": str(bag), "frames_in_bag": len(inputs)}
+    try:
+        t_end = time.monotonic() + timeout
+        while time.monotonic() < t_end and node.count_subscribers(f"/{cam}/image_raw") == 0:
+            if node_proc.poll() is not None:
+                raise RuntimeError(f"segmentation_node exited with {node_proc.returncode}; see {out / 'node.log'}")
+            time.sleep(0.2)
+        # the node needs a moment after its subscription appears to finish loading the model
+        time.sleep(1.0)
+        sent_t = {}
+
+        def progress(n):
+            sent_t[n] = time.monotonic()
+        t_play = time.monotonic()
+        n_sent = play(bag, rate=rate, node=node, start_delay=1.0, progress=progress)
+        play_s = time.monotonic() - t_play
+        last, quiet = -1, time.monotonic()
+        while time.monotonic() < t_end:
+            with lock:
+                n = len(got.get("labels", {}))
+            if n != last:
+                last, quiet = n, time.monotonic()
+            if n >= len(inputs) or time.monotonic() - quiet > 3.0:
+                break
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        spin.join(2)
+        node_proc.send_signal(2)
+        try:
+            node_proc.wait(10)
+        except subprocess.TimeoutExpired:
+            node_proc.kill()
+        node.destroy_node()
+        rclpy.try_shutdown()
+        log.close()
+
+    labels = got.get("labels", {})
+    metrics = SegmentationMetrics()
+    scored = 0
+    rows = []
+    for i, stamp in enumerate(sorted(labels)):
+        msg = labels[stamp]
+        lab = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.width)
+        rgb, gt = inputs.get(stamp, (None, None))
+        if rgb is None:
+            continue
+        imp_msg = got.get("importance", {}).get(stamp)
+        overlay = (rgb * 0.5 + colorize(lab) * 0.5).astype(np.uint8)
+        name = f"frame_{i:03d}"
+        cv2.imwrite(str(out / "images" / f"{name}_overlay.png"), overlay[:, :, ::-1])
+        if imp_msg is not None:
+            imp = np.frombuffer(imp_msg.data, np.uint8).reshape(imp_msg.height, imp_msg.width)
+            heat = cv2.applyColorMap(imp, cv2.COLORMAP_INFERNO)
+            cv2.imwrite(str(out / "images" / f"{name}_importance.png"), (rgb[:, :, ::-1] * 0.4 + heat * 0.6).astype(np.uint8))
+        if gt is not None:
+            cv2.imwrite(str(out / "images" / f"{name}_truth.png"), (rgb * 0.5 + colorize(gt) * 0.5).astype(np.uint8)[:, :, ::-1])
+            metrics.update(gt, lab)
+            scored += 1
+        rows.append((name, stamp, gt is not None, imp_msg is not None))
+    grids = []
+    for layer in ("combined", "road", "sidewalk", "vehicles", "people", "static"):
+        msgs = got.get(f"grid_{layer}", {})
+        if msgs:
+            g = msgs[max(msgs)]
+            vals = np.asarray(g.data, np.int8).reshape(g.info.height, g.info.width)
+            # rows of the grid are y, columns x: show x (forward) up, y (left) left
+            img = np.where(vals < 0, 128, 255 - np.clip(vals, 0, 100).astype(np.int32) * 255 // 100).astype(np.uint8)
+            img = np.rot90(img, 1)  # x up
+            img = img[:, ::-1]  # +y (left) on the left
+            cv2.imwrite(str(out / "images" / f"costmap_{layer}.png"),
+                        cv2.resize(img, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST))
+            grids.append(layer)
+    lat = [1000 * (recv_t[s] - t_play) for s in recv_t]  # informative only
+    diag = {}
+    for arr in reversed(got.get("diagnostics", [])):
+        for st in arr.status:
+            if st.name.endswith(cam):
+                diag = {kv.key: kv.value for kv in st.values}
+                break
+        if diag:
+            break
+    summary.update({
+        "messages_sent": n_sent, "play_s": round(play_s, 2), "frames_segmented": len(labels),
+        "frames_scored": scored, "costmap_layers": grids, "node_diagnostics": diag,
+        "metrics": metrics.compute() if scored else None,
+    })
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    _write_index(out, summary, rows, grids)
+    return summary
+
+
+def _write_index(out: Path, s: dict, rows, grids):
+    m = s.get("metrics") or {}
+    d = s.get("node_diagnostics", {})
+    lines = ["# fornet_ros demo report", "",
+             f"Input: {s['input']} ({s['frames_in_bag']} frames). Segmented by the node over DDS: "
+             f"{s['frames_segmented']}; scored against ground truth: {s['frames_scored']}.", ""]
+    if m:
+        lines += [f"mIoU {m['miou']:.3f}, pixel accuracy {m['pixel_accuracy']:.3f}, boundary IoU "
+                  f"{m['boundary_iou'] or 0:.3f}, thin-structure mIoU {m['thin_miou'] if m['thin_miou'] is None else round(m['thin_miou'], 3)}", ""]
+    if d:
+        lines += [f"Node: {d.get('model')} on {d.get('device')}, K={d.get('topk_ratio')}, input {d.get('input_hz')} Hz, "
+                  f"processed {d.get('processed_hz')} Hz, dropped {d.get('dropped_overwritten')}, "
+                  f"inference p50 {d.get('inference_ms_p50')} ms, latency p50/p95 {d.get('latency_ms_p50')}/"
+                  f"{d.get('latency_ms_p95')} ms", ""]
+    lines += ["| frame | labels (overlay) | importance | ground truth |", "|---|---|---|---|"]
+    for name, stamp, has_gt, has_imp in rows:
+        lines.append(f"| {name} | ![](images/{name}_overlay.png) | "
+                     + (f"![](images/{name}_importance.png)" if has_imp else "") + " | "
+                     + (f"![](images/{name}_truth.png)" if has_gt else "") + " |")
+    if grids:
+        lines += ["", "## Semantic costmap layers (x forward up, y left; grey unknown, white free, black cost 100)", ""]
+        lines += [f"**{g}**: ![](images/costmap_{g}.png)" for g in grids]
+    (out / "index.md").write_text("\n".join(lines) + "\n")
+    html = ["<!doctype html><meta charset=utf-8><title>fornet_ros demo</title><body style='font-family:sans-serif'>"]
+    for line in lines:
+        if line.startswith("# "):
+            html.append(f"<h1>{line[2:]}</h1>")
+        elif line.startswith("## "):
+            html.append(f"<h2>{line[3:]}</h2>")
+        elif line.startswith("|---"):
+            continue
+        elif line.startswith("| "):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            cells = [f"<img src='{c[4:-1]}' width=320>" if c.startswith("![](") else c for c in cells]
+            html.append("<div>" + " ".join(cells) + "</div>")
+        elif line.startswith("**"):
+            name, img = line.split(": ", 1)
+            html.append(f"<div><b>{name.strip('*')}</b><br><img src='{img[4:-1]}'></div>")
+        elif line:
+            html.append(f"<p>{line}</p>")
+    (out / "index.html").write_text("\n".join(html))
