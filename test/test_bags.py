@@ -1,0 +1,114 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from fornet_ros.bags import BagError, T0_NS, evaluate_bag, from_cityscapes, from_folder, iter_frames, open_reader
+from fornet_ros.classes import CITYSCAPES_CLASSES, CITYSCAPES_LABELID_TO_TRAINID, lookup_table
+from fornet_ros.synthetic import write_cityscapes_like
+
+
+@pytest.fixture(scope="module")
+def cityscapes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cs")
+    cam = write_cityscapes_like(root, n=3, size=(64, 128))
+    return root, cam
+
+
+@pytest.mark.parametrize("storage,compressed", [("mcap", False), ("sqlite3", True)])
+def test_from_cityscapes_round_trip(tmp_path, cityscapes, storage, compressed):
+    root, cam = cityscapes
+    info = from_cityscapes(root, tmp_path / "b", storage=storage, compressed=compressed)
+    assert info["frames"] == 3 and info["with_labels"] == 3
+    e = cam["extrinsic"]
+    assert info["camera_pose"] == [e["x"], e["y"], e["z"], e["roll"], e["pitch"], e["yaw"]]
+    frames = list(iter_frames(tmp_path / "b"))
+    assert len(frames) == 3
+    lut = lookup_table(CITYSCAPES_LABELID_TO_TRAINID)
+    imgs = sorted((root / "leftImg8bit" / "val" / "synthtown").glob("*.png"))
+    for i, (c, stamp, rgb, gt) in enumerate(frames):
+        assert c == "camera" and stamp == T0_NS + int(i * 1e9 / 17.0)
+        np.testing.assert_array_equal(rgb, cv2.imread(str(imgs[i]))[:, :, ::-1])  # png: lossless
+        raw = cv2.imread(str(imgs[i]).replace("leftImg8bit", "gtFine").replace("_gtFine.png", "_gtFine_labelIds.png"),
+                         cv2.IMREAD_UNCHANGED)
+        np.testing.assert_array_equal(gt, lut[raw])
+    r = open_reader(tmp_path / "b")
+    topics = {c.topic: c for c in r.connections}
+    r.close()
+    img_topic = "/camera/image_raw/compressed" if compressed else "/camera/image_raw"
+    assert set(topics) == {img_topic, "/camera/camera_info", "/camera/ground_truth/labels"}
+    assert all(c.digest for c in topics.values())  # RIHS01 type hashes for `ros2 bag play`
+
+
+def test_camera_info_from_camera_json(tmp_path, cityscapes):
+    from fornet_ros.bags import typestore
+    root, cam = cityscapes
+    from_cityscapes(root, tmp_path / "b")
+    r = open_reader(tmp_path / "b")
+    ts = typestore()
+    conn = next(c for c in r.connections if c.topic.endswith("camera_info"))
+    msg = ts.deserialize_cdr(next(r.messages(connections=[conn]))[2], conn.msgtype)
+    r.close()
+    i = cam["intrinsic"]
+    assert list(msg.k) == [i["fx"], 0, i["u0"], 0, i["fy"], i["v0"], 0, 0, 1] and (msg.width, msg.height) == (128, 64)
+
+
+def test_from_folder_with_camvid_labels(tmp_path):
+    from fornet_ros.synthetic import write_camvid_like
+    root = write_camvid_like(tmp_path / "cv", n=2, size=(48, 64), splits=("train",))
+    info = from_folder(root / "train", tmp_path / "b", labels=root / "trainannot", mapping="camvid")
+    assert info == {"bag": str(tmp_path / "b"), "frames": 2, "camera": "camera", "with_labels": 2}
+    gts = [gt for *_, gt in iter_frames(tmp_path / "b")]
+    assert all(g is not None and g.max() in range(19) or g.max() == 255 for g in gts)
+
+
+def test_bag_errors(tmp_path, cityscapes):
+    root, _ = cityscapes
+    with pytest.raises(BagError, match="bag not found"):
+        list(iter_frames(tmp_path / "nope"))
+    with pytest.raises(BagError, match="folder not found"):
+        from_cityscapes(tmp_path, tmp_path / "b")
+    from_cityscapes(root, tmp_path / "b")
+    with pytest.raises(BagError, match="exists"):
+        from_cityscapes(root, tmp_path / "b")
+    with pytest.raises(BagError, match="camera 'left' not in"):
+        list(iter_frames(tmp_path / "b", camera="left"))
+    # truncate the storage file: a clear error, never a traceback from the CLI
+    mcap = next((tmp_path / "b").glob("*.mcap"))
+    mcap.write_bytes(mcap.read_bytes()[:200])
+    p = subprocess.run([sys.executable, "-m", "fornet_ros.cli", "bag", "info", str(tmp_path / "b")],
+                       capture_output=True, text=True)
+    p2 = subprocess.run([sys.executable, "-m", "fornet_ros.cli", "bag", "eval", str(tmp_path / "b"),
+                         "--checkpoint", "x.pt"], capture_output=True, text=True)
+    for proc in (p, p2):
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr and "fornet: error:" in proc.stderr
+
+
+class Oracle:
+    """Stand-in segmenter returning a fixed function of the ground truth (tests the scoring path)."""
+
+    def __init__(self, truth_by_image, shift=0):
+        from fornet_ros.config import ModelConfig
+        self.truth, self.shift, self.cfg, self.classes = truth_by_image, shift, ModelConfig(), list(CITYSCAPES_CLASSES)
+
+    def __call__(self, rgb):
+        from fornet_ros.inference import Segmentation
+        gt = self.truth[rgb.tobytes()]
+        lab = np.where(gt == 255, 0, (gt.astype(np.int32) + self.shift) % 19).astype(np.uint8)
+        z = np.zeros(gt.shape, np.float32)
+        return Segmentation(lab, z, z + 1, np.zeros(gt.shape, bool))
+
+
+def test_bag_eval_perfect_and_wrong(tmp_path, cityscapes):
+    root, _ = cityscapes
+    from_cityscapes(root, tmp_path / "b")
+    truth = {rgb.tobytes(): gt for _, _, rgb, gt in iter_frames(tmp_path / "b")}
+    perfect = evaluate_bag(Oracle(truth), tmp_path / "b", progress=False)
+    assert perfect["miou"] == 1.0 and perfect["frames"] == perfect["scored"] == 3 and perfect["boundary_iou"] == 1.0
+    wrong = evaluate_bag(Oracle(truth, shift=1), tmp_path / "b", progress=False)
+    assert wrong["miou"] == 0.0 and wrong["pixel_accuracy"] == 0.0
