@@ -226,11 +226,21 @@ def bag_cameras(reader) -> list[str]:
     return cams
 
 
+def decode_image(msg) -> np.ndarray:
+    """A rosbags Image / CompressedImage message -> (H, W, 3) uint8 RGB (rosbags-image)."""
+    from rosbags.image import message_to_cvimage
+    if hasattr(msg, "format"):
+        bgr = message_to_cvimage(msg)
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) if bgr.ndim == 3 else cv2.cvtColor(bgr, cv2.COLOR_GRAY2RGB)
+    if msg.step * msg.height != len(msg.data):
+        raise ValueError(f"data has {len(msg.data)} bytes, expected step {msg.step} x height {msg.height}")
+    return np.ascontiguousarray(message_to_cvimage(msg, "rgb8"))
+
+
 def iter_frames(path, camera: str | None = None):
     """Yields (camera, stamp_ns, rgb, gt labels or None) for every image of the bag, in bag order.
     Ground truth is matched by (camera, header stamp); an image is yielded once its ground truth
     arrived or a newer image of the same camera did (only a few frames are held in memory)."""
-    from .ros_free_images import decode_image
     reader = open_reader(path)
     ts = typestore()
     try:
