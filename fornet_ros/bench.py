@@ -63,3 +63,33 @@ def bench_models(a) -> dict:
     return {"machine": machine_name(), "threads": torch.get_num_threads(), "device": str(device),
             "size": list(a.size), "batch": a.batch, "channels_last": not a.no_channels_last,
             "runs": a.runs, "torch": torch.__version__, "results": results}
+
+
+def bench_costmap(size=(1024, 2048), runs: int = 20, grid=(400, 400), resolution: float = 0.1) -> dict:
+    """Per-frame projection time of a label image into the default 5 layers (lookup precomputed)
+    and the one-off lookup build time; Cityscapes' camera (f = 2262 px, 1.22 m, pitch 0.05 rad)."""
+    import numpy as np
+    from .classes import CITYSCAPES_CLASSES
+    from .geometry import DEFAULT_LAYER_CONFIG, CameraModel, GridFuser, GridSpec, LayerConfig, Pose, build_lookup
+    from .synthetic import make_scene
+    H, W = size
+    s = W / 2048
+    cam = CameraModel(W, H, (2262.52 * s, 0, 1096.98 * s, 0, 2265.30 * s, 513.137 * s, 0, 0, 1))
+    pose = Pose(1.7, 0.1, 1.22, 0.0, 0.05, 0.007)
+    spec = GridSpec(resolution, grid[0], grid[1], (0.0, -grid[1] * resolution / 2))
+    cfg = LayerConfig.from_dict(DEFAULT_LAYER_CONFIG, CITYSCAPES_CLASSES)
+    t = time.perf_counter()
+    lk = build_lookup(cam, pose, spec, (H, W), max_range=30.0)
+    build_ms = (time.perf_counter() - t) * 1000
+    _, labels = make_scene(H, W, seed=0, horizon=0.5)
+
+    def frame():
+        f = GridFuser(spec, cfg)
+        f.add(labels, lk)
+        f.grids()
+        f.obstacle_points()
+    frame_ms = _median_ms(frame, runs, 3, lambda: None)
+    return {"size": [H, W], "layers": len(cfg.layers), "grid": list(grid), "resolution": resolution,
+            "valid_pixels": lk.valid_pixels, "ground_pixels_kept": int(lk.ground_pixels.size),
+            "lookup_build_ms": round(build_ms, 1), "frame_ms_median": round(frame_ms, 3), "runs": runs,
+            "machine": machine_name(), "threads": torch.get_num_threads()}

@@ -187,6 +187,36 @@ def cmd_bench(argv):
         print(f"{r['variant']:10} {r['topk']:5.2f} {r['mode']:>7} {r['total_ms']:9.2f} {r['focus_ms']:9.2f}")
 
 
+def cmd_bench_costmap(argv):
+    p = argparse.ArgumentParser(prog="fornet bench-costmap", description="Per-frame ground projection time of a "
+                                "label image into the default 5 costmap layers (lookup precomputed), and the "
+                                "one-off lookup build time (median of N runs).")
+    p.add_argument("--size", type=int, nargs=2, default=(1024, 2048), metavar=("H", "W"))
+    p.add_argument("--runs", type=int, default=20)
+    p.add_argument("--grid", type=int, nargs=2, default=(400, 400), metavar=("W", "H"), help="cells")
+    p.add_argument("--resolution", type=float, default=0.1)
+    a = p.parse_args(argv)
+    from .bench import bench_costmap
+    print(json.dumps(bench_costmap(tuple(a.size), a.runs, tuple(a.grid), a.resolution), indent=2))
+
+
+def cmd_bench_node(argv):
+    p = argparse.ArgumentParser(prog="fornet bench-node", description="segmentation_node end-to-end latency over "
+                                "DDS (publish -> labels received) vs the model alone on the same frames, at a given "
+                                "input rate; above capacity it shows drops and whether latency stays bounded.")
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--size", type=int, nargs=2, default=(512, 1024), metavar=("H", "W"), help="camera image size")
+    p.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"), help="network input size")
+    p.add_argument("--rate", type=float, default=5.0, help="input frames per second")
+    p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--domain", type=int, default=77, help="ROS_DOMAIN_ID for the run")
+    a = p.parse_args(argv)
+    from .ros.node_bench import bench_node
+    print(json.dumps(bench_node(a.checkpoint, tuple(a.size), a.rate, a.seconds, a.threads, a.domain,
+                                tuple(a.input_size) if a.input_size else None), indent=2))
+
+
 def cmd_export(argv):
     p = argparse.ArgumentParser(prog="fornet export", description="Export to ONNX (dynamic batch; fixed H, W). "
                                 "Outputs: logits (stride 8) and importance (region grid). The ONNX graph runs "
@@ -369,6 +399,8 @@ COMMANDS = {
     "info": ("variant, parameters, GFLOPs of a checkpoint or variant", cmd_info),
     "predict": ("segment images: label PNG, colour overlay, importance heat-map", cmd_predict),
     "bench": ("latency vs K, sparse vs dense, median of N runs", cmd_bench),
+    "bench-costmap": ("ground projection time per frame and lookup build time", cmd_bench_costmap),
+    "bench-node": ("node end-to-end latency vs the model alone; overload behaviour", cmd_bench_node),
     "export": ("export to ONNX and check it in onnxruntime", cmd_export),
     "train": ("train FoR-Net (AdamW, poly LR, OHEM; torchrun for several processes)", cmd_train),
     "eval": ("score a model on a dataset split (JSON with --json)", cmd_eval),

@@ -2,6 +2,7 @@
 [image_topic:=/my_cam/image_raw] [use_sim_time:=false] [device:=auto] [log_level:=info] [bag:=PATH]"""
 
 import os
+from typing import List
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
@@ -37,7 +38,7 @@ def generate_launch_description():
         parameters=[LaunchConfiguration("params_file"), {
             "checkpoint": ParameterValue(LaunchConfiguration("checkpoint"), value_type=str),
             "device": ParameterValue(LaunchConfiguration("device"), value_type=str),
-            "cameras": [camera],
+            "cameras": ParameterValue(["[", camera, "]"], value_type=List[str]),
             "use_sim_time": PythonExpression(["'", LaunchConfiguration("use_sim_time"), "'.lower() == 'true'"]),
         }],
         remappings=[([camera, "/image_raw"], PythonExpression(

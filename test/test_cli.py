@@ -85,3 +85,10 @@ def test_eval_cli_json(tmp_path, checkpoint_path):
     p = run("eval", "--dataset", "camvid", "--data-root", str(root), "--split", "nosuch",
             "--checkpoint", str(checkpoint_path), "--json")
     assert p.returncode == 2 and "folder not found" in p.stderr
+
+
+def test_bench_costmap_cli():
+    p = run("bench-costmap", "--size", "256", "512", "--runs", "2", "--grid", "100", "100")
+    assert p.returncode == 0, p.stderr
+    r = json.loads(p.stdout)
+    assert r["layers"] == 5 and r["valid_pixels"] > 0 and r["frame_ms_median"] > 0 and r["lookup_build_ms"] > 0

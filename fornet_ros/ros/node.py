@@ -33,6 +33,7 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -374,7 +375,7 @@ def main(args=None):
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except (RuntimeError, ValueError) as e:
+    except (RuntimeError, ValueError, ParameterException) as e:
         # start-up errors (bad parameter, missing checkpoint): one clear line, no traceback
         print(f"[fornet_segmentation] error: {e}", file=sys.stderr, flush=True)
         code = 1

@@ -1,0 +1,116 @@
+"""``fornet bench-node``: segmentation_node end to end over DDS vs the model alone, and overload.
+
+Publishes the same synthetic frames to a node in its own process at ``--rate`` Hz and measures,
+per output, publish -> labels received (both stamps on the same machine's clock). The model
+alone (Segmenter on the same frames, in this process, with the node stopped) is the baseline.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+
+def _pct(v, q):
+    v = sorted(v)
+    return v[min(len(v) - 1, int(q * len(v)))] if v else float("nan")
+
+
+def bench_node(checkpoint, size, rate: float, seconds: float, threads: int | None, domain: int = 77,
+               input_size=None) -> dict:
+    import numpy as np
+    import rclpy
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Header
+
+    from ..inference import Segmenter
+    from ..synthetic import make_scene
+    from .conversions import fill_image
+
+    H, W = size
+    frames = [make_scene(H, W, seed=i)[0] for i in range(4)]
+    cfg_dir = Path(__file__).resolve().parents[2] / "config"
+    env = {**os.environ, "ROS_DOMAIN_ID": str(domain), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+           "FASTDDS_DEFAULT_PROFILES_FILE": str(cfg_dir / "fastdds_large_images.xml")}
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE")})
+    params = ["cameras:=[cam]", "costmap_enabled:=false", "publish_color:=false"]
+    if checkpoint:
+        params.append(f"checkpoint:={checkpoint}")
+    if input_size:
+        params.append(f"input_size:=[{input_size[0]}, {input_size[1]}]")
+    node_proc = subprocess.Popen([sys.executable, "-m", "fornet_ros.ros.node", "--ros-args"]
+                                 + sum((["-p", p] for p in params), []), env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rclpy.init(domain_id=domain)
+    node = rclpy.create_node("fornet_bench_node")
+    qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+    pub = node.create_publisher(Image, "cam/image_raw", qos)
+    lat, lock = [], threading.Lock()
+
+    def on_labels(msg):
+        now = node.get_clock().now().nanoseconds
+        with lock:
+            lat.append((now - (msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec)) / 1e6)
+    node.create_subscription(Image, "cam/semantic/labels", on_labels, QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    stop = threading.Event()
+    spinner = threading.Thread(target=lambda: [rclpy.spin_once(node, timeout_sec=0.02) for _ in iter(stop.is_set, True)], daemon=True)
+    spinner.start()
+    try:
+        t_end = time.monotonic() + 120
+        while node.count_subscribers("/cam/image_raw") == 0 and time.monotonic() < t_end:
+            time.sleep(0.1)
+        # warm-up until outputs flow
+        while not lat and time.monotonic() < t_end:
+            pub.publish(fill_image(Image(), frames[0], Header(stamp=node.get_clock().now().to_msg()), "rgb8"))
+            time.sleep(0.3)
+        time.sleep(1.0)
+        with lock:
+            lat.clear()
+        sent, t0 = 0, time.monotonic()
+        while time.monotonic() - t0 < seconds:
+            hdr = Header(stamp=node.get_clock().now().to_msg(), frame_id="cam")
+            pub.publish(fill_image(Image(), frames[sent % len(frames)], hdr, "rgb8"))
+            sent += 1
+            nxt = t0 + sent / rate
+            time.sleep(max(0.0, nxt - time.monotonic()))
+        time.sleep(2.0)
+        with lock:
+            e2e = list(lat)
+    finally:
+        stop.set()
+        spinner.join(2)
+        node_proc.send_signal(2)
+        try:
+            node_proc.wait(10)
+        except subprocess.TimeoutExpired:
+            node_proc.kill()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    # the model alone on the same frames, same thread count, after the node is gone
+    import torch
+    if threads:
+        torch.set_num_threads(threads)
+    seg = Segmenter(checkpoint, device="cpu", input_size=input_size)
+    for f in frames[:2]:
+        seg(f)
+    alone = []
+    for i in range(max(10, min(40, len(e2e)))):
+        t = time.perf_counter()
+        seg(frames[i % len(frames)])
+        alone.append((time.perf_counter() - t) * 1000)
+    out = {"size": [H, W], "rate_hz": rate, "seconds": seconds, "sent": sent, "processed": len(e2e),
+           "processed_hz": len(e2e) / seconds, "dropped": sent - len(e2e),
+           "node_e2e_ms_p50": statistics.median(e2e) if e2e else None, "node_e2e_ms_p95": _pct(e2e, 0.95),
+           "node_e2e_ms_max": max(e2e) if e2e else None, "model_alone_ms_p50": statistics.median(alone),
+           "threads": torch.get_num_threads()}
+    if e2e:
+        out["overhead_ratio_p50"] = out["node_e2e_ms_p50"] / out["model_alone_ms_p50"]
+    return out
