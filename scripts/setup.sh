@@ -10,4 +10,7 @@ touch .venv/COLCON_IGNORE  # keep colcon from crawling the venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -r requirements.txt
 .venv/bin/python -m pip install -q --no-deps -e .
+# the ROS layout (share/fornet_ros/{launch,config}, lib/fornet_ros/segmentation_node) in install/
+(set +u; source .venv/bin/activate; export AMENT_PREFIX_PATH="$PWD/.venv"; \
+ colcon build --symlink-install --packages-select fornet_ros --event-handlers console_cohesion- > /dev/null)
 .venv/bin/python -c "import rclpy, sensor_msgs.msg, torch, cv2; print('fornet_ros set-up OK: torch', torch.__version__)"
