@@ -68,7 +68,6 @@ def bench_models(a) -> dict:
 def bench_costmap(size=(1024, 2048), runs: int = 20, grid=(400, 400), resolution: float = 0.1) -> dict:
     """Per-frame projection time of a label image into the default 5 layers (lookup precomputed)
     and the one-off lookup build time; Cityscapes' camera (f = 2262 px, 1.22 m, pitch 0.05 rad)."""
-    import numpy as np
     from .classes import CITYSCAPES_CLASSES
     from .geometry import DEFAULT_LAYER_CONFIG, CameraModel, GridFuser, GridSpec, LayerConfig, Pose, build_lookup
     from .synthetic import make_scene

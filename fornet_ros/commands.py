@@ -379,7 +379,7 @@ def cmd_demo(argv):
     p.add_argument("--allow-untrained", action="store_true", help="run with random weights if no checkpoint loads")
     a = p.parse_args(argv)
     from .bags import BagError
-    from .demo import run_demo
+    from .ros.demo import run_demo
     try:
         s = run_demo(a.out, a.input, a.checkpoint, a.frames, tuple(a.size), a.rate, a.timeout,
                      allow_untrained=a.allow_untrained)

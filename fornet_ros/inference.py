@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .checkpoint import load_model
 from .model import region_map_to_pixels

@@ -45,8 +45,9 @@ def collate(batch, mean=IMAGENET_MEAN, std=IMAGENET_STD):
 
 
 def train_one_epoch(model, loader, optimizer, scheduler, cfg, steps: int, start_step: int, device,
-                    log=None, amp: bool = False, progress: bool = True):
-    """Runs ``steps`` optimisation steps (an "epoch" here is a fixed number of steps)."""
+                    log=None, amp: bool = False, progress: bool = True, scaler=None):
+    """Runs ``steps`` optimisation steps (an "epoch" here is a fixed number of steps). With ``amp``
+    (CUDA) the forward runs in fp16 autocast and ``scaler`` (torch.amp.GradScaler) scales the loss."""
     model.train()
     it = iter(loader)
     bar = tqdm(range(start_step, start_step + steps), desc="train", disable=not progress, dynamic_ncols=True)
@@ -61,8 +62,13 @@ def train_one_epoch(model, loader, optimizer, scheduler, cfg, steps: int, start_
             out = model(x)
         loss, parts = fornet_loss({k: v.float() for k, v in out.items()}, y, cfg)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
         scheduler.step()
         if not math.isfinite(loss.item()):
             raise FloatingPointError(f"loss became {loss.item()} at step {step}")
@@ -199,13 +205,14 @@ def main(argv=None) -> dict:
             w.writerow({**row, "time_s": round(time.time() - t_start, 1)})
 
     amp = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda") if amp else None
     result = {}
     while step < args.iters:
         n = min(args.eval_every, args.iters - step)
         if isinstance(sampler, DistributedSampler):
             sampler.set_epoch(step)
         step = train_one_epoch(net, loader, optimizer, scheduler, cfg, n, step, device, log, amp,
-                               progress=is_main and not args.no_progress)
+                               progress=is_main and not args.no_progress, scaler=scaler)
         if is_main:
             ckpt = make_checkpoint(model, classes=train_ds.classes, palette=train_ds.palette, input_size=input_size,
                                    train={"dataset": args.dataset, "iters": args.iters, "step": step})

@@ -81,7 +81,7 @@ def test_training_reduces_loss_and_writes_loadable_checkpoint(camvid_root, tmp_p
     model, ckpt = load_model(tmp_path / "run" / "best.pt")
     assert ckpt["input_size"] == [96, 128] and ckpt["train"]["step"] == 30
     # resume continues from the saved step
-    res2 = train_main(_train_args(camvid_root, tmp_path / "run", 32) + ["--resume"])
+    train_main(_train_args(camvid_root, tmp_path / "run", 32) + ["--resume"])
     steps = [int(l.split(",")[0]) for l in (tmp_path / "run" / "log.csv").read_text().splitlines()[1:]]
     assert steps[-1] == 32 and 31 in steps
 

@@ -2,7 +2,6 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from conftest import spread_selector
 from fornet_ros.config import ModelConfig
 from fornet_ros.losses import fornet_loss
 from fornet_ros.model import VARIANTS, create_model, num_selected

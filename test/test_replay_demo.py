@@ -6,7 +6,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
 from fornet_ros.bags import from_cityscapes, iter_frames
@@ -69,3 +68,13 @@ def test_demo_writes_report(tmp_path, trained_like_ckpt):
               "images/costmap_combined.png"]:
         assert (rep / f).is_file() and f in index
     assert (rep / "index.md").is_file()
+
+
+def test_bench_node_reports_latency_and_overhead(trained_like_ckpt):
+    p = subprocess.run([sys.executable, "-m", "fornet_ros.cli", "bench-node", "--checkpoint", str(trained_like_ckpt),
+                        "--size", "64", "128", "--rate", "5", "--seconds", "2", "--domain", str(DOMAIN + 2)],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    r = json.loads(p.stdout)
+    assert r["sent"] == 10 and 0 < r["processed"] <= 10 and r["dropped"] == r["sent"] - r["processed"]
+    assert r["node_e2e_ms_p50"] > 0 and r["model_alone_ms_p50"] > 0 and r["overhead_ratio_p50"] > 0

@@ -22,12 +22,11 @@ Topics (relative to the node namespace, per camera ``<cam>``):
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, fields
+from dataclasses import fields
 
 import numpy as np
 import rclpy

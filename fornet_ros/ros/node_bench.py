@@ -7,13 +7,9 @@ alone (Segmenter on the same frames, in this process, with the node stopped) is 
 
 from __future__ import annotations
 
-import os
 import statistics
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 
 def _pct(v, q):
@@ -23,7 +19,6 @@ def _pct(v, q):
 
 def bench_node(checkpoint, size, rate: float, seconds: float, threads: int | None, domain: int = 77,
                input_size=None) -> dict:
-    import numpy as np
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
@@ -32,23 +27,19 @@ def bench_node(checkpoint, size, rate: float, seconds: float, threads: int | Non
     from ..inference import Segmenter
     from ..synthetic import make_scene
     from .conversions import fill_image
+    from .processes import Spinner, isolated_env, start_node, stop_node
 
     H, W = size
     frames = [make_scene(H, W, seed=i)[0] for i in range(4)]
-    cfg_dir = Path(__file__).resolve().parents[2] / "config"
-    env = {**os.environ, "ROS_DOMAIN_ID": str(domain), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
-           "FASTDDS_DEFAULT_PROFILES_FILE": str(cfg_dir / "fastdds_large_images.xml")}
+    env = isolated_env(domain)
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
-    os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE")})
     params = ["cameras:=[cam]", "costmap_enabled:=false", "publish_color:=false"]
     if checkpoint:
         params.append(f"checkpoint:={checkpoint}")
     if input_size:
         params.append(f"input_size:=[{input_size[0]}, {input_size[1]}]")
-    node_proc = subprocess.Popen([sys.executable, "-m", "fornet_ros.ros.node", "--ros-args"]
-                                 + sum((["-p", p] for p in params), []), env=env,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    node_proc = start_node(params, env)
     rclpy.init(domain_id=domain)
     node = rclpy.create_node("fornet_bench_node")
     qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
@@ -60,9 +51,7 @@ def bench_node(checkpoint, size, rate: float, seconds: float, threads: int | Non
         with lock:
             lat.append((now - (msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec)) / 1e6)
     node.create_subscription(Image, "cam/semantic/labels", on_labels, QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
-    stop = threading.Event()
-    spinner = threading.Thread(target=lambda: [rclpy.spin_once(node, timeout_sec=0.02) for _ in iter(stop.is_set, True)], daemon=True)
-    spinner.start()
+    spinner = Spinner(node)
     try:
         t_end = time.monotonic() + 120
         while node.count_subscribers("/cam/image_raw") == 0 and time.monotonic() < t_end:
@@ -85,13 +74,8 @@ def bench_node(checkpoint, size, rate: float, seconds: float, threads: int | Non
         with lock:
             e2e = list(lat)
     finally:
-        stop.set()
-        spinner.join(2)
-        node_proc.send_signal(2)
-        try:
-            node_proc.wait(10)
-        except subprocess.TimeoutExpired:
-            node_proc.kill()
+        spinner.close()
+        stop_node(node_proc)
         node.destroy_node()
         rclpy.try_shutdown()
     # the model alone on the same frames, same thread count, after the node is gone

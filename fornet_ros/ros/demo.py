@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,13 +17,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .bags import BagError, T0_NS, from_cityscapes, from_folder, iter_frames
-from .classes import colorize
+from ..bags import BagError, from_cityscapes, from_folder, iter_frames
+from ..classes import colorize
+from .processes import Spinner, isolated_env, start_node, stop_node
 
 
 def _prepare_input(inp: str | None, work: Path, frames: int, size) -> tuple[Path, list | None]:
     if inp is None:
-        from .synthetic import write_cityscapes_like
+        from ..synthetic import write_cityscapes_like
         write_cityscapes_like(work / "scenes", frames, size)
         info = from_cityscapes(work / "scenes", work / "input.bag", split="val", storage="mcap", rate_hz=5.0)
         return work / "input.bag", info["camera_pose"]
@@ -51,22 +50,16 @@ def run_demo(out: str, inp: str | None = None, checkpoint: str | None = None, fr
     from nav_msgs.msg import OccupancyGrid
     from sensor_msgs.msg import Image
 
-    from .metrics import SegmentationMetrics
-    from .ros.bag_player import play
+    from ..metrics import SegmentationMetrics
+    from .bag_player import play
 
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     bag, pose = _prepare_input(inp, out, frames, size)
     inputs = {stamp: (rgb, gt) for _, stamp, rgb, gt in iter_frames(bag)}
     cam = "camera"
-    domain = domain if domain is not None else 60 + os.getpid() % 40
-    root = Path(__file__).resolve().parent
-    share_cfg = root.parent / "config"
-    env = {**os.environ, "ROS_DOMAIN_ID": str(domain), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
-    profile = share_cfg / "fastdds_large_images.xml"
-    if profile.is_file():
-        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile)
-    os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")})
+    domain = domain if domain is not None else int(os.environ.get("ROS_DOMAIN_ID", 60 + os.getpid() % 40))
+    env = isolated_env(domain)
     params = [f"cameras:=[{cam}]", "grid_width:=300", "grid_height:=300", "grid_origin:=[0.0, -15.0]",
               "diagnostics_period_s:=0.5", "input_reliability:=reliable", "input_depth:=1"]
     if checkpoint:
@@ -75,14 +68,12 @@ def run_demo(out: str, inp: str | None = None, checkpoint: str | None = None, fr
         params.append("allow_untrained:=true")
     if pose:
         params.append(f"camera_pose.{cam}:=[{', '.join(str(float(v)) for v in pose)}]")
-    cmd = [sys.executable, "-m", "fornet_ros.ros.node", "--ros-args"] + sum((["-p", p] for p in params), [])
     log = open(out / "node.log", "w")
-    node_proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    node_proc = start_node(params, env, stdout=log)
 
     rclpy.init(domain_id=domain)
     node = rclpy.create_node("fornet_demo_recorder")
     got, lock = {}, threading.Lock()
-    recv_t = {}
     qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 
     def rec(topic):
@@ -93,8 +84,6 @@ def run_demo(out: str, inp: str | None = None, checkpoint: str | None = None, fr
                     return
                 key = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
                 got.setdefault(topic, {})[key] = msg
-                if topic == "labels":
-                    recv_t[key] = time.monotonic()
         return cb
 
     for o in ("labels", "color", "importance", "confidence"):
@@ -102,10 +91,7 @@ def run_demo(out: str, inp: str | None = None, checkpoint: str | None = None, fr
     for layer in ("combined", "road", "sidewalk", "vehicles", "people", "static"):
         node.create_subscription(OccupancyGrid, f"semantic_costmap/{layer}", rec(f"grid_{layer}"), qos)
     node.create_subscription(DiagnosticArray, "/diagnostics", rec("diagnostics"), qos)
-    stop = threading.Event()
-    spin = threading.Thread(target=lambda: [rclpy.spin_once(node, timeout_sec=0.05) for _ in iter(stop.is_set, True)],
-                            daemon=True)
-    spin.start()
+    spinner = Spinner(node)
     summary = {"input": str(inp or "generated procedural scenes"), "bag": str(bag), "frames_in_bag": len(inputs)}
     try:
         t_end = time.monotonic() + timeout
@@ -132,13 +118,8 @@ def run_demo(out: str, inp: str | None = None, checkpoint: str | None = None, fr
                 break
             time.sleep(0.1)
     finally:
-        stop.set()
-        spin.join(2)
-        node_proc.send_signal(2)
-        try:
-            node_proc.wait(10)
-        except subprocess.TimeoutExpired:
-            node_proc.kill()
+        spinner.close()
+        stop_node(node_proc)
         node.destroy_node()
         rclpy.try_shutdown()
         log.close()
@@ -179,7 +160,6 @@ def run_demo(out: str, inp: str | None = None, checkpoint: str | None = None, fr
             cv2.imwrite(str(out / "images" / f"costmap_{layer}.png"),
                         cv2.resize(img, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST))
             grids.append(layer)
-    lat = [1000 * (recv_t[s] - t_play) for s in recv_t]  # informative only
     diag = {}
     for arr in reversed(got.get("diagnostics", [])):
         for st in arr.status:
