@@ -300,6 +300,8 @@ def cmd_bag(argv):
     pl.add_argument("--loop", action="store_true")
     pl.add_argument("--clock", action="store_true", help="publish /clock (for use_sim_time)")
     pl.add_argument("--topics", nargs="*", default=None)
+    pl.add_argument("--wait-for-subscribers", type=float, default=5.0, metavar="SECONDS",
+                    help="wait up to this long for subscribers on the image topics before playing")
     e = sub.add_parser("eval", help="segment every frame and score against <cam>/ground_truth/labels")
     e.add_argument("bag")
     e.add_argument("--camera", default=None)
@@ -334,7 +336,7 @@ def _bag_action(a):
             r.close()
     elif a.action == "play":
         from .ros.bag_player import play
-        n = play(a.bag, a.rate, a.loop, a.clock, a.topics)
+        n = play(a.bag, a.rate, a.loop, a.clock, a.topics, wait_for_subscribers=a.wait_for_subscribers)
         print(f"published {n} messages")
     elif a.action == "eval":
         from .checkpoint import CheckpointError

@@ -65,7 +65,7 @@ def test_demo_writes_report(tmp_path, trained_like_ckpt):
     assert s["node_diagnostics"]["model"] == "fornet_s"
     index = (rep / "index.html").read_text()
     for f in ["images/frame_000_overlay.png", "images/frame_000_importance.png", "images/frame_000_truth.png",
-              "images/costmap_combined.png"]:
+              "images/costmap_combined.png", "images/montage.png"]:
         assert (rep / f).is_file() and f in index
     assert (rep / "index.md").is_file()
 

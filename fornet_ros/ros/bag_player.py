@@ -24,8 +24,12 @@ def _msg_class(msgtype: str):
 
 
 def play(path, rate: float = 1.0, loop: bool = False, clock: bool = False, topics=None, node=None,
-         start_delay: float = 0.5, progress=None) -> int:
-    """Publishes every message (or those on ``topics``); returns how many were published."""
+         start_delay: float = 0.5, progress=None, wait_for_subscribers: float = 5.0) -> int:
+    """Publishes every message (or those on ``topics``); returns how many were published.
+
+    Before the first message it waits up to ``wait_for_subscribers`` seconds until every image
+    topic has a matched subscriber (DDS discovery takes a moment; messages sent before a match
+    are lost even with reliable QoS), then ``start_delay`` more."""
     if rate <= 0:
         raise BagError(f"rate must be positive, got {rate}")
     own = node is None
@@ -44,7 +48,11 @@ def play(path, rate: float = 1.0, loop: bool = False, clock: bool = False, topic
         if clock:
             from rosgraph_msgs.msg import Clock
             clock_pub = node.create_publisher(Clock, "/clock", 10)
-        time.sleep(start_delay)  # let discovery match the subscribers
+        image_pubs = [pubs[c.id] for c in conns if "image_raw" in c.topic] or list(pubs.values())
+        deadline = time.monotonic() + wait_for_subscribers
+        while time.monotonic() < deadline and any(p.get_subscription_count() == 0 for p in image_pubs):
+            time.sleep(0.05)
+        time.sleep(start_delay)
         while True:
             t0_bag, t0 = None, time.monotonic()
             for conn, t, raw in reader.messages(connections=conns):

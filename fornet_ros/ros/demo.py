@@ -174,8 +174,27 @@ def run_demo(out: str, inp: str | None = None, checkpoint: str | None = None, fr
         "metrics": metrics.compute() if scored else None,
     })
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    _write_montage(out, rows, grids)
     _write_index(out, summary, rows, grids)
     return summary
+
+
+def _write_montage(out: Path, rows, grids):
+    """images/montage.png: one frame's overlay, importance and ground truth beside the combined costmap."""
+    if not rows:
+        return
+    name = rows[len(rows) // 2][0]
+    tiles = [cv2.imread(str(out / "images" / f"{name}_{k}.png")) for k in ("overlay", "importance", "truth")]
+    tiles = [t for t in tiles if t is not None]
+    h = tiles[0].shape[0]
+    if "combined" in grids:
+        g = cv2.imread(str(out / "images" / "costmap_combined.png"))
+        tiles.append(cv2.resize(g, (int(g.shape[1] * h / g.shape[0]), h), interpolation=cv2.INTER_NEAREST))
+    sep = np.full((h, 6, 3), 255, np.uint8)
+    row = [tiles[0]]
+    for t in tiles[1:]:
+        row += [sep, t]
+    cv2.imwrite(str(out / "images" / "montage.png"), np.concatenate(row, 1))
 
 
 def _write_index(out: Path, s: dict, rows, grids):
@@ -192,6 +211,7 @@ def _write_index(out: Path, s: dict, rows, grids):
                   f"processed {d.get('processed_hz')} Hz, dropped {d.get('dropped_overwritten')}, "
                   f"inference p50 {d.get('inference_ms_p50')} ms, latency p50/p95 {d.get('latency_ms_p50')}/"
                   f"{d.get('latency_ms_p95')} ms", ""]
+    lines += ["![montage: labels, importance, ground truth, combined costmap](images/montage.png)", ""]
     lines += ["| frame | labels (overlay) | importance | ground truth |", "|---|---|---|---|"]
     for name, stamp, has_gt, has_imp in rows:
         lines.append(f"| {name} | ![](images/{name}_overlay.png) | "
@@ -213,6 +233,8 @@ def _write_index(out: Path, s: dict, rows, grids):
             cells = [c.strip() for c in line.strip("|").split("|")]
             cells = [f"<img src='{c[4:-1]}' width=320>" if c.startswith("![](") else c for c in cells]
             html.append("<div>" + " ".join(cells) + "</div>")
+        elif line.startswith("!["):
+            html.append(f"<p><img src='{line.split('](', 1)[1][:-1]}'></p>")
         elif line.startswith("**"):
             name, img = line.split(": ", 1)
             html.append(f"<div><b>{name.strip('*')}</b><br><img src='{img[4:-1]}'></div>")
