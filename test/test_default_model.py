@@ -16,9 +16,13 @@ def test_default_checkpoint_is_packaged_and_small():
     assert ckpt["train"]["dataset"] == "camvid" and ckpt["train"]["val"]["miou"] > 0.3
 
 
-def test_default_segmenter_segments_a_street_scene():
+def test_default_segmenter_predicts_only_classes_it_was_trained_on():
+    """A CamVid-trained model leaves the 8 Cityscapes classes CamVid lacks (wall, traffic light,
+    terrain, truck, bus, train, motorcycle, bicycle) practically unused; random weights would not."""
     img, truth = make_scene(240, 320, seed=3)
-    r = Segmenter(device="cpu")(img)
-    assert r.labels.shape == truth.shape
-    # trained on CamVid: on our procedural scenes it must at least find sky and road somewhere
-    assert 10 in np.unique(r.labels) or 0 in np.unique(r.labels)
+    seg = Segmenter(device="cpu")
+    r = seg(img)
+    assert r.labels.shape == truth.shape and r.labels.dtype == np.uint8
+    never_trained = np.isin(r.labels, [3, 6, 9, 14, 15, 16, 17, 18])
+    assert never_trained.mean() < 0.01
+    assert (seg(img).labels == r.labels).all()  # deterministic
