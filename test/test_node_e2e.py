@@ -188,6 +188,32 @@ def test_bad_camera_info_does_not_stop_the_node(graph):
     assert proc.poll() is None
 
 
+def test_diagnostics_levels_stale_and_latency_budget(graph):
+    proc, col, _ = graph
+    from diagnostic_msgs.msg import DiagnosticStatus
+    from rclpy.parameter import Parameter
+    from rclpy.parameter_client import AsyncParameterClient
+    client = AsyncParameterClient(col.node, "fornet_segmentation")
+    assert client.wait_for_services(timeout_sec=10)
+    fut = client.set_parameters([Parameter("latency_budget_ms", value=0.001)])
+    assert col.wait_for(lambda: fut.done(), timeout=10) and fut.result().results[0].successful
+
+    def only_cam0():
+        col.info_pubs["cam0"].publish(_camera_info())
+        col.pubs["cam0"].publish(_frame(9))
+
+    def levels():
+        _, s0 = _diag_values(col, "cam0")
+        _, s1 = _diag_values(col, "cam1")
+        return s0 is not None and s1 is not None and s0.level == DiagnosticStatus.WARN and s1.level == DiagnosticStatus.ERROR
+    # cam1 falls silent for longer than stale_timeout_s (2 s); cam0's latency exceeds the tiny budget
+    assert col.wait_for(levels, timeout=20, publish=only_cam0)
+    _, s1 = _diag_values(col, "cam1")
+    assert "stale" in s1.message
+    fut = client.set_parameters([Parameter("latency_budget_ms", value=500.0)])
+    assert col.wait_for(lambda: fut.done(), timeout=10)
+
+
 def test_sigint_exits_cleanly(graph):
     proc, col, log = graph
     proc.send_signal(signal.SIGINT)
