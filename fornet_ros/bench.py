@@ -92,3 +92,18 @@ def bench_costmap(size=(1024, 2048), runs: int = 20, grid=(400, 400), resolution
             "valid_pixels": lk.valid_pixels, "ground_pixels_kept": int(lk.ground_pixels.size),
             "lookup_build_ms": round(build_ms, 1), "frame_ms_median": round(frame_ms, 3), "runs": runs,
             "machine": machine_name(), "threads": torch.get_num_threads()}
+
+
+def bench_segmenter(checkpoint, image_size, input_size, topk: float | None, runs: int, threads: int | None) -> dict:
+    """Segmenter end to end on one uint8 RGB image of ``image_size``: resize to ``input_size``,
+    network, labels/confidence/importance back at the image size."""
+    import numpy as np
+    from .inference import Segmenter
+    if threads:
+        torch.set_num_threads(threads)
+    seg = Segmenter(checkpoint, device="cpu", input_size=input_size, topk_ratio=topk)
+    img = np.random.default_rng(0).integers(0, 256, (*image_size, 3), dtype=np.uint8)
+    ms = _median_ms(lambda: seg(img), runs, 3, lambda: None)
+    return {"image_size": list(image_size), "input_size": list(seg.input_size), "topk": seg.topk_ratio,
+            "segmenter_ms_median": round(ms, 2), "runs": runs, "threads": torch.get_num_threads(),
+            "machine": machine_name()}

@@ -187,6 +187,22 @@ def cmd_bench(argv):
         print(f"{r['variant']:10} {r['topk']:5.2f} {r['mode']:>7} {r['total_ms']:9.2f} {r['focus_ms']:9.2f}")
 
 
+def cmd_bench_segmenter(argv):
+    p = argparse.ArgumentParser(prog="fornet bench-segmenter", description="The inference API end to end "
+                                "(resize, network, labels/confidence/importance at the image size) on one image, "
+                                "median of N runs.")
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--image-size", type=int, nargs=2, default=(1024, 2048), metavar=("H", "W"))
+    p.add_argument("--input-size", type=int, nargs=2, default=(512, 1024), metavar=("H", "W"))
+    p.add_argument("--topk", type=float, default=None)
+    p.add_argument("--runs", type=int, default=20)
+    p.add_argument("--threads", type=int, default=None)
+    a = p.parse_args(argv)
+    from .bench import bench_segmenter
+    print(json.dumps(bench_segmenter(a.checkpoint, tuple(a.image_size), tuple(a.input_size), a.topk, a.runs,
+                                     a.threads), indent=2))
+
+
 def cmd_bench_costmap(argv):
     p = argparse.ArgumentParser(prog="fornet bench-costmap", description="Per-frame ground projection time of a "
                                 "label image into the default 5 costmap layers (lookup precomputed), and the "
@@ -401,6 +417,7 @@ COMMANDS = {
     "info": ("variant, parameters, GFLOPs of a checkpoint or variant", cmd_info),
     "predict": ("segment images: label PNG, colour overlay, importance heat-map", cmd_predict),
     "bench": ("latency vs K, sparse vs dense, median of N runs", cmd_bench),
+    "bench-segmenter": ("the inference API end to end on one image (resize, network, outputs)", cmd_bench_segmenter),
     "bench-costmap": ("ground projection time per frame and lookup build time", cmd_bench_costmap),
     "bench-node": ("node end-to-end latency vs the model alone; overload behaviour", cmd_bench_node),
     "export": ("export to ONNX and check it in onnxruntime", cmd_export),

@@ -90,3 +90,11 @@ def test_bench_costmap_cli():
     assert p.returncode == 0, p.stderr
     r = json.loads(p.stdout)
     assert r["layers"] == 5 and r["valid_pixels"] > 0 and r["frame_ms_median"] > 0 and r["lookup_build_ms"] > 0
+
+
+def test_bench_segmenter_cli(checkpoint_path):
+    p = run("bench-segmenter", "--checkpoint", str(checkpoint_path), "--image-size", "120", "200",
+            "--input-size", "64", "128", "--runs", "2")
+    assert p.returncode == 0, p.stderr
+    r = json.loads(p.stdout)
+    assert r["image_size"] == [120, 200] and r["input_size"] == [64, 128] and r["segmenter_ms_median"] > 0
