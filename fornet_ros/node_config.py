@@ -19,6 +19,7 @@ class NodeParams:
     allow_untrained: bool = False  # tests only: random weights when no checkpoint can be loaded
     device: str = "auto"
     precision: str = "auto"
+    threads: int = 0  # torch CPU threads for inference; 0 = torch's default
     input_size: tuple[int, ...] = ()  # (H, W); empty: the checkpoint's
     topk_ratio: float = -1.0  # < 0: the checkpoint's
     cameras: tuple[str, ...] = ("camera",)
@@ -75,6 +76,8 @@ def validate(p: NodeParams) -> None:
         raise ValueError("grid_resolution, grid_width, grid_height must be positive and grid_origin [x, y]")
     if p.max_range <= 0:
         raise ValueError(f"max_range must be positive, got {p.max_range}")
+    if p.threads < 0:
+        raise ValueError(f"threads must be >= 0, got {p.threads}")
     for name in ("input_depth", "output_depth"):
         if not 1 <= getattr(p, name) <= 100:
             raise ValueError(f"{name} must be in 1..100, got {getattr(p, name)}")

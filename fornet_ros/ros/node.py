@@ -53,6 +53,7 @@ DESCRIPTIONS = {
     "allow_untrained": "use random weights if the checkpoint cannot be loaded (tests only)",
     "device": "auto (CUDA if present), cpu, cuda, cuda:N",
     "precision": "auto (fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16",
+    "threads": "torch CPU threads for inference (0 = torch's default); on small CPUs leave a core to DDS",
     "input_size": "[H, W] the network sees; [0, 0] = the checkpoint's. Outputs keep the image size",
     "topk_ratio": "fraction of regions refined by the focus branches (run-time); < 0 = the checkpoint's",
     "cameras": "camera namespaces; each gets <cam>/image_raw -> <cam>/semantic/*",
@@ -194,6 +195,9 @@ class SegmentationNode(Node):
         from ..checkpoint import CheckpointError, default_checkpoint_path, make_checkpoint
         from ..inference import Segmenter
         p = self.params
+        if p.threads:
+            import torch
+            torch.set_num_threads(p.threads)
         path = p.checkpoint or None
         kw = dict(device=p.device, precision=p.precision, input_size=p.input_size or None,
                   topk_ratio=p.topk_ratio if p.topk_ratio >= 0 else None)

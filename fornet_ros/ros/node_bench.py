@@ -35,6 +35,8 @@ def bench_node(checkpoint, size, rate: float, seconds: float, threads: int | Non
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
     params = ["cameras:=[cam]", "costmap_enabled:=false", "publish_color:=false"]
+    if threads:
+        params.append(f"threads:={threads}")
     if checkpoint:
         params.append(f"checkpoint:={checkpoint}")
     if input_size:
