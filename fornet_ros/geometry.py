@@ -240,7 +240,6 @@ class LayerConfig:
     ground_ids: tuple[int, ...]
     obstacle_ids: tuple[int, ...]
     layers: tuple[Layer, ...]
-    num_classes: int = 256
 
     _lut: dict = field(default_factory=dict, repr=False)
 

@@ -6,7 +6,7 @@ once into :class:`NodeParams`, and re-validates every change with :func:`validat
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 
 # Parameters that can change while the node runs (``ros2 param set``); the others need a restart.
 RUNTIME = {"topk_ratio", "max_input_age_ms", "latency_budget_ms", "stale_timeout_s", "publish_color",
@@ -48,7 +48,6 @@ class NodeParams:
     publish_ground_points: bool = False
     costmap_transient_local: bool = False
     use_tf: bool = True
-    extra: dict = field(default_factory=dict, compare=False)
 
 
 def validate(p: NodeParams) -> None:

@@ -27,7 +27,7 @@ def test_params_file_declares_only_known_parameters():
     from fornet_ros.node_config import NodeParams
     from dataclasses import fields
     params = yaml.safe_load((ROOT / "config" / "fornet.yaml").read_text())["/**"]["ros__parameters"]
-    known = {f.name for f in fields(NodeParams)} - {"extra"}
+    known = {f.name for f in fields(NodeParams)}
     unknown = {k for k in params if k not in known and not k.startswith("camera_pose.")}
     assert not unknown and known <= set(params)
 

@@ -19,6 +19,11 @@ from rosbags.image import ImageError, compressed_image_to_cvimage, image_to_cvim
 from rosbags.image.image import to_cvtype
 
 
+def stamp_ns(stamp) -> int:
+    """builtin_interfaces/Time -> integer nanoseconds."""
+    return stamp.sec * 10**9 + stamp.nanosec
+
+
 class BadImageError(ValueError):
     """An image message that cannot be turned into an RGB array (says why)."""
 

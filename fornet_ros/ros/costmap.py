@@ -18,6 +18,7 @@ from nav_msgs.msg import OccupancyGrid
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import PointCloud2, PointField
 
+from .conversions import stamp_ns
 from ..geometry import CameraModel, GeometryError, GridFuser, Pose, build_lookup, transform_from_quaternion
 
 try:  # a ROS distro's helper; PyPI has none
@@ -124,11 +125,11 @@ class SemanticCostmap:
         Raises nothing: bad camera models are logged (throttled) and skipped."""
         for cam, header, labels, info in frames:
             self.latest[cam] = (header, labels, info)
-        newest = max(h.stamp.sec + h.stamp.nanosec * 1e-9 for h, _, _ in self.latest.values())
+        newest = max(stamp_ns(h.stamp) for h, _, _ in self.latest.values())
         fuser = GridFuser(self.grid, self.cfg)
         used, stamp_header = 0, None
         for cam, (header, labels, info) in self.latest.items():
-            if info is None or newest - (header.stamp.sec + header.stamp.nanosec * 1e-9) > self.fusion_window_s:
+            if info is None or newest - stamp_ns(header.stamp) > self.fusion_window_s * 1e9:
                 continue
             try:
                 fuser.add(labels, self.lookup(cam, info, header, labels.shape))
@@ -136,7 +137,7 @@ class SemanticCostmap:
                 self.node.get_logger().warning(f"{cam}: bad CameraInfo, no costmap from it: {e}", throttle_duration_sec=5.0)
                 continue
             used += 1
-            if stamp_header is None or (header.stamp.sec, header.stamp.nanosec) > (stamp_header.stamp.sec, stamp_header.stamp.nanosec):
+            if stamp_header is None or stamp_ns(header.stamp) > stamp_ns(stamp_header.stamp):
                 stamp_header = header
         if not used:
             return 0

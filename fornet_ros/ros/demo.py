@@ -19,6 +19,7 @@ import numpy as np
 
 from ..bags import BagError, from_cityscapes, from_folder, iter_frames
 from ..classes import colorize
+from .conversions import stamp_ns
 from .processes import Spinner, isolated_env, start_node, stop_node
 
 
@@ -82,7 +83,7 @@ def run_demo(out: str, inp: str | None = None, checkpoint: str | None = None, fr
                 if isinstance(msg, DiagnosticArray):
                     got.setdefault(topic, []).append(msg)
                     return
-                key = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+                key = stamp_ns(msg.header.stamp)
                 got.setdefault(topic, {})[key] = msg
         return cb
 

@@ -41,7 +41,7 @@ from std_msgs.msg import String
 
 from ..classes import IGNORE_INDEX, colorize
 from ..node_config import NodeParams, apply_changes, validate
-from .conversions import BadImageError, compressed_to_rgb, fill_image, image_to_rgb
+from .conversions import BadImageError, compressed_to_rgb, fill_image, image_to_rgb, stamp_ns
 
 try:
     from vision_msgs.msg import LabelInfo, VisionClass  # type: ignore
@@ -130,8 +130,6 @@ class SegmentationNode(Node):
         defaults = NodeParams()
         values = {}
         for f in fields(NodeParams):
-            if f.name == "extra":
-                continue
             default = getattr(defaults, f.name)
             if f.name == "input_size":
                 default = [0, 0]
@@ -272,10 +270,10 @@ class SegmentationNode(Node):
                 self.get_logger().error(f"inference failed: {type(e).__name__}: {e}", throttle_duration_sec=5.0)
 
     def _stamp_age_ms(self, header) -> float | None:
-        st = header.stamp
-        if st.sec == 0 and st.nanosec == 0:
+        ns = stamp_ns(header.stamp)
+        if ns == 0:
             return None
-        return (self.get_clock().now().nanoseconds - (st.sec * 10**9 + st.nanosec)) / 1e6
+        return (self.get_clock().now().nanoseconds - ns) / 1e6
 
     def _process(self, taken):
         p = self.params

@@ -26,7 +26,7 @@ def bench_node(checkpoint, size, rate: float, seconds: float, threads: int | Non
 
     from ..inference import Segmenter
     from ..synthetic import make_scene
-    from .conversions import fill_image
+    from .conversions import fill_image, stamp_ns
     from .processes import Spinner, isolated_env, start_node, stop_node
 
     H, W = size
@@ -51,7 +51,7 @@ def bench_node(checkpoint, size, rate: float, seconds: float, threads: int | Non
     def on_labels(msg):
         now = node.get_clock().now().nanoseconds
         with lock:
-            lat.append((now - (msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec)) / 1e6)
+            lat.append((now - stamp_ns(msg.header.stamp)) / 1e6)
     node.create_subscription(Image, "cam/semantic/labels", on_labels, QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
     spinner = Spinner(node)
     try:
