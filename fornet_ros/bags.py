@@ -230,8 +230,8 @@ def decode_image(msg) -> np.ndarray:
     """A rosbags Image / CompressedImage message -> (H, W, 3) uint8 RGB (rosbags-image)."""
     from rosbags.image import message_to_cvimage
     if hasattr(msg, "format"):
-        bgr = message_to_cvimage(msg)
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) if bgr.ndim == 3 else cv2.cvtColor(bgr, cv2.COLOR_GRAY2RGB)
+        from .ros.conversions import compressed_to_rgb  # no rclpy: duck-typed on the message fields
+        return compressed_to_rgb(msg)
     if msg.step * msg.height != len(msg.data):
         raise ValueError(f"data has {len(msg.data)} bytes, expected step {msg.step} x height {msg.height}")
     return np.ascontiguousarray(message_to_cvimage(msg, "rgb8"))

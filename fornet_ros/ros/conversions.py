@@ -28,10 +28,6 @@ class BadImageError(ValueError):
     """An image message that cannot be turned into an RGB array (says why)."""
 
 
-def backend() -> str:
-    return "cv_bridge" if _BRIDGE is not None else "rosbags-image"
-
-
 class _Packed:
     """An Image view with row padding removed (rosbags-image assumes step == width * pixel size)."""
 
