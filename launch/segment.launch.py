@@ -21,7 +21,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
-from fornet_ros import launch_logic as L
+from fornet_ros import launch_logic
 
 
 def _parameter(value):
@@ -35,7 +35,7 @@ def _parameter(value):
 
 def _on_exit(what, stops_launch):
     def handler(event, context):
-        error = L.exit_error(what, event.returncode, context.is_shutdown)
+        error = launch_logic.exit_error(what, event.returncode, context.is_shutdown)
         if error:
             # launch has no exit-code action: LaunchService.run() returns 1 when an exception
             # reaches it (it logs "Caught exception in launch ...: <error>" and shuts down)
@@ -49,18 +49,18 @@ def _on_exit(what, stops_launch):
 
 
 def _launch_setup(context, share):
-    values = {name: LaunchConfiguration(name).perform(context) for name in L.ARGUMENTS}
-    plan = L.make_plan(values, context.environment,
-                       default_params_file=os.path.join(share, "config", "fornet.yaml"),
-                       default_profile=os.path.join(share, "config", "fastdds_large_images.xml"))
+    values = {name: LaunchConfiguration(name).perform(context) for name in launch_logic.ARGUMENTS}
+    plan = launch_logic.make_plan(values, context.environment,
+                                  default_params_file=os.path.join(share, "config", "fornet.yaml"),
+                                  default_profile=os.path.join(share, "config", "fastdds_large_images.xml"))
     actions = []
     if plan.fastdds_profile is not None:
-        actions.append(SetEnvironmentVariable(L.FASTDDS_ENV, plan.fastdds_profile))
+        actions.append(SetEnvironmentVariable(launch_logic.FASTDDS_ENV, plan.fastdds_profile))
     parameters = [plan.params_file]
     if plan.overrides:
         parameters.append({k: _parameter(v) for k, v in plan.overrides.items()})
-    node = Node(package="fornet_ros", executable="segmentation_node", name=L.NODE_NAME, output="screen",
-                parameters=parameters, remappings=plan.remappings,
+    node = Node(package="fornet_ros", executable="segmentation_node", name=launch_logic.NODE_NAME,
+                output="screen", parameters=parameters, remappings=plan.remappings,
                 arguments=["--ros-args", *plan.ros_args] if plan.ros_args else None)
     actions += [node, RegisterEventHandler(OnProcessExit(
         target_action=node, on_exit=_on_exit("segmentation node", stops_launch=True)))]
@@ -73,7 +73,7 @@ def _launch_setup(context, share):
 
 def generate_launch_description():
     share = get_package_share_directory("fornet_ros")
-    d = L.ARGUMENTS
+    d = launch_logic.ARGUMENTS
     return LaunchDescription([
         DeclareLaunchArgument("params_file", default_value="", description=d["params_file"]),
         DeclareLaunchArgument("checkpoint", default_value="", description=d["checkpoint"]),
