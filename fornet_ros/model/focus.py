@@ -158,7 +158,8 @@ class FocusRefiner(nn.Module):
         # Scatter back: regions never overlap, so an accumulate index_put adds each delta once.
         ar = torch.arange(r, device=fine.device)
         rows, cols = (top + h)[:, None] + ar, (left + h)[:, None] + ar
-        out = coarse_up.clone()
-        out.permute(0, 2, 3, 1).index_put_(
+        # Out of place (one copy of coarse_up, as clone + in-place would be): an in-place write
+        # through a permuted view is lost when the graph is traced for ONNX export.
+        out = coarse_up.permute(0, 2, 3, 1).index_put(
             (bi[:, None, None], rows[:, :, None], cols[:, None, :]), delta.permute(0, 2, 3, 1), accumulate=True)
-        return out
+        return out.permute(0, 3, 1, 2)
