@@ -40,7 +40,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import String
 
 from ..classes import IGNORE_INDEX, colorize
-from ..node_config import NodeParams, apply_changes, validate
+from ..node_config import NodeParams
 from .conversions import BadImageError, compressed_to_rgb, fill_image, image_to_rgb, stamp_ns
 
 try:
@@ -131,8 +131,6 @@ class SegmentationNode(Node):
         values = {}
         for f in fields(NodeParams):
             default = getattr(defaults, f.name)
-            if f.name == "input_size":
-                default = [0, 0]
             desc = ParameterDescriptor(description=DESCRIPTIONS.get(f.name, ""),
                                        read_only=False)
             if f.name == "topk_ratio":
@@ -140,20 +138,13 @@ class SegmentationNode(Node):
             if f.name in ("input_depth", "output_depth"):
                 desc.integer_range = [IntegerRange(from_value=1, to_value=100, step=1)]
             value = self.declare_parameter(f.name, list(default) if isinstance(default, tuple) else default, desc).value
-            values[f.name] = tuple(value) if isinstance(value, (list, tuple)) else value
-        if values["input_size"] == (0, 0):
-            values["input_size"] = ()
-        p = NodeParams(**values)
-        validate(p)
-        return p
+            values[f.name] = value
+        return NodeParams.from_values(values)
 
     def _on_set_parameters(self, params) -> SetParametersResult:
-        changes = {}
-        for prm in params:
-            v = prm.value
-            changes[prm.name] = tuple(v) if isinstance(v, (list, tuple)) else v
+        changes = {prm.name: prm.value for prm in params}
         try:
-            new = apply_changes(self.params, changes)
+            new = self.params.changed(changes)
         except ValueError as e:
             return SetParametersResult(successful=False, reason=str(e))
         self.params = new
@@ -197,7 +188,7 @@ class SegmentationNode(Node):
             import torch
             torch.set_num_threads(p.threads)
         path = p.checkpoint or None
-        kw = dict(device=p.device, precision=p.precision, input_size=p.input_size or None,
+        kw = dict(device=p.device, precision=p.precision, input_size=p.input_size if any(p.input_size) else None,
                   topk_ratio=p.topk_ratio if p.topk_ratio >= 0 else None)
         try:
             return Segmenter(path, **kw)
@@ -209,7 +200,7 @@ class SegmentationNode(Node):
                                    "using RANDOM weights (outputs are meaningless)")
             from ..model import create_model
             model = create_model("fornet_s")
-            return Segmenter(model=model, ckpt=make_checkpoint(model, input_size=p.input_size or (512, 1024)), **kw)
+            return Segmenter(model=model, ckpt=make_checkpoint(model, input_size=p.input_size if any(p.input_size) else (512, 1024)), **kw)
 
     # -- topics -------------------------------------------------------------------------------
     def _qos(self, reliability: str, depth: int, latched: bool = False) -> QoSProfile:
