@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from .classes import CAMVID_TO_TRAINID, CITYSCAPES_LABELID_TO_TRAINID, lookup_table
+from .images import BadImageError, to_labels, to_rgb
 
 RATE_HZ = 17.0  # Cityscapes sequences are recorded at 17 Hz
 T0_NS = 1_700_000_000 * 10**9  # first stamp of written bags (arbitrary, fixed for reproducibility)
@@ -226,15 +227,11 @@ def bag_cameras(reader) -> list[str]:
     return cams
 
 
-def decode_image(msg) -> np.ndarray:
-    """A rosbags Image / CompressedImage message -> (H, W, 3) uint8 RGB (rosbags-image)."""
-    from rosbags.image import message_to_cvimage
-    if hasattr(msg, "format"):
-        from .ros.conversions import compressed_to_rgb  # no rclpy: duck-typed on the message fields
-        return compressed_to_rgb(msg)
-    if msg.step * msg.height != len(msg.data):
-        raise ValueError(f"data has {len(msg.data)} bytes, expected step {msg.step} x height {msg.height}")
-    return np.ascontiguousarray(message_to_cvimage(msg, "rgb8"))
+def _decode(decoder, msg, path, topic, stamp):
+    try:
+        return decoder(msg)
+    except BadImageError as e:
+        raise BagError(f"{path}: cannot decode {topic} at {stamp}: {e}") from e
 
 
 def iter_frames(path, camera: str | None = None):
@@ -265,17 +262,14 @@ def iter_frames(path, camera: str | None = None):
             stamp = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
             key = (cam, stamp)
             if is_gt:
-                gt = np.asarray(msg.data, np.uint8).reshape(msg.height, msg.step)[:, : msg.width]
+                gt = _decode(to_labels, msg, path, conn.topic, stamp)
                 if key in pending:
                     rgb, _ = pending.pop(key)
                     yield cam, stamp, rgb, gt
                 continue
             for k in [k for k in pending if k[0] == cam and k[1] < stamp]:
                 yield (*k, *pending.pop(k))
-            try:
-                pending[key] = [decode_image(msg), None]
-            except Exception as e:  # noqa: BLE001
-                raise BagError(f"{path}: cannot decode {conn.topic} at {stamp}: {e}") from e
+            pending[key] = [_decode(to_rgb, msg, path, conn.topic, stamp), None]
         for k in sorted(pending, key=lambda k: k[1]):
             yield (*k, *pending.pop(k))
     finally:

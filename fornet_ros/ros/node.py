@@ -41,7 +41,8 @@ from std_msgs.msg import String
 
 from ..classes import IGNORE_INDEX, colorize
 from ..node_config import NodeParams
-from .conversions import BadImageError, compressed_to_rgb, fill_image, image_to_rgb, stamp_ns
+from ..images import BadImageError, to_rgb
+from .conversions import fill_image, stamp_ns
 
 try:
     from vision_msgs.msg import LabelInfo, VisionClass  # type: ignore
@@ -275,7 +276,7 @@ class SegmentationNode(Node):
                 cam.stale += 1
                 continue
             try:
-                rgb = compressed_to_rgb(msg) if p.compressed else image_to_rgb(msg)
+                rgb = to_rgb(msg)
             except BadImageError as e:
                 cam.bad += 1
                 self.get_logger().warning(f"{cam.name}: dropping bad image: {e}", throttle_duration_sec=2.0)
