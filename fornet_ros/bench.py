@@ -101,7 +101,7 @@ def bench_segmenter(checkpoint, image_size, input_size, topk: float | None, runs
     from .inference import Segmenter
     if threads:
         torch.set_num_threads(threads)
-    seg = Segmenter(checkpoint, device="cpu", input_size=input_size, topk_ratio=topk)
+    seg = Segmenter.from_checkpoint(checkpoint, device="cpu", input_size=input_size, topk_ratio=topk)
     img = np.random.default_rng(0).integers(0, 256, (*image_size, 3), dtype=np.uint8)
     ms = _median_ms(lambda: seg(img), runs, 3, lambda: None)
     return {"image_size": list(image_size), "input_size": list(seg.input_size), "topk": seg.topk_ratio,

@@ -5,6 +5,7 @@ Loaded with ``torch.load(weights_only=True)``: only tensors and plain containers
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -25,33 +26,68 @@ class CheckpointError(ValueError):
     """A checkpoint is missing, unreadable or inconsistent."""
 
 
+@dataclass(frozen=True)
+class ModelMeta:
+    """What a model needs besides its weights to be used: class names and colours, input
+    normalisation, and the input size it was trained for (H, W)."""
+
+    classes: tuple[str, ...]
+    palette: tuple[tuple[int, int, int], ...]
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    input_size: tuple[int, int] = DEFAULT_INPUT_SIZE
+
+    def __post_init__(self):
+        if len(self.classes) != len(self.palette):
+            raise CheckpointError(f"{len(self.classes)} class names but {len(self.palette)} colours")
+        if len(self.input_size) != 2 or min(self.input_size) < 8:
+            raise CheckpointError(f"input_size must be (H, W) with both >= 8, got {tuple(self.input_size)}")
+
+    @classmethod
+    def default(cls, num_classes: int = 19, input_size=DEFAULT_INPUT_SIZE) -> "ModelMeta":
+        """Cityscapes names and colours for 19 classes, generated ones otherwise (untrained models)."""
+        if num_classes == len(CITYSCAPES_CLASSES):
+            classes, palette = CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
+        else:
+            classes = tuple(f"class_{i}" for i in range(num_classes))
+            palette = tuple(((i * 67) % 256, (i * 131) % 256, (i * 199) % 256) for i in range(num_classes))
+        return cls(tuple(classes), tuple(tuple(c) for c in palette), input_size=tuple(input_size))
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict) -> "ModelMeta":
+        norm = ckpt["normalization"]
+        return cls(classes=tuple(ckpt["classes"]), palette=tuple(tuple(int(v) for v in c) for c in ckpt["palette"]),
+                   mean=tuple(norm["mean"]), std=tuple(norm["std"]), input_size=tuple(int(v) for v in ckpt["input_size"]))
+
+
 def default_checkpoint_path() -> Path:
     """The model shipped inside the package (trained on CamVid, see docs/model_card.md)."""
     return Path(str(resources.files("fornet_ros") / "weights" / DEFAULT_CHECKPOINT_NAME))
 
 
-def make_checkpoint(model: FoRNet, classes=CITYSCAPES_CLASSES, palette=CITYSCAPES_PALETTE,
-                    mean=IMAGENET_MEAN, std=IMAGENET_STD, input_size=DEFAULT_INPUT_SIZE, **extra) -> dict:
-    if len(classes) != model.cfg.num_classes or len(palette) != model.cfg.num_classes:
-        raise CheckpointError(f"{len(classes)} class names / {len(palette)} colours for a "
-                              f"{model.cfg.num_classes}-class model")
+def make_checkpoint(model: FoRNet, meta: ModelMeta | None = None, **extra) -> dict:
+    """The checkpoint dict of ``model`` + ``meta`` (default: :meth:`ModelMeta.default`); ``extra``
+    keys (e.g. ``train``) are stored beside them."""
+    meta = meta or ModelMeta.default(model.cfg.num_classes)
+    if len(meta.classes) != model.cfg.num_classes:
+        raise CheckpointError(f"{len(meta.classes)} class names for a {model.cfg.num_classes}-class model")
     ckpt = {
         "format": FORMAT,
         "model_config": model.cfg.to_dict(),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "classes": list(classes),
-        "palette": [list(map(int, c)) for c in palette],
-        "normalization": {"mean": list(mean), "std": list(std)},
-        "input_size": list(input_size),
+        "classes": list(meta.classes),
+        "palette": [list(map(int, c)) for c in meta.palette],
+        "normalization": {"mean": list(meta.mean), "std": list(meta.std)},
+        "input_size": list(meta.input_size),
     }
     ckpt.update(extra)
     return ckpt
 
 
-def save_checkpoint(path, model: FoRNet, **kw) -> Path:
+def save_checkpoint(path, model: FoRNet, meta: ModelMeta | None = None, **extra) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(make_checkpoint(model, **kw), path)
+    torch.save(make_checkpoint(model, meta, **extra), path)
     return path
 
 
@@ -89,6 +125,11 @@ def model_from_checkpoint(ckpt: dict) -> FoRNet:
     return model.eval()
 
 
-def load_model(path=None) -> tuple[FoRNet, dict]:
+def load_model(path=None) -> tuple[FoRNet, ModelMeta]:
+    """The model (eval mode) and its metadata from a checkpoint (default: the packaged model)."""
     ckpt = read_checkpoint(path)
-    return model_from_checkpoint(ckpt), ckpt
+    try:
+        meta = ModelMeta.from_checkpoint(ckpt)
+    except (TypeError, ValueError, KeyError) as e:
+        raise CheckpointError(f"bad metadata in checkpoint {path}: {e}") from e
+    return model_from_checkpoint(ckpt), meta

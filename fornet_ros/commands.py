@@ -29,7 +29,7 @@ def _model_args(p, checkpoint_help="checkpoint (.pt); default: the packaged CamV
 
 def _segmenter(a):
     from .inference import Segmenter
-    return Segmenter(a.checkpoint, device=a.device, precision=a.precision, input_size=a.input_size, topk_ratio=a.topk)
+    return Segmenter.from_checkpoint(a.checkpoint, device=a.device, precision=a.precision, input_size=a.input_size, topk_ratio=a.topk)
 
 
 def cmd_init(argv):
@@ -45,16 +45,11 @@ def cmd_init(argv):
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     import torch
-    from .checkpoint import save_checkpoint
-    from .classes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
+    from .checkpoint import ModelMeta, save_checkpoint
     from .model import create_model
     torch.manual_seed(a.seed)
     model = create_model(a.variant, num_classes=a.num_classes, topk_ratio=a.topk, focus=not a.no_focus)
-    classes, palette = CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
-    if a.num_classes != 19:
-        classes = [f"class_{i}" for i in range(a.num_classes)]
-        palette = [((i * 67) % 256, (i * 131) % 256, (i * 199) % 256) for i in range(a.num_classes)]
-    path = save_checkpoint(a.out, model, classes=classes, palette=palette, input_size=a.input_size, untrained=True)
+    path = save_checkpoint(a.out, model, ModelMeta.default(a.num_classes, tuple(a.input_size)), untrained=True)
     print(f"wrote untrained {a.variant} ({a.num_classes} classes, K={a.topk}) to {path}")
 
 
@@ -83,18 +78,19 @@ def cmd_info(argv):
     p.add_argument("--size", type=int, nargs=2, default=(512, 1024), metavar=("H", "W"))
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
-    from .checkpoint import CheckpointError, load_model
+    from .checkpoint import CheckpointError, model_from_checkpoint, read_checkpoint
     from .model import create_model
     if a.variant:
-        model, meta = create_model(a.variant), {"classes": None, "input_size": None}
+        model, ckpt = create_model(a.variant), {}
     else:
         try:
-            model, meta = load_model(a.checkpoint)
+            ckpt = read_checkpoint(a.checkpoint)
+            model = model_from_checkpoint(ckpt)
         except CheckpointError as e:
             return _fail(str(e))
     info = {"variant": model.cfg.variant, "config": model.cfg.to_dict(), "size": list(a.size),
-            **model_stats(model, tuple(a.size)), "classes": meta.get("classes"), "input_size": meta.get("input_size"),
-            "train": meta.get("train")}
+            **model_stats(model, tuple(a.size)), "classes": ckpt.get("classes"), "input_size": ckpt.get("input_size"),
+            "train": ckpt.get("train")}
     if a.json:
         print(json.dumps(info, indent=2))
     else:
@@ -270,11 +266,11 @@ def cmd_eval(argv):
     from .checkpoint import CheckpointError
     from .data import build_dataset
     from .data.datasets import DatasetError
-    from .train import evaluate
+    from .evaluation import dataset_samples, evaluate
     try:
         seg = _segmenter(a)
         ds = build_dataset(a.dataset, a.data_root, a.split, **({"drives": a.drives} if a.drives else {}))
-        res = evaluate(seg, ds, boundary_px=a.boundary_px, progress=not a.json, limit=a.limit)
+        res = evaluate(seg, dataset_samples(ds, a.limit), boundary_px=a.boundary_px, progress=not a.json, limit=a.limit)
     except (CheckpointError, DatasetError, ValueError) as e:
         return _fail(str(e))
     res.update(dataset=a.dataset, split=a.split)

@@ -27,8 +27,8 @@ def export_onnx(checkpoint, onnx_path, size=None, topk_ratio=None, opset: int = 
 
     The dense path is exported because ONNX has no gather-by-region convolution; the number of
     selected regions is fixed by (H, W, K) at export time, the batch is dynamic."""
-    model, ckpt = load_model(checkpoint)
-    size = tuple(size or ckpt["input_size"])
+    model, meta = load_model(checkpoint)
+    size = tuple(size or meta.input_size)
     K = model.cfg.topk_ratio if topk_ratio is None else float(topk_ratio)
     wrapper = _OnnxWrapper(model, K).eval()  # eval on the wrapper: export restores its mode recursively
     x = torch.randn(2, 3, *size)

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import torch
 
-from .checkpoint import load_model
+from .checkpoint import ModelMeta, load_model
 from .model import region_map_to_pixels
 
 
@@ -70,40 +70,50 @@ def validate_image(img, name: str = "image") -> np.ndarray:
 
 
 class Segmenter:
-    """FoR-Net inference on RGB images of any size; outputs come back at the image's size."""
+    """FoR-Net inference on RGB images of any size; outputs come back at the image's size.
 
-    def __init__(self, checkpoint=None, device: str = "auto", precision: str = "auto",
+    ``Segmenter(model, meta)`` wraps a model and its :class:`~fornet_ros.checkpoint.ModelMeta`;
+    ``Segmenter.from_checkpoint(path)`` loads both (``path=None``: the packaged model)."""
+
+    def __init__(self, model, meta: ModelMeta, device: str = "auto", precision: str = "auto",
                  input_size: tuple[int, int] | None = None, topk_ratio: float | None = None,
-                 channels_last: bool = True, model=None, ckpt: dict | None = None):
-        if model is None:
-            model, ckpt = load_model(checkpoint)
-        self.ckpt = ckpt
+                 channels_last: bool = True):
+        self.meta = meta
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
         self.model = model.eval().to(self.device, self.dtype)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.channels_last = channels_last
-        self.classes = list(ckpt["classes"])
-        self.palette = [tuple(c) for c in ckpt["palette"]]
-        norm = ckpt["normalization"]
-        self.mean = np.asarray(norm["mean"], np.float32) * 255.0
-        self.std = np.asarray(norm["std"], np.float32) * 255.0
-        size = tuple(input_size) if input_size is not None else tuple(ckpt["input_size"])
+        self.classes = list(meta.classes)
+        self.palette = [tuple(c) for c in meta.palette]
+        self.mean = np.asarray(meta.mean, np.float32) * 255.0
+        self.std = np.asarray(meta.std, np.float32) * 255.0
+        size = tuple(input_size) if input_size is not None else tuple(meta.input_size)
         if len(size) != 2 or min(size) < 8:
             raise ValueError(f"input_size must be (H, W) with both >= 8, got {size}")
         self.input_size = (int(size[0]), int(size[1]))
-        self.topk_ratio = model.cfg.topk_ratio if topk_ratio is None else topk_ratio
+        self.topk_ratio = topk_ratio
+
+    @classmethod
+    def from_checkpoint(cls, path=None, **kw) -> "Segmenter":
+        """Load a checkpoint (``None``: the packaged default model); keywords as for ``Segmenter``."""
+        model, meta = load_model(path)
+        return cls(model, meta, **kw)
 
     @property
     def topk_ratio(self) -> float:
+        """K in use. Setting ``None`` or a negative value selects the model's trained K (the one
+        place this rule lives: the node and the CLI pass their "checkpoint's K" values through)."""
         return self._topk
 
     @topk_ratio.setter
-    def topk_ratio(self, value: float):
+    def topk_ratio(self, value: float | None):
+        if value is None or float(value) < 0:
+            value = self.model.cfg.topk_ratio
         value = float(value)
         if not 0.0 <= value <= 1.0:
-            raise ValueError(f"topk_ratio must be in [0, 1], got {value}")
+            raise ValueError(f"topk_ratio must be in [0, 1] (or < 0 for the model's own), got {value}")
         self._topk = value
 
     @property

@@ -1,5 +1,5 @@
-"""Training and evaluation: ``train_one_epoch`` / ``evaluate`` / ``main(args)`` (torchvision
-references style). One process or many with ``torchrun`` (DistributedDataParallel; gloo on CPU,
+"""Training: ``train_one_epoch`` / ``main(args)`` (torchvision references style); validation uses
+the one :func:`fornet_ros.evaluation.evaluate`. One process or many with ``torchrun`` (DistributedDataParallel; gloo on CPU,
 nccl on CUDA). Writes ``<out>/last.pt`` (resumable), ``<out>/best.pt`` (inference checkpoint),
 ``<out>/log.csv`` and ``<out>/args.json``.
 """
@@ -21,8 +21,9 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from tqdm import tqdm
 
-from .checkpoint import IMAGENET_MEAN, IMAGENET_STD, make_checkpoint, model_from_checkpoint, read_checkpoint
-from .data import EvalTransform, TrainTransform, build_dataset
+from .checkpoint import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, load_model, make_checkpoint
+from .data import TrainTransform, build_dataset
+from .evaluation import dataset_samples, evaluate
 from .inference import Segmenter
 from .losses import fornet_loss
 from .metrics import SegmentationMetrics
@@ -77,24 +78,6 @@ def train_one_epoch(model, loader, optimizer, scheduler, cfg, steps: int, start_
         if log is not None:
             log(row)
     return step + 1
-
-
-def evaluate(segmenter: Segmenter, dataset, boundary_px: int = 3, progress: bool = True, limit: int | None = None) -> dict:
-    """Scores a Segmenter on a dataset (each image at the segmenter's input size, scored at the
-    label's full resolution). Returns the metrics dict plus throughput."""
-    metrics = SegmentationMetrics(segmenter.cfg.num_classes, segmenter.classes, boundary_px)
-    n = len(dataset) if limit is None else min(limit, len(dataset))
-    t_model = 0.0
-    for i in tqdm(range(n), desc="eval", disable=not progress, dynamic_ncols=True):
-        img, label = dataset.load(i)
-        t0 = time.perf_counter()
-        res = segmenter(img)
-        t_model += time.perf_counter() - t0
-        metrics.update(label, res.labels, res.selected)
-    out = metrics.compute()
-    out.update(images=n, images_per_s=n / t_model if t_model else None, topk_ratio=segmenter.topk_ratio,
-               input_size=list(segmenter.input_size), variant=segmenter.cfg.variant)
-    return out
 
 
 def parse_args(argv=None):
@@ -163,16 +146,17 @@ def main(argv=None) -> dict:
     train_ds = build_dataset(args.dataset, args.data_root, args.split, cache=True,
                              transform=TrainTransform(args.crop, args.scale, seed=args.seed + rank), **extra)
     val_extra = {"drives": args.val_drives} if args.dataset == "camvid" and args.val_drives else {}
-    val_ds = build_dataset(args.dataset, args.data_root, args.val_split or args.split, transform=EvalTransform(), **val_extra)
+    val_ds = build_dataset(args.dataset, args.data_root, args.val_split or args.split, **val_extra)
     input_size = tuple(args.input_size) if args.input_size else train_ds.load(0)[1].shape
 
     overrides = {"region_cells": args.region_cells} if args.region_cells else {}
     if args.init:
-        model = model_from_checkpoint(read_checkpoint(args.init)).train()
+        model = load_model(args.init)[0].train()
     else:
         model = create_model(args.variant, num_classes=len(train_ds.classes), topk_ratio=args.topk,
                              focus=not args.no_focus, **overrides)
     cfg = model.cfg
+    meta = ModelMeta(tuple(train_ds.classes), tuple(tuple(c) for c in train_ds.palette), input_size=tuple(input_size))
     model = model.to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: poly_lr(s, args.iters, args.warmup))
@@ -214,11 +198,11 @@ def main(argv=None) -> dict:
         step = train_one_epoch(net, loader, optimizer, scheduler, cfg, n, step, device, log, amp,
                                progress=is_main and not args.no_progress, scaler=scaler)
         if is_main:
-            ckpt = make_checkpoint(model, classes=train_ds.classes, palette=train_ds.palette, input_size=input_size,
-                                   train={"dataset": args.dataset, "iters": args.iters, "step": step})
-            seg = Segmenter(model=model.eval(), ckpt=ckpt, device=str(device), precision="fp32")
-            result = evaluate(seg, val_ds, limit=args.val_limit, progress=not args.no_progress)
+            seg = Segmenter(model, meta, device=str(device), precision="fp32")
+            result = evaluate(seg, dataset_samples(val_ds, args.val_limit), progress=not args.no_progress,
+                              limit=args.val_limit)
             model.train()
+            ckpt = make_checkpoint(model, meta, train={"dataset": args.dataset, "iters": args.iters, "step": step})
             ckpt["train"]["val"] = {k: result[k] for k in ("miou", "boundary_iou", "thin_miou", "pixel_accuracy")}
             log({"step": step, "val_miou": result["miou"], "val_boundary_iou": result["boundary_iou"],
                  "val_thin_miou": result["thin_miou"]})

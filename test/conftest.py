@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from fornet_ros.checkpoint import save_checkpoint
+from fornet_ros.checkpoint import ModelMeta, save_checkpoint
 from fornet_ros.model import create_model
 
 
@@ -24,7 +24,7 @@ def small_model():
 
 @pytest.fixture
 def checkpoint_path(tmp_path, small_model):
-    return save_checkpoint(tmp_path / "model.pt", small_model, input_size=(128, 256))
+    return save_checkpoint(tmp_path / "model.pt", small_model, ModelMeta.default(19, (128, 256)))
 
 
 @pytest.fixture

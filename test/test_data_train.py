@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from fornet_ros.checkpoint import load_model
+from fornet_ros.checkpoint import load_model, read_checkpoint
 from fornet_ros.classes import IGNORE_INDEX
 from fornet_ros.data import CamVid, FolderDataset, TrainTransform, build_dataset
 from fornet_ros.data.datasets import DatasetError
@@ -78,8 +78,8 @@ def test_training_reduces_loss_and_writes_loadable_checkpoint(camvid_root, tmp_p
     assert len(losses) == 30
     assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5])
     assert 0 <= res["miou"] <= 1 and "boundary_iou" in res
-    model, ckpt = load_model(tmp_path / "run" / "best.pt")
-    assert ckpt["input_size"] == [96, 128] and ckpt["train"]["step"] == 30
+    model, meta = load_model(tmp_path / "run" / "best.pt")
+    assert meta.input_size == (96, 128) and read_checkpoint(tmp_path / "run" / "best.pt")["train"]["step"] == 30
     # resume continues from the saved step
     train_main(_train_args(camvid_root, tmp_path / "run", 32) + ["--resume"])
     steps = [int(l.split(",")[0]) for l in (tmp_path / "run" / "log.csv").read_text().splitlines()[1:]]

@@ -20,7 +20,7 @@ def test_default_segmenter_predicts_only_classes_it_was_trained_on():
     """A CamVid-trained model leaves the 8 Cityscapes classes CamVid lacks (wall, traffic light,
     terrain, truck, bus, train, motorcycle, bicycle) practically unused; random weights would not."""
     img, truth = make_scene(240, 320, seed=3)
-    seg = Segmenter(device="cpu")
+    seg = Segmenter.from_checkpoint(device="cpu")
     r = seg(img)
     assert r.labels.shape == truth.shape and r.labels.dtype == np.uint8
     never_trained = np.isin(r.labels, [3, 6, 9, 14, 15, 16, 17, 18])

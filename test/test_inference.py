@@ -2,15 +2,15 @@ import numpy as np
 import pytest
 import torch
 
-from fornet_ros.checkpoint import CheckpointError, load_model, make_checkpoint, read_checkpoint, save_checkpoint
+from fornet_ros.checkpoint import CheckpointError, ModelMeta, load_model, make_checkpoint, read_checkpoint, save_checkpoint
 from fornet_ros.inference import Segmenter, resolve_device, resolve_precision
 from fornet_ros.model import create_model
 
 
 def test_checkpoint_round_trip(checkpoint_path, small_model):
-    model, ckpt = load_model(checkpoint_path)
+    model, meta = load_model(checkpoint_path)
     assert model.cfg == small_model.cfg
-    assert ckpt["input_size"] == [128, 256] and len(ckpt["classes"]) == 19 and ckpt["palette"][0] == [128, 64, 128]
+    assert meta.input_size == (128, 256) and len(meta.classes) == 19 and meta.palette[0] == (128, 64, 128)
     x = torch.randn(1, 3, 64, 96)
     with torch.no_grad():
         assert torch.equal(model(x)["logits"], small_model(x)["logits"])
@@ -38,7 +38,7 @@ def test_checkpoint_refuses_mismatch(tmp_path, small_model):
 
 
 def test_segmenter_outputs_at_image_resolution(checkpoint_path, rgb):
-    seg = Segmenter(checkpoint_path, device="cpu")
+    seg = Segmenter.from_checkpoint(checkpoint_path, device="cpu")
     assert seg.input_size == (128, 256) and seg.dtype == torch.float32
     r = seg(rgb)
     assert r.labels.shape == rgb.shape[:2] and r.labels.dtype == np.uint8 and r.labels.max() < 19
@@ -49,7 +49,7 @@ def test_segmenter_outputs_at_image_resolution(checkpoint_path, rgb):
 
 
 def test_segmenter_batch_matches_single(checkpoint_path, rgb):
-    seg = Segmenter(checkpoint_path, device="cpu")
+    seg = Segmenter.from_checkpoint(checkpoint_path, device="cpu")
     big = np.random.default_rng(1).integers(0, 256, (300, 500, 3), dtype=np.uint8)
     batch = seg([rgb, big])
     assert [b.labels.shape for b in batch] == [rgb.shape[:2], big.shape[:2]]
@@ -59,18 +59,23 @@ def test_segmenter_batch_matches_single(checkpoint_path, rgb):
 
 
 def test_topk_changes_selected_fraction(checkpoint_path, rgb):
-    seg = Segmenter(checkpoint_path, device="cpu")
+    seg = Segmenter.from_checkpoint(checkpoint_path, device="cpu")
     frac = []
     for k in (0.1, 0.5, 1.0):
         seg.topk_ratio = k
         frac.append(seg(rgb).selected.mean())
     assert frac[0] < frac[1] < frac[2] == 1.0
     with pytest.raises(ValueError, match="topk_ratio"):
-        seg.topk_ratio = -0.1
+        seg.topk_ratio = 1.5
+    seg.topk_ratio = -1  # negative or None: the model's trained K (0.25 here)
+    assert seg.topk_ratio == 0.25
+    seg.topk_ratio = 0.5
+    seg.topk_ratio = None
+    assert seg.topk_ratio == 0.25
 
 
 def test_float_input_equals_uint8(checkpoint_path, rgb):
-    seg = Segmenter(checkpoint_path, device="cpu")
+    seg = Segmenter.from_checkpoint(checkpoint_path, device="cpu")
     a, b = seg(rgb), seg(rgb.astype(np.float32) / 255.0)
     assert (a.labels == b.labels).mean() > 0.999
 
@@ -85,7 +90,7 @@ def test_float_input_equals_uint8(checkpoint_path, rgb):
     ([[1, 2, 3]], "numpy array"),
 ])
 def test_bad_input_raises_value_error(checkpoint_path, bad, msg):
-    seg = Segmenter(checkpoint_path, device="cpu")
+    seg = Segmenter.from_checkpoint(checkpoint_path, device="cpu")
     with pytest.raises(ValueError, match=msg):
         seg(bad) if isinstance(bad, np.ndarray) else seg([bad])
 
@@ -98,9 +103,9 @@ def test_bad_settings(checkpoint_path):
     with pytest.raises(ValueError, match="CUDA"):
         resolve_precision("fp16", torch.device("cpu"))
     with pytest.raises(ValueError, match="input_size"):
-        Segmenter(checkpoint_path, device="cpu", input_size=(4, 4))
+        Segmenter.from_checkpoint(checkpoint_path, device="cpu", input_size=(4, 4))
     with pytest.raises(ValueError, match="empty batch"):
-        Segmenter(checkpoint_path, device="cpu")([])
+        Segmenter.from_checkpoint(checkpoint_path, device="cpu")([])
 
 
 def test_auto_device_is_cpu_without_cuda():
@@ -121,6 +126,6 @@ def test_onnx_export_matches_torch(tmp_path, checkpoint_path):
 
 def test_untrained_model_refined_regions_flagged(tmp_path):
     model = create_model("fornet_s", focus=False)
-    path = save_checkpoint(tmp_path / "off.pt", model, input_size=(64, 64))
-    r = Segmenter(path, device="cpu")(np.zeros((40, 50, 3), np.uint8))
+    path = save_checkpoint(tmp_path / "off.pt", model, ModelMeta.default(19, (64, 64)))
+    r = Segmenter.from_checkpoint(path, device="cpu")(np.zeros((40, 50, 3), np.uint8))
     assert r.importance.max() == 0 and not r.selected.any()

@@ -1,7 +1,7 @@
 """Datasets (Cityscapes, CamVid, generic folder) and joint image+label transforms. No ROS."""
 
 from .datasets import DATASETS, CamVid, Cityscapes, FolderDataset, SegmentationDataset, build_dataset
-from .transforms import EvalTransform, TrainTransform
+from .transforms import TrainTransform
 
 __all__ = ["DATASETS", "CamVid", "Cityscapes", "FolderDataset", "SegmentationDataset", "build_dataset",
-           "TrainTransform", "EvalTransform"]
+           "TrainTransform"]

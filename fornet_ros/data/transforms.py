@@ -44,16 +44,3 @@ class TrainTransform:
             img = gray + (img - gray) * rng.uniform(1 - j, 1 + j)  # saturation
             img = np.clip(img, 0, 255)
         return np.ascontiguousarray(img), np.ascontiguousarray(label)
-
-
-class EvalTransform:
-    """Optional fixed rescale of the image (labels stay at full resolution for scoring)."""
-
-    def __init__(self, scale: float = 1.0):
-        self.scale = scale
-
-    def __call__(self, img, label):
-        if self.scale != 1.0:
-            h, w = img.shape[:2]
-            img = cv2.resize(img, (int(w * self.scale + 0.5), int(h * self.scale + 0.5)), interpolation=cv2.INTER_LINEAR)
-        return img.astype(np.float32), label

@@ -1,0 +1,57 @@
+"""One evaluation loop for every caller (training validation, ``fornet eval``, ``fornet bag eval``,
+the demo): a :class:`~fornet_ros.inference.Segmenter` over (image, label) samples, scored by
+:class:`~fornet_ros.metrics.SegmentationMetrics` at the label's full resolution."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+import numpy as np
+from tqdm import tqdm
+
+from .metrics import SegmentationMetrics
+
+
+class SampleError(ValueError):
+    """A sample cannot be scored (label and image sizes differ)."""
+
+
+def dataset_samples(dataset, limit: int | None = None):
+    """(image, label) pairs of a dataset with ``load(i)`` (all of :mod:`fornet_ros.data`)."""
+    n = len(dataset) if limit is None else min(limit, len(dataset))
+    for i in range(n):
+        yield dataset.load(i)
+
+
+def evaluate(segmenter, samples: Iterable[tuple[np.ndarray, np.ndarray]], boundary_px: int = 3,
+             progress: bool = True, limit: int | None = None) -> dict:
+    """Score ``segmenter`` on ``samples``: (RGB uint8 HxWx3, train-id label uint8 HxW) pairs; a
+    label may be ``None`` (the frame is segmented and timed but not scored). Each image goes
+    through the segmenter at its input size; predictions come back at the label's resolution.
+
+    Returns the metrics of :meth:`SegmentationMetrics.compute` plus ``images`` (segmented),
+    ``scored``, ``images_per_s`` (segmenter time only), ``topk_ratio``, ``input_size``, ``variant``."""
+    metrics = SegmentationMetrics(len(segmenter.classes), segmenter.classes, boundary_px)
+    total = len(samples) if hasattr(samples, "__len__") else None
+    if limit is not None and total is not None:
+        total = min(total, limit)
+    images = scored = 0
+    t_model = 0.0
+    for img, label in tqdm(samples, total=total, desc="eval", disable=not progress, dynamic_ncols=True):
+        t0 = time.perf_counter()
+        res = segmenter(img)
+        t_model += time.perf_counter() - t0
+        images += 1
+        if label is not None:
+            if label.shape != res.labels.shape:
+                raise SampleError(f"sample {images - 1}: label {label.shape} and image {res.labels.shape[:2]} sizes differ")
+            metrics.update(label, res.labels, res.selected)
+            scored += 1
+        if limit is not None and images >= limit:
+            break
+    out = metrics.compute() if scored else {}
+    out.update(images=images, scored=scored, images_per_s=images / t_model if t_model else None,
+               topk_ratio=segmenter.topk_ratio, input_size=list(segmenter.input_size),
+               variant=segmenter.cfg.variant)
+    return out
