@@ -19,11 +19,11 @@ DOMAIN = 140 + os.getpid() % 50
 def trained_like_ckpt(tmp_path_factory):
     import torch
     from conftest import spread_selector
-    from fornet_ros.checkpoint import save_checkpoint
+    from fornet_ros.checkpoint import ModelMeta, save_checkpoint
     from fornet_ros.model import create_model
     torch.manual_seed(0)
     return save_checkpoint(tmp_path_factory.mktemp("ck") / "m.pt", spread_selector(create_model("fornet_s")),
-                           input_size=(64, 128))
+                           ModelMeta.default(19, (64, 128)))
 
 
 def test_bag_play_into_node_outputs_carry_bag_stamps(tmp_path, trained_like_ckpt):
