@@ -111,9 +111,14 @@ class Pose:
     @classmethod
     def from_list(cls, values) -> "Pose":
         """[x, y, z, roll, pitch, yaw] (the node's camera_pose.<cam> parameter)."""
-        if len(values) != 6:
-            raise GeometryError(f"pose needs 6 numbers [x, y, z, roll, pitch, yaw], got {list(values)}")
-        return cls(*map(float, values))
+        try:
+            if len(values) != 6:
+                raise ValueError
+            return cls(*map(float, values))
+        except (TypeError, ValueError) as e:
+            if isinstance(e, GeometryError):
+                raise
+            raise GeometryError(f"pose needs 6 numbers [x, y, z, roll, pitch, yaw], got {values!r}") from None
 
     def rotation(self) -> np.ndarray:
         cr, sr, cp, sp, cy, sy = (math.cos(self.roll), math.sin(self.roll), math.cos(self.pitch),

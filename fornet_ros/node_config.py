@@ -128,6 +128,16 @@ SPECS: dict[str, ParamSpec] = {
     for f in fields(NodeParams) if f.default is not MISSING}
 
 
+# One more static parameter per camera (not a field: its name depends on ``cameras``).
+CAMERA_POSE = ParamSpec("camera_pose.<cam>", "float[]", [0.0, 0.0, 1.5, 0.0, 0.0, 0.0],
+                        "[x, y, z, roll, pitch, yaw] of the camera's body frame in grid_frame (m, rad); used when "
+                        "TF has no transform", False, None, "6 finite numbers")
+
+
+def camera_pose_name(camera: str) -> str:
+    return f"camera_pose.{camera.strip('/').replace('/', '_')}"
+
+
 def coerce(name: str, value):
     """A ROS parameter value -> the field's Python type (lists -> tuples, ints -> floats)."""
     if name not in SPECS:
@@ -161,3 +171,25 @@ def _check(f, value) -> None:
         raise ValueError(f"{f.name} must be {m['constraint']}, got {value!r}")
     if m["check"] is not None and not m["check"](value):
         raise ValueError(f"{f.name} must be {m['constraint']}, got {list(value) if isinstance(value, tuple) else value!r}")
+
+
+def build_segmenter(p: NodeParams):
+    """(Segmenter, warning or None) for the parameters. With ``allow_untrained``, a checkpoint that
+    cannot be loaded gives random weights and a warning; otherwise RuntimeError naming it."""
+    from .checkpoint import CheckpointError, ModelMeta, default_checkpoint_path
+    from .inference import Segmenter
+    if p.threads:
+        import torch
+        torch.set_num_threads(p.threads)
+    input_size = p.input_size if any(p.input_size) else None
+    kw = dict(device=p.device, precision=p.precision, input_size=input_size, topk_ratio=p.topk_ratio)
+    try:
+        return Segmenter.from_checkpoint(p.checkpoint or None, **kw), None
+    except CheckpointError as e:
+        where = p.checkpoint or f"(default) {default_checkpoint_path()}"
+        if not p.allow_untrained:
+            raise RuntimeError(f"parameter 'checkpoint' = {where}: {e}") from e
+        from .model import create_model
+        return (Segmenter(create_model("fornet_s"), ModelMeta.default(19, input_size or (512, 1024)), **kw),
+                f"parameter 'checkpoint' = {where}: {e}; allow_untrained is set, using RANDOM weights "
+                "(outputs are meaningless)")

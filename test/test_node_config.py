@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fornet_ros.node_config import SPECS, NodeParams
+from fornet_ros.node_config import CAMERA_POSE, SPECS, NodeParams
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -15,7 +15,7 @@ def test_params_file_equals_the_defaults():
     params = yaml.safe_load((ROOT / "config" / "fornet.yaml").read_text())["/**"]["ros__parameters"]
     table = {k: v for k, v in params.items() if not k.startswith("camera_pose.")}
     assert table == {name: s.default for name, s in SPECS.items()}
-    assert params["camera_pose.camera"] == [0.0, 0.0, 1.5, 0.0, 0.0, 0.0]
+    assert params["camera_pose.camera"] == CAMERA_POSE.default
 
 
 def test_every_parameter_is_described_and_numbers_have_ranges():
@@ -69,3 +69,14 @@ def test_run_time_changes():
         p.changed({"device": "cpu"})
     with pytest.raises(ValueError, match="stale_timeout_s must be finite"):
         p.changed({"stale_timeout_s": math.nan})
+
+
+def test_build_segmenter_falls_back_only_when_allowed(tmp_path):
+    from fornet_ros.node_config import build_segmenter
+    missing = str(tmp_path / "nope.pt")
+    with pytest.raises(RuntimeError, match=f"parameter 'checkpoint' = {missing}: checkpoint not found"):
+        build_segmenter(NodeParams(checkpoint=missing, device="cpu"))
+    seg, warning = build_segmenter(NodeParams(checkpoint=missing, device="cpu", allow_untrained=True,
+                                              input_size=(64, 128), topk_ratio=0.5))
+    assert "RANDOM weights" in warning and missing in warning
+    assert (len(seg.classes), seg.input_size, seg.topk_ratio) == (19, (64, 128), 0.5)

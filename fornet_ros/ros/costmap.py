@@ -17,25 +17,29 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
 
-from ..geometry import FusionWindow, GeometryError, GridFuser, Pose, build_lookup, transform_from_quaternion
+from ..geometry import FusionWindow, GeometryError, GridFuser, GridSpec, Pose, build_lookup, transform_from_quaternion
 from .conversions import camera_model_from_info, make_cloud, make_grid, stamp_ns
 
 
 class SemanticCostmap:
-    def __init__(self, node, grid, layer_config, max_range: float, point_height: float,
-                 publish_ground_points: bool, transient_local: bool, poses: dict[str, Pose], use_tf: bool):
-        self.node, self.grid, self.cfg = node, grid, layer_config
-        self.max_range, self.point_height, self.poses = max_range, point_height, poses
+    def __init__(self, node, params, layer_config, poses: dict[str, Pose]):
+        """``params``: the node's NodeParams (grid_*, max_range, point_height, publish_ground_points,
+        costmap_transient_local, use_tf); ``poses``: camera -> Pose when TF has none."""
+        p = params
+        self.node, self.cfg, self.poses = node, layer_config, poses
+        self.grid = GridSpec(p.grid_resolution, p.grid_width, p.grid_height, p.grid_origin, p.grid_frame)
+        self.max_range, self.point_height = p.max_range, p.point_height
         self.cache = {}
         self.window = FusionWindow(0.5)
-        qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL if transient_local else DurabilityPolicy.VOLATILE)
+        qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+                         if p.costmap_transient_local else DurabilityPolicy.VOLATILE)
         self.grid_pubs = {name: node.create_publisher(OccupancyGrid, f"semantic_costmap/{name}", qos)
                           for name in [layer.name for layer in layer_config.layers] + ["combined"]}
         self.points_pub = node.create_publisher(PointCloud2, "semantic_points", 5)
-        self.ground_pub = node.create_publisher(PointCloud2, "semantic_ground_points", 5) if publish_ground_points else None
+        self.ground_pub = (node.create_publisher(PointCloud2, "semantic_ground_points", 5)
+                           if p.publish_ground_points else None)
         self.tf_buffer = None
-        if use_tf:
+        if p.use_tf:
             try:
                 from tf2_ros import Buffer, TransformListener  # type: ignore
                 self.tf_buffer = Buffer()

@@ -44,7 +44,7 @@ from ..classes import IGNORE_INDEX, colorize
 from ..diagnostics import camera_status
 from ..frames import FrameSlots
 from ..images import BadImageError, to_rgb
-from ..node_config import SPECS, NodeParams, ParamSpec
+from ..node_config import CAMERA_POSE, SPECS, NodeParams, ParamSpec, build_segmenter, camera_pose_name
 from .conversions import fill_image, stamp_ns
 
 try:
@@ -75,7 +75,9 @@ class SegmentationNode(Node):
         super().__init__("fornet_segmentation", **kwargs)
         self.params = NodeParams.from_values({s.name: self.declare_parameter(s.name, s.default, descriptor(s)).value
                                               for s in SPECS.values()})
-        self.segmenter = load_segmenter(self.params, self.get_logger())
+        self.segmenter, problem = build_segmenter(self.params)
+        if problem:
+            self.get_logger().warning(problem)
         self.slots = FrameSlots(self.params.cameras)
         self.camera_info = dict.fromkeys(self.params.cameras)
         self.pubs = {}
@@ -108,26 +110,20 @@ class SegmentationNode(Node):
             self.segmenter.topk_ratio = self.params.topk_ratio  # negative: the model's K; next frame on
 
     def _make_costmap(self):
-        from ..geometry import GeometryError, GridSpec, Pose, load_layer_config
+        from ..geometry import GeometryError, Pose, load_layer_config
         from .costmap import SemanticCostmap
-        p = self.params
         poses = {}
-        for cam in p.cameras:
-            name = f"camera_pose.{cam.strip('/').replace('/', '_')}"
-            value = self.declare_parameter(name, [0.0, 0.0, 1.5, 0.0, 0.0, 0.0], ParameterDescriptor(
-                description=f"[x, y, z, roll, pitch, yaw] of camera {cam}'s body frame in grid_frame (m, rad)",
-                read_only=True, dynamic_typing=True)).value
+        for cam in self.params.cameras:
+            name = camera_pose_name(cam)
             try:
-                poses[cam] = Pose.from_list(value)
-            except (GeometryError, TypeError, ValueError) as e:
+                poses[cam] = Pose.from_list(self.declare_parameter(name, CAMERA_POSE.default, descriptor(CAMERA_POSE)).value)
+            except GeometryError as e:
                 raise ValueError(f"parameter '{name}': {e}") from e
         try:
-            layers = load_layer_config(p.costmap_config, self.segmenter.classes)
+            layers = load_layer_config(self.params.costmap_config, self.segmenter.classes)
         except GeometryError as e:
             raise ValueError(f"parameter 'costmap_config': {e}") from e
-        grid = GridSpec(p.grid_resolution, p.grid_width, p.grid_height, p.grid_origin, p.grid_frame)
-        return SemanticCostmap(self, grid, layers, p.max_range, p.point_height, p.publish_ground_points,
-                               p.costmap_transient_local, poses, p.use_tf)
+        return SemanticCostmap(self, self.params, layers, poses)
 
     # -- topics -------------------------------------------------------------------------------
     def _make_io(self):
@@ -220,28 +216,6 @@ class SegmentationNode(Node):
     def stop(self):
         self.slots.close()
         self.worker.join(timeout=5.0)
-
-
-def load_segmenter(p: NodeParams, logger):
-    """The Segmenter the parameters ask for; with ``allow_untrained``, random weights when the
-    checkpoint cannot be loaded. Raises RuntimeError naming the checkpoint."""
-    from ..checkpoint import CheckpointError, ModelMeta, default_checkpoint_path
-    from ..inference import Segmenter
-    if p.threads:
-        import torch
-        torch.set_num_threads(p.threads)
-    input_size = p.input_size if any(p.input_size) else None
-    kw = dict(device=p.device, precision=p.precision, input_size=input_size, topk_ratio=p.topk_ratio)
-    try:
-        return Segmenter.from_checkpoint(p.checkpoint or None, **kw)
-    except CheckpointError as e:
-        where = p.checkpoint or f"(default) {default_checkpoint_path()}"
-        if not p.allow_untrained:
-            raise RuntimeError(f"parameter 'checkpoint' = {where}: {e}") from e
-        logger.warning(f"parameter 'checkpoint' = {where}: {e}; allow_untrained is set, using RANDOM weights "
-                       "(outputs are meaningless)")
-        from ..model import create_model
-        return Segmenter(create_model("fornet_s"), ModelMeta.default(19, input_size or (512, 1024)), **kw)
 
 
 def main(args=None):
