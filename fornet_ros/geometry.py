@@ -280,7 +280,7 @@ class LayerConfig:
             return cls(ids(d.get("ground_classes", []), "ground_classes"),
                        ids(d.get("obstacle_classes", []), "obstacle_classes"), layers)
         except (KeyError, TypeError) as e:
-            raise GeometryError(f"costmap layer config: missing or malformed field {e}") from e
+            raise GeometryError(f"missing or malformed field {e}") from e
 
     def lut(self, what: str) -> np.ndarray:
         if what not in self._lut:
@@ -295,18 +295,27 @@ class LayerConfig:
         return self._lut[what]
 
 
-def load_layer_config(path: str | None, class_names) -> LayerConfig:
-    """The layer config YAML at ``path`` (empty or None: :data:`DEFAULT_LAYER_CONFIG`) for a model's classes."""
+def read_layer_config(path: str | None = None) -> dict:
+    """The layer config YAML at ``path`` as a dict (empty or None: :data:`DEFAULT_LAYER_CONFIG`)."""
     import yaml
+    if not path:
+        return DEFAULT_LAYER_CONFIG
     try:
-        d = DEFAULT_LAYER_CONFIG
-        if path:
-            with open(path) as f:
-                d = yaml.safe_load(f)
-        if not isinstance(d, dict):
-            raise GeometryError(f"expected a mapping with 'layers', got {type(d).__name__}")
+        with open(path) as f:
+            d = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError) as e:
+        raise GeometryError(f"costmap layer config {path}: {e}") from e
+    if not isinstance(d, dict) or not isinstance(d.get("layers"), list):
+        raise GeometryError(f"costmap layer config {path}: expected a mapping with a 'layers' list")
+    return d
+
+
+def load_layer_config(path: str | None, class_names) -> LayerConfig:
+    """:func:`read_layer_config` checked against a model's class names."""
+    d = read_layer_config(path)
+    try:
         return LayerConfig.from_dict(d, class_names)
-    except (OSError, yaml.YAMLError, GeometryError) as e:
+    except GeometryError as e:
         raise GeometryError(f"costmap layer config {path or '(built-in)'}: {e}") from e
 
 

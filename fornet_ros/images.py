@@ -91,8 +91,8 @@ def to_rgb(msg) -> np.ndarray:
 
 
 
-def to_labels(msg) -> np.ndarray:
-    """A mono8 Image of class IDs (ground truth, the node's labels) -> (H, W) uint8."""
+def to_mono8(msg) -> np.ndarray:
+    """A mono8 Image (class IDs of ground truth or the node's labels; importance) -> (H, W) uint8."""
     if msg.encoding not in ("mono8", "8UC1"):
-        raise BadImageError(f"label images must be mono8, got {msg.encoding!r}")
+        raise BadImageError(f"expected a mono8 image, got {msg.encoding!r}")
     return _pixels(msg.encoding, msg.height, msg.width, msg.step, msg.data, False)

@@ -96,6 +96,7 @@ class Oracle:
     def __init__(self, truth_by_image, shift=0):
         from fornet_ros.config import ModelConfig
         self.truth, self.shift, self.cfg, self.classes = truth_by_image, shift, ModelConfig(), list(CITYSCAPES_CLASSES)
+        self.topk_ratio, self.input_size = 0.25, (64, 128)
 
     def __call__(self, rgb):
         from fornet_ros.inference import Segmentation
@@ -110,6 +111,6 @@ def test_bag_eval_perfect_and_wrong(tmp_path, cityscapes):
     from_cityscapes(root, tmp_path / "b")
     truth = {rgb.tobytes(): gt for _, _, rgb, gt in iter_frames(tmp_path / "b")}
     perfect = evaluate_bag(Oracle(truth), tmp_path / "b", progress=False)
-    assert perfect["miou"] == 1.0 and perfect["frames"] == perfect["scored"] == 3 and perfect["boundary_iou"] == 1.0
+    assert perfect["miou"] == 1.0 and perfect["images"] == perfect["scored"] == 3 and perfect["boundary_iou"] == 1.0
     wrong = evaluate_bag(Oracle(truth, shift=1), tmp_path / "b", progress=False)
     assert wrong["miou"] == 0.0 and wrong["pixel_accuracy"] == 0.0

@@ -7,7 +7,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from fornet_ros.geometry import GeometryError, GridSpec
-from fornet_ros.images import to_labels, to_rgb
+from fornet_ros.images import to_mono8, to_rgb
 from fornet_ros.ros.conversions import camera_model_from_info, fill_image, make_cloud, make_grid, rgb_to_image
 
 RGB = np.random.default_rng(0).integers(0, 256, (6, 10, 3), dtype=np.uint8)
@@ -24,7 +24,7 @@ def test_labels_round_trip():
     labels = RGB[:, :, 0] % 19
     m = fill_image(Image(), labels, Header())
     assert m.encoding == "mono8"
-    np.testing.assert_array_equal(to_labels(m), labels)
+    np.testing.assert_array_equal(to_mono8(m), labels)
 
 
 def test_rclpy_compressed_image_decodes():

@@ -222,7 +222,7 @@ def test_load_layer_config(tmp_path):
     cfg = load_layer_config(str(f), CITYSCAPES_CLASSES)
     assert [(l.name, l.class_ids, l.cost) for l in cfg.layers] == [("drivable", (0, 1), 0)]
     f.write_text("- just a list\n")
-    with pytest.raises(GeometryError, match=f"costmap layer config {f}: expected a mapping"):
+    with pytest.raises(GeometryError, match=f"costmap layer config {f}: expected a mapping with a 'layers' list"):
         load_layer_config(str(f), CITYSCAPES_CLASSES)
     with pytest.raises(GeometryError, match="No such file"):
         load_layer_config(str(tmp_path / "nope.yaml"), CITYSCAPES_CLASSES)

@@ -97,14 +97,14 @@ def test_outputs_carry_input_header_and_size(graph):
         assert (info.width, info.height, info.header.stamp.sec) == (200, 150, 1001)
     # the outputs are the Segmenter's for that image (the node batches two cameras: allow float noise)
     from fornet_ros.classes import colorize
-    from fornet_ros.images import to_labels, to_rgb
+    from fornet_ros.images import to_mono8, to_rgb
     from fornet_ros.inference import Segmenter
     want = Segmenter.from_checkpoint(ckpt, device="cpu", topk_ratio=0.25)(to_rgb(_frame(1)))
-    labels = to_labels(col.get("cam0/semantic/labels")[-1])
+    labels = to_mono8(col.get("cam0/semantic/labels")[-1])
     assert (labels == want.labels).mean() > 0.995
     np.testing.assert_array_equal(to_rgb(col.get("cam0/semantic/color")[-1]), colorize(labels))
     for out in ("importance", "confidence"):
-        got = to_labels(col.get(f"cam0/semantic/{out}")[-1]).astype(int)
+        got = to_mono8(col.get(f"cam0/semantic/{out}")[-1]).astype(int)
         assert np.abs(got - np.rint(getattr(want, out) * 255)).max() <= 2, out
     assert proc.poll() is None
 

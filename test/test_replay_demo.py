@@ -70,6 +70,25 @@ def test_demo_writes_report(tmp_path, trained_like_ckpt):
     assert (rep / "index.md").is_file()
 
 
+def test_demo_records_the_layers_of_a_custom_costmap_config(tmp_path, trained_like_ckpt):
+    import yaml
+    from fornet_ros.classes import CITYSCAPES_CLASSES
+    layers = tmp_path / "layers.yaml"  # every class on the ground: an untrained model's cells get observed
+    layers.write_text(yaml.safe_dump({"ground_classes": list(CITYSCAPES_CLASSES), "layers": [
+        {"name": "drivable", "classes": ["road", "sidewalk"], "cost": 0},
+        {"name": "everything_else", "classes": list(CITYSCAPES_CLASSES[2:]), "cost": 100}]}))
+    code = ("import json, sys; from fornet_ros.ros.demo import run_demo; "
+            "s = run_demo(sys.argv[1], checkpoint=sys.argv[2], frames=3, size=(64, 128), costmap_config=sys.argv[3]); "
+            "print(json.dumps(s['costmap_layers']))")
+    env = {**os.environ, "ROS_DOMAIN_ID": str(DOMAIN + 3)}
+    p = subprocess.run([sys.executable, "-c", code, str(tmp_path / "rep"), str(trained_like_ckpt), str(layers)],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert json.loads(p.stdout.strip().splitlines()[-1]) == ["combined", "drivable", "everything_else"]
+    for layer in ("drivable", "everything_else"):
+        assert (tmp_path / "rep" / "images" / f"costmap_{layer}.png").is_file()
+
+
 def test_bench_node_reports_latency_and_overhead(trained_like_ckpt):
     p = subprocess.run([sys.executable, "-m", "fornet_ros.cli", "bench-node", "--checkpoint", str(trained_like_ckpt),
                         "--size", "64", "128", "--rate", "5", "--seconds", "2", "--domain", str(DOMAIN + 2)],
