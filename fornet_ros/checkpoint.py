@@ -13,7 +13,7 @@ import torch
 
 from .classes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
 from .config import ModelConfig
-from .model import FoRNet
+from .model import build_model
 
 FORMAT = "fornet_ros/1"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -65,7 +65,7 @@ def default_checkpoint_path() -> Path:
     return Path(str(resources.files("fornet_ros") / "weights" / DEFAULT_CHECKPOINT_NAME))
 
 
-def make_checkpoint(model: FoRNet, meta: ModelMeta | None = None, **extra) -> dict:
+def make_checkpoint(model, meta: ModelMeta | None = None, **extra) -> dict:
     """The checkpoint dict of ``model`` + ``meta`` (default: :meth:`ModelMeta.default`); ``extra``
     keys (e.g. ``train``) are stored beside them."""
     meta = meta or ModelMeta.default(model.cfg.num_classes)
@@ -84,7 +84,7 @@ def make_checkpoint(model: FoRNet, meta: ModelMeta | None = None, **extra) -> di
     return ckpt
 
 
-def save_checkpoint(path, model: FoRNet, meta: ModelMeta | None = None, **extra) -> Path:
+def save_checkpoint(path, model, meta: ModelMeta | None = None, **extra) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(make_checkpoint(model, meta, **extra), path)
@@ -112,12 +112,12 @@ def read_checkpoint(path) -> dict:
     return ckpt
 
 
-def model_from_checkpoint(ckpt: dict) -> FoRNet:
+def model_from_checkpoint(ckpt: dict):
     try:
         cfg = ModelConfig.from_dict(ckpt["model_config"])
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"bad model_config in checkpoint: {e}") from e
-    model = FoRNet(cfg)
+    model = build_model(cfg)
     try:
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except RuntimeError as e:
@@ -125,7 +125,7 @@ def model_from_checkpoint(ckpt: dict) -> FoRNet:
     return model.eval()
 
 
-def load_model(path=None) -> tuple[FoRNet, ModelMeta]:
+def load_model(path=None) -> tuple:
     """The model (eval mode) and its metadata from a checkpoint (default: the packaged model)."""
     ckpt = read_checkpoint(path)
     try:

@@ -4,36 +4,53 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+ARCHS = ("fornet", "ddrnet")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Hyper-parameters of a FoR-Net variant (they travel inside every checkpoint).
+    """Hyper-parameters of a model (they travel inside every checkpoint). The defaults are
+    ``fornet_s`` exactly (a test holds them equal to the registry's entry).
 
+    arch: "fornet" (this package's model) or "ddrnet" (the DDRNet-23-slim baseline, which reads
+        only ``num_classes``; its widths are the paper's).
     channels: backbone widths at strides 2, 4, 8, 16.
-    branch_channels: width of each multi-scale refinement branch.
-    dilations: one 3x3 branch per dilation (receptive fields 3, 5, 7 for 1, 2, 3).
-    region_cells: side of a square region, in stride-8 feature cells (8 cells = 64 input pixels).
+    head_channels: width of the stride-8 (cheap, everywhere) head.
+    branch_channels: width of each multi-scale branch of the focus stage.
+    refine_channels: width of the focus stage's fused features before its classifier.
+    dilations: one 3x3 branch per dilation (receptive fields 3, 5, 7 refine-stride cells for 1, 2, 3).
+    region_px: side of a square region in input pixels (a multiple of 8 and of refine_stride);
+        32 by measurement (docs/benchmarks.md): 16-px regions pay 6x their area in halo copies.
+    refine_stride: stride at which the selected regions are refined (4 or 2: backbone features
+        of that stride are used).
     topk_ratio: fraction of regions refined (K); 0 disables refinement, 1 refines everything.
-    focus: False builds the "focus off" ablation (no selector, no branches).
+    focus: False builds the "focus off" ablation (no selector, no focus stage): the stride-8 head alone.
     """
 
     variant: str = "fornet_s"
+    arch: str = "fornet"
     num_classes: int = 19
     channels: tuple[int, int, int, int] = (24, 48, 96, 128)
     head_channels: int = 64
-    branch_channels: int = 48
+    branch_channels: int = 32
+    refine_channels: int = 64
     dilations: tuple[int, ...] = (1, 2, 3)
-    region_cells: int = 8
+    region_px: int = 32
+    refine_stride: int = 4
     topk_ratio: float = 0.25
     focus: bool = True
 
     def __post_init__(self):
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
         if self.num_classes < 1 or self.num_classes > 255:
             raise ValueError(f"num_classes must be in 1..255, got {self.num_classes}")
         if not 0.0 <= self.topk_ratio <= 1.0:
             raise ValueError(f"topk_ratio must be in [0, 1], got {self.topk_ratio}")
-        if self.region_cells < 1:
-            raise ValueError(f"region_cells must be >= 1, got {self.region_cells}")
+        if self.refine_stride not in (2, 4):
+            raise ValueError(f"refine_stride must be 2 or 4, got {self.refine_stride}")
+        if self.region_px < 8 or self.region_px % 8:
+            raise ValueError(f"region_px must be a positive multiple of 8, got {self.region_px}")
         if len(self.channels) != 4:
             raise ValueError(f"channels needs 4 widths (strides 2, 4, 8, 16), got {self.channels}")
         if not self.dilations or min(self.dilations) < 1:

@@ -145,23 +145,22 @@ class Segmenter:
         return results[0] if single else results
 
     def _postprocess(self, out, i: int, size: tuple[int, int]) -> Segmentation:
-        """Upsample stride-8 logits and argmax at ``work`` = the smaller of the image and the
-        network input size, then nearest-resize labels to the image. Hand-written with opencv
-        because a 19-channel bilinear upsample + argmax at 1024x2048 costs ~170 ms in torch on
-        this CPU, 4x the network itself; the network's own resolution is stride 8 of the input
-        size, so arg-maxing above that size adds no information (docs/benchmarks.md)."""
+        """Upsample the logits (stride 4 in refined models, 8 otherwise) and arg-max at ``work`` =
+        the smaller of the image and the network input size, then nearest-resize labels to the
+        image. Hand-written with opencv because a 19-channel bilinear upsample + arg-max at
+        1024x2048 costs ~170 ms in torch on this CPU, 4x the network itself; arg-maxing above the
+        network's input size adds no information (docs/benchmarks.md)."""
         H, W = size
         wh, ww = (H, W) if H * W <= self.input_size[0] * self.input_size[1] else self.input_size
-        logits = out["logits"][i].float().permute(1, 2, 0).cpu().numpy()  # (h8, w8, C)
-        up = cv2.resize(logits, (ww, wh), interpolation=cv2.INTER_LINEAR)
+        logits = out["logits"][i].float()
+        up = cv2.resize(logits.permute(1, 2, 0).cpu().numpy(), (ww, wh), interpolation=cv2.INTER_LINEAR)
         labels = up.argmax(-1).astype(np.uint8) if up.ndim == 3 else np.zeros((wh, ww), np.uint8)
-        # Confidence = max softmax at stride 8, bilinearly upsampled (a smooth diagnostic map).
-        conf8 = out["logits"][i].float().softmax(0).amax(0).cpu().numpy()
-        conf = cv2.resize(conf8, (W, H), interpolation=cv2.INTER_LINEAR)
+        # Confidence = max softmax at the logits' resolution, bilinearly upsampled (a smooth map).
+        conf = cv2.resize(logits.softmax(0).amax(0).cpu().numpy(), (W, H), interpolation=cv2.INTER_LINEAR)
         if (wh, ww) != (H, W):
             labels = cv2.resize(labels, (W, H), interpolation=cv2.INTER_NEAREST)
         regions = torch.cat([out["importance"][i:i + 1], out["selected"][i:i + 1]], 1).float()
-        cells = region_map_to_pixels(regions, self.cfg.region_cells, out["logits"].shape[-2:], size)[0]
+        cells = region_map_to_pixels(regions, self.cfg.region_px, self.input_size, size)[0]
         return Segmentation(labels=labels, importance=cells[0].cpu().numpy().astype(np.float32),
                             confidence=np.clip(conf, 0.0, 1.0).astype(np.float32),
                             selected=cells[1].cpu().numpy() > 0.5)

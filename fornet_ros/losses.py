@@ -25,7 +25,9 @@ def ohem_cross_entropy(logits, target, thresh: float = 0.7, min_kept_frac: float
 
 
 def region_error_target(coarse_logits, target, region_px: int, grid: tuple[int, int]):
-    """Per-region error rate of the coarse head: the selector's hardness target in [0, 1].
+    """Per-region error rate of the cheap stride-8 prediction (upsampled to the label, as it would
+    be used without refinement): the selector's hardness target in [0, 1]. Boundaries and thin
+    structures are where that prediction is wrong, so they are in the target by construction.
 
     Regions are blocks of ``region_px`` input pixels on the zero-padded grid ``grid`` (Hr, Wr);
     ignore pixels count as correct (they carry no evidence)."""
@@ -39,8 +41,9 @@ def region_error_target(coarse_logits, target, region_px: int, grid: tuple[int, 
 
 
 def fornet_loss(out, target, cfg, aux_weight: float = 0.4, selector_weight: float = 1.0, ohem: bool = True):
-    """Total loss and its parts: main (OHEM) CE on upsampled logits, aux CE on the coarse head,
-    BCE of the selector's region logits against the coarse head's per-region error rate."""
+    """Total loss and its parts: main (OHEM) CE on the final logits upsampled to the label, aux CE
+    on the cheap stride-8 head (``coarse``; DDRNet's auxiliary head), BCE of the selector's region
+    logits against the cheap head's per-region error rate."""
     size = target.shape[-2:]
     logits = F.interpolate(out["logits"], size=size, mode="bilinear", align_corners=False)
     main = ohem_cross_entropy(logits, target) if ohem else F.cross_entropy(logits, target, ignore_index=IGNORE_INDEX)
@@ -52,7 +55,7 @@ def fornet_loss(out, target, cfg, aux_weight: float = 0.4, selector_weight: floa
         total = total + aux_weight * parts["aux"]
     if cfg.focus and "coarse" in out and selector_weight > 0:
         sel = out["selector_logits"]
-        tgt = region_error_target(out["coarse"], target, cfg.region_cells * 8, sel.shape[-2:])
+        tgt = region_error_target(out["coarse"], target, cfg.region_px, sel.shape[-2:])
         parts["selector"] = F.binary_cross_entropy_with_logits(sel, tgt)
         total = total + selector_weight * parts["selector"]
     parts["total"] = total

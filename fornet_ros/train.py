@@ -27,7 +27,7 @@ from .evaluation import dataset_samples, evaluate
 from .inference import Segmenter
 from .losses import fornet_loss
 from .metrics import SegmentationMetrics
-from .model import create_model
+from .model import VARIANTS, create_model
 
 
 def poly_lr(step: int, total: int, warmup: int, power: float = 0.9) -> float:
@@ -91,10 +91,11 @@ def parse_args(argv=None):
     p.add_argument("--val-split", default=None, help="split to validate on (default: --split)")
     p.add_argument("--val-drives", nargs="*", help="CamVid: validate only on these drives")
     p.add_argument("--val-limit", type=int, default=None, help="validate on at most N images")
-    p.add_argument("--variant", default="fornet_s")
+    p.add_argument("--variant", default="fornet_s", choices=sorted(VARIANTS))
     p.add_argument("--topk", type=float, default=0.25, help="Top-K ratio of regions refined during training")
     p.add_argument("--no-focus", action="store_true", help="ablation: no selector and no branches")
-    p.add_argument("--region-cells", type=int, default=None, help="override the variant's region size (cells)")
+    p.add_argument("--region-px", type=int, default=None, help="override the variant's region side (input pixels)")
+    p.add_argument("--refine-stride", type=int, default=None, choices=(2, 4), help="override the variant's refine stride")
     p.add_argument("--iters", type=int, default=2000)
     p.add_argument("--batch-size", type=int, default=8, help="per process")
     p.add_argument("--crop", type=int, nargs=2, default=(352, 480), metavar=("H", "W"))
@@ -103,7 +104,7 @@ def parse_args(argv=None):
                    help="inference size stored in the checkpoint (default: the first training image's size)")
     p.add_argument("--lr", type=float, default=4e-3)
     p.add_argument("--weight-decay", type=float, default=1e-2)
-    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--warmup", type=int, default=50)
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
@@ -149,12 +150,12 @@ def main(argv=None) -> dict:
     val_ds = build_dataset(args.dataset, args.data_root, args.val_split or args.split, **val_extra)
     input_size = tuple(args.input_size) if args.input_size else train_ds.load(0)[1].shape
 
-    overrides = {"region_cells": args.region_cells} if args.region_cells else {}
+    overrides = {k: v for k, v in (("region_px", args.region_px), ("refine_stride", args.refine_stride)) if v}
     if args.init:
         model = load_model(args.init)[0].train()
     else:
         model = create_model(args.variant, num_classes=len(train_ds.classes), topk_ratio=args.topk,
-                             focus=not args.no_focus, **overrides)
+                             **({"focus": False} if args.no_focus else {}), **overrides)
     cfg = model.cfg
     meta = ModelMeta(tuple(train_ds.classes), tuple(tuple(c) for c in train_ds.palette), input_size=tuple(input_size))
     model = model.to(device, memory_format=torch.channels_last)

@@ -1,7 +1,11 @@
-"""Light backbone: a plain dense-conv stem to stride 8, a stride-16 context branch fused back.
+"""Light backbone: a plain dense-conv stem to stride 4, a stride-8 stage, a stride-16 context
+branch fused back into stride 8.
 
-Output: stride-8 features with ``channels[2]`` channels. Chosen for this CPU (dense 3x3 convs,
-channels_last friendly, no depthwise); the paper only says "a light backbone".
+Outputs the stride-2, stride-4 and stride-8 features (``channels[0]``, ``channels[1]``,
+``channels[2]`` channels): the stride-8 ones feed the cheap head and the selector, the stride-4
+(or stride-2) ones are what the focus stage refines selected regions from. Dense 3x3 convs,
+channels_last friendly, no depthwise (shared/NOTES.md: ~25x less efficient per FLOP on this CPU);
+the paper only says "a light backbone".
 """
 
 from __future__ import annotations
@@ -16,16 +20,20 @@ class Backbone(nn.Module):
     def __init__(self, channels: tuple[int, int, int, int]):
         super().__init__()
         c2, c4, c8, c16 = channels
-        self.stem = nn.Sequential(ConvBNReLU(3, c2, stride=2), ConvBNReLU(c2, c4, stride=2), ConvBNReLU(c4, c4))
+        self.stem2 = ConvBNReLU(3, c2, stride=2)
+        self.stem4 = nn.Sequential(ConvBNReLU(c2, c4, stride=2), ConvBNReLU(c4, c4))
         self.stage8 = nn.Sequential(ConvBNReLU(c4, c8, stride=2), BasicBlock(c8))
         self.stage16 = nn.Sequential(ConvBNReLU(c8, c16, stride=2), BasicBlock(c16))
         self.context = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(c16, c16, 1), nn.ReLU(inplace=True))
         self.lateral = ConvBNReLU(c16, c8, k=1, relu=False)
-        self.out_channels = c8
+        self.out_channels = (c2, c4, c8)
 
     def forward(self, x):
-        f8 = self.stage8(self.stem(x))
+        """x (B, 3, H, W), H and W multiples of 16 -> (f2, f4, f8)."""
+        f2 = self.stem2(x)
+        f4 = self.stem4(f2)
+        f8 = self.stage8(f4)
         f16 = self.stage16(f8)
         f16 = f16 + self.context(f16)
         up = F.interpolate(self.lateral(f16), size=f8.shape[-2:], mode="bilinear", align_corners=False)
-        return F.relu(f8 + up)
+        return f2, f4, F.relu(f8 + up)

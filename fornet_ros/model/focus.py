@@ -1,23 +1,42 @@
-"""Top-K activation and multi-scale refinement branches that run only on the selected regions.
+"""Focus stage: Top-K activation, then multi-scale refinement of the selected regions only, at
+high resolution (stride 4 by default), producing logits that replace the cheap stride-8 ones there.
 
-Sparse path (inference and training): the K most important regions are gathered from the
-zero-padded stride-8 features with the halo their receptive field needs (max dilation cells per
-side), every branch runs a *valid* (unpadded) dilated 3x3 conv on its own sub-crop so that its
-output is exactly the region (no FLOPs are spent on the halo), the branches are fused by a 1x1
-conv, gated by the region's importance, and added back in place. FLOPs are ∝ K; only the gather
-copies the halo. Dense path: the same branches with "same" padding over the whole map, masked.
-Both compute identical numbers (tested to 1e-4).
+Why: labels predicted at stride 8 and upsampled 8x cannot place a boundary or a 1-2 px pole
+(shared/NOTES.md; round 1 refined *features* at stride 8 and gained nothing measurable). A dense
+stride-4 refinement everywhere would cost as much as the backbone; refining only K of the regions
+is what makes it affordable (the PointRend / SegBlocks idea on FoR-Net's Top-K regions).
 
-Choices where the paper is silent (documented here, measured in docs/benchmarks.md):
-- regions are squares of ``region_cells`` stride-8 cells (default 8 cells = 64x64 input px);
+What the stage reads, all on the model's zero-padded grid (the model pads its input to whole regions):
+- ``fine``: backbone features at the refine stride s (stem stride 4, or stride 2) — where detail lives;
+- ``context``: stride-8 features projected by a 1x1 conv, read at stride s by nearest lookup;
+- ``coarse_up``: the cheap head's stride-8 logits, bilinearly upsampled to stride s — the
+  prediction being corrected (PointRend feeds coarse logits to its point head the same way).
+Per selected region, the three are gathered with the halo the branches need, three parallel 3x3
+branches with dilations 1/2/3 (the paper's multi-scale branches: receptive fields 3/5/7 cells at
+stride s) run as *valid* convs on their own sub-crop so each outputs exactly the region, a 1x1 conv
+fuses them, a 1x1 classifier emits a logit correction ``delta``, and the region's logits become
+``coarse_up + delta``. Unselected regions keep ``coarse_up``. FLOPs are exactly ∝ K (tested); the
+gathers copy the halo. The dense path runs the same branches with zero "same" padding over the
+whole map and masks: it computes identical numbers (tested to 1e-4) and is faster at K = 1, which
+is why ``mode="auto"`` uses it there.
+
+Choices where the paper is silent (measured in docs/benchmarks.md):
+- regions: squares of ``region_px`` input pixels, default 32 (8x8 cells at stride 4). The oracle
+  share of errors a 25 % area budget can cover is 84 % at 16 px, 77 % at 32 px and 65 % at the
+  round-1 64 px (shared/NOTES.md), but 16-px regions gather 10x10 cells (6.25x their area) for
+  4x4 outputs: on this CPU their focus stage at K = 0.25 cost 0.92x the dense K = 1 one, 32-px
+  regions 0.41x (docs/benchmarks.md);
 - K is a ratio of the region count, k = round(K * n) but at least 1 when K > 0;
-- how the selector learns: (1) soft gating - the branch output is multiplied by the selected
-  region's importance sigmoid(s), so the segmentation loss reaches the selector through the
-  selected regions (straight-through style for the hard Top-K), and (2) an explicit hardness
-  target: BCE between the region logit and the per-region error rate of the coarse head
-  (see :func:`fornet_ros.losses.selector_loss`);
-- the branches carry no BatchNorm, so crops and the dense map compute the same thing in both
-  train and eval mode.
+- the branches run at stride s only (not also at stride 8): round 1 measured stride 8 refinement
+  as no better than none, and the head already sees stride-8 context;
+- the classifier starts at zero, so an untrained focus stage leaves the cheap prediction unchanged;
+- how the selector learns: (1) an explicit hardness target, BCE between the region logit and the
+  region's error rate of the cheap stride-8 prediction (:func:`fornet_ros.losses.selector_loss`:
+  boundaries and thin structures are where that prediction is wrong), and (2) a straight-through
+  gate: the correction is multiplied by ``1 + p - p.detach()`` (value 1, gradient to the region's
+  importance p), so the segmentation loss also tells the selector which corrections helped,
+  without shrinking corrections in regions with low importance as a soft gate would;
+- no BatchNorm in the focus stage, so crops and the dense map compute the same in train and eval.
 """
 
 from __future__ import annotations
@@ -36,82 +55,110 @@ def num_selected(topk_ratio: float, num_regions: int) -> int:
     return min(num_regions, max(1, int(math.floor(topk_ratio * num_regions + 0.5))))
 
 
-class MultiScaleBranches(nn.Module):
-    """Parallel 3x3 convs with different dilations (receptive fields), fused by a 1x1 conv."""
+def gather_crops(fmap, bi, top, left, size: int, factor: int = 1):
+    """(N, C, size, size) crops whose element (i, j) is ``fmap[bi, :, (top+i)//factor, (left+j)//factor]``,
+    zero outside the map — exactly what a zero-padded "same" conv sees at the borders.
 
-    def __init__(self, channels: int, branch_channels: int, dilations: tuple[int, ...]):
+    ``fmap`` is at ``factor`` times the crop grid's stride (nearest lookup); ``top``/``left`` (N,)
+    may be negative (the halo of border regions). One advanced-indexing copy on the NHWC view,
+    proportional to N: torch has no batched-crop op, and F.pad of the whole map would cost a
+    full-map copy per call."""
+    B, C, H, W = fmap.shape
+    ar = torch.arange(size, device=fmap.device)
+    rows = torch.div(top[:, None] + ar, factor, rounding_mode="floor")  # (N, size)
+    cols = torch.div(left[:, None] + ar, factor, rounding_mode="floor")
+    valid = (((rows >= 0) & (rows < H))[:, :, None] & ((cols >= 0) & (cols < W))[:, None, :])
+    crops = fmap.permute(0, 2, 3, 1)[bi[:, None, None], rows.clamp(0, H - 1)[:, :, None], cols.clamp(0, W - 1)[:, None, :]]
+    return (crops * valid[..., None].to(crops.dtype)).permute(0, 3, 1, 2)
+
+
+class MultiScaleBranches(nn.Module):
+    """Parallel 3x3 convs with different dilations, fused by a 1x1 conv, then a 1x1 classifier
+    that emits a logit correction (zero-initialised)."""
+
+    def __init__(self, in_channels: int, branch_channels: int, refine_channels: int, num_classes: int,
+                 dilations: tuple[int, ...]):
         super().__init__()
         self.dilations = tuple(dilations)
         self.halo = max(self.dilations)
         self.branches = nn.ModuleList(
-            nn.Conv2d(channels, branch_channels, 3, padding=0, dilation=d) for d in self.dilations)
-        self.fuse = nn.Conv2d(branch_channels * len(self.dilations), channels, 1)
+            nn.Conv2d(in_channels, branch_channels, 3, padding=0, dilation=d) for d in self.dilations)
+        self.fuse = nn.Conv2d(branch_channels * len(self.dilations), refine_channels, 1)
+        self.classifier = nn.Conv2d(refine_channels, num_classes, 1)
+        nn.init.zeros_(self.classifier.weight)
+        nn.init.zeros_(self.classifier.bias)
+
+    def _head(self, outs):
+        return self.classifier(F.relu(self.fuse(torch.cat(outs, 1))))
 
     def dense(self, x):
-        outs = [F.relu(F.conv2d(x, b.weight, b.bias, padding=d, dilation=d))
-                for b, d in zip(self.branches, self.dilations)]
-        return self.fuse(torch.cat(outs, 1))
+        return self._head([F.relu(F.conv2d(x, b.weight, b.bias, padding=d, dilation=d))
+                           for b, d in zip(self.branches, self.dilations)])
 
     def on_crops(self, crops, size: int):
-        """crops: (N, C, size+2*halo, size+2*halo) -> (N, C, size, size), valid convs only."""
+        """crops: (N, C, size+2*halo, size+2*halo) -> (N, classes, size, size), valid convs only."""
         h = self.halo
         outs = []
         for b, d in zip(self.branches, self.dilations):
             o = h - d  # each branch reads only the halo its own dilation needs
             outs.append(F.relu(b(crops[:, :, o:o + size + 2 * d, o:o + size + 2 * d])))
-        return self.fuse(torch.cat(outs, 1))
+        return self._head(outs)
 
 
 class FocusRefiner(nn.Module):
-    """Top-K region selection + multi-scale refinement of the selected regions only."""
+    """Top-K region selection + multi-scale refinement of the selected regions at the refine stride."""
 
-    def __init__(self, channels: int, branch_channels: int, dilations, region_cells: int):
+    def __init__(self, fine_channels: int, context_channels: int, num_classes: int, branch_channels: int,
+                 refine_channels: int, dilations, region_cells: int, context_factor: int):
         super().__init__()
-        self.branches = MultiScaleBranches(channels, branch_channels, dilations)
-        self.region_cells = region_cells
+        self.branches = MultiScaleBranches(fine_channels + context_channels + num_classes, branch_channels,
+                                           refine_channels, num_classes, dilations)
+        self.region_cells = region_cells  # side of a region in refine-stride cells
+        self.context_factor = context_factor  # 8 / refine stride
 
-    def forward(self, feats, importance, topk_ratio: float, mode: str = "auto"):
-        """feats: (B, C, H, W), H and W multiples of region_cells; importance: (B, 1, Hr, Wr) in [0, 1].
+    def forward(self, fine, context, coarse_up, importance, topk_ratio: float, mode: str = "auto"):
+        """fine (B, Cf, Hs, Ws) and coarse_up (B, classes, Hs, Ws) at the refine stride, Hs and Ws
+        multiples of region_cells; context (B, Cc, Hs/f, Ws/f); importance (B, 1, Hr, Wr) in [0, 1].
 
-        Returns (refined feats, selected mask (B, 1, Hr, Wr) float 0/1).
-        mode: "sparse", "dense" or "auto" (dense when every region is selected).
-        """
+        Returns (logits (B, classes, Hs, Ws), selected mask (B, 1, Hr, Wr) float 0/1).
+        mode: "sparse", "dense" or "auto" (dense when every region is selected)."""
         if mode not in ("auto", "sparse", "dense"):
             raise ValueError(f"mode must be auto, sparse or dense, got {mode!r}")
-        B, C, H, W = feats.shape
-        R = self.region_cells
-        Hr, Wr = H // R, W // R
+        B, _, Hs, Ws = fine.shape
+        r = self.region_cells
+        Hr, Wr = Hs // r, Ws // r
         n = Hr * Wr
         k = num_selected(topk_ratio, n)
-        scores = importance.reshape(B, n)
         if k == 0:
-            return feats, torch.zeros_like(importance)
+            return coarse_up, torch.zeros_like(importance)
+        scores = importance.reshape(B, n)
         idx = scores.topk(k, dim=1).indices  # (B, k)
-        gate = scores.gather(1, idx)  # importance of each kept region: the soft gate
+        p = scores.gather(1, idx)
+        gate = 1.0 + p - p.detach()  # straight-through: value 1, gradient to the importance
         selected = torch.zeros_like(scores).scatter_(1, idx, 1.0).reshape(B, 1, Hr, Wr)
         if mode == "dense" or (mode == "auto" and k == n):
+            f = self.context_factor
+            x = torch.cat([fine, F.interpolate(context, scale_factor=f, mode="nearest"), coarse_up], 1)
             gmap = torch.zeros_like(scores).scatter(1, idx, gate).reshape(B, 1, Hr, Wr)
-            gmap = gmap.repeat_interleave(R, 2).repeat_interleave(R, 3)
-            return feats + self.branches.dense(feats) * gmap, selected
-        return self._sparse(feats, idx, gate, Wr), selected
+            gmap = gmap.repeat_interleave(r, 2).repeat_interleave(r, 3)
+            return coarse_up + self.branches.dense(x) * gmap, selected
+        return self._sparse(fine, context, coarse_up, idx, gate, Wr), selected
 
-    def _sparse(self, feats, idx, gate, Wr: int):
-        B, C, H, W = feats.shape
-        R, h = self.region_cells, self.branches.halo
-        k = idx.shape[1]
-        bi = torch.arange(B, device=feats.device).repeat_interleave(k)
-        ry, rx = (idx // Wr).reshape(-1), (idx % Wr).reshape(-1)
-        # Gather N = B*k crops of (R + 2h)^2 cells with advanced indexing on the NHWC view:
-        # one copy proportional to K (torch has no batched crop op; unfold would copy every region).
-        ar = torch.arange(R + 2 * h, device=feats.device)
-        rows, cols = ry[:, None] * R + ar, rx[:, None] * R + ar
-        padded = F.pad(feats, (h, h, h, h)).permute(0, 2, 3, 1)
-        crops = padded[bi[:, None, None], rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
-        delta = self.branches.on_crops(crops, R) * gate.reshape(-1, 1, 1, 1)
+    def _sparse(self, fine, context, coarse_up, idx, gate, Wr: int):
+        B, k = idx.shape
+        r, h = self.region_cells, self.branches.halo
+        bi = torch.arange(B, device=fine.device).repeat_interleave(k)
+        top = (idx // Wr).reshape(-1) * r - h  # crop origins on the refine-stride grid
+        left = (idx % Wr).reshape(-1) * r - h
+        size = r + 2 * h
+        crops = torch.cat([gather_crops(fine, bi, top, left, size),
+                           gather_crops(context, bi, top, left, size, self.context_factor),
+                           gather_crops(coarse_up, bi, top, left, size)], 1)
+        delta = self.branches.on_crops(crops, r) * gate.reshape(-1, 1, 1, 1)
         # Scatter back: regions never overlap, so an accumulate index_put adds each delta once.
-        ar = ar[:R]
-        rows, cols = ry[:, None] * R + ar, rx[:, None] * R + ar
-        out = feats.clone()
+        ar = torch.arange(r, device=fine.device)
+        rows, cols = (top + h)[:, None] + ar, (left + h)[:, None] + ar
+        out = coarse_up.clone()
         out.permute(0, 2, 3, 1).index_put_(
             (bi[:, None, None], rows[:, :, None], cols[:, None, :]), delta.permute(0, 2, 3, 1), accumulate=True)
         return out

@@ -1,6 +1,6 @@
-"""FoR-Net: backbone -> selector -> Top-K activation -> multi-scale branches on the selected
-regions -> segmentation head (arXiv 2605.02764; the paper gives no code, choices are documented
-in :mod:`fornet_ros.model.focus`)."""
+"""FoR-Net: backbone -> cheap stride-8 head -> selector -> Top-K activation -> multi-scale branches
+refining the selected regions at stride 4 (or 2) -> logits (arXiv 2605.02764; the paper gives no
+code, choices are documented in :mod:`fornet_ros.model.focus`)."""
 
 from __future__ import annotations
 
@@ -21,46 +21,60 @@ class FoRNet(nn.Module):
         self.cfg = cfg
         self.topk_ratio = cfg.topk_ratio  # run-time setting, may differ from the trained one
         self.backbone = Backbone(cfg.channels)
-        c = self.backbone.out_channels
-        self.coarse_head = nn.Conv2d(c, cfg.num_classes, 1)  # aux loss + hardness target
+        c2, c4, c8 = self.backbone.out_channels
+        self.head = nn.Sequential(ConvBNReLU(c8, cfg.head_channels), nn.Conv2d(cfg.head_channels, cfg.num_classes, 1))
         if cfg.focus:
-            self.selector = Selector(c, cfg.region_cells)
-            self.refiner = FocusRefiner(c, cfg.branch_channels, cfg.dilations, cfg.region_cells)
-        self.head = nn.Sequential(ConvBNReLU(c, cfg.head_channels), nn.Conv2d(cfg.head_channels, cfg.num_classes, 1))
+            s = cfg.refine_stride
+            self.selector = Selector(c8, cfg.num_classes, cfg.region_px // 8)
+            self.context = nn.Sequential(nn.Conv2d(c8, cfg.branch_channels, 1), nn.ReLU(inplace=True))
+            self.refiner = FocusRefiner(c4 if s == 4 else c2, cfg.branch_channels, cfg.num_classes,
+                                        cfg.branch_channels, cfg.refine_channels, cfg.dilations,
+                                        cfg.region_px // s, 8 // s)
 
-    def forward(self, x, topk_ratio: float | None = None, mode: str = "auto", with_coarse: bool = False):
-        """x: (B, 3, H, W) normalised image.
+    def focus_inputs(self, x):
+        """Everything before the focus stage, on the input zero-padded to whole regions:
+        (coarse stride-8 logits, selector logits, refiner inputs (fine, context, coarse_up, importance))."""
+        P = self.cfg.region_px
+        x = F.pad(x, (0, (-x.shape[-1]) % P, 0, (-x.shape[-2]) % P))
+        f2, f4, f8 = self.backbone(x)
+        coarse = self.head(f8)
+        if not self.cfg.focus:
+            return coarse, None, None
+        sel_logits = self.selector(f8, coarse)
+        s = self.cfg.refine_stride
+        coarse_up = F.interpolate(coarse, scale_factor=8 // s, mode="bilinear", align_corners=False)
+        return coarse, sel_logits, (f4 if s == 4 else f2, self.context(f8), coarse_up, torch.sigmoid(sel_logits))
 
-        Returns a dict: ``logits`` (B, classes, ceil(H/8), ceil(W/8)) stride-8 logits;
-        ``importance`` (B, 1, Hr, Wr) region importance in [0, 1] (zeros with focus off);
-        ``selector_logits`` and ``selected`` on the region grid; ``coarse`` (stride-8 logits of
-        the coarse head) when training or ``with_coarse``.
+    def forward(self, x, topk_ratio: float | None = None, mode: str = "auto"):
+        """x: (B, 3, H, W) normalised image, any size.
+
+        Returns a dict: ``logits`` at the refine stride (B, classes, ceil(H/s), ceil(W/s)) — at
+        stride 8 with focus off; ``coarse`` the cheap head's stride-8 logits (B, classes,
+        ceil(H/8), ceil(W/8)); ``importance`` (B, 1, Hr, Wr) region importance in [0, 1] (zeros
+        with focus off), ``selector_logits`` and ``selected`` on the same region grid, which
+        covers the input padded to whole regions of ``cfg.region_px``.
         """
+        if mode not in ("auto", "sparse", "dense"):
+            raise ValueError(f"mode must be auto, sparse or dense, got {mode!r}")
         K = self.topk_ratio if topk_ratio is None else float(topk_ratio)
-        feats = self.backbone(x)
-        fh, fw = feats.shape[-2:]
-        out = {}
-        if self.training or with_coarse:
-            out["coarse"] = self.coarse_head(feats)
-        R = self.cfg.region_cells
-        ph, pw = (-fh) % R, (-fw) % R
-        if self.cfg.focus:
-            padded = F.pad(feats, (0, pw, 0, ph))
-            sel_logits = self.selector(padded)
-            importance = torch.sigmoid(sel_logits)
-            refined, selected = self.refiner(padded, importance, K, mode)
-            feats = refined[:, :, :fh, :fw]
-        else:
-            shape = (feats.shape[0], 1, (fh + ph) // R, (fw + pw) // R)
-            sel_logits = feats.new_zeros(shape)
-            importance = selected = feats.new_zeros(shape)
-        out.update(logits=self.head(feats), importance=importance, selector_logits=sel_logits, selected=selected)
+        H, W = x.shape[-2:]
+        coarse, sel_logits, inputs = self.focus_inputs(x)
+        out = {"coarse": coarse[:, :, :-(-H // 8), :-(-W // 8)]}
+        if inputs is None:
+            P = self.cfg.region_px
+            zeros = coarse.new_zeros((x.shape[0], 1, -(-H // P), -(-W // P)))
+            out.update(logits=out["coarse"], importance=zeros, selector_logits=zeros, selected=zeros)
+            return out
+        logits, selected = self.refiner(*inputs, K, mode)
+        s = self.cfg.refine_stride
+        out.update(logits=logits[:, :, :-(-H // s), :-(-W // s)], importance=inputs[3],
+                   selector_logits=sel_logits, selected=selected)
         return out
 
 
-def region_map_to_pixels(region_map, region_cells: int, feat_size: tuple[int, int], size: tuple[int, int]):
-    """Expand a (B, C, Hr, Wr) region map to an image of ``size`` whose stride-8 feature map
-    was ``feat_size`` (each region is an exact block of region_cells² feature cells)."""
-    R = region_cells
-    cells = region_map.repeat_interleave(R, 2).repeat_interleave(R, 3)[:, :, :feat_size[0], :feat_size[1]]
-    return F.interpolate(cells, size=size, mode="nearest")
+def region_map_to_pixels(region_map, region_px: int, input_size: tuple[int, int], size: tuple[int, int]):
+    """Expand a (B, C, Hr, Wr) region map to an image of ``size`` that the network saw at
+    ``input_size`` (each region is an exact block of region_px² network-input pixels)."""
+    cells = region_map.repeat_interleave(region_px, 2).repeat_interleave(region_px, 3)
+    cells = cells[:, :, :input_size[0], :input_size[1]]
+    return cells if tuple(size) == tuple(input_size) else F.interpolate(cells, size=size, mode="nearest")
