@@ -60,3 +60,16 @@ def test_camera_info_to_model():
     assert (cam.width, cam.height, cam.k[4], cam.binning_x, cam.roi) == (200, 150, 110.0, 2, (0, 0, 80, 100))
     with pytest.raises(GeometryError, match="focal"):
         camera_model_from_info(CameraInfo(width=200, height=150))
+
+
+def test_label_info():
+    import json
+    from fornet_ros.classes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
+    from fornet_ros.ros.conversions import LabelInfo, label_info
+    m = label_info(CITYSCAPES_CLASSES, CITYSCAPES_PALETTE)
+    if LabelInfo is not None:
+        assert [(c.class_id, c.class_name) for c in m.class_map][:2] == [(0, "road"), (1, "sidewalk")]
+    else:
+        d = json.loads(m.data)
+        assert d["classes"] == list(CITYSCAPES_CLASSES) and d["palette"][0] == list(CITYSCAPES_PALETTE[0])
+        assert d["ignore_id"] == 255

@@ -4,12 +4,20 @@
 from __future__ import annotations
 
 import array
+import json
 
 import numpy as np
 from nav_msgs.msg import OccupancyGrid
 from sensor_msgs.msg import PointCloud2, PointField
+from std_msgs.msg import String
 
+from ..classes import IGNORE_INDEX
 from ..geometry import CameraModel
+
+try:
+    from vision_msgs.msg import LabelInfo, VisionClass  # type: ignore
+except ImportError:  # not on PyPI: documented String fallback
+    LabelInfo = None
 
 ENCODING_OF = {(np.dtype(np.uint8), 1): "mono8", (np.dtype(np.uint8), 3): "rgb8",
                (np.dtype(np.float32), 1): "32FC1", (np.dtype(np.uint16), 1): "mono16"}
@@ -79,3 +87,12 @@ def make_grid(header, grid, values: np.ndarray) -> OccupancyGrid:
     msg.info.origin.orientation.w = 1.0
     msg.data = _bytes(values.astype(np.int8, copy=False), "b")
     return msg
+
+
+def label_info(classes, palette):
+    """vision_msgs/LabelInfo when installed, else std_msgs/String with JSON
+    {"classes": [...], "palette": [[r, g, b], ...], "ignore_id": 255}."""
+    if LabelInfo is not None:
+        return LabelInfo(class_map=[VisionClass(class_id=i, class_name=n) for i, n in enumerate(classes)])
+    return String(data=json.dumps({"classes": list(classes), "palette": [list(c) for c in palette],
+                                   "ignore_id": IGNORE_INDEX}))

@@ -23,7 +23,6 @@ Topics (relative to the node namespace, per camera ``<cam>``):
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 import time
@@ -38,20 +37,13 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
-from std_msgs.msg import String
 
-from ..classes import IGNORE_INDEX, colorize
+from ..classes import colorize
 from ..diagnostics import camera_status
 from ..frames import FrameSlots
 from ..images import BadImageError, to_rgb
 from ..node_config import CAMERA_POSE, SPECS, NodeParams, ParamSpec, build_segmenter, camera_pose_name
-from .conversions import fill_image, stamp_ns
-
-try:
-    from vision_msgs.msg import LabelInfo, VisionClass  # type: ignore
-except ImportError:  # not on PyPI: documented String fallback
-    LabelInfo = None
-
+from .conversions import fill_image, label_info, stamp_ns
 
 def descriptor(spec: ParamSpec) -> ParameterDescriptor:
     """The ROS descriptor of a table row: static parameters are read-only; floats also take integers."""
@@ -137,12 +129,7 @@ class SegmentationNode(Node):
             self.pubs[cam] = {out: self.create_publisher(Image, f"{cam}/semantic/{out}", qout)
                               for out in ("labels", "color", "importance", "confidence")}
             self.pubs[cam]["camera_info"] = self.create_publisher(CameraInfo, f"{cam}/semantic/camera_info", qout)
-        s = self.segmenter
-        if LabelInfo is not None:
-            msg = LabelInfo(class_map=[VisionClass(class_id=i, class_name=n) for i, n in enumerate(s.classes)])
-        else:
-            msg = String(data=json.dumps({"classes": s.classes, "palette": [list(c) for c in s.palette],
-                                          "ignore_id": IGNORE_INDEX}))
+        msg = label_info(self.segmenter.classes, self.segmenter.palette)
         self.label_info_pub = self.create_publisher(type(msg), "semantic/label_info", qos("reliable", 1, latched=True))
         self.label_info_pub.publish(msg)
 
