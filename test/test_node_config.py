@@ -16,6 +16,9 @@ def test_params_file_equals_the_defaults():
     table = {k: v for k, v in params.items() if not k.startswith("camera_pose.")}
     assert table == {name: s.default for name, s in SPECS.items()}
     assert params["camera_pose.camera"] == CAMERA_POSE.default
+    marked = {line.split(":")[0].strip() for line in (ROOT / "config" / "fornet.yaml").read_text().splitlines()
+              if "(run-time)" in line and not line.lstrip().startswith("#")}
+    assert marked == {name for name, s in SPECS.items() if s.runtime}
 
 
 def test_every_parameter_is_described_and_numbers_have_ranges():
