@@ -170,7 +170,8 @@ def _check(f, value) -> None:
     if m["choices"] and value not in m["choices"]:
         raise ValueError(f"{f.name} must be {m['constraint']}, got {value!r}")
     if m["check"] is not None and not m["check"](value):
-        raise ValueError(f"{f.name} must be {m['constraint']}, got {list(value) if isinstance(value, tuple) else value!r}")
+        shown = list(value) if isinstance(value, tuple) else repr(value)
+        raise ValueError(f"{f.name} must be {m['constraint']}, got {shown}")
 
 
 def build_segmenter(p: NodeParams):

@@ -45,6 +45,7 @@ from ..images import BadImageError, to_rgb
 from ..node_config import CAMERA_POSE, SPECS, NodeParams, ParamSpec, build_segmenter, camera_pose_name
 from .conversions import fill_image, label_info, stamp_ns
 
+
 def descriptor(spec: ParamSpec) -> ParameterDescriptor:
     """The ROS descriptor of a table row: static parameters are read-only; floats also take integers."""
     d = ParameterDescriptor(description=spec.description, additional_constraints=spec.constraint,
@@ -107,8 +108,9 @@ class SegmentationNode(Node):
         poses = {}
         for cam in self.params.cameras:
             name = camera_pose_name(cam)
+            value = self.declare_parameter(name, CAMERA_POSE.default, descriptor(CAMERA_POSE)).value
             try:
-                poses[cam] = Pose.from_list(self.declare_parameter(name, CAMERA_POSE.default, descriptor(CAMERA_POSE)).value)
+                poses[cam] = Pose.from_list(value)
             except GeometryError as e:
                 raise ValueError(f"parameter '{name}': {e}") from e
         try:
