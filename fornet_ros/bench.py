@@ -34,6 +34,9 @@ def _median_ms(fn, runs: int, warmup: int, sync) -> float:
 
 
 def bench_models(a) -> dict:
+    """Whole-network latency (``total_ms``) and the focus stage alone (``focus_ms``: Top-K +
+    branches on the same precomputed inputs) for every model, size, K and path, in one run.
+    Models without a focus stage (DDRNet-23-slim, focus-off builds) get one row per size."""
     from .checkpoint import load_model
     from .inference import resolve_device
     from .model import create_model
@@ -42,26 +45,32 @@ def bench_models(a) -> dict:
     device = resolve_device(a.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     models = [create_model(v) for v in a.variant] if a.variant else [load_model(a.checkpoint)[0]]
+    if getattr(a, "focus_off", False):
+        models += [create_model(m.cfg.variant, focus=False) for m in models if m.cfg.focus]
     fmt = torch.contiguous_format if a.no_channels_last else torch.channels_last
+    sizes = [tuple(s) for s in a.size]
     results = []
     with torch.inference_mode():
         for model in models:
             model = model.eval().to(device, memory_format=fmt)
-            x = torch.randn(a.batch, 3, *a.size, device=device).contiguous(memory_format=fmt)
             cfg = model.cfg
-            feats = model.backbone(x)
-            R = cfg.region_cells
-            padded = F.pad(feats, (0, (-feats.shape[-1]) % R, 0, (-feats.shape[-2]) % R)).contiguous(memory_format=fmt)
-            importance = torch.sigmoid(model.selector(padded)) if cfg.focus else None
-            for k in a.topk:
-                for mode in ("sparse", "dense"):
-                    total = _median_ms(lambda: model(x, topk_ratio=k, mode=mode), a.runs, a.warmup, sync)
-                    focus = (_median_ms(lambda: model.refiner(padded, importance, k, mode), a.runs, a.warmup, sync)
-                             if cfg.focus else 0.0)
-                    results.append({"variant": cfg.variant, "topk": k, "mode": mode,
-                                    "total_ms": round(total, 3), "focus_ms": round(focus, 3)})
+            name = cfg.variant if cfg.focus or cfg.arch != "fornet" else f"{cfg.variant} (focus off)"
+            for size in sizes:
+                x = torch.randn(a.batch, 3, *size, device=device).contiguous(memory_format=fmt)
+                if not cfg.focus:
+                    total = _median_ms(lambda: model(x), a.runs, a.warmup, sync)
+                    results.append({"variant": name, "size": list(size), "topk": None, "mode": "dense",
+                                    "total_ms": round(total, 3), "focus_ms": 0.0})
+                    continue
+                inputs = model.focus_inputs(x)[2]
+                for k in a.topk:
+                    for mode in ("sparse", "dense"):
+                        total = _median_ms(lambda: model(x, topk_ratio=k, mode=mode), a.runs, a.warmup, sync)
+                        focus = _median_ms(lambda: model.refiner(*inputs, k, mode), a.runs, a.warmup, sync)
+                        results.append({"variant": name, "size": list(size), "topk": k, "mode": mode,
+                                        "total_ms": round(total, 3), "focus_ms": round(focus, 3)})
     return {"machine": machine_name(), "threads": torch.get_num_threads(), "device": str(device),
-            "size": list(a.size), "batch": a.batch, "channels_last": not a.no_channels_last,
+            "sizes": [list(s) for s in sizes], "batch": a.batch, "channels_last": not a.no_channels_last,
             "runs": a.runs, "torch": torch.__version__, "results": results}
 
 

@@ -95,7 +95,7 @@ def cmd_info(argv):
         print(json.dumps(info, indent=2))
     else:
         print(f"variant      {info['variant']}  (K={model.cfg.topk_ratio}, focus={model.cfg.focus}, "
-              f"regions {model.cfg.region_cells * 8}px)")
+              f"regions {model.cfg.region_px}px refined at stride {model.cfg.refine_stride})")
         print(f"parameters   {info['params_m']:.2f} M")
         print(f"GFLOPs       {info['gflops_at_k']:.2f} at K={model.cfg.topk_ratio} (sparse), "
               f"{info['gflops_k1']:.2f} at K=1 (dense), input {a.size[0]}x{a.size[1]}")
@@ -156,12 +156,15 @@ def cmd_predict(argv):
 def cmd_bench(argv):
     from .model import VARIANTS
     p = argparse.ArgumentParser(prog="fornet bench", description="Latency of the network vs K, sparse (gather "
-                                "the Top-K regions) and dense (all regions, masked) paths, median of N runs. "
-                                "focus_ms times the Top-K + branches stage alone on the same features.")
+                                "the Top-K regions) and dense (all regions, masked) paths, median of N runs, all "
+                                "models and sizes in one run. focus_ms times the Top-K + branches stage alone on "
+                                "the same inputs. Baselines without a focus stage get one row per size.")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--checkpoint", default=None)
-    g.add_argument("--variant", nargs="+", choices=sorted(VARIANTS), help="untrained variant(s)")
-    p.add_argument("--size", type=int, nargs=2, default=(512, 1024), metavar=("H", "W"))
+    g.add_argument("--variant", nargs="+", choices=sorted(VARIANTS), help="untrained variant(s), e.g. fornet_s ddrnet23_slim")
+    p.add_argument("--focus-off", action="store_true", help="also time the focus-off build of each FoR-Net variant")
+    p.add_argument("--size", type=int, nargs=2, action="append", metavar=("H", "W"),
+                   help="input size; repeat for several (default 512 1024)")
     p.add_argument("--topk", type=float, nargs="+", default=[0.1, 0.25, 0.5, 1.0])
     p.add_argument("--runs", type=int, default=20, help="timed runs per setting (median reported)")
     p.add_argument("--warmup", type=int, default=3)
@@ -171,16 +174,19 @@ def cmd_bench(argv):
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     a = p.parse_args(argv)
+    a.size = a.size or [(512, 1024)]
     from .bench import bench_models
     res = bench_models(a)
     if a.json:
         print(json.dumps(res, indent=2))
         return
     print(f"# {res['machine']}, {res['threads']} threads, {res['device']}, batch {a.batch}, "
-          f"{a.size[0]}x{a.size[1]}, {'NCHW' if a.no_channels_last else 'channels_last'}, median of {a.runs}")
-    print(f"{'variant':10} {'K':>5} {'mode':>7} {'total_ms':>9} {'focus_ms':>9}")
+          f"{'NCHW' if a.no_channels_last else 'channels_last'}, median of {a.runs}")
+    print(f"{'variant':24} {'size':>9} {'K':>5} {'mode':>7} {'total_ms':>9} {'focus_ms':>9}")
     for r in res["results"]:
-        print(f"{r['variant']:10} {r['topk']:5.2f} {r['mode']:>7} {r['total_ms']:9.2f} {r['focus_ms']:9.2f}")
+        k = "-" if r["topk"] is None else f"{r['topk']:.2f}"
+        print(f"{r['variant']:24} {r['size'][0]:>4}x{r['size'][1]:<4} {k:>5} {r['mode']:>7} {r['total_ms']:9.2f} "
+              f"{r['focus_ms']:9.2f}")
 
 
 def cmd_bench_segmenter(argv):

@@ -85,10 +85,10 @@ def parse_args(argv=None):
                                 "OHEM cross-entropy + auxiliary + selector losses). Use torchrun for several processes.")
     p.add_argument("--dataset", default="camvid", choices=["camvid", "cityscapes", "folder"])
     p.add_argument("--data-root", required=True, help="dataset root folder")
-    p.add_argument("--split", default="train")
+    p.add_argument("--split", nargs="+", default=["train"], help="split(s) to train on, e.g. train val")
     p.add_argument("--drives", nargs="*", help="CamVid: train only on these drives (name prefixes)")
     p.add_argument("--exclude-drives", nargs="*", help="CamVid: leave these drives out of training")
-    p.add_argument("--val-split", default=None, help="split to validate on (default: --split)")
+    p.add_argument("--val-split", default=None, help="split to validate on (default: the first --split)")
     p.add_argument("--val-drives", nargs="*", help="CamVid: validate only on these drives")
     p.add_argument("--val-limit", type=int, default=None, help="validate on at most N images")
     p.add_argument("--variant", default="fornet_s", choices=sorted(VARIANTS))
@@ -144,10 +144,12 @@ def main(argv=None) -> dict:
         (out_dir / "args.json").write_text(json.dumps(vars(args), indent=2))
 
     extra = {"drives": args.drives, "exclude_drives": args.exclude_drives} if args.dataset == "camvid" else {}
-    train_ds = build_dataset(args.dataset, args.data_root, args.split, cache=True,
+    train_ds = build_dataset(args.dataset, args.data_root, args.split[0], cache=True,
                              transform=TrainTransform(args.crop, args.scale, seed=args.seed + rank), **extra)
+    for split in args.split[1:]:  # same dataset class, same label mapping: one list of pairs
+        train_ds.pairs += build_dataset(args.dataset, args.data_root, split, **extra).pairs
     val_extra = {"drives": args.val_drives} if args.dataset == "camvid" and args.val_drives else {}
-    val_ds = build_dataset(args.dataset, args.data_root, args.val_split or args.split, **val_extra)
+    val_ds = build_dataset(args.dataset, args.data_root, args.val_split or args.split[0], **val_extra)
     input_size = tuple(args.input_size) if args.input_size else train_ds.load(0)[1].shape
 
     overrides = {k: v for k, v in (("region_px", args.region_px), ("refine_stride", args.refine_stride)) if v}

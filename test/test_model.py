@@ -1,21 +1,147 @@
+"""The model battery, run over every registered variant plus the focus-off build (timm/smp style)."""
+
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from fornet_ros.checkpoint import ModelMeta, load_model, save_checkpoint
 from fornet_ros.config import ModelConfig
-from fornet_ros.losses import fornet_loss
+from fornet_ros.losses import fornet_loss, region_error_target
 from fornet_ros.model import VARIANTS, create_model, num_selected
+from fornet_ros.model.focus import gather_crops
+
+BUILDS = [(v, {}) for v in sorted(VARIANTS)] + [("fornet_s", {"focus": False}), ("fornet_s", {"refine_stride": 2}),
+                                                ("fornet_s", {"region_px": 16})]
+IDS = [v + "".join(f"-{k}={w}" for k, w in kw.items()) for v, kw in BUILDS]
+FOCUS_BUILDS = [(v, kw) for v, kw in BUILDS if ModelConfig(**{**VARIANTS[v], **kw}).focus]
+FOCUS_IDS = [i for (v, kw), i in zip(BUILDS, IDS) if (v, kw) in FOCUS_BUILDS]
 
 
-@pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_variant_shapes(variant):
-    m = create_model(variant, num_classes=7, topk_ratio=0.3).eval()
-    out = m(torch.randn(2, 3, 75, 133))
-    assert out["logits"].shape == (2, 7, 10, 17)  # ceil(75/8), ceil(133/8)
+def _model(variant, kw, seed=0):
+    """A model whose selector spreads its scores and whose (zero-initialised) classifier is
+    non-zero, so that the focus stage does something measurable."""
+    torch.manual_seed(seed)
+    m = create_model(variant, num_classes=7, topk_ratio=0.3, **kw).eval()
+    if m.cfg.focus:
+        with torch.no_grad():
+            m.selector.net[-1].weight.normal_(0, 2.0)
+            m.refiner.branches.classifier.weight.normal_(0, 0.1)
+    return m
+
+
+@pytest.mark.parametrize("variant,kw", BUILDS, ids=IDS)
+def test_shapes_any_size_and_batch(variant, kw):
+    m = _model(variant, kw)
+    with torch.no_grad():
+        out = m(torch.randn(2, 3, 75, 133))
+    s = m.cfg.refine_stride if m.cfg.focus else 8
+    assert out["logits"].shape == (2, 7, -(-75 // s), -(-133 // s))
+    if m.cfg.arch == "fornet":  # DDRNet's auxiliary head runs only while training
+        assert out["coarse"].shape == (2, 7, 10, 17)  # ceil(75/8), ceil(133/8)
+    P = m.cfg.region_px
+    assert out["importance"].shape == out["selected"].shape == (2, 1, -(-75 // P), -(-133 // P))
     imp = out["importance"]
-    assert imp.shape[:2] == (2, 1) and float(imp.min()) >= 0 and float(imp.max()) <= 1
-    k = num_selected(0.3, imp[0].numel())
-    assert out["selected"].flatten(1).sum(1).tolist() == [k, k]
+    assert float(imp.min()) >= 0 and float(imp.max()) <= 1
+    if m.cfg.focus:
+        k = num_selected(0.3, imp[0].numel())
+        assert out["selected"].flatten(1).sum(1).tolist() == [k, k]
+    else:
+        assert imp.abs().sum() == 0 and out["selected"].sum() == 0
+
+
+@pytest.mark.parametrize("variant,kw", BUILDS, ids=IDS)
+def test_forward_backward_reaches_every_parameter(variant, kw):
+    m = create_model(variant, num_classes=5, **kw).train()
+    x = torch.randn(2, 3, 96, 128)
+    y = torch.randint(0, 5, (2, 96, 128))
+    y[:, :10] = 255
+    loss, parts = fornet_loss(m(x), y, m.cfg)
+    loss.backward()
+    assert torch.isfinite(loss) and {"main", "aux"} <= set(parts)
+    assert ("selector" in parts) == m.cfg.focus
+    # the zero-initialised focus classifier blocks gradient to what feeds it (the branches and the
+    # context projection) at step 0 only; one optimiser step later everything learns
+    def starved():
+        return sorted(n for n, p in m.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0)
+    expected = sorted(n for n, _ in m.named_parameters()
+                      if (n.startswith("refiner.branches.") and "classifier" not in n) or n.startswith("context."))
+    assert starved() == expected
+    torch.optim.SGD(m.parameters(), lr=0.1).step()
+    m.zero_grad()
+    fornet_loss(m(x), y, m.cfg)[0].backward()
+    no_grad = starved()
+    expected = []
+    assert sorted(no_grad) == sorted(expected)
+
+
+@pytest.mark.parametrize("variant,kw", BUILDS, ids=IDS)
+def test_checkpoint_round_trip(tmp_path, variant, kw):
+    m = _model(variant, kw)
+    path = save_checkpoint(tmp_path / "m.pt", m, ModelMeta.default(7, (64, 96)))
+    loaded, meta = load_model(path)
+    assert loaded.cfg == m.cfg and meta.input_size == (64, 96) and len(meta.classes) == 7
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        assert torch.equal(loaded(x)["logits"], m(x)["logits"])
+
+
+@pytest.mark.parametrize("variant,kw", FOCUS_BUILDS, ids=FOCUS_IDS)
+@pytest.mark.parametrize("size", [(64, 64), (75, 133), (203, 317)])
+@pytest.mark.parametrize("k", [0.1, 0.25, 0.5, 1.0])
+def test_dense_and_sparse_paths_agree(variant, kw, size, k):
+    m = _model(variant, kw)
+    x = torch.randn(3, 3, *size, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        dense = m(x, topk_ratio=k, mode="dense")
+        sparse = m(x, topk_ratio=k, mode="sparse")
+        off = m(x, topk_ratio=0.0)
+    assert torch.equal(dense["selected"], sparse["selected"])
+    assert (dense["logits"] - sparse["logits"]).abs().max().item() <= 1e-4
+    # the refinement is not a no-op: it changes the logits of the selected regions
+    assert (dense["logits"] - off["logits"]).abs().max().item() > 1e-3
+
+
+@pytest.mark.parametrize("variant,kw", FOCUS_BUILDS, ids=FOCUS_IDS)
+def test_refinement_replaces_logits_only_inside_selected_regions(variant, kw):
+    m = _model(variant, kw)
+    x = torch.randn(2, 3, 128, 256)
+    with torch.no_grad():
+        on, off = m(x, topk_ratio=0.25, mode="sparse"), m(x, topk_ratio=0.0)
+    r = m.cfg.region_px // m.cfg.refine_stride  # region side in logit cells
+    changed = ((on["logits"] - off["logits"]).abs().amax(1, keepdim=True) > 0).float()
+    assert torch.equal(torch.nn.functional.max_pool2d(changed, r), on["selected"])
+    # K = 0 is the cheap path: the stride-8 logits bilinearly upsampled
+    up = torch.nn.functional.interpolate(m(x)["coarse"], scale_factor=8 // m.cfg.refine_stride, mode="bilinear",
+                                         align_corners=False)
+    assert torch.allclose(off["logits"], up, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant,kw", FOCUS_BUILDS, ids=FOCUS_IDS)
+def test_focus_flops_scale_with_k(variant, kw):
+    m = _model(variant, kw)
+    with torch.no_grad():
+        _, _, inputs = m.focus_inputs(torch.randn(1, 3, 256, 512))
+        flops = {}
+        for k in (0.25, 0.5, 1.0):
+            with FlopCounterMode(display=False) as fc:
+                m.refiner(*inputs, k, "sparse")
+            flops[k] = fc.get_total_flops()
+    assert flops[1.0] > 0
+    assert flops[0.25] / flops[1.0] == pytest.approx(0.25, rel=1e-6)
+    assert flops[0.5] / flops[1.0] == pytest.approx(0.5, rel=1e-6)
+
+
+def test_gather_crops_matches_zero_padded_slices():
+    fmap = torch.randn(2, 3, 6, 8)
+    bi, top, left = torch.tensor([0, 1, 1]), torch.tensor([-2, 3, 0]), torch.tensor([-2, 5, 2])
+    crops = gather_crops(fmap, bi, top, left, 5)
+    padded = torch.nn.functional.pad(fmap, (2, 5, 2, 5))
+    for n in range(3):
+        y, x = int(top[n]) + 2, int(left[n]) + 2
+        assert torch.equal(crops[n], padded[int(bi[n]), :, y:y + 5, x:x + 5])
+    # a coarser map is read by nearest lookup: element (i, j) = fmap[(top+i)//2, (left+j)//2]
+    coarse = gather_crops(fmap, bi[:1], torch.tensor([2]), torch.tensor([4]), 4, factor=2)
+    assert torch.equal(coarse[0], fmap[0, :, 1:3, 2:4].repeat_interleave(2, 1).repeat_interleave(2, 2))
 
 
 def test_num_selected():
@@ -25,81 +151,52 @@ def test_num_selected():
     assert num_selected(1.0, 10) == 10
 
 
-@pytest.mark.parametrize("size", [(64, 64), (75, 133), (203, 317)])
-@pytest.mark.parametrize("k", [0.1, 0.25, 0.5, 1.0])
-def test_dense_and_sparse_paths_agree(small_model, size, k):
-    x = torch.randn(3, 3, *size, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        dense = small_model(x, topk_ratio=k, mode="dense")
-        sparse = small_model(x, topk_ratio=k, mode="sparse")
-        off = small_model(x, topk_ratio=0.0)
-    assert torch.equal(dense["selected"], sparse["selected"])
-    assert (dense["logits"] - sparse["logits"]).abs().max().item() <= 1e-4
-    # the refinement is not a no-op: it changes the logits of the selected regions
-    assert (dense["logits"] - off["logits"]).abs().max().item() > 1e-3
-
-
-def test_sparse_refinement_touches_only_selected_regions(small_model):
-    x = torch.randn(1, 3, 128, 256)
-    with torch.no_grad():
-        feats = small_model.backbone(x)
-        imp = torch.sigmoid(small_model.selector(feats))
-        refined, selected = small_model.refiner(feats, imp, 0.25, "sparse")
-    R = small_model.cfg.region_cells
-    changed = (refined - feats).abs().amax(1, keepdim=True) > 0
-    region_changed = torch.nn.functional.max_pool2d(changed.float(), R)
-    assert torch.equal(region_changed, selected)
-
-
-def test_focus_flops_scale_with_k(small_model):
-    feats = torch.randn(1, 96, 64, 128)
-    imp = torch.rand(1, 1, 8, 16)
-    flops = {}
-    for k in (0.25, 0.5, 1.0):
-        with torch.no_grad(), FlopCounterMode(display=False) as fc:
-            small_model.refiner(feats, imp, k, "sparse")
-        flops[k] = fc.get_total_flops()
-    assert flops[0.25] / flops[1.0] == pytest.approx(0.25, rel=1e-6)
-    assert flops[0.5] / flops[1.0] == pytest.approx(0.5, rel=1e-6)
-
-
-def test_selector_receives_gradients():
-    torch.manual_seed(0)
-    m = create_model("fornet_s", num_classes=5).train()
-    x = torch.randn(2, 3, 96, 128)
-    y = torch.randint(0, 5, (2, 96, 128))
-    y[:, :10] = 255
-    loss, parts = fornet_loss(m(x), y, m.cfg)
-    loss.backward()
-    assert {"main", "aux", "selector"} <= set(parts)
-    for name, p in m.selector.named_parameters():
-        assert p.grad is not None and p.grad.abs().sum() > 0, name
-    for name, p in m.refiner.named_parameters():
-        assert p.grad is not None and p.grad.abs().sum() > 0, name
+def test_selector_target_is_the_cheap_predictions_region_error_rate():
+    target = torch.zeros(1, 64, 64, dtype=torch.long)
+    target[0, :32, :32] = 1  # top-left 32x32 region is class 1, the rest class 0
+    target[0, 40, 40] = 255  # ignored pixels count as correct
+    coarse = torch.zeros(1, 2, 8, 8)
+    coarse[0, 0] = 5.0  # predicts class 0 everywhere
+    t = region_error_target(coarse, target, 32, (2, 2))
+    assert t.shape == (1, 1, 2, 2)
+    assert t[0, 0].tolist() == [[1.0, 0.0], [0.0, 0.0]]
 
 
 def test_selector_gets_gradient_from_segmentation_loss_alone():
-    """Soft gating: even without the hardness loss, the main loss reaches the selector."""
-    torch.manual_seed(0)
-    m = create_model("fornet_s", num_classes=5).train()
+    """Straight-through gate: without the hardness loss, the main loss still reaches the selector
+    through the selected regions' corrections."""
+    m = _model("fornet_s", {}).train()
     out = m(torch.randn(1, 3, 96, 128))
-    loss, _ = fornet_loss(out, torch.randint(0, 5, (1, 96, 128)), m.cfg, aux_weight=0, selector_weight=0)
+    loss, _ = fornet_loss(out, torch.randint(0, 7, (1, 96, 128)), m.cfg, aux_weight=0, selector_weight=0)
     loss.backward()
     assert m.selector.net[-1].weight.grad.abs().sum() > 0
 
 
-def test_focus_off_ablation():
-    m = create_model("fornet_s", focus=False).eval()
-    assert not hasattr(m, "selector")
-    out = m(torch.randn(1, 3, 64, 64))
-    assert out["importance"].sum() == 0 and out["logits"].shape == (1, 19, 8, 8)
+def test_straight_through_gate_leaves_values_unscaled():
+    """The forward value of a refined region is coarse_up + delta, whatever the importance."""
+    m = _model("fornet_s", {})
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        full = m(x, topk_ratio=1.0, mode="dense")["logits"]
+        _, _, (fine, ctx, up, imp) = m.focus_inputs(x)
+        half = m.refiner(fine, ctx, up, imp * 0.5, 1.0, "dense")[0]
+    assert torch.allclose(full, half, atol=1e-6)
 
 
-def test_config_validation_and_round_trip():
+def test_ddrnet_baseline_matches_the_paper_size():
+    m = create_model("ddrnet23_slim", num_classes=19)
+    n = sum(p.numel() for p in m.parameters())
+    assert 5.6e6 < n < 5.8e6  # "about 5.7 M" (Hong et al. 2021, DDRNet-23-slim)
+
+
+def test_config_defaults_are_fornet_s_and_validation():
+    assert create_model("fornet_s").cfg == ModelConfig()
     cfg = create_model("fornet_m").cfg
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
-    with pytest.raises(ValueError, match="topk_ratio"):
-        ModelConfig(topk_ratio=1.5)
+    for bad, match in [(dict(topk_ratio=1.5), "topk_ratio"), (dict(region_px=12), "region_px"),
+                       (dict(refine_stride=8), "refine_stride"), (dict(arch="unet"), "arch")]:
+        with pytest.raises(ValueError, match=match):
+            ModelConfig(**bad)
     with pytest.raises(ValueError, match="unknown model config keys"):
         ModelConfig.from_dict({"bogus": 1})
     with pytest.raises(ValueError, match="unknown variant"):

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Score every finished ablation run on the hold-out drive 0006R0 with `fornet eval`, plus a
+# test-time K sweep of the K=0.25 runs. Uses each run's FINAL weights (last.pt), never the
+# best-on-hold-out checkpoint, so no choice is made on the data we report.
+# usage: scripts/ablation_eval.sh [RUNS] [DATA_ROOT] [OUT]
+set -euo pipefail
+RUNS=${1:-runs/camvid2}
+DATA=${2:-../shared/data/camvid}
+OUT=${3:-docs/bench/ablation2}
+FORNET=${FORNET:-.venv/bin/fornet}
+mkdir -p "$OUT"
+ev() { "$FORNET" eval --dataset camvid --data-root "$DATA" --split train --drives 0006R0 --device cpu --json "$@"; }
+for run in "$RUNS"/*/; do
+  name=$(basename "$run")
+  [ -f "$run/last.pt" ] || continue
+  grep -q '"step": ' "$run/train.log" || continue
+  [ -f "$OUT/eval_$name.json" ] || ev --checkpoint "$run/last.pt" > "$OUT/eval_$name.json"
+  cp "$run/log.csv" "$OUT/train_log_$name.csv"
+  case $name in k0.25_*)
+    for k in 0.0 0.1 0.5 1.0; do
+      [ -f "$OUT/eval_${name}_at_k$k.json" ] || ev --checkpoint "$run/last.pt" --topk $k > "$OUT/eval_${name}_at_k$k.json"
+    done;;
+  esac
+done
