@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from .classes import CAMVID_TO_TRAINID, CITYSCAPES_LABELID_TO_TRAINID, lookup_table
+from .images import BadImageError, to_mono8, to_rgb
 
 RATE_HZ = 17.0  # Cityscapes sequences are recorded at 17 Hz
 T0_NS = 1_700_000_000 * 10**9  # first stamp of written bags (arbitrary, fixed for reproducibility)
@@ -226,15 +227,11 @@ def bag_cameras(reader) -> list[str]:
     return cams
 
 
-def decode_image(msg) -> np.ndarray:
-    """A rosbags Image / CompressedImage message -> (H, W, 3) uint8 RGB (rosbags-image)."""
-    from rosbags.image import message_to_cvimage
-    if hasattr(msg, "format"):
-        from .ros.conversions import compressed_to_rgb  # no rclpy: duck-typed on the message fields
-        return compressed_to_rgb(msg)
-    if msg.step * msg.height != len(msg.data):
-        raise ValueError(f"data has {len(msg.data)} bytes, expected step {msg.step} x height {msg.height}")
-    return np.ascontiguousarray(message_to_cvimage(msg, "rgb8"))
+def _decode(decoder, msg, path, topic, stamp):
+    try:
+        return decoder(msg)
+    except BadImageError as e:
+        raise BagError(f"{path}: cannot decode {topic} at {stamp}: {e}") from e
 
 
 def iter_frames(path, camera: str | None = None):
@@ -265,17 +262,14 @@ def iter_frames(path, camera: str | None = None):
             stamp = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
             key = (cam, stamp)
             if is_gt:
-                gt = np.asarray(msg.data, np.uint8).reshape(msg.height, msg.step)[:, : msg.width]
+                gt = _decode(to_mono8, msg, path, conn.topic, stamp)
                 if key in pending:
                     rgb, _ = pending.pop(key)
                     yield cam, stamp, rgb, gt
                 continue
             for k in [k for k in pending if k[0] == cam and k[1] < stamp]:
                 yield (*k, *pending.pop(k))
-            try:
-                pending[key] = [decode_image(msg), None]
-            except Exception as e:  # noqa: BLE001
-                raise BagError(f"{path}: cannot decode {conn.topic} at {stamp}: {e}") from e
+            pending[key] = [_decode(to_rgb, msg, path, conn.topic, stamp), None]
         for k in sorted(pending, key=lambda k: k[1]):
             yield (*k, *pending.pop(k))
     finally:
@@ -283,29 +277,14 @@ def iter_frames(path, camera: str | None = None):
 
 
 def evaluate_bag(segmenter, path, camera=None, limit=None, boundary_px: int = 3, progress: bool = True) -> dict:
-    """Run the node's processing (the same Segmenter) on every frame, no dropping; score frames
-    that have ground truth. Returns metrics + frame counts + throughput."""
-    import time
-    from tqdm import tqdm
-    from .metrics import SegmentationMetrics
-    metrics = SegmentationMetrics(segmenter.cfg.num_classes, segmenter.classes, boundary_px)
-    frames = scored = 0
-    t_model = 0.0
-    for cam, stamp, rgb, gt in tqdm(iter_frames(path, camera), desc="bag eval", disable=not progress):
-        t = time.perf_counter()
-        r = segmenter(rgb)
-        t_model += time.perf_counter() - t
-        frames += 1
-        if gt is not None:
-            if gt.shape != r.labels.shape:
-                raise BagError(f"ground truth {gt.shape} and image {r.labels.shape} sizes differ at {cam} {stamp}")
-            metrics.update(gt, r.labels, r.selected)
-            scored += 1
-        if limit and frames >= limit:
-            break
-    if frames == 0:
+    """:func:`fornet_ros.evaluation.evaluate` over every frame of the bag (no dropping, unlike the
+    node); frames with ground truth are scored."""
+    from .evaluation import SampleError, evaluate
+    try:
+        res = evaluate(segmenter, ((rgb, gt) for _, _, rgb, gt in iter_frames(path, camera)), boundary_px,
+                       progress, limit)
+    except SampleError as e:
+        raise BagError(f"{path}: {e}") from e
+    if res["images"] == 0:
         raise BagError(f"{path}: no image frames")
-    out = {"frames": frames, "scored": scored, "frames_per_s": frames / t_model if t_model else None}
-    if scored:
-        out.update(metrics.compute())
-    return out
+    return res

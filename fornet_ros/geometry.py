@@ -108,6 +108,18 @@ class Pose:
         if not all(math.isfinite(v) for v in (self.x, self.y, self.z, self.roll, self.pitch, self.yaw)):
             raise GeometryError(f"pose must be finite, got {self}")
 
+    @classmethod
+    def from_list(cls, values) -> "Pose":
+        """[x, y, z, roll, pitch, yaw] (the node's camera_pose.<cam> parameter)."""
+        try:
+            if len(values) != 6:
+                raise ValueError
+            return cls(*map(float, values))
+        except (TypeError, ValueError) as e:
+            if isinstance(e, GeometryError):
+                raise
+            raise GeometryError(f"pose needs 6 numbers [x, y, z, roll, pitch, yaw], got {values!r}") from None
+
     def rotation(self) -> np.ndarray:
         cr, sr, cp, sp, cy, sy = (math.cos(self.roll), math.sin(self.roll), math.cos(self.pitch),
                                   math.sin(self.pitch), math.cos(self.yaw), math.sin(self.yaw))
@@ -183,7 +195,7 @@ class Lookup:
 
 
 def build_lookup(camera: CameraModel, pose, grid: GridSpec, label_shape: tuple[int, int],
-                 max_range: float = 30.0, min_range: float = 0.0, pixels_per_cell: int = 4) -> Lookup:
+                 max_range: float = 30.0, pixels_per_cell: int = 4) -> Lookup:
     """Ray-cast every label pixel onto z = 0. ``pose``: a :class:`Pose` of the camera body, or
     (R, t) of the optical frame in the base frame (from TF). Labels may be smaller than the
     camera image (scaled)."""
@@ -202,7 +214,7 @@ def build_lookup(camera: CameraModel, pose, grid: GridSpec, label_shape: tuple[i
     t = np.where(down, -cz / np.where(down, rz, -1.0), 0.0)
     gx, gy = cam_t[0] + t * rays[:, 0], cam_t[1] + t * rays[:, 1]
     rng = np.hypot(gx - cam_t[0], gy - cam_t[1])
-    ok = down & (cz > 0) & (rng <= max_range) & (rng >= min_range)
+    ok = down & (cz > 0) & (rng <= max_range)
     cells, inside = grid.cell_of(gx, gy)
     ok &= inside
     cell_map = np.where(ok, cells, -1).astype(np.int32)
@@ -268,7 +280,7 @@ class LayerConfig:
             return cls(ids(d.get("ground_classes", []), "ground_classes"),
                        ids(d.get("obstacle_classes", []), "obstacle_classes"), layers)
         except (KeyError, TypeError) as e:
-            raise GeometryError(f"costmap layer config: missing or malformed field {e}") from e
+            raise GeometryError(f"missing or malformed field {e}") from e
 
     def lut(self, what: str) -> np.ndarray:
         if what not in self._lut:
@@ -281,6 +293,30 @@ class LayerConfig:
                 t[list(self.layers[int(what)].class_ids)] = True
             self._lut[what] = t
         return self._lut[what]
+
+
+def read_layer_config(path: str | None = None) -> dict:
+    """The layer config YAML at ``path`` as a dict (empty or None: :data:`DEFAULT_LAYER_CONFIG`)."""
+    import yaml
+    if not path:
+        return DEFAULT_LAYER_CONFIG
+    try:
+        with open(path) as f:
+            d = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError) as e:
+        raise GeometryError(f"costmap layer config {path}: {e}") from e
+    if not isinstance(d, dict) or not isinstance(d.get("layers"), list):
+        raise GeometryError(f"costmap layer config {path}: expected a mapping with a 'layers' list")
+    return d
+
+
+def load_layer_config(path: str | None, class_names) -> LayerConfig:
+    """:func:`read_layer_config` checked against a model's class names."""
+    d = read_layer_config(path)
+    try:
+        return LayerConfig.from_dict(d, class_names)
+    except GeometryError as e:
+        raise GeometryError(f"costmap layer config {path or '(built-in)'}: {e}") from e
 
 
 def contact_mask(labels: np.ndarray, obstacle_lut: np.ndarray, first_row: int = 0) -> np.ndarray:
@@ -310,7 +346,7 @@ class GridFuser:
         self.contact_labels: list[np.ndarray] = []
         self.ground_points: list[np.ndarray] = []
 
-    def add(self, labels: np.ndarray, lookup: Lookup, keep_points: bool = True):
+    def add(self, labels: np.ndarray, lookup: Lookup):
         if labels.shape != lookup.shape:
             raise GeometryError(f"labels {labels.shape} do not match the lookup's {lookup.shape}")
         if lookup.first_row >= labels.shape[0]:
@@ -331,10 +367,9 @@ class GridFuser:
             hit = np.zeros(self.n, bool)
             hit[cells[self.cfg.lut(str(i))[cls_used]]] = True
             np.maximum(self.layers[i], np.where(hit, np.int8(layer.cost), base), out=self.layers[i])
-        if keep_points:
-            self.contact_points.append(lookup.xy_map[contact])
-            self.contact_labels.append(ccls)
-            self.ground_points.append(lookup.xy_map[lookup.ground_pixels[gsel]])
+        self.contact_points.append(lookup.xy_map[contact])
+        self.contact_labels.append(ccls)
+        self.ground_points.append(lookup.xy_map[lookup.ground_pixels[gsel]])
 
     def grids(self) -> dict[str, np.ndarray]:
         """name -> (height, width) int8 in {-1, 0..100}; 'combined' is the per-cell max over layers."""
@@ -347,3 +382,22 @@ class GridFuser:
         if not self.contact_points:
             return np.zeros((0, 2), np.float32), np.zeros(0, np.uint8)
         return np.concatenate(self.contact_points), np.concatenate(self.contact_labels)
+
+
+class FusionWindow:
+    """The newest frame of each camera; :meth:`current` returns those whose stamps lie within
+    ``window_s`` of the newest, so every grid fuses all cameras seen at about the same time."""
+
+    def __init__(self, window_s: float = 0.5):
+        self.window_ns = int(window_s * 1e9)
+        self.latest: dict[str, tuple[int, object]] = {}
+
+    def add(self, camera: str, stamp_ns: int, frame) -> None:
+        self.latest[camera] = (stamp_ns, frame)
+
+    def current(self) -> list[tuple[str, int, object]]:
+        """[(camera, stamp_ns, frame)] within the window of the newest stamp, in camera order of arrival."""
+        if not self.latest:
+            return []
+        newest = max(t for t, _ in self.latest.values())
+        return [(cam, t, f) for cam, (t, f) in self.latest.items() if newest - t <= self.window_ns]

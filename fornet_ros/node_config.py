@@ -1,95 +1,196 @@
-"""The segmentation node's parameters as a dataclass, with validation (pure: no ROS imports).
+"""segmentation_node's parameters: one table (pure: no ROS imports).
 
-The node declares each field as a ROS parameter (defaults in ``config/fornet.yaml``), reads them
-once into :class:`NodeParams`, and re-validates every change with :func:`validate`.
+Each parameter is one :class:`NodeParams` field; its metadata holds the description, the range
+(or choices, or a check) and whether it may change while the node runs. From this table follow
+the node's ParameterDescriptors (static parameters are ``read_only``, so rclpy itself rejects
+changing them), the validation of start-up values and of run-time changes, and the defaults in
+``config/fornet.yaml`` (a test keeps the two equal).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+import math
+import re
+from dataclasses import MISSING, dataclass, field, fields, replace
+from typing import get_type_hints
 
-# Parameters that can change while the node runs (``ros2 param set``); the others need a restart.
-RUNTIME = {"topk_ratio", "max_input_age_ms", "latency_budget_ms", "stale_timeout_s", "publish_color",
-           "publish_importance", "publish_confidence", "publish_camera_info"}
+
+def _param(default, description: str, *, runtime: bool = False, range: tuple | None = None,
+           choices: tuple[str, ...] | None = None, check=None, constraint: str = ""):
+    """A NodeParams field. ``range``: inclusive (min, max) of a number; ``choices``: allowed
+    strings; ``check(value) -> bool`` with ``constraint`` saying what it requires."""
+    if choices:
+        constraint = "one of " + ", ".join(choices)
+    return field(default=default, metadata=dict(description=description, runtime=runtime, range=range,
+                                                check=check, constraint=constraint, choices=choices))
+
+
+def _input_size_ok(v) -> bool:
+    return len(v) == 2 and (tuple(v) == (0, 0) or min(v) >= 8)
+
+
+def _cameras_ok(v) -> bool:
+    return bool(v) and len(set(v)) == len(v) and all(re.fullmatch(r"[A-Za-z_/~][A-Za-z0-9_/]*", c) for c in v)
+
+
+RELIABILITY = ("reliable", "best_effort")
 
 
 @dataclass(frozen=True)
 class NodeParams:
-    checkpoint: str = ""  # empty: the packaged default model
-    allow_untrained: bool = False  # tests only: random weights when no checkpoint can be loaded
-    device: str = "auto"
-    precision: str = "auto"
-    threads: int = 0  # torch CPU threads for inference; 0 = torch's default
-    input_size: tuple[int, ...] = ()  # (H, W); empty: the checkpoint's
-    topk_ratio: float = -1.0  # < 0: the checkpoint's
-    cameras: tuple[str, ...] = ("camera",)
-    compressed: bool = False
-    publish_color: bool = True
-    publish_importance: bool = True
-    publish_confidence: bool = True
-    publish_camera_info: bool = True
-    max_input_age_ms: float = 0.0  # 0: no age limit
-    latency_budget_ms: float = 500.0
-    stale_timeout_s: float = 2.0
-    diagnostics_period_s: float = 1.0
-    input_reliability: str = "best_effort"
-    input_depth: int = 1
-    output_reliability: str = "reliable"
-    output_depth: int = 2
-    costmap_enabled: bool = True
-    costmap_config: str = ""  # YAML with ground_classes / obstacle_classes / layers; empty: built-in default
-    grid_frame: str = "base_link"
-    grid_resolution: float = 0.1
-    grid_width: int = 400
-    grid_height: int = 400
-    grid_origin: tuple[float, ...] = (0.0, -20.0)
-    max_range: float = 30.0
-    point_height: float = 0.2
-    publish_ground_points: bool = False
-    costmap_transient_local: bool = False
-    use_tf: bool = True
+    checkpoint: str = _param("", "FoR-Net checkpoint (.pt); empty = the packaged default model")
+    allow_untrained: bool = _param(False, "use random weights if the checkpoint cannot be loaded (tests only)")
+    device: str = _param("auto", "auto (CUDA if present), cpu, cuda, cuda:N",
+                         check=lambda v: re.fullmatch(r"auto|cpu|cuda(:\d+)?", v) is not None,
+                         constraint="auto, cpu, cuda or cuda:N")
+    precision: str = _param("auto", "auto (fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16",
+                            choices=("auto", "fp32", "fp16", "bf16"))
+    threads: int = _param(0, "torch CPU threads for inference (0 = torch's default); on small CPUs leave a core "
+                          "to DDS", range=(0, 256))
+    input_size: tuple[int, ...] = _param((0, 0), "[H, W] the network sees; [0, 0] = the checkpoint's. Outputs "
+                                         "keep the image size", check=_input_size_ok,
+                                         constraint="[0, 0] or [H, W] with H, W >= 8")
+    topk_ratio: float = _param(-1.0, "fraction of regions refined by the focus branches; negative = the "
+                               "checkpoint's", runtime=True, range=(-1.0, 1.0))
+    cameras: tuple[str, ...] = _param(("camera",), "camera namespaces; each gets <cam>/image_raw -> "
+                                      "<cam>/semantic/*", check=_cameras_ok,
+                                      constraint="a non-empty list of distinct valid namespaces")
+    compressed: bool = _param(False, "subscribe <cam>/image_raw/compressed (jpeg/png) instead of <cam>/image_raw")
+    publish_color: bool = _param(True, "publish <cam>/semantic/color", runtime=True)
+    publish_importance: bool = _param(True, "publish <cam>/semantic/importance", runtime=True)
+    publish_confidence: bool = _param(True, "publish <cam>/semantic/confidence", runtime=True)
+    publish_camera_info: bool = _param(True, "publish <cam>/semantic/camera_info", runtime=True)
+    max_input_age_ms: float = _param(0.0, "drop frames whose stamp is older than this when the worker takes them "
+                                     "(0 = off)", runtime=True, range=(0.0, 3.6e6))
+    latency_budget_ms: float = _param(500.0, "diagnostics WARN when p95 end-to-end latency exceeds this",
+                                      runtime=True, range=(0.0, 3.6e6))
+    stale_timeout_s: float = _param(2.0, "diagnostics ERROR when a camera sent nothing for this long",
+                                    runtime=True, range=(0.0, 86400.0))
+    diagnostics_period_s: float = _param(1.0, "period of /diagnostics (wall clock)", range=(0.01, 3600.0))
+    input_reliability: str = _param("best_effort", "input QoS reliability (camera drivers usually publish "
+                                    "best_effort-compatible)", choices=RELIABILITY)
+    input_depth: int = _param(1, "input QoS history depth", range=(1, 100))
+    output_reliability: str = _param("reliable", "output QoS reliability", choices=RELIABILITY)
+    output_depth: int = _param(2, "output QoS history depth", range=(1, 100))
+    costmap_enabled: bool = _param(True, "publish semantic_costmap/* OccupancyGrids and semantic_points "
+                                   "(needs camera_info)")
+    costmap_config: str = _param("", "YAML with ground_classes, obstacle_classes, layers [{name, classes, cost}]; "
+                                 "empty = built-in (config/semantic_costmap.yaml)")
+    grid_frame: str = _param("base_link", "frame of the grids (the robot base, z = 0 is the ground)",
+                             check=bool, constraint="non-empty")
+    grid_resolution: float = _param(0.1, "metres per cell", range=(0.001, 100.0))
+    grid_width: int = _param(400, "cells along x", range=(1, 100000))
+    grid_height: int = _param(400, "cells along y", range=(1, 100000))
+    grid_origin: tuple[float, ...] = _param((0.0, -20.0), "[x, y] of cell (0, 0)'s corner in grid_frame (m)",
+                                            check=lambda v: len(v) == 2, constraint="[x, y]")
+    max_range: float = _param(30.0, "ignore ground points farther than this from the camera (m)",
+                              range=(0.01, 10000.0))
+    point_height: float = _param(0.2, "z of the obstacle points in semantic_points (m)", range=(-100.0, 100.0))
+    publish_ground_points: bool = _param(False, "also publish semantic_ground_points (drivable surface, a "
+                                         "clearing source)")
+    costmap_transient_local: bool = _param(False, "latch the grids (match map_subscribe_transient_local in Nav2)")
+    use_tf: bool = _param(True, "camera pose from TF at the image stamp when tf2_ros exists, else camera_pose.<cam>")
+
+    def __post_init__(self):
+        for f in fields(self):
+            _check(f, getattr(self, f.name))
+
+    @classmethod
+    def from_values(cls, values: dict) -> "NodeParams":
+        """From ROS parameter values (lists, ints for floats); raises ValueError naming the parameter."""
+        return cls(**{k: coerce(k, v) for k, v in values.items()})
+
+    def changed(self, changes: dict) -> "NodeParams":
+        """A copy with run-time ``changes`` applied; raises ValueError (unknown, static or invalid)."""
+        static = [k for k in changes if k in SPECS and not SPECS[k].runtime]
+        if static:
+            raise ValueError(f"{', '.join(static)} cannot change while the node runs (restart the node)")
+        return replace(self, **{k: coerce(k, v) for k, v in changes.items()})
 
 
-def validate(p: NodeParams) -> None:
-    """Raise ValueError naming the parameter and the reason."""
-    import re
-    if p.device not in ("auto", "cpu") and not re.fullmatch(r"cuda(:\d+)?", p.device):
-        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {p.device!r}")
-    if p.precision not in ("auto", "fp32", "fp16", "bf16"):
-        raise ValueError(f"precision must be auto, fp32, fp16 or bf16, got {p.precision!r}")
-    if p.input_size and (len(p.input_size) != 2 or min(p.input_size) < 8):
-        raise ValueError(f"input_size must be [] or [H, W] with H, W >= 8, got {list(p.input_size)}")
-    if not (p.topk_ratio < 0 or 0.0 <= p.topk_ratio <= 1.0):
-        raise ValueError(f"topk_ratio must be in [0, 1] (or negative for the checkpoint's), got {p.topk_ratio}")
-    if not p.cameras or any(not c or not re.fullmatch(r"[A-Za-z_/~][A-Za-z0-9_/]*", c) for c in p.cameras):
-        raise ValueError(f"cameras must be a non-empty list of valid namespaces, got {list(p.cameras)}")
-    if len(set(p.cameras)) != len(p.cameras):
-        raise ValueError(f"cameras has duplicates: {list(p.cameras)}")
-    for name in ("max_input_age_ms", "latency_budget_ms", "stale_timeout_s", "diagnostics_period_s"):
-        if getattr(p, name) < 0 or (name == "diagnostics_period_s" and p.diagnostics_period_s == 0):
-            raise ValueError(f"{name} must be positive, got {getattr(p, name)}")
-    for name in ("input_reliability", "output_reliability"):
-        if getattr(p, name) not in ("reliable", "best_effort"):
-            raise ValueError(f"{name} must be reliable or best_effort, got {getattr(p, name)!r}")
-    if not (p.grid_resolution > 0 and p.grid_width > 0 and p.grid_height > 0 and len(p.grid_origin) == 2):
-        raise ValueError("grid_resolution, grid_width, grid_height must be positive and grid_origin [x, y]")
-    if p.max_range <= 0:
-        raise ValueError(f"max_range must be positive, got {p.max_range}")
-    if p.threads < 0:
-        raise ValueError(f"threads must be >= 0, got {p.threads}")
-    for name in ("input_depth", "output_depth"):
-        if not 1 <= getattr(p, name) <= 100:
-            raise ValueError(f"{name} must be in 1..100, got {getattr(p, name)}")
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    type: str  # bool, int, float, str, int[], float[], str[]
+    default: object  # a ROS value (lists, not tuples)
+    description: str
+    runtime: bool
+    range: tuple | None
+    constraint: str
 
 
-def apply_changes(p: NodeParams, changes: dict) -> NodeParams:
-    """New params with ``changes`` applied; raises ValueError (unknown, static or invalid)."""
-    names = {f.name for f in fields(NodeParams)}
-    for k in changes:
-        if k not in names:
-            raise ValueError(f"unknown parameter {k!r}")
-        if k not in RUNTIME:
-            raise ValueError(f"{k} cannot change while the node runs (restart the node)")
-    new = replace(p, **changes)
-    validate(new)
-    return new
+_TYPES = {bool: "bool", int: "int", float: "float", str: "str", tuple[int, ...]: "int[]",
+          tuple[float, ...]: "float[]", tuple[str, ...]: "str[]"}
+_HINTS = get_type_hints(NodeParams)
+SPECS: dict[str, ParamSpec] = {
+    f.name: ParamSpec(f.name, _TYPES[_HINTS[f.name]], list(f.default) if isinstance(f.default, tuple) else f.default,
+                      f.metadata["description"], f.metadata["runtime"], f.metadata["range"], f.metadata["constraint"])
+    for f in fields(NodeParams) if f.default is not MISSING}
+
+
+# One more static parameter per camera (not a field: its name depends on ``cameras``).
+CAMERA_POSE = ParamSpec("camera_pose.<cam>", "float[]", [0.0, 0.0, 1.5, 0.0, 0.0, 0.0],
+                        "[x, y, z, roll, pitch, yaw] of the camera's body frame in grid_frame (m, rad); used when "
+                        "TF has no transform", False, None, "6 finite numbers")
+
+
+def camera_pose_name(camera: str) -> str:
+    return f"camera_pose.{camera.strip('/').replace('/', '_')}"
+
+
+def coerce(name: str, value):
+    """A ROS parameter value -> the field's Python type (lists -> tuples, ints -> floats)."""
+    if name not in SPECS:
+        raise ValueError(f"unknown parameter {name!r}")
+    kind = SPECS[name].type
+    base, is_list = kind.rstrip("[]"), kind.endswith("[]")
+    items = list(value) if is_list and isinstance(value, (list, tuple)) else [value]
+    if is_list != isinstance(value, (list, tuple)) or not all(_is(v, base) for v in items):
+        what = {"float": "number", "int": "integer", "str": "string", "bool": "bool"}[base]
+        what = f"a list of {what}s" if is_list else ("an " if what == "integer" else "a ") + what
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    items = [float(v) if base == "float" else v for v in items]
+    return tuple(items) if is_list else items[0]
+
+
+def _is(v, base: str) -> bool:
+    if base == "float":
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    return type(v) is {"bool": bool, "int": int, "str": str}[base]
+
+
+def _check(f, value) -> None:
+    m = f.metadata
+    values = value if isinstance(value, tuple) else (value,)
+    if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+        raise ValueError(f"{f.name} must be finite, got {value}")
+    lo_hi = m["range"]
+    if lo_hi is not None and not lo_hi[0] <= value <= lo_hi[1]:
+        raise ValueError(f"{f.name} must be in [{lo_hi[0]}, {lo_hi[1]}], got {value}")
+    if m["choices"] and value not in m["choices"]:
+        raise ValueError(f"{f.name} must be {m['constraint']}, got {value!r}")
+    if m["check"] is not None and not m["check"](value):
+        shown = list(value) if isinstance(value, tuple) else repr(value)
+        raise ValueError(f"{f.name} must be {m['constraint']}, got {shown}")
+
+
+def build_segmenter(p: NodeParams):
+    """(Segmenter, warning or None) for the parameters. With ``allow_untrained``, a checkpoint that
+    cannot be loaded gives random weights and a warning; otherwise RuntimeError naming it."""
+    from .checkpoint import CheckpointError, ModelMeta, default_checkpoint_path
+    from .inference import Segmenter
+    if p.threads:
+        import torch
+        torch.set_num_threads(p.threads)
+    input_size = p.input_size if any(p.input_size) else None
+    kw = dict(device=p.device, precision=p.precision, input_size=input_size, topk_ratio=p.topk_ratio)
+    try:
+        return Segmenter.from_checkpoint(p.checkpoint or None, **kw), None
+    except CheckpointError as e:
+        where = p.checkpoint or f"(default) {default_checkpoint_path()}"
+        if not p.allow_untrained:
+            raise RuntimeError(f"parameter 'checkpoint' = {where}: {e}") from e
+        from .model import create_model
+        return (Segmenter(create_model("fornet_s"), ModelMeta.default(19, input_size or (512, 1024)), **kw),
+                f"parameter 'checkpoint' = {where}: {e}; allow_untrained is set, using RANDOM weights "
+                "(outputs are meaningless)")

@@ -1,74 +1,75 @@
+"""rclpy messages <-> numpy: what the node publishes decodes back to the same arrays."""
+
 import cv2
 import numpy as np
 import pytest
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from fornet_ros.ros.conversions import BadImageError, compressed_to_rgb, fill_image, image_to_rgb
+from fornet_ros.geometry import GeometryError, GridSpec
+from fornet_ros.images import to_mono8, to_rgb
+from fornet_ros.ros.conversions import camera_model_from_info, fill_image, make_cloud, make_grid, rgb_to_image
 
 RGB = np.random.default_rng(0).integers(0, 256, (6, 10, 3), dtype=np.uint8)
 
 
-def _img(arr, enc, pad=0):
-    m = Image(height=arr.shape[0], width=arr.shape[1], encoding=enc)
-    rows = arr.reshape(arr.shape[0], -1)
-    if pad:
-        rows = np.concatenate([rows, np.zeros((arr.shape[0], pad), rows.dtype)], 1)
-    m.step = rows.shape[1] * arr.itemsize
-    m.data = rows.tobytes()
-    return m
+@pytest.mark.parametrize("encoding", ["rgb8", "bgr8"])
+def test_published_images_decode_to_the_same_rgb(encoding):
+    m = rgb_to_image(Image(), RGB, Header(frame_id="x"), encoding)
+    assert (m.height, m.width, m.step, m.encoding, m.header.frame_id) == (6, 10, 30, encoding, "x")
+    np.testing.assert_array_equal(to_rgb(m), RGB)
 
 
-@pytest.mark.parametrize("enc,arr", [
-    ("rgb8", RGB), ("bgr8", RGB[:, :, ::-1]),
-    ("rgba8", np.dstack([RGB, np.full(RGB.shape[:2], 255, np.uint8)])),
-    ("bgra8", np.dstack([RGB[:, :, ::-1], np.zeros(RGB.shape[:2], np.uint8)])),
-])
-def test_color_encodings(enc, arr):
-    np.testing.assert_array_equal(image_to_rgb(_img(np.ascontiguousarray(arr), enc)), RGB)
+def test_labels_round_trip():
+    labels = RGB[:, :, 0] % 19
+    m = fill_image(Image(), labels, Header())
+    assert m.encoding == "mono8"
+    np.testing.assert_array_equal(to_mono8(m), labels)
 
 
-def test_row_padding_is_removed():
-    np.testing.assert_array_equal(image_to_rgb(_img(RGB, "rgb8", pad=2)), RGB)
+def test_rclpy_compressed_image_decodes():
+    ok, buf = cv2.imencode(".png", RGB[:, :, ::-1])
+    np.testing.assert_array_equal(to_rgb(CompressedImage(format="png", data=buf.tobytes())), RGB)
 
 
-def test_mono_and_bayer():
-    gray = RGB[:, :, 0].copy()
-    out = image_to_rgb(_img(gray, "mono8"))
-    assert out.shape == (6, 10, 3) and (out[:, :, 1] == gray).all()
-    bayer = image_to_rgb(_img(gray, "bayer_rggb8"))
-    assert bayer.shape == (6, 10, 3) and bayer.dtype == np.uint8
-    m16 = image_to_rgb(_img((gray.astype(np.uint16) * 257), "mono16"))
-    assert abs(int(m16[0, 0, 0]) - int(gray[0, 0])) <= 1
+def test_cloud_layout_and_values():
+    xyz = np.array([[1.0, 2.0, 0.2], [3.5, -1.0, 0.2]], np.float32)
+    m = make_cloud(Header(frame_id="base_link"), xyz, np.array([13, 11]))
+    assert [(f.name, f.offset) for f in m.fields] == [("x", 0), ("y", 4), ("z", 8), ("label", 12)]
+    assert (m.width, m.point_step, m.row_step) == (2, 16, 32)
+    pts = np.frombuffer(bytes(m.data), np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("label", "<u4")]))
+    np.testing.assert_array_equal(pts["x"], xyz[:, 0])
+    assert pts["label"].tolist() == [13, 11]
 
 
-@pytest.mark.parametrize("mutate,msg", [
-    (lambda m: setattr(m, "encoding", "yuv_weird"), "unsupported encoding"),
-    (lambda m: setattr(m, "step", 5), "step 5 <"),
-    (lambda m: setattr(m, "height", 7), "expected step"),
-    (lambda m: (setattr(m, "height", 0), setattr(m, "width", 0)), "empty"),
-])
-def test_bad_images(mutate, msg):
-    m = _img(RGB, "rgb8")
-    mutate(m)
-    with pytest.raises(BadImageError, match=msg):
-        image_to_rgb(m)
+def test_grid_message():
+    grid = GridSpec(0.5, 4, 3, (1.0, -2.0), "base_link")
+    values = np.arange(12, dtype=np.int8).reshape(3, 4) - 1
+    m = make_grid(Header(frame_id="base_link"), grid, values)
+    assert (m.info.width, m.info.height, m.info.resolution) == (4, 3, 0.5)
+    assert (m.info.origin.position.x, m.info.origin.position.y) == (1.0, -2.0)
+    assert list(m.data) == values.ravel().tolist()
 
 
-@pytest.mark.parametrize("fmt", ["png", "jpeg"])
-def test_compressed(fmt):
-    ok, buf = cv2.imencode("." + ("png" if fmt == "png" else "jpg"), RGB[:, :, ::-1])
-    m = CompressedImage(format=fmt, data=buf.tobytes())
-    out = compressed_to_rgb(m)
-    assert out.shape == RGB.shape
-    if fmt == "png":
-        np.testing.assert_array_equal(out, RGB)
-    with pytest.raises(BadImageError):
-        compressed_to_rgb(CompressedImage(format=fmt, data=b"garbage"))
+def test_camera_info_to_model():
+    from sensor_msgs.msg import CameraInfo
+    info = CameraInfo(width=200, height=150, distortion_model="plumb_bob", binning_x=2)
+    info.k = [100.0, 0.0, 100.0, 0.0, 110.0, 75.0, 0.0, 0.0, 1.0]
+    info.roi.width, info.roi.height = 100, 80
+    cam = camera_model_from_info(info)
+    assert (cam.width, cam.height, cam.k[4], cam.binning_x, cam.roi) == (200, 150, 110.0, 2, (0, 0, 80, 100))
+    with pytest.raises(GeometryError, match="focal"):
+        camera_model_from_info(CameraInfo(width=200, height=150))
 
 
-def test_fill_image_round_trip():
-    hdr = Header(frame_id="x")
-    m = fill_image(Image(), RGB, hdr, "rgb8")
-    assert (m.height, m.width, m.step, m.header.frame_id) == (6, 10, 30, "x")
-    np.testing.assert_array_equal(image_to_rgb(m), RGB)
+def test_label_info():
+    import json
+    from fornet_ros.classes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
+    from fornet_ros.ros.conversions import LabelInfo, label_info
+    m = label_info(CITYSCAPES_CLASSES, CITYSCAPES_PALETTE)
+    if LabelInfo is not None:
+        assert [(c.class_id, c.class_name) for c in m.class_map][:2] == [(0, "road"), (1, "sidewalk")]
+    else:
+        d = json.loads(m.data)
+        assert d["classes"] == list(CITYSCAPES_CLASSES) and d["palette"][0] == list(CITYSCAPES_PALETTE[0])
+        assert d["ignore_id"] == 255

@@ -190,3 +190,42 @@ def test_shipped_layer_config_equals_builtin_default():
     from pathlib import Path
     cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "semantic_costmap.yaml").read_text())
     assert cfg == DEFAULT_LAYER_CONFIG
+
+
+def test_fusion_window_keeps_cameras_near_the_newest_stamp():
+    from fornet_ros.geometry import FusionWindow
+    w = FusionWindow(0.5)
+    assert w.current() == []
+    w.add("front", 10_000_000_000, "f0")
+    w.add("rear", 10_400_000_000, "r0")
+    assert [(c, f) for c, _, f in w.current()] == [("front", "f0"), ("rear", "r0")]
+    w.add("rear", 10_600_000_000, "r1")  # front is now 0.6 s older than the newest: left out
+    assert [(c, t, f) for c, t, f in w.current()] == [("rear", 10_600_000_000, "r1")]
+    w.add("front", 10_700_000_000, "f1")
+    assert [(c, f) for c, _, f in w.current()] == [("front", "f1"), ("rear", "r1")]
+
+
+def test_pose_from_list():
+    assert Pose.from_list([1, 2, 3, 0.1, 0.2, 0.3]) == Pose(1.0, 2.0, 3.0, 0.1, 0.2, 0.3)
+    with pytest.raises(GeometryError, match=r"pose needs 6 numbers \[x, y, z, roll, pitch, yaw\], got \[1.0, 2.0\]"):
+        Pose.from_list([1.0, 2.0])
+    with pytest.raises(GeometryError, match="finite"):
+        Pose.from_list([0, 0, float("inf"), 0, 0, 0])
+
+
+def test_load_layer_config(tmp_path):
+    from fornet_ros.geometry import load_layer_config
+    assert [l.name for l in load_layer_config("", CITYSCAPES_CLASSES).layers] == [
+        l["name"] for l in DEFAULT_LAYER_CONFIG["layers"]]
+    f = tmp_path / "layers.yaml"
+    f.write_text("layers:\n  - {name: drivable, classes: [road, sidewalk], cost: 0}\n")
+    cfg = load_layer_config(str(f), CITYSCAPES_CLASSES)
+    assert [(l.name, l.class_ids, l.cost) for l in cfg.layers] == [("drivable", (0, 1), 0)]
+    f.write_text("- just a list\n")
+    with pytest.raises(GeometryError, match=f"costmap layer config {f}: expected a mapping with a 'layers' list"):
+        load_layer_config(str(f), CITYSCAPES_CLASSES)
+    with pytest.raises(GeometryError, match="No such file"):
+        load_layer_config(str(tmp_path / "nope.yaml"), CITYSCAPES_CLASSES)
+    f.write_text("layers: [{name: x, classes: [unicorn], cost: 1}]\n")
+    with pytest.raises(GeometryError, match="unknown classes"):
+        load_layer_config(str(f), CITYSCAPES_CLASSES)

@@ -19,11 +19,11 @@ DOMAIN = 140 + os.getpid() % 50
 def trained_like_ckpt(tmp_path_factory):
     import torch
     from conftest import spread_selector
-    from fornet_ros.checkpoint import save_checkpoint
+    from fornet_ros.checkpoint import ModelMeta, save_checkpoint
     from fornet_ros.model import create_model
     torch.manual_seed(0)
     return save_checkpoint(tmp_path_factory.mktemp("ck") / "m.pt", spread_selector(create_model("fornet_s")),
-                           input_size=(64, 128))
+                           ModelMeta.default(19, (64, 128)))
 
 
 def test_bag_play_into_node_outputs_carry_bag_stamps(tmp_path, trained_like_ckpt):
@@ -68,6 +68,25 @@ def test_demo_writes_report(tmp_path, trained_like_ckpt):
               "images/costmap_combined.png", "images/montage.png"]:
         assert (rep / f).is_file() and f in index
     assert (rep / "index.md").is_file()
+
+
+def test_demo_records_the_layers_of_a_custom_costmap_config(tmp_path, trained_like_ckpt):
+    import yaml
+    from fornet_ros.classes import CITYSCAPES_CLASSES
+    layers = tmp_path / "layers.yaml"  # every class on the ground: an untrained model's cells get observed
+    layers.write_text(yaml.safe_dump({"ground_classes": list(CITYSCAPES_CLASSES), "layers": [
+        {"name": "drivable", "classes": ["road", "sidewalk"], "cost": 0},
+        {"name": "everything_else", "classes": list(CITYSCAPES_CLASSES[2:]), "cost": 100}]}))
+    code = ("import json, sys; from fornet_ros.ros.demo import run_demo; "
+            "s = run_demo(sys.argv[1], checkpoint=sys.argv[2], frames=3, size=(64, 128), costmap_config=sys.argv[3]); "
+            "print(json.dumps(s['costmap_layers']))")
+    env = {**os.environ, "ROS_DOMAIN_ID": str(DOMAIN + 3)}
+    p = subprocess.run([sys.executable, "-c", code, str(tmp_path / "rep"), str(trained_like_ckpt), str(layers)],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert json.loads(p.stdout.strip().splitlines()[-1]) == ["combined", "drivable", "everything_else"]
+    for layer in ("drivable", "everything_else"):
+        assert (tmp_path / "rep" / "images" / f"costmap_{layer}.png").is_file()
 
 
 def test_bench_node_reports_latency_and_overhead(trained_like_ckpt):

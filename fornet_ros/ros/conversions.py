@@ -1,22 +1,28 @@
-"""sensor_msgs <-> numpy. cv_bridge when a ROS distro provides it; otherwise the pure-Python
-``rosbags-image`` converter (PyPI has no working cv_bridge). Both are duck-typed on the message
-fields, so these helpers work for rclpy and rosbags messages alike."""
+"""numpy -> ROS messages (and the few message fields the node reads). Decoding images is
+:mod:`fornet_ros.images` (pure); everything here builds or reads rclpy messages."""
 
 from __future__ import annotations
 
 import array
+import json
 
 import numpy as np
+from nav_msgs.msg import OccupancyGrid
+from sensor_msgs.msg import PointCloud2, PointField
+from std_msgs.msg import String
 
-try:  # a ROS distro's cv_bridge
-    from cv_bridge import CvBridge  # type: ignore
+from ..classes import IGNORE_INDEX
+from ..geometry import CameraModel
 
-    _BRIDGE = CvBridge()
-except Exception:  # noqa: BLE001 - absent, or present but broken (the PyPI one)
-    _BRIDGE = None
+try:
+    from vision_msgs.msg import LabelInfo, VisionClass  # type: ignore
+except ImportError:  # not on PyPI: documented String fallback
+    LabelInfo = None
 
-from rosbags.image import ImageError, compressed_image_to_cvimage, image_to_cvimage
-from rosbags.image.image import to_cvtype
+ENCODING_OF = {(np.dtype(np.uint8), 1): "mono8", (np.dtype(np.uint8), 3): "rgb8",
+               (np.dtype(np.float32), 1): "32FC1", (np.dtype(np.uint16), 1): "mono16"}
+POINT_FIELDS = [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32 if n != "label" else PointField.UINT32,
+                           count=1) for i, n in enumerate(("x", "y", "z", "label"))]
 
 
 def stamp_ns(stamp) -> int:
@@ -24,66 +30,10 @@ def stamp_ns(stamp) -> int:
     return stamp.sec * 10**9 + stamp.nanosec
 
 
-class BadImageError(ValueError):
-    """An image message that cannot be turned into an RGB array (says why)."""
-
-
-class _Packed:
-    """An Image view with row padding removed (rosbags-image assumes step == width * pixel size)."""
-
-    def __init__(self, msg, data):
-        self.encoding, self.height, self.width = msg.encoding, msg.height, msg.width
-        self.is_bigendian, self.data = msg.is_bigendian, data
-
-
-def image_to_rgb(msg) -> np.ndarray:
-    """sensor_msgs/Image (rgb8, bgr8, rgba8, bgra8, mono8, mono16, bayer_*, ...) -> (H, W, 3) uint8 RGB."""
-    h, w, step = int(msg.height), int(msg.width), int(msg.step)
-    if h == 0 or w == 0:
-        raise BadImageError(f"empty image ({w}x{h})")
-    try:
-        depth, _, _, nchan = to_cvtype(msg.encoding)
-    except ImageError as e:
-        raise BadImageError(f"unsupported encoding {msg.encoding!r}") from e
-    row = w * nchan * depth // 8
-    data = memoryview(msg.data).cast("B") if not isinstance(msg.data, (bytes, bytearray)) else memoryview(msg.data)
-    if step < row:
-        raise BadImageError(f"step {step} < width {w} x {nchan * depth // 8} bytes per pixel ({msg.encoding})")
-    if len(data) != step * h:
-        raise BadImageError(f"data has {len(data)} bytes, expected step {step} x height {h} = {step * h}")
-    if _BRIDGE is not None:
-        try:
-            return np.ascontiguousarray(_BRIDGE.imgmsg_to_cv2(msg, "rgb8"))
-        except Exception as e:  # noqa: BLE001 - cv_bridge raises its own CvBridgeError
-            raise BadImageError(f"cv_bridge: {e}") from e
-    buf = np.frombuffer(data, np.uint8).reshape(h, step)
-    if step != row:
-        buf = np.ascontiguousarray(buf[:, :row])
-    try:
-        rgb = image_to_cvimage(_Packed(msg, buf), "rgb8")
-    except ImageError as e:
-        raise BadImageError(f"cannot convert {msg.encoding!r} to rgb8: {e}") from e
-    return np.ascontiguousarray(rgb)
-
-
-def compressed_to_rgb(msg) -> np.ndarray:
-    """sensor_msgs/CompressedImage (jpeg/png) -> (H, W, 3) uint8 RGB."""
-    if len(msg.data) == 0:
-        raise BadImageError("empty CompressedImage")
-    try:
-        img = compressed_image_to_cvimage(msg, None)
-    except AssertionError as e:  # rosbags-image asserts that imdecode succeeded
-        raise BadImageError(f"cannot decode CompressedImage (format {msg.format!r})") from e
-    import cv2
-    if img.ndim == 2:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    if img.shape[2] == 4:
-        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-
-ENCODING_OF = {(np.dtype(np.uint8), 1): "mono8", (np.dtype(np.uint8), 3): "rgb8",
-               (np.dtype(np.float32), 1): "32FC1", (np.dtype(np.uint16), 1): "mono16"}
+def _bytes(arr: np.ndarray, typecode: str = "B") -> array.array:
+    data = array.array(typecode)
+    data.frombytes(np.ascontiguousarray(arr).tobytes())  # rclpy keeps an array as is (no per-element checks)
+    return data
 
 
 def fill_image(msg, arr: np.ndarray, header, encoding: str | None = None):
@@ -95,19 +45,54 @@ def fill_image(msg, arr: np.ndarray, header, encoding: str | None = None):
     msg.encoding = encoding or ENCODING_OF[(arr.dtype, nchan)]
     msg.is_bigendian = 0
     msg.step = arr.shape[1] * nchan * arr.dtype.itemsize
-    data = array.array("B")
-    data.frombytes(arr.data)  # fast path: rclpy keeps an array('B') as is (no per-byte checks)
-    msg.data = data
+    msg.data = _bytes(arr)
     return msg
 
 
 def rgb_to_image(msg, rgb: np.ndarray, header, encoding: str = "rgb8"):
-    """For publishers (tests, bag replay): RGB array -> Image in ``encoding`` (rgb8/bgr8/mono8)."""
+    """For publishers (tests, benchmarks): RGB array -> Image in ``encoding`` (rgb8/bgr8/mono8)."""
     import cv2
-    if encoding == "bgr8":
-        rgb = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    elif encoding == "mono8":
-        rgb = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    elif encoding != "rgb8":
+    convert = {"rgb8": None, "bgr8": cv2.COLOR_RGB2BGR, "mono8": cv2.COLOR_RGB2GRAY}
+    if encoding not in convert:
         raise ValueError(f"rgb_to_image supports rgb8, bgr8, mono8, not {encoding!r}")
-    return fill_image(msg, rgb, header, encoding)
+    return fill_image(msg, rgb if convert[encoding] is None else cv2.cvtColor(rgb, convert[encoding]), header, encoding)
+
+
+def camera_model_from_info(info) -> CameraModel:
+    """sensor_msgs/CameraInfo -> CameraModel (raises GeometryError on a bad one)."""
+    roi = info.roi
+    return CameraModel(int(info.width), int(info.height), tuple(float(v) for v in info.k),
+                       tuple(float(v) for v in info.d), info.distortion_model or "plumb_bob",
+                       int(info.binning_x), int(info.binning_y),
+                       (int(roi.x_offset), int(roi.y_offset), int(roi.height), int(roi.width)))
+
+
+def make_cloud(header, xyz: np.ndarray, labels: np.ndarray) -> PointCloud2:
+    """PointCloud2 of x, y, z float32 + label uint32 (16-byte points), packed with a structured array."""
+    pts = np.empty(len(xyz), np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("label", "<u4")]))
+    if len(xyz):
+        pts["x"], pts["y"], pts["z"] = xyz[:, 0], xyz[:, 1], xyz[:, 2]
+        pts["label"] = labels
+    return PointCloud2(header=header, height=1, width=len(pts), fields=POINT_FIELDS, is_bigendian=False,
+                       point_step=16, row_step=16 * len(pts), is_dense=True, data=_bytes(pts))
+
+
+def make_grid(header, grid, values: np.ndarray) -> OccupancyGrid:
+    """OccupancyGrid of a GridSpec with int8 values (-1 unknown, 0..100)."""
+    msg = OccupancyGrid(header=header)
+    msg.info.map_load_time = header.stamp
+    msg.info.resolution = float(grid.resolution)
+    msg.info.width, msg.info.height = grid.width, grid.height
+    msg.info.origin.position.x, msg.info.origin.position.y = float(grid.origin[0]), float(grid.origin[1])
+    msg.info.origin.orientation.w = 1.0
+    msg.data = _bytes(values.astype(np.int8, copy=False), "b")
+    return msg
+
+
+def label_info(classes, palette):
+    """vision_msgs/LabelInfo when installed, else std_msgs/String with JSON
+    {"classes": [...], "palette": [[r, g, b], ...], "ignore_id": 255}."""
+    if LabelInfo is not None:
+        return LabelInfo(class_map=[VisionClass(class_id=i, class_name=n) for i, n in enumerate(classes)])
+    return String(data=json.dumps({"classes": list(classes), "palette": [list(c) for c in palette],
+                                   "ignore_id": IGNORE_INDEX}))

@@ -19,6 +19,8 @@ import numpy as np
 
 from ..bags import BagError, from_cityscapes, from_folder, iter_frames
 from ..classes import colorize
+from ..geometry import GeometryError, read_layer_config
+from ..images import to_mono8
 from .conversions import stamp_ns
 from .processes import Spinner, isolated_env, start_node, stop_node
 
@@ -44,7 +46,9 @@ def _prepare_input(inp: str | None, work: Path, frames: int, size) -> tuple[Path
 
 def run_demo(out: str, inp: str | None = None, checkpoint: str | None = None, frames: int = 12,
              size=(256, 512), rate: float = 1.0, timeout: float = 120.0, domain: int | None = None,
-             allow_untrained: bool = False) -> dict:
+             allow_untrained: bool = False, costmap_config: str | None = None) -> dict:
+    """``costmap_config``: the node's layer YAML (default: the built-in layers); every layer it
+    names is recorded."""
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from diagnostic_msgs.msg import DiagnosticArray
@@ -67,6 +71,12 @@ def run_demo(out: str, inp: str | None = None, checkpoint: str | None = None, fr
         params.append(f"checkpoint:={checkpoint}")
     if allow_untrained:
         params.append("allow_untrained:=true")
+    if costmap_config:
+        params.append(f"costmap_config:={costmap_config}")
+    try:
+        grid_layers = ["combined"] + [str(layer["name"]) for layer in read_layer_config(costmap_config)["layers"]]
+    except (GeometryError, KeyError, TypeError) as e:
+        raise RuntimeError(f"--costmap-config {costmap_config}: {e}") from e
     if pose:
         params.append(f"camera_pose.{cam}:=[{', '.join(str(float(v)) for v in pose)}]")
     log = open(out / "node.log", "w")
@@ -89,7 +99,7 @@ def run_demo(out: str, inp: str | None = None, checkpoint: str | None = None, fr
 
     for o in ("labels", "color", "importance", "confidence"):
         node.create_subscription(Image, f"{cam}/semantic/{o}", rec(o), qos)
-    for layer in ("combined", "road", "sidewalk", "vehicles", "people", "static"):
+    for layer in grid_layers:
         node.create_subscription(OccupancyGrid, f"semantic_costmap/{layer}", rec(f"grid_{layer}"), qos)
     node.create_subscription(DiagnosticArray, "/diagnostics", rec("diagnostics"), qos)
     spinner = Spinner(node)
@@ -131,7 +141,7 @@ def run_demo(out: str, inp: str | None = None, checkpoint: str | None = None, fr
     rows = []
     for i, stamp in enumerate(sorted(labels)):
         msg = labels[stamp]
-        lab = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.width)
+        lab = to_mono8(msg)
         rgb, gt = inputs.get(stamp, (None, None))
         if rgb is None:
             continue
@@ -140,7 +150,7 @@ def run_demo(out: str, inp: str | None = None, checkpoint: str | None = None, fr
         name = f"frame_{i:03d}"
         cv2.imwrite(str(out / "images" / f"{name}_overlay.png"), overlay[:, :, ::-1])
         if imp_msg is not None:
-            imp = np.frombuffer(imp_msg.data, np.uint8).reshape(imp_msg.height, imp_msg.width)
+            imp = to_mono8(imp_msg)  # mono8
             heat = cv2.applyColorMap(imp, cv2.COLORMAP_INFERNO)
             cv2.imwrite(str(out / "images" / f"{name}_importance.png"), (rgb[:, :, ::-1] * 0.4 + heat * 0.6).astype(np.uint8))
         if gt is not None:
@@ -149,7 +159,7 @@ def run_demo(out: str, inp: str | None = None, checkpoint: str | None = None, fr
             scored += 1
         rows.append((name, stamp, gt is not None, imp_msg is not None))
     grids = []
-    for layer in ("combined", "road", "sidewalk", "vehicles", "people", "static"):
+    for layer in grid_layers:
         msgs = got.get(f"grid_{layer}", {})
         if msgs:
             g = msgs[max(msgs)]

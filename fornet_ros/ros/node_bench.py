@@ -84,7 +84,7 @@ def bench_node(checkpoint, size, rate: float, seconds: float, threads: int | Non
     import torch
     if threads:
         torch.set_num_threads(threads)
-    seg = Segmenter(checkpoint, device="cpu", input_size=input_size)
+    seg = Segmenter.from_checkpoint(checkpoint, device="cpu", input_size=input_size)
     for f in frames[:2]:
         seg(f)
     alone = []

@@ -1,0 +1,39 @@
+"""The node's /diagnostics rules as a pure function of a camera's counters and the parameters."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .frames import CameraStats
+
+OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
+
+
+def percentile(values, q: float) -> float:
+    """``q``-th percentile (0..100) of ``values``; NaN when there are none."""
+    return float(np.percentile(values, q)) if len(values) else float("nan")
+
+
+def camera_status(stats: CameraStats, params) -> tuple[int, str, dict[str, str]]:
+    """(level, message, values) of one camera. ERROR when it sent nothing for ``stale_timeout_s``
+    (or ever); WARN when the p95 latency exceeds ``latency_budget_ms``; else OK."""
+    p95 = percentile(stats.latency_ms, 95)
+    if stats.silent_s is None:
+        level, message = ERROR, "no images"
+    elif stats.silent_s > params.stale_timeout_s:
+        level, message = ERROR, f"stale: no image for {stats.silent_s:.1f} s"
+    elif p95 > params.latency_budget_ms:
+        level, message = WARN, f"p95 latency {p95:.0f} ms > budget {params.latency_budget_ms:.0f} ms"
+    else:
+        level, message = OK, "ok"
+    values = {
+        "input_hz": f"{stats.input_hz:.2f}", "processed_hz": f"{stats.processed_hz:.2f}",
+        "received": str(stats.received), "processed": str(stats.processed),
+        "dropped_overwritten": str(stats.overwritten), "dropped_stale": str(stats.stale),
+        "bad_messages": str(stats.bad),
+        "inference_ms_p50": f"{percentile(stats.infer_ms, 50):.1f}",
+        "inference_ms_p95": f"{percentile(stats.infer_ms, 95):.1f}",
+        "latency_ms_p50": f"{percentile(stats.latency_ms, 50):.1f}", "latency_ms_p95": f"{p95:.1f}",
+        "input_age_ms_p50": f"{percentile(stats.input_age_ms, 50):.1f}",
+    }
+    return level, message, values

@@ -1,0 +1,96 @@
+"""The newest-frame mailbox, its counters and the diagnostics rules, on a fake clock (no ROS, no timing)."""
+
+import threading
+
+import pytest
+
+from fornet_ros.diagnostics import ERROR, OK, WARN, camera_status
+from fornet_ros.frames import CameraStats, FrameSlots
+from fornet_ros.node_config import NodeParams
+
+
+class Clock:
+    def __init__(self):
+        self.t = 100.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_newest_frame_wins_and_overwrites_are_counted():
+    clock = Clock()
+    slots = FrameSlots(["cam0", "cam1"], clock=clock)
+    for i in range(3):
+        slots.put("cam0", f"a{i}")
+    slots.put("cam1", "b0")
+    taken = slots.take(timeout=0)
+    assert [(c, f) for c, f, _ in taken] == [("cam0", "a2"), ("cam1", "b0")]
+    assert slots.take(timeout=0) == []  # nothing pending any more
+    s = slots.stats()
+    assert (s["cam0"].received, s["cam0"].overwritten, s["cam1"].overwritten) == (3, 2, 0)
+
+
+def test_done_dropped_latency_and_rates():
+    clock = Clock()
+    slots = FrameSlots(["cam"], clock=clock)
+    slots.stats()  # start a window at t = 100
+    slots.put("cam", "f0")
+    [(cam, frame, t_rx)] = slots.take(timeout=0)
+    clock.t += 0.25
+    slots.done(cam, t_rx, infer_ms=200.0, input_age_ms=300.0)
+    slots.put("cam", "f1")
+    slots.take(timeout=0)
+    slots.dropped("cam", "stale")
+    slots.put("cam", "f2")
+    slots.take(timeout=0)
+    slots.dropped("cam", "bad")
+    clock.t = 102.0
+    s = slots.stats()["cam"]
+    assert (s.received, s.processed, s.stale, s.bad) == (3, 1, 1, 1)
+    assert s.latency_ms == (250.0,) and s.infer_ms == (200.0,) and s.input_age_ms == (300.0,)
+    assert s.input_hz == pytest.approx(1.5) and s.processed_hz == pytest.approx(0.5)
+    assert s.silent_s == pytest.approx(1.75)
+    clock.t = 104.0
+    s = slots.stats()["cam"]  # a new window: no frames in it
+    assert (s.input_hz, s.processed_hz, s.received) == (0.0, 0.0, 3)
+
+
+def test_take_wakes_on_put_and_on_close():
+    slots = FrameSlots(["cam"])
+    got = []
+    t = threading.Thread(target=lambda: got.append(slots.take(timeout=10)))
+    t.start()
+    slots.put("cam", "f")
+    t.join(5)
+    assert got[0][0][:2] == ("cam", "f")
+    t = threading.Thread(target=lambda: got.append(slots.take(timeout=10)))
+    t.start()
+    slots.close()
+    t.join(5)
+    assert got[1] == [] and not t.is_alive()
+
+
+P = NodeParams(stale_timeout_s=2.0, latency_budget_ms=500.0)
+
+
+@pytest.mark.parametrize("stats,level,message", [
+    (CameraStats(), ERROR, "no images"),
+    (CameraStats(received=5, silent_s=2.5, latency_ms=(10.0,)), ERROR, "stale: no image for 2.5 s"),
+    (CameraStats(received=5, silent_s=1.9, latency_ms=(100.0,) * 90 + (900.0,) * 10), WARN,
+     "p95 latency 900 ms > budget 500 ms"),
+    (CameraStats(received=5, silent_s=0.1, latency_ms=(100.0,) * 99 + (900.0,)), OK, "ok"),
+    (CameraStats(received=5, silent_s=0.1), OK, "ok"),  # no latency yet: not a WARN
+])
+def test_levels(stats, level, message):
+    assert camera_status(stats, P)[:2] == (level, message)
+
+
+def test_values_report_counters_and_percentiles():
+    s = CameraStats(received=10, processed=7, overwritten=2, stale=1, bad=0, input_hz=5.0, processed_hz=3.5,
+                    silent_s=0.1, infer_ms=(10.0, 20.0, 30.0), latency_ms=(40.0, 50.0, 60.0), input_age_ms=(70.0,))
+    _, _, v = camera_status(s, P)
+    assert v == {"input_hz": "5.00", "processed_hz": "3.50", "received": "10", "processed": "7",
+                 "dropped_overwritten": "2", "dropped_stale": "1", "bad_messages": "0", "inference_ms_p50": "20.0",
+                 "inference_ms_p95": "29.0", "latency_ms_p50": "50.0", "latency_ms_p95": "59.0",
+                 "input_age_ms_p50": "70.0"}
+    assert camera_status(CameraStats(), P)[2]["latency_ms_p50"] == "nan"

@@ -1,0 +1,119 @@
+"""The node's parameter bridge and wall-clock diagnostics, in process (rclpy, no subprocess)."""
+
+import math
+import os
+import time
+
+import pytest
+
+from ros_harness import ros_env
+
+DOMAIN = 100 + os.getpid() % 30
+
+
+@pytest.fixture(scope="module")
+def ros(tmp_path_factory):
+    """(node, context): the node with use_sim_time and nothing publishing /clock."""
+    import rclpy
+    import torch
+    from rclpy.parameter import Parameter
+    from fornet_ros.checkpoint import ModelMeta, save_checkpoint
+    from fornet_ros.model import create_model
+    from fornet_ros.ros.node import SegmentationNode
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path_factory.mktemp("ck") / "m.pt", create_model("fornet_s", topk_ratio=0.125),
+                           ModelMeta.default(19, (64, 128)))
+    ros_env(DOMAIN)
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=DOMAIN)
+    node = SegmentationNode(context=ctx, parameter_overrides=[
+        Parameter("checkpoint", value=str(ckpt)), Parameter("cameras", value=["cam0"]),
+        Parameter("use_sim_time", value=True), Parameter("diagnostics_period_s", value=0.2),
+        Parameter("topk_ratio", value=0.25)])
+    yield node, ctx
+    node.stop()
+    node.destroy_node()
+    ctx.try_shutdown()
+
+
+def _set(node, name, value):
+    from rclpy.parameter import Parameter
+    return node.set_parameters([Parameter(name, value=value)])[0]
+
+
+def test_descriptors_follow_the_table(ros):
+    from fornet_ros.node_config import SPECS
+    node, _ = ros
+    topk, device, depth = node.describe_parameters(["topk_ratio", "device", "input_depth"])
+    assert topk.description == SPECS["topk_ratio"].description and not topk.read_only
+    assert (topk.floating_point_range[0].from_value, topk.floating_point_range[0].to_value) == (-1.0, 1.0)
+    assert device.read_only and device.additional_constraints == "auto, cpu, cuda or cuda:N"
+    assert (depth.integer_range[0].from_value, depth.integer_range[0].to_value) == (1, 100)
+
+
+def test_negative_topk_ratio_selects_the_checkpoints_k(ros):
+    node, _ = ros
+    assert node.segmenter.topk_ratio == 0.25
+    assert _set(node, "topk_ratio", 0.5).successful and node.segmenter.topk_ratio == 0.5
+    assert _set(node, "topk_ratio", -1.0).successful
+    assert node.segmenter.topk_ratio == 0.125 and node.params.topk_ratio == -1.0
+
+
+def test_floats_accept_integers(ros):
+    node, _ = ros
+    assert _set(node, "topk_ratio", 1).successful
+    assert node.params.topk_ratio == 1.0 and node.segmenter.topk_ratio == 1.0
+    assert _set(node, "latency_budget_ms", 250).successful and node.params.latency_budget_ms == 250.0
+    r = _set(node, "topk_ratio", "0.5")
+    assert not r.successful and "topk_ratio must be a number" in r.reason
+    assert _set(node, "topk_ratio", 0.25).successful
+
+
+@pytest.mark.parametrize("name,value", [("stale_timeout_s", math.nan), ("latency_budget_ms", math.nan),
+                                        ("max_input_age_ms", math.inf), ("stale_timeout_s", -1.0),
+                                        ("topk_ratio", 2)])
+def test_non_finite_and_out_of_range_values_are_rejected(ros, name, value):
+    node, _ = ros
+    before = node.params
+    r = _set(node, name, value)
+    assert not r.successful and name in r.reason
+    assert node.params == before
+
+
+@pytest.mark.parametrize("name,value", [("device", "cpu"), ("cameras", ["x"]), ("input_depth", 5),
+                                        ("camera_pose.cam0", [0.0, 0.0, 2.0, 0.0, 0.0, 0.0])])
+def test_static_parameters_are_read_only(ros, name, value):
+    node, _ = ros
+    r = _set(node, name, value)
+    assert not r.successful and r.reason == f"Trying to set a read-only parameter: {name}."
+
+
+def test_use_sim_time_can_change(ros):
+    node, _ = ros
+    assert _set(node, "use_sim_time", False).successful
+    assert _set(node, "use_sim_time", True).successful
+    assert node.get_parameter("use_sim_time").value is True
+
+
+def test_diagnostics_run_on_the_wall_clock_with_sim_time_and_no_clock(ros):
+    """With use_sim_time and no /clock the ROS clock stands still; /diagnostics (and its stale
+    ERROR) must keep coming."""
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+    from rclpy.executors import SingleThreadedExecutor
+    node, ctx = ros
+    assert node.get_clock().now().nanoseconds == 0  # sim time, nothing on /clock
+    listener = rclpy.create_node("diag_listener", context=ctx)
+    got = []
+    listener.create_subscription(DiagnosticArray, "/diagnostics", got.append, 10)
+    ex = SingleThreadedExecutor(context=ctx)
+    ex.add_node(node)
+    ex.add_node(listener)
+    end = time.monotonic() + 15
+    while len(got) < 3 and time.monotonic() < end:
+        ex.spin_once(timeout_sec=0.05)
+    ex.remove_node(node)
+    listener.destroy_node()
+    assert len(got) >= 3
+    st = got[-1].status[0]
+    assert st.name == "fornet_ros: cam0" and st.level == DiagnosticStatus.ERROR and st.message == "no images"
