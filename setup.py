@@ -18,7 +18,7 @@ setup(
     install_requires=["setuptools", "numpy", "opencv-python-headless", "pyyaml", "tqdm", "torch>=2.4"],
     extras_require={
         "export": ["onnx", "onnxruntime"],
-        "bags": ["rosbags", "rosbags-image"],
+        "bags": ["rosbags"],
         "test": ["pytest"],
     },
     zip_safe=False,

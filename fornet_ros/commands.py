@@ -18,8 +18,10 @@ def _fail(msg: str) -> int:
     return 2
 
 
-def _model_args(p, checkpoint_help="checkpoint (.pt); default: the packaged CamVid model"):
+def _model_args(p, checkpoint_help="checkpoint (.pt) or exported model (.onnx); default: the packaged CamVid model"):
     p.add_argument("--checkpoint", default=None, help=checkpoint_help)
+    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
+                   help="auto: onnxruntime for a .onnx, torch otherwise")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
     p.add_argument("--precision", default="auto", help="auto (fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16")
     p.add_argument("--topk", type=float, default=None, help="Top-K ratio of refined regions (default: the checkpoint's)")
@@ -29,7 +31,7 @@ def _model_args(p, checkpoint_help="checkpoint (.pt); default: the packaged CamV
 
 def _segmenter(a):
     from .inference import Segmenter
-    return Segmenter.from_checkpoint(a.checkpoint, device=a.device, precision=a.precision, input_size=a.input_size, topk_ratio=a.topk)
+    return Segmenter.from_checkpoint(a.checkpoint, backend=a.backend, device=a.device, precision=a.precision, input_size=a.input_size, topk_ratio=a.topk)
 
 
 def cmd_init(argv):
@@ -236,20 +238,23 @@ def cmd_bench_node(argv):
 
 
 def cmd_export(argv):
-    p = argparse.ArgumentParser(prog="fornet export", description="Export to ONNX (dynamic batch; fixed H, W). "
-                                "Outputs: logits (stride 8) and importance (region grid). The ONNX graph runs "
-                                "the dense-masked focus path, which computes the same numbers as the sparse one.")
+    p = argparse.ArgumentParser(prog="fornet export", description="Export to ONNX (dynamic batch; H, W and K fixed "
+                                "at export) with the model's metadata inside, so the .onnx alone runs the node. "
+                                "Default: the sparse graph (TopK, region gather, branches on the K regions, "
+                                "ScatterND): compute stays proportional to K. Outputs: logits, importance, selected.")
     p.add_argument("--checkpoint", default=None, help="checkpoint (.pt); default: the packaged model")
     p.add_argument("--onnx", required=True, help="output .onnx path")
     p.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"), help="default: checkpoint input size")
-    p.add_argument("--topk", type=float, default=None)
+    p.add_argument("--topk", type=float, default=None, help="K baked into the graph (default: the checkpoint's)")
+    p.add_argument("--dense", action="store_true", help="export the dense-masked path (same numbers, cost independent of K)")
     p.add_argument("--opset", type=int, default=17)
     p.add_argument("--no-check", action="store_true", help="skip the onnxruntime parity check")
     a = p.parse_args(argv)
     from .checkpoint import CheckpointError
     from .export import export_onnx
     try:
-        info = export_onnx(a.checkpoint, a.onnx, size=a.size, topk_ratio=a.topk, opset=a.opset, check=not a.no_check)
+        info = export_onnx(a.checkpoint, a.onnx, size=a.size, topk_ratio=a.topk, dense=a.dense, opset=a.opset,
+                           check=not a.no_check)
     except CheckpointError as e:
         return _fail(str(e))
     print(json.dumps(info))
@@ -366,7 +371,7 @@ def _bag_action(a):
         if a.json:
             print(json.dumps(res))
         else:
-            print(f"{res['frames']} frames ({res['scored']} with ground truth), {res['frames_per_s']:.2f} frames/s, "
+            print(f"{res['images']} frames ({res['scored']} with ground truth), {res['images_per_s']:.2f} frames/s, "
                   f"mIoU {res.get('miou')}")
 
 

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import torch
 
 from .checkpoint import ModelMeta, load_model
-from .model import region_map_to_pixels
+from .runtime import OrtRunner, TorchRunner, resolve_device, resolve_precision  # noqa: F401 (re-exported)
 
 
 @dataclass
@@ -25,27 +24,6 @@ class Segmentation:
     importance: np.ndarray  # (H, W) float32 in [0, 1]: selector's region importance
     confidence: np.ndarray  # (H, W) float32 in [0, 1]: max softmax probability
     selected: np.ndarray  # (H, W) bool: inside a region refined by the Top-K branches
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available")
-    if not (device == "cpu" or device.startswith("cuda")):
-        raise ValueError(f"device must be auto, cpu or cuda[:N], got {device!r}")
-    return torch.device(device)
-
-
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
-    if precision == "auto":
-        return torch.float16 if device.type == "cuda" else torch.float32
-    table = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-    if precision not in table:
-        raise ValueError(f"precision must be auto, fp32, fp16 or bf16, got {precision!r}")
-    if table[precision] is torch.float16 and device.type != "cuda":
-        raise ValueError("fp16 inference needs a CUDA device; use fp32 (or bf16) on the CPU")
-    return table[precision]
 
 
 def validate_image(img, name: str = "image") -> np.ndarray:
@@ -72,19 +50,15 @@ def validate_image(img, name: str = "image") -> np.ndarray:
 class Segmenter:
     """FoR-Net inference on RGB images of any size; outputs come back at the image's size.
 
-    ``Segmenter(model, meta)`` wraps a model and its :class:`~fornet_ros.checkpoint.ModelMeta`;
-    ``Segmenter.from_checkpoint(path)`` loads both (``path=None``: the packaged model)."""
+    ``Segmenter(model, meta)`` wraps a torch model and its :class:`~fornet_ros.checkpoint.ModelMeta`;
+    ``Segmenter.from_checkpoint(path)`` loads a ``.pt`` checkpoint (``None``: the packaged model) or
+    an exported ``.onnx`` file (ONNX Runtime backend; K and input size fixed at export)."""
 
     def __init__(self, model, meta: ModelMeta, device: str = "auto", precision: str = "auto",
                  input_size: tuple[int, int] | None = None, topk_ratio: float | None = None,
-                 channels_last: bool = True):
+                 channels_last: bool = True, runner=None):
+        self.runner = runner if runner is not None else TorchRunner(model, device, precision, channels_last)
         self.meta = meta
-        self.device = resolve_device(device)
-        self.dtype = resolve_precision(precision, self.device)
-        self.model = model.eval().to(self.device, self.dtype)
-        if channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.channels_last = channels_last
         self.classes = list(meta.classes)
         self.palette = [tuple(c) for c in meta.palette]
         self.mean = np.asarray(meta.mean, np.float32) * 255.0
@@ -92,14 +66,36 @@ class Segmenter:
         size = tuple(input_size) if input_size is not None else tuple(meta.input_size)
         if len(size) != 2 or min(size) < 8:
             raise ValueError(f"input_size must be (H, W) with both >= 8, got {size}")
+        if self.backend == "onnxruntime" and size != tuple(meta.input_size):
+            raise ValueError(f"this ONNX model was exported for input {tuple(meta.input_size)}, not {size}; "
+                             "re-export with `fornet export --size H W`")
         self.input_size = (int(size[0]), int(size[1]))
         self.topk_ratio = topk_ratio
 
     @classmethod
-    def from_checkpoint(cls, path=None, **kw) -> "Segmenter":
-        """Load a checkpoint (``None``: the packaged default model); keywords as for ``Segmenter``."""
+    def from_checkpoint(cls, path=None, backend: str = "auto", device: str = "auto", precision: str = "auto",
+                        **kw) -> "Segmenter":
+        """Load a model file. ``backend``: torch (a ``.pt`` checkpoint), onnxruntime (a ``.onnx``
+        from ``fornet export``), or auto (by the file's suffix)."""
+        if backend not in ("auto", "torch", "onnxruntime"):
+            raise ValueError(f"backend must be auto, torch or onnxruntime, got {backend!r}")
+        is_onnx = path is not None and str(path).endswith(".onnx")
+        if backend == "onnxruntime" or (backend == "auto" and is_onnx):
+            if not is_onnx:
+                raise ValueError(f"the onnxruntime backend needs a .onnx model (fornet export), got {path}")
+            runner = OrtRunner(path, device, precision)
+            return cls(None, runner.meta, runner=runner, **kw)
+        if is_onnx:
+            raise ValueError(f"{path} is an ONNX model: use backend onnxruntime (or auto)")
         model, meta = load_model(path)
-        return cls(model, meta, **kw)
+        return cls(model, meta, device=device, precision=precision, **kw)
+
+    backend = property(lambda self: self.runner.backend)
+    device = property(lambda self: self.runner.device)
+    dtype = property(lambda self: self.runner.dtype)
+    provider = property(lambda self: self.runner.provider, doc="torch device or ONNX Runtime execution provider")
+    model = property(lambda self: getattr(self.runner, "model", None), doc="the torch model (torch backend)")
+    cfg = property(lambda self: self.runner.cfg, doc="the model's ModelConfig")
 
     @property
     def topk_ratio(self) -> float:
@@ -110,29 +106,25 @@ class Segmenter:
     @topk_ratio.setter
     def topk_ratio(self, value: float | None):
         if value is None or float(value) < 0:
-            value = self.model.cfg.topk_ratio
+            value = self.runner.default_topk
         value = float(value)
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"topk_ratio must be in [0, 1] (or < 0 for the model's own), got {value}")
+        if self.backend == "onnxruntime" and abs(value - self.runner.default_topk) > 1e-9:
+            raise ValueError(f"this ONNX model was exported with K = {self.runner.default_topk:g}; re-export "
+                             f"with `fornet export --topk {value:g}` to run another K")
         self._topk = value
 
-    @property
-    def cfg(self):
-        return self.model.cfg
-
-    def preprocess(self, images: list[np.ndarray]) -> torch.Tensor:
+    def preprocess(self, images: list[np.ndarray]) -> np.ndarray:
+        """Resize to the input size and normalise: a float32 batch (N, 3, H, W) whose memory is NHWC."""
         h, w = self.input_size
         batch = np.empty((len(images), h, w, 3), np.float32)
         for i, img in enumerate(images):
             if img.shape[:2] != (h, w):  # resize before the float conversion: 4x fewer pixels
                 img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if img.shape[0] > h else cv2.INTER_LINEAR)
             batch[i] = (img.astype(np.float32) * (255.0 if img.dtype != np.uint8 else 1.0) - self.mean) / self.std
-        x = torch.from_numpy(batch).permute(0, 3, 1, 2)  # NHWC memory = channels_last
-        if not self.channels_last:
-            x = x.contiguous()
-        return x.to(self.device, self.dtype)
+        return batch.transpose(0, 3, 1, 2)
 
-    @torch.inference_mode()
     def __call__(self, images, mode: str = "auto"):
         """One image (H, W, 3) -> :class:`Segmentation`; a list -> a list (one batched forward)."""
         single = isinstance(images, np.ndarray)
@@ -140,7 +132,7 @@ class Segmenter:
         if not imgs:
             raise ValueError("empty batch: no images given")
         imgs = [validate_image(im, f"image {i}") for i, im in enumerate(imgs)]
-        out = self.model(self.preprocess(imgs), topk_ratio=self.topk_ratio, mode=mode)
+        out = self.runner(self.preprocess(imgs), self.topk_ratio, mode)
         results = [self._postprocess(out, i, im.shape[:2]) for i, im in enumerate(imgs)]
         return results[0] if single else results
 
@@ -150,17 +142,22 @@ class Segmenter:
         image. Hand-written with opencv because a 19-channel bilinear upsample + arg-max at
         1024x2048 costs ~170 ms in torch on this CPU, 4x the network itself; arg-maxing above the
         network's input size adds no information (docs/benchmarks.md)."""
+        logits, importance, selected = (o[i] for o in out)
         H, W = size
         wh, ww = (H, W) if H * W <= self.input_size[0] * self.input_size[1] else self.input_size
-        logits = out["logits"][i].float()
-        up = cv2.resize(logits.permute(1, 2, 0).cpu().numpy(), (ww, wh), interpolation=cv2.INTER_LINEAR)
+        up = cv2.resize(logits.transpose(1, 2, 0), (ww, wh), interpolation=cv2.INTER_LINEAR)
         labels = up.argmax(-1).astype(np.uint8) if up.ndim == 3 else np.zeros((wh, ww), np.uint8)
-        # Confidence = max softmax at the logits' resolution, bilinearly upsampled (a smooth map).
-        conf = cv2.resize(logits.softmax(0).amax(0).cpu().numpy(), (W, H), interpolation=cv2.INTER_LINEAR)
         if (wh, ww) != (H, W):
             labels = cv2.resize(labels, (W, H), interpolation=cv2.INTER_NEAREST)
-        regions = torch.cat([out["importance"][i:i + 1], out["selected"][i:i + 1]], 1).float()
-        cells = region_map_to_pixels(regions, self.cfg.region_px, self.input_size, size)[0]
-        return Segmentation(labels=labels, importance=cells[0].cpu().numpy().astype(np.float32),
-                            confidence=np.clip(conf, 0.0, 1.0).astype(np.float32),
-                            selected=cells[1].cpu().numpy() > 0.5)
+        # Confidence = max softmax probability = 1 / sum(exp(l - max l)), at the logits' resolution,
+        # bilinearly upsampled (a smooth diagnostic map).
+        conf = 1.0 / np.exp(logits - logits.max(0, keepdims=True)).sum(0)
+        conf = cv2.resize(conf.astype(np.float32), (W, H), interpolation=cv2.INTER_LINEAR)
+        P, (h, w) = self.cfg.region_px, self.input_size
+        maps = np.stack([importance[0], selected[0]], -1).astype(np.float32)
+        maps = maps.repeat(P, 0).repeat(P, 1)[:h, :w]  # each region = P x P network-input pixels
+        if (h, w) != (H, W):
+            maps = cv2.resize(maps, (W, H), interpolation=cv2.INTER_NEAREST)
+        return Segmentation(labels=labels, importance=np.ascontiguousarray(maps[..., 0]),
+                            confidence=np.clip(conf, 0.0, 1.0).astype(np.float32, copy=False),
+                            selected=maps[..., 1] > 0.5)

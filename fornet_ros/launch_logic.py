@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional
 
+from .node_config import ROS_NAME_RE, NodeParams
+
 NODE_NAME = "fornet_segmentation"
 FASTDDS_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
-DEFAULT_CAMERA = "camera"  # NodeParams.cameras default (fornet_ros/node_config.py)
+DEFAULT_CAMERA = NodeParams().cameras[0]
 
 # launch argument -> description (the launch file declares exactly these, each with default '')
 ARGUMENTS = {
@@ -43,8 +45,7 @@ ARGUMENTS = {
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
-_TOKEN = r"[A-Za-z_][A-Za-z0-9_]*"
-_NAME_RE = re.compile(rf"(/|~/)?{_TOKEN}(/{_TOKEN})*")
+_NAME_RE = ROS_NAME_RE  # the node's own rule (node_config), so launch and node agree
 _LOG_LEVELS = {"debug", "info", "warn", "warning", "error", "fatal", "unset"}
 
 

@@ -29,8 +29,17 @@ def _input_size_ok(v) -> bool:
     return len(v) == 2 and (tuple(v) == (0, 0) or min(v) >= 8)
 
 
+# A valid ROS name (namespace or topic): tokens of letters, digits and '_', not starting with a
+# digit, separated by single '/', optionally absolute or '~/'-relative, no trailing '/'.
+ROS_NAME_RE = re.compile(r"(/|~/)?[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def is_ros_name(name: str) -> bool:
+    return ROS_NAME_RE.fullmatch(name) is not None
+
+
 def _cameras_ok(v) -> bool:
-    return bool(v) and len(set(v)) == len(v) and all(re.fullmatch(r"[A-Za-z_/~][A-Za-z0-9_/]*", c) for c in v)
+    return bool(v) and len(set(v)) == len(v) and all(is_ros_name(c) for c in v)
 
 
 RELIABILITY = ("reliable", "best_effort")

@@ -117,11 +117,53 @@ def test_auto_device_is_cpu_without_cuda():
         assert resolve_precision("auto", torch.device("cuda")) == torch.float16
 
 
-def test_onnx_export_matches_torch(tmp_path, checkpoint_path):
-    pytest.importorskip("onnxruntime")
+@pytest.mark.parametrize("k", [0.1, 0.25, 1.0])
+def test_sparse_onnx_export_matches_torch_and_keeps_the_sparse_ops(tmp_path, checkpoint_path, k):
     from fornet_ros.export import export_onnx
-    info = export_onnx(checkpoint_path, tmp_path / "m.onnx", size=(128, 256), topk_ratio=0.25)
-    assert info["max_abs_diff"] < 1e-3
+    info = export_onnx(checkpoint_path, tmp_path / "m.onnx", size=(128, 256), topk_ratio=k)
+    assert info["graph"] == "sparse" and info["max_abs_diff"] <= 1e-3
+    assert {"TopK", "Gather", "ScatterND"} <= set(info["ops"])
+
+
+def test_dense_onnx_export_has_no_region_gather(tmp_path, checkpoint_path):
+    from fornet_ros.export import export_onnx
+    info = export_onnx(checkpoint_path, tmp_path / "d.onnx", size=(128, 256), dense=True)
+    assert info["graph"] == "dense" and info["max_abs_diff"] <= 1e-3 and "ScatterND" not in info["ops"]
+
+
+def test_onnx_file_alone_runs_the_segmenter(tmp_path, checkpoint_path, rgb):
+    from fornet_ros.export import export_onnx, read_onnx_metadata
+    export_onnx(checkpoint_path, tmp_path / "m.onnx", topk_ratio=0.25, check=False)
+    meta, extra = read_onnx_metadata(tmp_path / "m.onnx")
+    assert meta == load_model(checkpoint_path)[1] and extra["topk_ratio"] == 0.25 and extra["graph"] == "sparse"
+    ort_seg = Segmenter.from_checkpoint(tmp_path / "m.onnx", device="cpu")
+    torch_seg = Segmenter.from_checkpoint(checkpoint_path, device="cpu")
+    assert ort_seg.backend == "onnxruntime" and ort_seg.provider == "CPUExecutionProvider"
+    assert ort_seg.input_size == (128, 256) and ort_seg.topk_ratio == 0.25 and ort_seg.classes == torch_seg.classes
+    a, b = ort_seg([rgb, rgb[::-1].copy()]), torch_seg([rgb, rgb[::-1].copy()])
+    for x, y in zip(a, b):
+        assert (x.labels == y.labels).mean() > 0.999 and np.array_equal(x.selected, y.selected)
+        np.testing.assert_allclose(x.confidence, y.confidence, atol=1e-4)
+    with pytest.raises(ValueError, match="exported with K = 0.25"):
+        ort_seg.topk_ratio = 0.5
+    with pytest.raises(ValueError, match="exported for input"):
+        Segmenter.from_checkpoint(tmp_path / "m.onnx", device="cpu", input_size=(64, 64))
+    with pytest.raises(ValueError, match="needs a .onnx"):
+        Segmenter.from_checkpoint(checkpoint_path, backend="onnxruntime")
+    (tmp_path / "x.onnx").write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match="cannot read ONNX"):
+        Segmenter.from_checkpoint(tmp_path / "x.onnx")
+
+
+def test_execution_provider_order():
+    from fornet_ros.runtime import select_providers
+    gpu = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert select_providers(gpu, "auto") == gpu
+    assert select_providers(gpu[1:], "cuda:0") == gpu[1:]
+    assert select_providers(gpu, "cpu") == ["CPUExecutionProvider"]
+    assert select_providers(["CPUExecutionProvider"], "auto") == ["CPUExecutionProvider"]
+    with pytest.raises(ValueError, match="onnxruntime-gpu"):
+        select_providers(["CPUExecutionProvider"], "cuda")
 
 
 def test_untrained_model_refined_regions_flagged(tmp_path):
