@@ -47,7 +47,9 @@ RELIABILITY = ("reliable", "best_effort")
 
 @dataclass(frozen=True)
 class NodeParams:
-    checkpoint: str = _param("", "FoR-Net checkpoint (.pt); empty = the packaged default model")
+    checkpoint: str = _param("", "FoR-Net checkpoint (.pt) or exported model (.onnx); empty = the packaged default model")
+    backend: str = _param("auto", "torch, onnxruntime, or auto (onnxruntime for a .onnx checkpoint, torch otherwise)",
+                          choices=("auto", "torch", "onnxruntime"))
     allow_untrained: bool = _param(False, "use random weights if the checkpoint cannot be loaded (tests only)")
     device: str = _param("auto", "auto (CUDA if present), cpu, cuda, cuda:N",
                          check=lambda v: re.fullmatch(r"auto|cpu|cuda(:\d+)?", v) is not None,
@@ -194,7 +196,7 @@ def build_segmenter(p: NodeParams):
     input_size = p.input_size if any(p.input_size) else None
     kw = dict(device=p.device, precision=p.precision, input_size=input_size, topk_ratio=p.topk_ratio)
     try:
-        return Segmenter.from_checkpoint(p.checkpoint or None, **kw), None
+        return Segmenter.from_checkpoint(p.checkpoint or None, backend=p.backend, **kw), None
     except CheckpointError as e:
         where = p.checkpoint or f"(default) {default_checkpoint_path()}"
         if not p.allow_untrained:

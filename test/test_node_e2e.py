@@ -224,3 +224,31 @@ def test_invalid_parameter_fails_at_start_up():
     proc = start_node(env, "device:=tpu", "allow_untrained:=true")
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 1 and "device must be" in out
+
+
+def test_node_runs_an_exported_onnx_model(tmp_path, graph):
+    """The .onnx file alone (metadata inside) runs the node on ONNX Runtime's CPU provider; the
+    labels over DDS equal a local Segmenter on the same file and frame."""
+    from fornet_ros.export import export_onnx
+    from fornet_ros.inference import Segmenter
+    from fornet_ros.images import to_mono8, to_rgb
+    onnx_path = tmp_path / "m.onnx"
+    export_onnx(graph[3], onnx_path, check=False)
+    domain = DOMAIN + 50
+    env = ros_env(domain)
+    proc = start_node(env, f"checkpoint:={onnx_path}", "cameras:=[cam0]", "costmap_enabled:=false",
+                      "diagnostics_period_s:=0.5", log_path=tmp_path / "node.log")
+    col = Collector(("cam0",), domain)
+    try:
+        frame = _frame(3)
+        ok = col.wait_for(lambda: col.get("cam0/semantic/labels") and _diag_values(col, "cam0")[0],
+                          timeout=60, publish=lambda: col.pubs["cam0"].publish(frame))
+        assert ok, (tmp_path / "node.log").read_text()[-2000:]
+        values, _ = _diag_values(col, "cam0")
+        assert values["backend"] == "onnxruntime" and values["provider"] == "CPUExecutionProvider"
+        want = Segmenter.from_checkpoint(onnx_path, device="cpu")(to_rgb(frame)).labels
+        np.testing.assert_array_equal(to_mono8(col.get("cam0/semantic/labels")[-1]), want)
+    finally:
+        col.close()
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)

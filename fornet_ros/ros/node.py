@@ -85,7 +85,7 @@ class SegmentationNode(Node):
         self.worker.start()
         s = self.segmenter
         self.get_logger().info(
-            f"FoR-Net {s.cfg.variant} on {s.device} ({str(s.dtype).split('.')[-1]}), input {s.input_size}, "
+            f"FoR-Net {s.cfg.variant} on {s.backend} {s.provider} ({str(s.dtype).split('.')[-1]}), input {s.input_size}, "
             f"K={s.topk_ratio}, cameras {list(self.params.cameras)}")
 
     # -- parameters: validated in the on-set callback, applied in the post-set callback ----------
@@ -192,7 +192,8 @@ class SegmentationNode(Node):
 
     def _publish_diagnostics(self):
         s = self.segmenter
-        model = {"device": str(s.device), "model": s.cfg.variant, "topk_ratio": f"{s.topk_ratio:g}"}
+        model = {"device": str(s.device), "backend": s.backend, "provider": s.provider, "model": s.cfg.variant,
+                 "topk_ratio": f"{s.topk_ratio:g}"}
         arr = DiagnosticArray()
         arr.header.stamp = self.get_clock().now().to_msg()
         for cam, stats in self.slots.stats().items():
