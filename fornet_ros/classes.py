@@ -43,11 +43,6 @@ def lookup_table(mapping: dict[int, int], default: int = IGNORE_INDEX) -> np.nda
     return lut
 
 
-def labelids_to_trainids(label: np.ndarray) -> np.ndarray:
-    """Map a Cityscapes ``*_labelIds.png`` array to train IDs (255 = ignore)."""
-    return lookup_table(CITYSCAPES_LABELID_TO_TRAINID)[label]
-
-
 def colorize(labels: np.ndarray, palette=CITYSCAPES_PALETTE) -> np.ndarray:
     """uint8 HxW train IDs -> HxWx3 RGB; ignore (and unknown IDs) are black."""
     lut = np.zeros((256, 3), dtype=np.uint8)

@@ -52,14 +52,21 @@ class ConfusionMatrix:
 
 
 def boundary_region(mask: np.ndarray, d: int) -> np.ndarray:
-    """Pixels of ``mask`` within ``d`` px of its contour (mask minus its erosion; image borders
-    do not count as contour, as in the reference implementation which pads before eroding)."""
+    """Pixels of ``mask`` within ``d`` px of its contour (mask minus its erosion). The image border
+    counts as contour: like the reference implementation (boundary-iou-api ``mask_to_boundary``:
+    "pad image so mask truncated by the image border is also considered as boundary"), the mask is
+    padded with one zero pixel before eroding, and that zero propagates ``d`` pixels inwards."""
     m = mask.astype(np.uint8)
     padded = cv2.copyMakeBorder(m, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
     eroded = cv2.erode(padded, np.ones((3, 3), np.uint8), iterations=d)[1:-1, 1:-1]
-    # erosion of the 0-padded mask treats the image border as contour; the reference code does the
-    # same (it pads with zeros), so we keep it for comparability.
     return (m - eroded).astype(bool)
+
+
+def nanmean(x) -> float | None:
+    """Mean over the defined (non-NaN) values; None when there are none."""
+    x = np.asarray(x, np.float64)
+    x = x[~np.isnan(x)]
+    return float(np.mean(x)) if x.size else None
 
 
 class SegmentationMetrics:
@@ -99,10 +106,6 @@ class SegmentationMetrics:
         with np.errstate(divide="ignore", invalid="ignore"):
             biou = np.where(self.b_union > 0, self.b_inter / np.maximum(self.b_union, 1), np.nan)
         thin = [c for c in self.thin if present[c]]
-
-        def nanmean(x):
-            x = np.asarray(x, np.float64)
-            return float(np.mean(x)) if x.size else None
 
         out = {
             "miou": self.cm.miou(),

@@ -59,3 +59,18 @@ def test_hard_region_recall():
     assert r["hard_region_recall"] == pytest.approx(0.5)
     assert r["selected_fraction"] == pytest.approx(6 / 16)
     assert r["thin_miou"] is None  # no thin class present
+
+
+def test_boundary_band_includes_the_image_border():
+    """As in the Boundary IoU reference code: a mask cut by the image border has boundary there."""
+    from fornet_ros.metrics import boundary_region
+    full = np.ones((10, 12), bool)
+    band = boundary_region(full, 2)
+    assert band[:2].all() and band[-2:].all() and band[:, :2].all() and band[:, -2:].all()
+    assert not band[2:-2, 2:-2].any()
+
+
+def test_nanmean_skips_undefined_values():
+    from fornet_ros.metrics import nanmean
+    assert nanmean([1.0, float("nan"), 0.5]) == 0.75
+    assert nanmean([float("nan")]) is None and nanmean([]) is None
