@@ -18,13 +18,14 @@ import cv2
 import numpy as np
 
 from .classes import CAMVID_TO_TRAINID, CITYSCAPES_LABELID_TO_TRAINID, lookup_table
+from .errors import FornetError
 from .images import BadImageError, to_mono8, to_rgb
 
 RATE_HZ = 17.0  # Cityscapes sequences are recorded at 17 Hz
 T0_NS = 1_700_000_000 * 10**9  # first stamp of written bags (arbitrary, fixed for reproducibility)
 
 
-class BagError(ValueError):
+class BagError(FornetError):
     """A bag or input folder is missing, corrupt or lacks what was asked for."""
 
 

@@ -13,6 +13,7 @@ import torch
 
 from .classes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
 from .config import ModelConfig
+from .errors import FornetError
 from .model import build_model
 
 FORMAT = "fornet_ros/1"
@@ -22,7 +23,7 @@ DEFAULT_INPUT_SIZE = (512, 1024)  # (H, W) the network sees; outputs come back a
 DEFAULT_CHECKPOINT_NAME = "fornet_s_camvid.pt"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(FornetError):
     """A checkpoint is missing, unreadable or inconsistent."""
 
 

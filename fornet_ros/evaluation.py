@@ -10,10 +10,11 @@ from collections.abc import Iterable
 import numpy as np
 from tqdm import tqdm
 
+from .errors import FornetError
 from .metrics import SegmentationMetrics
 
 
-class SampleError(ValueError):
+class SampleError(FornetError):
     """A sample cannot be scored (label and image sizes differ)."""
 
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from .errors import FornetError
+
 UNKNOWN = -1
 
 # The default layers (config/semantic_costmap.yaml holds the same, to copy and edit).
@@ -37,7 +39,7 @@ DEFAULT_LAYER_CONFIG = {
 }
 
 
-class GeometryError(ValueError):
+class GeometryError(FornetError):
     """Invalid camera model, pose or grid (says which field and why)."""
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .errors import FornetError
 
-class BadImageError(ValueError):
+
+class BadImageError(FornetError):
     """An image message that cannot be turned into an RGB array (says why)."""
 
 

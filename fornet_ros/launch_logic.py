@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional
 
+from .errors import FornetError
 from .node_config import ROS_NAME_RE, NodeParams
 
 NODE_NAME = "fornet_segmentation"
@@ -49,7 +50,7 @@ _NAME_RE = ROS_NAME_RE  # the node's own rule (node_config), so launch and node 
 _LOG_LEVELS = {"debug", "info", "warn", "warning", "error", "fatal", "unset"}
 
 
-class LaunchArgumentError(ValueError):
+class LaunchArgumentError(FornetError):
     """A launch argument has a value the launch cannot use (message: one line)."""
 
 

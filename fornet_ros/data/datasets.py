@@ -8,11 +8,18 @@ import cv2
 import numpy as np
 import yaml
 
-from ..classes import (CAMVID_TO_TRAINID, CITYSCAPES_CLASSES, CITYSCAPES_LABELID_TO_TRAINID,
-                       CITYSCAPES_PALETTE, IGNORE_INDEX, lookup_table)
+from ..classes import (
+    CAMVID_TO_TRAINID,
+    CITYSCAPES_CLASSES,
+    CITYSCAPES_LABELID_TO_TRAINID,
+    CITYSCAPES_PALETTE,
+    IGNORE_INDEX,
+    lookup_table,
+)
+from ..errors import FornetError
 
 
-class DatasetError(ValueError):
+class DatasetError(FornetError):
     """A dataset folder is missing, incomplete or holds unexpected label values."""
 
 
