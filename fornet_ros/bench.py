@@ -116,3 +116,82 @@ def bench_segmenter(checkpoint, image_size, input_size, topk: float | None, runs
     return {"image_size": list(image_size), "input_size": list(seg.input_size), "topk": seg.topk_ratio,
             "segmenter_ms_median": round(ms, 2), "runs": runs, "threads": torch.get_num_threads(),
             "machine": machine_name()}
+
+
+# -- command line: fornet bench / bench-segmenter / bench-costmap ------------------------------------
+
+def add_bench_arguments(p):
+    from .model import VARIANTS
+    p.description = ("Latency of the network vs K, sparse (gather the Top-K regions) and dense (all regions, "
+                     "masked) paths, median of N runs, all models and sizes in one run. focus_ms times the Top-K + "
+                     "branches stage alone on the same inputs. Baselines without a focus stage get one row per size.")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--checkpoint", default=None)
+    g.add_argument("--variant", nargs="+", choices=sorted(VARIANTS), help="untrained variant(s), e.g. fornet_s ddrnet23_slim")
+    p.add_argument("--focus-off", action="store_true", help="also time the focus-off build of each FoR-Net variant")
+    p.add_argument("--size", type=int, nargs=2, action="append", metavar=("H", "W"),
+                   help="input size; repeat for several (default 512 1024)")
+    p.add_argument("--topk", type=float, nargs="+", default=[0.1, 0.25, 0.5, 1.0])
+    p.add_argument("--runs", type=int, default=20, help="timed runs per setting (median reported)")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--no-channels-last", action="store_true", help="NCHW instead of channels_last")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run_bench(a):
+    import json
+    from .errors import FornetError
+    a.size = a.size or [(512, 1024)]
+    if a.runs < 1 or any(min(s) < 16 for s in a.size) or any(not 0 <= k <= 1 for k in a.topk):
+        raise FornetError("--runs must be >= 1, every --size at least 16x16 and every --topk in [0, 1]")
+    res = bench_models(a)
+    if a.json:
+        print(json.dumps(res, indent=2))
+        return
+    print(f"# {res['machine']}, {res['threads']} threads, {res['device']}, batch {a.batch}, "
+          f"{'NCHW' if a.no_channels_last else 'channels_last'}, median of {a.runs}")
+    print(f"{'variant':24} {'size':>9} {'K':>5} {'mode':>7} {'total_ms':>9} {'focus_ms':>9}")
+    for r in res["results"]:
+        k = "-" if r["topk"] is None else f"{r['topk']:.2f}"
+        print(f"{r['variant']:24} {r['size'][0]:>4}x{r['size'][1]:<4} {k:>5} {r['mode']:>7} {r['total_ms']:9.2f} "
+              f"{r['focus_ms']:9.2f}")
+
+
+def add_segmenter_arguments(p):
+    p.description = ("The inference API end to end (resize, network, labels/confidence/importance at the image "
+                     "size) on one image, median of N runs.")
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--image-size", type=int, nargs=2, default=(1024, 2048), metavar=("H", "W"))
+    p.add_argument("--input-size", type=int, nargs=2, default=(512, 1024), metavar=("H", "W"))
+    p.add_argument("--topk", type=float, default=None)
+    p.add_argument("--runs", type=int, default=20)
+    p.add_argument("--threads", type=int, default=None)
+
+
+def run_segmenter(a):
+    import json
+    from .errors import FornetError
+    if a.runs < 1 or min(a.image_size) < 8 or min(a.input_size) < 8:
+        raise FornetError("--runs must be >= 1 and --image-size/--input-size at least 8x8")
+    print(json.dumps(bench_segmenter(a.checkpoint, tuple(a.image_size), tuple(a.input_size), a.topk, a.runs,
+                                     a.threads), indent=2))
+
+
+def add_costmap_arguments(p):
+    p.description = ("Per-frame ground projection time of a label image into the default 5 costmap layers "
+                     "(lookup precomputed), and the one-off lookup build time (median of N runs).")
+    p.add_argument("--size", type=int, nargs=2, default=(1024, 2048), metavar=("H", "W"))
+    p.add_argument("--runs", type=int, default=20)
+    p.add_argument("--grid", type=int, nargs=2, default=(400, 400), metavar=("W", "H"), help="cells")
+    p.add_argument("--resolution", type=float, default=0.1)
+
+
+def run_costmap(a):
+    import json
+    from .errors import FornetError
+    if a.runs < 1 or min(a.size) < 16 or min(a.grid) < 1 or not a.resolution > 0:
+        raise FornetError("--runs and --grid must be >= 1, --size at least 16x16 and --resolution > 0")
+    print(json.dumps(bench_costmap(tuple(a.size), a.runs, tuple(a.grid), a.resolution), indent=2))

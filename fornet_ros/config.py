@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from .errors import FornetError
+
 ARCHS = ("fornet", "ddrnet")
 
 
@@ -42,19 +44,19 @@ class ModelConfig:
 
     def __post_init__(self):
         if self.arch not in ARCHS:
-            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+            raise FornetError(f"arch must be one of {ARCHS}, got {self.arch!r}")
         if self.num_classes < 1 or self.num_classes > 255:
-            raise ValueError(f"num_classes must be in 1..255, got {self.num_classes}")
+            raise FornetError(f"num_classes must be in 1..255, got {self.num_classes}")
         if not 0.0 <= self.topk_ratio <= 1.0:
-            raise ValueError(f"topk_ratio must be in [0, 1], got {self.topk_ratio}")
+            raise FornetError(f"topk_ratio must be in [0, 1], got {self.topk_ratio}")
         if self.refine_stride not in (2, 4):
-            raise ValueError(f"refine_stride must be 2 or 4, got {self.refine_stride}")
+            raise FornetError(f"refine_stride must be 2 or 4, got {self.refine_stride}")
         if self.region_px < 8 or self.region_px % 8:
-            raise ValueError(f"region_px must be a positive multiple of 8, got {self.region_px}")
+            raise FornetError(f"region_px must be a positive multiple of 8, got {self.region_px}")
         if len(self.channels) != 4:
-            raise ValueError(f"channels needs 4 widths (strides 2, 4, 8, 16), got {self.channels}")
+            raise FornetError(f"channels needs 4 widths (strides 2, 4, 8, 16), got {self.channels}")
         if not self.dilations or min(self.dilations) < 1:
-            raise ValueError(f"dilations must be positive, got {self.dilations}")
+            raise FornetError(f"dilations must be positive, got {self.dilations}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -67,7 +69,7 @@ class ModelConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+            raise FornetError(f"unknown model config keys: {sorted(unknown)}")
         d = dict(d)
         for key in ("channels", "dilations"):
             if key in d:

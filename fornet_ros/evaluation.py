@@ -4,6 +4,7 @@ the demo): a :class:`~fornet_ros.inference.Segmenter` over (image, label) sample
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable
 
@@ -11,6 +12,8 @@ import numpy as np
 from tqdm import tqdm
 
 from .errors import FornetError
+from .data import DATASETS, build_dataset
+from .inference import add_model_arguments, segmenter_from_args
 from .metrics import SegmentationMetrics
 
 
@@ -56,3 +59,31 @@ def evaluate(segmenter, samples: Iterable[tuple[np.ndarray, np.ndarray]], bounda
                topk_ratio=segmenter.topk_ratio, input_size=list(segmenter.input_size),
                variant=segmenter.cfg.variant)
     return out
+
+
+def add_arguments(p):
+    p.description = ("Score a model on a dataset split: mIoU (classes present in the ground truth), per-class IoU, "
+                     "pixel accuracy, boundary IoU (Cheng et al. 2021, band of --boundary-px), thin-structure mIoU, "
+                     "hard-region recall (share of wrong pixels inside the Top-K regions), throughput.")
+    p.add_argument("--dataset", default="camvid", choices=sorted(DATASETS))
+    p.add_argument("--data-root", required=True)
+    p.add_argument("--split", default="val", help="any split folder under the root (CamVid: train, val, test)")
+    p.add_argument("--drives", nargs="*", help="CamVid: only these drives (name prefixes)")
+    p.add_argument("--boundary-px", type=int, default=3)
+    p.add_argument("--limit", type=int, default=None, help="at most N images")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_model_arguments(p)
+
+
+def run(a):
+    ds = build_dataset(a.dataset, a.data_root, a.split, **({"drives": a.drives} if a.drives else {}))
+    seg = segmenter_from_args(a)
+    res = evaluate(seg, dataset_samples(ds, a.limit), boundary_px=a.boundary_px, progress=not a.json, limit=a.limit)
+    res.update(dataset=a.dataset, split=a.split)
+    if a.json:
+        print(json.dumps(res))
+        return
+    print(f"mIoU {res['miou']:.4f}  pixel acc {res['pixel_accuracy']:.4f}  boundary IoU {res['boundary_iou']:.4f}  "
+          f"thin mIoU {res['thin_miou']}  hard-region recall {res['hard_region_recall']}")
+    for k, v in res["per_class_iou"].items():
+        print(f"  {k:15} {v:.4f}")

@@ -100,3 +100,21 @@ def export_onnx(checkpoint, onnx_path, size=None, topk_ratio=None, dense: bool =
         got = sess.run(list(OUTPUTS), {"image": x.numpy()})
         info["max_abs_diff"] = float(max(np.abs(r.numpy() - g).max() for r, g in zip(ref, got)))
     return info
+
+
+def add_arguments(p):
+    p.description = ("Export to ONNX (dynamic batch; H, W and K fixed at export) with the model's metadata inside, "
+                     "so the .onnx alone runs the node. Default: the sparse graph (TopK, region gather, branches on "
+                     "the K regions, ScatterND): compute stays proportional to K. Outputs: logits, importance, selected.")
+    p.add_argument("--checkpoint", default=None, help="checkpoint (.pt); default: the packaged model")
+    p.add_argument("--onnx", required=True, help="output .onnx path")
+    p.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"), help="default: the model's input size")
+    p.add_argument("--topk", type=float, default=None, help="K baked into the graph (default: the model's)")
+    p.add_argument("--dense", action="store_true", help="export the dense-masked path (same numbers, cost independent of K)")
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--no-check", action="store_true", help="skip the onnxruntime parity check")
+
+
+def run(a):
+    print(json.dumps(export_onnx(a.checkpoint, a.onnx, size=a.size, topk_ratio=a.topk, dense=a.dense, opset=a.opset,
+                                 check=not a.no_check)))

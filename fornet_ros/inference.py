@@ -161,3 +161,20 @@ class Segmenter:
         return Segmentation(labels=labels, importance=np.ascontiguousarray(maps[..., 0]),
                             confidence=np.clip(conf, 0.0, 1.0).astype(np.float32, copy=False),
                             selected=maps[..., 1] > 0.5)
+
+
+def add_model_arguments(p, checkpoint_help="checkpoint (.pt) or exported model (.onnx); default: the packaged CamVid model"):
+    """The command-line options of every command that runs a model (see :func:`segmenter_from_args`)."""
+    p.add_argument("--checkpoint", default=None, help=checkpoint_help)
+    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
+                   help="auto: onnxruntime for a .onnx, torch otherwise")
+    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
+    p.add_argument("--precision", default="auto", help="auto (fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16")
+    p.add_argument("--topk", type=float, default=None, help="Top-K ratio of refined regions (default: the model's)")
+    p.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"),
+                   help="size the network sees (default: the model's); outputs keep the image size")
+
+
+def segmenter_from_args(a) -> Segmenter:
+    return Segmenter.from_checkpoint(a.checkpoint, backend=a.backend, device=a.device, precision=a.precision,
+                                     input_size=a.input_size, topk_ratio=a.topk)

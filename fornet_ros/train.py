@@ -22,11 +22,10 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from tqdm import tqdm
 
 from .checkpoint import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, load_model, make_checkpoint
-from .data import TrainTransform, build_dataset
+from .data import DATASETS, TrainTransform, build_dataset
 from .evaluation import dataset_samples, evaluate
 from .inference import Segmenter
 from .losses import fornet_loss
-from .metrics import SegmentationMetrics
 from .model import VARIANTS, create_model
 
 
@@ -80,10 +79,12 @@ def train_one_epoch(model, loader, optimizer, scheduler, cfg, steps: int, start_
     return step + 1
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="fornet train", description="Train FoR-Net (AdamW, poly LR with warm-up, "
-                                "OHEM cross-entropy + auxiliary + selector losses). Use torchrun for several processes.")
-    p.add_argument("--dataset", default="camvid", choices=["camvid", "cityscapes", "folder"])
+def add_arguments(p):
+    """The trainer's options; the defaults ARE the recipe of the packaged model (scripts pass only
+    what differs: data, hold-out, budget, seed, K)."""
+    p.description = ("Train FoR-Net or a baseline (AdamW, poly LR with warm-up, OHEM cross-entropy + auxiliary + "
+                     "selector losses). Use torchrun for several processes.")
+    p.add_argument("--dataset", default="camvid", choices=sorted(DATASETS))
     p.add_argument("--data-root", required=True, help="dataset root folder")
     p.add_argument("--split", nargs="+", default=["train"], help="split(s) to train on, e.g. train val")
     p.add_argument("--drives", nargs="*", help="CamVid: train only on these drives (name prefixes)")
@@ -114,6 +115,11 @@ def parse_args(argv=None):
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", action="store_true")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="fornet train")
+    add_arguments(p)
     return p.parse_args(argv)
 
 
@@ -131,7 +137,11 @@ def _setup_distributed(device_arg: str):
 
 
 def main(argv=None) -> dict:
-    args = parse_args(argv)
+    """``python -m fornet_ros.train`` (torchrun) and tests: parse ``argv`` and train."""
+    return run(parse_args(argv))
+
+
+def run(args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     rank, world, device = _setup_distributed(args.device)

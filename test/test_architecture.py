@@ -6,7 +6,7 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parents[1] / "fornet_ros"
 ROS_MODULES = ("rclpy", "rosidl", "ament_index_python", "cv_bridge", "tf2_ros", "launch", "launch_ros")
 # The CLI dispatches `fornet demo | bench-node | bag play` to fornet_ros.ros tools, inside the command functions.
-CLI_MODULES = ("commands.py", "cli.py")
+CLI_MODULES = ("cli.py",)
 
 
 def imports(source: str, rel: Path):
@@ -44,8 +44,8 @@ def test_relative_imports_are_resolved():
     src = "from .ros.node import main\nfrom ..images import to_rgb\nfrom . import bags\nimport rclpy\n"
     assert list(imports(src, Path("ros/node.py"))) == [
         ("fornet_ros.ros.ros.node", True), ("fornet_ros.images", True), ("fornet_ros.ros.bags", True), ("rclpy", True)]
-    assert list(imports(src, Path("commands.py")))[:1] == [("fornet_ros.ros.node", True)]
-    assert list(imports("def f():\n    from .ros.demo import run_demo\n", Path("commands.py"))) == [
+    assert list(imports(src, Path("cli.py")))[:1] == [("fornet_ros.ros.node", True)]
+    assert list(imports("def f():\n    from .ros.demo import run_demo\n", Path("cli.py"))) == [
         ("fornet_ros.ros.demo", False)]
 
 
@@ -55,8 +55,8 @@ def test_rules_catch_violations():
                                                     "geometry.py: rosbags.rosbag2 (only bags.py reads bags)",
                                                     "geometry.py: sensor_msgs.msg"]
     assert violations("from . import ros\n", Path("bags.py")) == ["bags.py: fornet_ros.ros"]
-    assert violations("from .ros.demo import run_demo\n", Path("commands.py")) == ["commands.py: fornet_ros.ros.demo"]
-    assert violations("def f():\n    from .ros.demo import run_demo\n", Path("commands.py")) == []
+    assert violations("from .ros.demo import run_demo\n", Path("cli.py")) == ["cli.py: fornet_ros.ros.demo"]
+    assert violations("def f():\n    from .ros.demo import run_demo\n", Path("cli.py")) == []
     assert violations("import rclpy\n", Path("ros/node.py")) == []
 
 

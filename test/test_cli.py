@@ -15,7 +15,7 @@ def run(*args):
 
 
 def test_help_for_every_subcommand(capsys):
-    from fornet_ros.commands import COMMANDS
+    from fornet_ros.cli import COMMANDS
     assert cli(["--help"]) == 0
     assert "predict" in capsys.readouterr().out
     for name in COMMANDS:
@@ -98,3 +98,40 @@ def test_bench_segmenter_cli(checkpoint_path):
     assert p.returncode == 0, p.stderr
     r = json.loads(p.stdout)
     assert r["image_size"] == [120, 200] and r["input_size"] == [64, 128] and r["segmenter_ms_median"] > 0
+
+
+BAD_INPUT = {  # every sub-command: a missing file or a bad value -> one line on stderr, exit 2
+    "init": (["--out", "{file}/x.pt"], "File exists"),
+    "info": (["--checkpoint", "{tmp}/none.pt"], "checkpoint not found"),
+    "predict": (["{tmp}/none", "--out", "{tmp}/o"], "input not found"),
+    "eval": (["--data-root", "{tmp}/none"], "{tmp}/none"),
+    "train": (["--data-root", "{tmp}/none", "--out", "{tmp}/o"], "{tmp}/none"),
+    "export": (["--checkpoint", "{tmp}/none.pt", "--onnx", "{tmp}/m.onnx"], "checkpoint not found"),
+    "bench": (["--variant", "fornet_s", "--runs", "0"], "--runs"),
+    "bench-segmenter": (["--checkpoint", "{tmp}/none.pt"], "checkpoint not found"),
+    "bench-costmap": (["--size", "0", "0"], "--size"),
+    "bench-node": (["--checkpoint", "{tmp}/none.pt", "--seconds", "1"], "checkpoint not found"),
+    "bag": (["info", "{tmp}/none"], "{tmp}/none"),
+    "demo": (["--input", "{tmp}/none", "--out", "{tmp}/o"], "{tmp}/none"),
+    "synth": (["--out", "{tmp}/s", "--frames", "0"], "--frames"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_INPUT))
+def test_every_subcommand_fails_in_one_line(tmp_path, capsys, name):
+    from fornet_ros.cli import COMMANDS
+    assert set(BAD_INPUT) == set(COMMANDS)
+    (tmp_path / "file").write_text("not a folder")
+    args, expect = BAD_INPUT[name]
+    fill = lambda t: t.format(tmp=tmp_path, file=tmp_path / "file")  # noqa: E731
+    assert cli([name, *map(fill, args)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"fornet {name}: error: ") and fill(expect) in err, err
+
+
+@pytest.mark.parametrize("args", [["bench", "--runs", "x"], ["eval"], ["bag", "frobnicate"]])
+def test_usage_errors_are_one_line(capsys, args):
+    with pytest.raises(SystemExit) as e:
+        cli(args)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and err.startswith(f"fornet {args[0]}: error: "), err

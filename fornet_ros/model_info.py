@@ -1,0 +1,75 @@
+"""``fornet init`` (a checkpoint with untrained weights) and ``fornet info`` (what a checkpoint or a
+registered variant is: configuration, parameters, GFLOPs)."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from .checkpoint import ModelMeta, model_from_checkpoint, read_checkpoint, save_checkpoint
+from .model import VARIANTS, create_model
+
+
+def model_stats(model, size=(512, 1024)) -> dict:
+    """Parameters and forward GFLOPs (torch.utils.flop_counter; FLOP = 2 x multiply-add) at ``size``,
+    dense path with K = 1 and sparse path at the model's K."""
+    x = torch.zeros(1, 3, *size)
+    out = {"params_m": sum(p.numel() for p in model.parameters()) / 1e6}
+    model.eval()
+    for key, kw in (("gflops_k1", dict(topk_ratio=1.0, mode="dense")), ("gflops_at_k", dict(mode="sparse"))):
+        with torch.no_grad(), FlopCounterMode(display=False) as fc:
+            model(x, **kw)
+        out[key] = fc.get_total_flops() / 1e9
+    return out
+
+
+def add_init_arguments(p):
+    p.description = "Write a checkpoint with untrained (randomly initialised) weights: for tests, and as the start of training."
+    p.add_argument("--variant", default="fornet_s", choices=sorted(VARIANTS))
+    p.add_argument("--out", required=True, help="output .pt path")
+    p.add_argument("--num-classes", type=int, default=19)
+    p.add_argument("--topk", type=float, default=0.25)
+    p.add_argument("--no-focus", action="store_true", help="ablation without selector and focus stage")
+    p.add_argument("--input-size", type=int, nargs=2, default=(512, 1024), metavar=("H", "W"))
+    p.add_argument("--seed", type=int, default=0)
+
+
+def run_init(a):
+    torch.manual_seed(a.seed)
+    model = create_model(a.variant, num_classes=a.num_classes, topk_ratio=a.topk, **({"focus": False} if a.no_focus else {}))
+    path = save_checkpoint(a.out, model, ModelMeta.default(a.num_classes, tuple(a.input_size)), untrained=True)
+    print(f"wrote untrained {a.variant} ({a.num_classes} classes, K={model.cfg.topk_ratio}) to {path}")
+
+
+def add_info_arguments(p):
+    p.description = "Variant, classes, parameters and GFLOPs (torch's flop counter) of a checkpoint or a named variant."
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--checkpoint", default=None, help="checkpoint (.pt); default: the packaged model")
+    g.add_argument("--variant", choices=sorted(VARIANTS), help="describe an untrained variant instead")
+    p.add_argument("--size", type=int, nargs=2, default=(512, 1024), metavar=("H", "W"))
+    p.add_argument("--json", action="store_true")
+
+
+def run_info(a):
+    if a.variant:
+        model, ckpt = create_model(a.variant), {}
+    else:
+        ckpt = read_checkpoint(a.checkpoint)
+        model = model_from_checkpoint(ckpt)
+    info = {"variant": model.cfg.variant, "config": model.cfg.to_dict(), "size": list(a.size),
+            **model_stats(model, tuple(a.size)), "classes": ckpt.get("classes"), "input_size": ckpt.get("input_size"),
+            "train": ckpt.get("train")}
+    if a.json:
+        print(json.dumps(info, indent=2))
+        return
+    cfg = model.cfg
+    focus = (f"regions {cfg.region_px}px refined at stride {cfg.refine_stride}" if cfg.focus else "no focus stage")
+    print(f"variant      {info['variant']}  (K={cfg.topk_ratio}, {focus})")
+    print(f"parameters   {info['params_m']:.2f} M")
+    print(f"GFLOPs       {info['gflops_at_k']:.2f} at K={cfg.topk_ratio} (sparse), "
+          f"{info['gflops_k1']:.2f} at K=1 (dense), input {a.size[0]}x{a.size[1]}")
+    if info["classes"]:
+        print(f"classes      {len(info['classes'])}: {', '.join(info['classes'])}")
+        print(f"input size   {info['input_size']}")

@@ -1,0 +1,58 @@
+"""``fornet predict``: segment an image or a folder of images into PNG files."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from .classes import colorize
+from .data.datasets import DatasetError, read_rgb
+from .errors import FornetError
+from .inference import add_model_arguments, segmenter_from_args
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm")
+
+
+def list_images(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
+    return [path]
+
+
+def add_arguments(p):
+    p.description = ("Segment an image or a folder of images. Writes per image <stem>_labels.png (mono8 train "
+                     "IDs, image size), <stem>_color.png (palette overlay) and <stem>_importance.png (heat-map).")
+    p.add_argument("input", help="image file or folder")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the palette colours")
+    add_model_arguments(p)
+
+
+def run(a):
+    src = Path(a.input)
+    if not src.exists():
+        raise FornetError(f"input not found: {src}")
+    images = list_images(src)
+    if not images:
+        raise FornetError(f"no images ({', '.join(IMAGE_EXTS)}) in {src}")
+    seg = segmenter_from_args(a)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for path in tqdm(images, desc="predict", disable=len(images) < 2):
+        try:
+            img = read_rgb(path)
+        except DatasetError as e:
+            print(f"fornet: skipping {path}: {e}", file=sys.stderr)
+            continue
+        r = seg(img)
+        color = colorize(r.labels, seg.palette)
+        overlay = (img * (1 - a.alpha) + color * a.alpha).astype(np.uint8)
+        heat = cv2.applyColorMap((r.importance * 255).astype(np.uint8), cv2.COLORMAP_INFERNO)
+        cv2.imwrite(str(out / f"{path.stem}_labels.png"), r.labels)
+        cv2.imwrite(str(out / f"{path.stem}_color.png"), cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(out / f"{path.stem}_importance.png"), heat)
+    print(f"wrote {len(images)} prediction(s) to {out}")

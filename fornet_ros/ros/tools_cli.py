@@ -1,0 +1,133 @@
+"""The ROS-facing commands of ``fornet``: ``bag`` (its ``play`` publishes with rclpy), ``demo`` and
+``bench-node`` (both start the node over DDS). Pure work is delegated to the core modules."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..inference import add_model_arguments, segmenter_from_args
+
+
+def add_bag_arguments(p):
+    p.description = ("rosbag2 tools (pure-Python rosbags; no ROS distro needed). Bags hold <cam>/image_raw, "
+                     "<cam>/camera_info and <cam>/ground_truth/labels (mono8 train IDs).")
+    sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    c = sub.add_parser("from-cityscapes", help="Cityscapes leftImg8bit/ + gtFine/ + camera/ -> bag")
+    c.add_argument("root", help="Cityscapes root (holds leftImg8bit/, gtFine/, camera/)")
+    c.add_argument("--split", default="val")
+    c.add_argument("--city", default=None)
+    c.add_argument("--sequence", action="store_true", help="read leftImg8bit_sequence/ (ground truth where it exists)")
+    c.add_argument("--rate", type=float, default=17.0, help="frame rate of the stamps (Hz)")
+    f = sub.add_parser("from-folder", help="an image folder (+ labels) -> bag, e.g. CamVid")
+    f.add_argument("images")
+    f.add_argument("--labels", default=None, help="label folder (same file stems, .png)")
+    f.add_argument("--mapping", default="trainid", choices=["trainid", "camvid", "cityscapes"],
+                   help="what label values mean (mapped to Cityscapes train IDs)")
+    f.add_argument("--rate", type=float, default=10.0)
+    for q in (c, f):
+        q.add_argument("--out", required=True, help="output bag folder")
+        q.add_argument("--limit", type=int, default=None, help="at most N frames")
+        q.add_argument("--storage", default="mcap", choices=["mcap", "sqlite3"])
+        q.add_argument("--compressed", action="store_true", help="CompressedImage (png) instead of Image")
+        q.add_argument("--camera", default="camera", help="camera namespace of the topics")
+    pl = sub.add_parser("play", help="publish a bag with rclpy at recorded timing")
+    pl.add_argument("bag")
+    pl.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
+    pl.add_argument("--loop", action="store_true")
+    pl.add_argument("--clock", action="store_true", help="publish /clock (for use_sim_time)")
+    pl.add_argument("--topics", nargs="*", default=None)
+    pl.add_argument("--wait-for-subscribers", type=float, default=5.0, metavar="SECONDS",
+                    help="wait up to this long for subscribers on the image topics before playing")
+    e = sub.add_parser("eval", help="segment every frame and score against <cam>/ground_truth/labels")
+    e.add_argument("bag")
+    e.add_argument("--camera", default=None)
+    e.add_argument("--limit", type=int, default=None)
+    e.add_argument("--boundary-px", type=int, default=3)
+    e.add_argument("--json", action="store_true")
+    add_model_arguments(e)
+    i = sub.add_parser("info", help="topics, types and message counts")
+    i.add_argument("bag")
+
+
+def run_bag(a):
+    from .. import bags
+    if a.action == "from-cityscapes":
+        print(json.dumps(bags.from_cityscapes(a.root, a.out, a.split, a.city, a.limit, a.storage, a.compressed,
+                                              a.camera, a.sequence, a.rate)))
+    elif a.action == "from-folder":
+        print(json.dumps(bags.from_folder(a.images, a.out, a.labels, a.mapping, a.limit, a.storage, a.compressed,
+                                          a.camera, a.rate)))
+    elif a.action == "info":
+        r = bags.open_reader(a.bag)
+        try:
+            print(json.dumps({"duration_s": r.duration / 1e9, "messages": r.message_count, "topics": {
+                c.topic: {"type": c.msgtype, "count": c.msgcount} for c in r.connections}}, indent=2))
+        finally:
+            r.close()
+    elif a.action == "play":
+        from .bag_player import play
+        n = play(a.bag, a.rate, a.loop, a.clock, a.topics, wait_for_subscribers=a.wait_for_subscribers)
+        print(f"published {n} messages")
+    elif a.action == "eval":
+        res = bags.evaluate_bag(segmenter_from_args(a), a.bag, a.camera, a.limit, a.boundary_px, progress=not a.json)
+        if a.json:
+            print(json.dumps(res))
+        else:
+            print(f"{res['images']} frames ({res['scored']} with ground truth), {res['images_per_s']:.2f} frames/s, "
+                  f"mIoU {res.get('miou')}")
+
+
+def add_demo_arguments(p):
+    p.description = ("The whole pipeline through real DDS: make (or take) a bag, start segmentation_node, replay "
+                     "the bag into it, record its outputs and write a report (index.html/index.md, summary.json, images).")
+    p.add_argument("--input", default=None, help="rosbag2 folder, Cityscapes root or image folder "
+                   "(default: procedural scenes made by fornet itself)")
+    p.add_argument("--out", required=True, help="report folder")
+    p.add_argument("--checkpoint", default=None, help="default: the packaged model")
+    p.add_argument("--frames", type=int, default=12, help="frames to generate / take")
+    p.add_argument("--size", type=int, nargs=2, default=(256, 512), metavar=("H", "W"), help="generated frame size")
+    p.add_argument("--rate", type=float, default=1.0, help="bag playback speed factor")
+    p.add_argument("--timeout", type=float, default=180.0)
+    p.add_argument("--costmap-config", default=None, help="layer YAML (default: the built-in layers)")
+    p.add_argument("--allow-untrained", action="store_true", help="run with random weights if no checkpoint loads")
+
+
+def run_demo(a):
+    from ..errors import FornetError
+    from .demo import run_demo as demo
+    if a.frames < 1 or min(a.size) < 16:
+        raise FornetError(f"--frames must be >= 1 and --size at least 16x16, got {a.frames} frames of {tuple(a.size)}")
+    try:
+        s = demo(a.out, a.input, a.checkpoint, a.frames, tuple(a.size), a.rate, a.timeout,
+                 allow_untrained=a.allow_untrained, costmap_config=a.costmap_config)
+    except RuntimeError as e:  # the node failed to start or produced nothing: say why, in one line
+        raise FornetError(str(e)) from e
+    print(json.dumps({k: s[k] for k in ("frames_in_bag", "frames_segmented", "frames_scored")} |
+                     {"miou": (s["metrics"] or {}).get("miou"), "report": str(Path(a.out) / "index.html")}))
+
+
+def add_bench_node_arguments(p):
+    p.description = ("segmentation_node end-to-end latency over DDS (publish -> labels received) vs the model alone "
+                     "on the same frames, at a given input rate; above capacity it shows drops and whether latency "
+                     "stays bounded.")
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--size", type=int, nargs=2, default=(512, 1024), metavar=("H", "W"), help="camera image size")
+    p.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"), help="network input size")
+    p.add_argument("--rate", type=float, default=5.0, help="input frames per second")
+    p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--domain", type=int, default=77, help="ROS_DOMAIN_ID for the run")
+
+
+def run_bench_node(a):
+    from ..checkpoint import read_checkpoint
+    from ..errors import FornetError
+    from .node_bench import bench_node
+    if a.rate <= 0 or a.seconds <= 0 or min(a.size) < 16:
+        raise FornetError(f"--rate and --seconds must be > 0 and --size at least 16x16, got {a.rate}, {a.seconds}, "
+                          f"{tuple(a.size)}")
+    if a.checkpoint and not str(a.checkpoint).endswith(".onnx"):
+        read_checkpoint(a.checkpoint)  # a clear error now rather than a node that fails to start
+    print(json.dumps(bench_node(a.checkpoint, tuple(a.size), a.rate, a.seconds, a.threads, a.domain,
+                                tuple(a.input_size) if a.input_size else None), indent=2))
