@@ -33,15 +33,56 @@ def _median_ms(fn, runs: int, warmup: int, sync) -> float:
     return statistics.median(ts)
 
 
+class _Network(torch.nn.Module):
+    """The whole network at a fixed K and path, as one traceable module (for ONNX Runtime)."""
+
+    def __init__(self, model, k, mode):
+        super().__init__()
+        self.model, self.k, self.mode = model, k, mode
+
+    def forward(self, x):
+        return self.model(x, topk_ratio=self.k, mode=self.mode)["logits"]
+
+
+class _Focus(torch.nn.Module):
+    """The focus stage alone on precomputed inputs, at a fixed K and path (for ONNX Runtime)."""
+
+    def __init__(self, refiner, k, mode):
+        super().__init__()
+        self.refiner, self.k, self.mode = refiner, k, mode
+
+    def forward(self, fine, context, coarse_up, importance):
+        return self.refiner(fine, context, coarse_up, importance, self.k, self.mode)[0]
+
+
+def _ort_timer(module, inputs, runs, warmup, threads):
+    """Export ``module`` (eval) to ONNX in memory and return a callable running it in onnxruntime."""
+    import io
+
+    import onnxruntime as ort
+    buf = io.BytesIO()
+    names = [f"in{i}" for i in range(len(inputs))]
+    torch.onnx.export(module.eval(), tuple(inputs), buf, input_names=names, opset_version=17, dynamo=False)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    sess = ort.InferenceSession(buf.getvalue(), so, providers=["CPUExecutionProvider"])
+    feed = {n: t.contiguous().numpy() for n, t in zip(names, inputs)}
+    return lambda: sess.run(None, feed)
+
+
 def bench_models(a) -> dict:
     """Whole-network latency (``total_ms``) and the focus stage alone (``focus_ms``: Top-K +
-    branches on the same precomputed inputs) for every model, size, K and path, in one run.
-    Models without a focus stage (DDRNet-23-slim, focus-off builds) get one row per size."""
+    branches on the same precomputed inputs) for every model, size, K, path and backend, in one
+    run. Models without a focus stage (DDRNet-23-slim, focus-off builds) get one row per size and
+    backend. The onnxruntime rows run the graph `fornet export` writes (same K, same path)."""
+    import warnings
+
     from .checkpoint import load_model
     from .inference import resolve_device
     from .model import create_model
     if a.threads:
         torch.set_num_threads(a.threads)
+    backends = getattr(a, "backend", None) or ["torch"]
     device = resolve_device(a.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     models = [create_model(v) for v in a.variant] if a.variant else [load_model(a.checkpoint)[0]]
@@ -50,6 +91,15 @@ def bench_models(a) -> dict:
     fmt = torch.contiguous_format if a.no_channels_last else torch.channels_last
     sizes = [tuple(s) for s in a.size]
     results = []
+
+    def timed(module, inputs, backend):
+        if backend == "torch":
+            return _median_ms(lambda: module(*inputs), a.runs, a.warmup, sync)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings: K and sizes are fixed at export on purpose
+            run = _ort_timer(module, [t.float().cpu() for t in inputs], a.runs, a.warmup, torch.get_num_threads())
+        return _median_ms(run, a.runs, a.warmup, lambda: None)
+
     with torch.inference_mode():
         for model in models:
             model = model.eval().to(device, memory_format=fmt)
@@ -57,21 +107,22 @@ def bench_models(a) -> dict:
             name = cfg.variant if cfg.focus or cfg.arch != "fornet" else f"{cfg.variant} (focus off)"
             for size in sizes:
                 x = torch.randn(a.batch, 3, *size, device=device).contiguous(memory_format=fmt)
-                if not cfg.focus:
-                    total = _median_ms(lambda: model(x), a.runs, a.warmup, sync)
-                    results.append({"variant": name, "size": list(size), "topk": None, "mode": "dense",
-                                    "total_ms": round(total, 3), "focus_ms": 0.0})
-                    continue
-                inputs = model.focus_inputs(x)[2]
-                for k in a.topk:
-                    for mode in ("sparse", "dense"):
-                        total = _median_ms(lambda: model(x, topk_ratio=k, mode=mode), a.runs, a.warmup, sync)
-                        focus = _median_ms(lambda: model.refiner(*inputs, k, mode), a.runs, a.warmup, sync)
-                        results.append({"variant": name, "size": list(size), "topk": k, "mode": mode,
-                                        "total_ms": round(total, 3), "focus_ms": round(focus, 3)})
+                inputs = model.focus_inputs(x)[2] if cfg.focus else None
+                for backend in backends:
+                    row = {"variant": name, "backend": backend, "size": list(size)}
+                    if not cfg.focus:
+                        total = timed(_Network(model, 0.0, "dense"), [x], backend)
+                        results.append({**row, "topk": None, "mode": "dense", "total_ms": round(total, 3), "focus_ms": 0.0})
+                        continue
+                    for k in a.topk:
+                        for mode in ("sparse", "dense"):
+                            total = timed(_Network(model, k, mode), [x], backend)
+                            focus = timed(_Focus(model.refiner, k, mode), list(inputs), backend)
+                            results.append({**row, "topk": k, "mode": mode, "total_ms": round(total, 3),
+                                            "focus_ms": round(focus, 3)})
     return {"machine": machine_name(), "threads": torch.get_num_threads(), "device": str(device),
             "sizes": [list(s) for s in sizes], "batch": a.batch, "channels_last": not a.no_channels_last,
-            "runs": a.runs, "torch": torch.__version__, "results": results}
+            "runs": a.runs, "torch": torch.__version__, "backends": backends, "results": results}
 
 
 def bench_costmap(size=(1024, 2048), runs: int = 20, grid=(400, 400), resolution: float = 0.1) -> dict:
@@ -129,6 +180,8 @@ def add_bench_arguments(p):
     g.add_argument("--checkpoint", default=None)
     g.add_argument("--variant", nargs="+", choices=sorted(VARIANTS), help="untrained variant(s), e.g. fornet_s ddrnet23_slim")
     p.add_argument("--focus-off", action="store_true", help="also time the focus-off build of each FoR-Net variant")
+    p.add_argument("--backend", nargs="+", default=["torch"], choices=("torch", "onnxruntime"),
+                   help="runtimes to time side by side (onnxruntime: the exported graph, CPU provider)")
     p.add_argument("--size", type=int, nargs=2, action="append", metavar=("H", "W"),
                    help="input size; repeat for several (default 512 1024)")
     p.add_argument("--topk", type=float, nargs="+", default=[0.1, 0.25, 0.5, 1.0])
@@ -153,11 +206,11 @@ def run_bench(a):
         return
     print(f"# {res['machine']}, {res['threads']} threads, {res['device']}, batch {a.batch}, "
           f"{'NCHW' if a.no_channels_last else 'channels_last'}, median of {a.runs}")
-    print(f"{'variant':24} {'size':>9} {'K':>5} {'mode':>7} {'total_ms':>9} {'focus_ms':>9}")
+    print(f"{'variant':24} {'backend':12} {'size':>9} {'K':>5} {'mode':>7} {'total_ms':>9} {'focus_ms':>9}")
     for r in res["results"]:
         k = "-" if r["topk"] is None else f"{r['topk']:.2f}"
-        print(f"{r['variant']:24} {r['size'][0]:>4}x{r['size'][1]:<4} {k:>5} {r['mode']:>7} {r['total_ms']:9.2f} "
-              f"{r['focus_ms']:9.2f}")
+        print(f"{r['variant']:24} {r['backend']:12} {r['size'][0]:>4}x{r['size'][1]:<4} {k:>5} {r['mode']:>7} "
+              f"{r['total_ms']:9.2f} {r['focus_ms']:9.2f}")
 
 
 def add_segmenter_arguments(p):

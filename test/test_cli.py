@@ -53,14 +53,18 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
 
 
 def test_bench_json(tmp_path):
-    p = run("bench", "--variant", "fornet_s", "--size", "128", "256", "--topk", "0.25", "1.0", "--runs", "2",
-            "--warmup", "1", "--json")
+    p = run("bench", "--variant", "fornet_s", "ddrnet23_slim", "--size", "64", "128", "--topk", "0.25", "1.0",
+            "--runs", "2", "--warmup", "1", "--backend", "torch", "onnxruntime", "--json")
     assert p.returncode == 0, p.stderr
     res = json.loads(p.stdout)
-    assert res["threads"] >= 1 and res["machine"]
-    recs = {(r["topk"], r["mode"]): r for r in res["results"]}
-    assert set(recs) == {(0.25, "sparse"), (0.25, "dense"), (1.0, "sparse"), (1.0, "dense")}
-    assert all(r["variant"] == "fornet_s" and r["total_ms"] > 0 and r["focus_ms"] > 0 for r in recs.values())
+    assert res["threads"] >= 1 and res["machine"] and res["backends"] == ["torch", "onnxruntime"]
+    recs = {(r["variant"], r["backend"], r["topk"], r["mode"]): r for r in res["results"]}
+    fornet = {k for k in recs if k[0] == "fornet_s"}
+    assert fornet == {("fornet_s", b, k, m) for b in ("torch", "onnxruntime") for k in (0.25, 1.0)
+                      for m in ("sparse", "dense")}
+    assert all(recs[k]["total_ms"] > 0 and recs[k]["focus_ms"] > 0 for k in fornet)
+    assert {k for k in recs if k[0] == "ddrnet23_slim"} == {("ddrnet23_slim", b, None, "dense")
+                                                              for b in ("torch", "onnxruntime")}
 
 
 def test_export_cli(tmp_path, checkpoint_path):
