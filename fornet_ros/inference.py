@@ -15,7 +15,10 @@ import cv2
 import numpy as np
 
 from .checkpoint import ModelMeta, load_model
+from .errors import FornetError
 from .runtime import OrtRunner, TorchRunner, resolve_device, resolve_precision  # noqa: F401 (re-exported)
+
+RESIZE_MODES = ("stretch", "letterbox")
 
 
 @dataclass
@@ -56,7 +59,10 @@ class Segmenter:
 
     def __init__(self, model, meta: ModelMeta, device: str = "auto", precision: str = "auto",
                  input_size: tuple[int, int] | None = None, topk_ratio: float | None = None,
-                 channels_last: bool = True, runner=None):
+                 channels_last: bool = True, resize_mode: str = "stretch", runner=None):
+        if resize_mode not in RESIZE_MODES:
+            raise FornetError(f"resize_mode must be one of {RESIZE_MODES}, got {resize_mode!r}")
+        self.resize_mode = resize_mode
         self.runner = runner if runner is not None else TorchRunner(model, device, precision, channels_last)
         self.meta = meta
         self.classes = list(meta.classes)
@@ -115,14 +121,27 @@ class Segmenter:
                              f"with `fornet export --topk {value:g}` to run another K")
         self._topk = value
 
-    def preprocess(self, images: list[np.ndarray]) -> np.ndarray:
-        """Resize to the input size and normalise: a float32 batch (N, 3, H, W) whose memory is NHWC."""
+    def content_box(self, size: tuple[int, int]) -> tuple[int, int, int, int]:
+        """(y0, x0, h, w): where an image of ``size`` lands in the network input. ``stretch`` fills
+        the input; ``letterbox`` keeps the aspect ratio, centred, the rest padded with the mean colour."""
         h, w = self.input_size
-        batch = np.empty((len(images), h, w, 3), np.float32)
+        if self.resize_mode == "stretch":
+            return 0, 0, h, w
+        s = min(h / size[0], w / size[1])
+        nh, nw = min(h, max(1, round(size[0] * s))), min(w, max(1, round(size[1] * s)))
+        return (h - nh) // 2, (w - nw) // 2, nh, nw
+
+    def preprocess(self, images: list[np.ndarray]) -> np.ndarray:
+        """Resize to the input size and normalise: a float32 batch (N, 3, H, W) whose memory is NHWC
+        (letterbox padding is 0 after normalisation, i.e. the mean colour)."""
+        h, w = self.input_size
+        batch = np.zeros((len(images), h, w, 3), np.float32)
         for i, img in enumerate(images):
-            if img.shape[:2] != (h, w):  # resize before the float conversion: 4x fewer pixels
-                img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if img.shape[0] > h else cv2.INTER_LINEAR)
-            batch[i] = (img.astype(np.float32) * (255.0 if img.dtype != np.uint8 else 1.0) - self.mean) / self.std
+            y0, x0, nh, nw = self.content_box(img.shape[:2])
+            if img.shape[:2] != (nh, nw):  # resize before the float conversion: 4x fewer pixels
+                img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if img.shape[0] > nh else cv2.INTER_LINEAR)
+            batch[i, y0:y0 + nh, x0:x0 + nw] = (img.astype(np.float32) * (255.0 if img.dtype != np.uint8 else 1.0)
+                                                - self.mean) / self.std
         return batch.transpose(0, 3, 1, 2)
 
     def __call__(self, images, mode: str = "auto"):
@@ -144,7 +163,11 @@ class Segmenter:
         network's input size adds no information (docs/benchmarks.md)."""
         logits, importance, selected = (o[i] for o in out)
         H, W = size
-        wh, ww = (H, W) if H * W <= self.input_size[0] * self.input_size[1] else self.input_size
+        (h, w), (y0, x0, nh, nw) = self.input_size, self.content_box(size)
+        if (nh, nw) != (h, w):  # letterbox: keep the logits over the image's part of the input only
+            up = cv2.resize(logits.transpose(1, 2, 0), (w, h), interpolation=cv2.INTER_LINEAR)[y0:y0 + nh, x0:x0 + nw]
+            logits = np.ascontiguousarray(up.transpose(2, 0, 1)) if up.ndim == 3 else up[None]
+        wh, ww = (H, W) if H * W <= nh * nw else (nh, nw)
         up = cv2.resize(logits.transpose(1, 2, 0), (ww, wh), interpolation=cv2.INTER_LINEAR)
         labels = up.argmax(-1).astype(np.uint8) if up.ndim == 3 else np.zeros((wh, ww), np.uint8)
         if (wh, ww) != (H, W):
@@ -153,10 +176,10 @@ class Segmenter:
         # bilinearly upsampled (a smooth diagnostic map).
         conf = 1.0 / np.exp(logits - logits.max(0, keepdims=True)).sum(0)
         conf = cv2.resize(conf.astype(np.float32), (W, H), interpolation=cv2.INTER_LINEAR)
-        P, (h, w) = self.cfg.region_px, self.input_size
+        P = self.cfg.region_px
         maps = np.stack([importance[0], selected[0]], -1).astype(np.float32)
-        maps = maps.repeat(P, 0).repeat(P, 1)[:h, :w]  # each region = P x P network-input pixels
-        if (h, w) != (H, W):
+        maps = maps.repeat(P, 0).repeat(P, 1)[y0:y0 + nh, x0:x0 + nw]  # a region = P x P network-input pixels
+        if (nh, nw) != (H, W):
             maps = cv2.resize(maps, (W, H), interpolation=cv2.INTER_NEAREST)
         return Segmentation(labels=labels, importance=np.ascontiguousarray(maps[..., 0]),
                             confidence=np.clip(conf, 0.0, 1.0).astype(np.float32, copy=False),
@@ -173,8 +196,10 @@ def add_model_arguments(p, checkpoint_help="checkpoint (.pt) or exported model (
     p.add_argument("--topk", type=float, default=None, help="Top-K ratio of refined regions (default: the model's)")
     p.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"),
                    help="size the network sees (default: the model's); outputs keep the image size")
+    p.add_argument("--resize-mode", default="stretch", choices=RESIZE_MODES,
+                   help="stretch to the input size, or letterbox (keep the aspect ratio, pad)")
 
 
 def segmenter_from_args(a) -> Segmenter:
     return Segmenter.from_checkpoint(a.checkpoint, backend=a.backend, device=a.device, precision=a.precision,
-                                     input_size=a.input_size, topk_ratio=a.topk)
+                                     input_size=a.input_size, topk_ratio=a.topk, resize_mode=a.resize_mode)

@@ -171,3 +171,40 @@ def test_untrained_model_refined_regions_flagged(tmp_path):
     path = save_checkpoint(tmp_path / "off.pt", model, ModelMeta.default(19, (64, 64)))
     r = Segmenter.from_checkpoint(path, device="cpu")(np.zeros((40, 50, 3), np.uint8))
     assert r.importance.max() == 0 and not r.selected.any()
+
+
+class _ColumnRunner:
+    """A stand-in network whose class is the input column band: class = x_input // (w / C)."""
+    backend, provider, default_topk, dtype = "torch", "cpu", 0.25, torch.float32
+    device = torch.device("cpu")
+
+    def __init__(self, classes=8):
+        from fornet_ros.config import ModelConfig
+        self.cfg, self.C = ModelConfig(num_classes=classes), classes
+
+    def __call__(self, batch, k, mode):
+        n, _, h, w = batch.shape
+        x = (np.arange(w // 4) * 4 + 2) // (w // self.C)  # stride-4 logits, cell centres
+        logits = np.zeros((n, self.C, h // 4, w // 4), np.float32)
+        logits[:, x, :, np.arange(w // 4)] = 10.0
+        grid = np.zeros((n, 1, -(-h // 32), -(-w // 32)), np.float32)
+        return logits, grid, grid
+
+
+@pytest.mark.parametrize("mode", ["stretch", "letterbox"])
+@pytest.mark.parametrize("size", [(100, 400), (400, 100)])
+def test_resize_modes_map_image_columns_to_the_right_input_columns(mode, size):
+    seg = Segmenter(None, ModelMeta.default(8, (128, 128)), runner=_ColumnRunner(), resize_mode=mode)
+    y0, x0, nh, nw = seg.content_box(size)
+    if mode == "stretch":
+        assert (y0, x0, nh, nw) == (0, 0, 128, 128)
+    else:  # aspect kept: the long side fills the input, centred on the short one
+        assert (nh, nw) == ((32, 128) if size[1] > size[0] else (128, 32))
+        assert (y0, x0) == ((48, 0) if size[1] > size[0] else (0, 48))
+    r = seg(np.zeros((*size, 3), np.uint8))
+    assert r.labels.shape == size and r.importance.shape == size
+    X = np.arange(size[1])
+    want = ((x0 + (X + 0.5) * nw / size[1]) // 16).astype(int)
+    assert (r.labels[size[0] // 2] == want).mean() > 0.9
+    with pytest.raises(ValueError, match="resize_mode"):
+        Segmenter(None, ModelMeta.default(8, (128, 128)), runner=_ColumnRunner(), resize_mode="crop")
