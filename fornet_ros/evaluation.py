@@ -55,8 +55,9 @@ def evaluate(segmenter, samples: Iterable[tuple[np.ndarray, np.ndarray]], bounda
         if limit is not None and images >= limit:
             break
     out = metrics.compute() if scored else {}
+    k = segmenter.topk_ratio
     out.update(images=images, scored=scored, images_per_s=images / t_model if t_model else None,
-               topk_ratio=segmenter.topk_ratio, input_size=list(segmenter.input_size),
+               topk_ratio=k if isinstance(k, float) else {"adaptive": vars(k)}, input_size=list(segmenter.input_size),
                variant=segmenter.cfg.variant)
     return out
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from .checkpoint import ModelMeta, load_model
 from .errors import FornetError
+from .model.focus import AdaptiveK
 from .runtime import OrtRunner, TorchRunner, resolve_device, resolve_precision  # noqa: F401 (re-exported)
 
 RESIZE_MODES = ("stretch", "letterbox")
@@ -110,7 +111,13 @@ class Segmenter:
         return self._topk
 
     @topk_ratio.setter
-    def topk_ratio(self, value: float | None):
+    def topk_ratio(self, value):
+        """A float K, None / negative (the model's K), or an :class:`AdaptiveK` rule (torch backend)."""
+        if isinstance(value, AdaptiveK):
+            if self.backend != "torch":
+                raise FornetError("adaptive K needs the torch backend (the ONNX graph has K fixed at export)")
+            self._topk = value
+            return
         if value is None or float(value) < 0:
             value = self.runner.default_topk
         value = float(value)
@@ -196,10 +203,14 @@ def add_model_arguments(p, checkpoint_help="checkpoint (.pt) or exported model (
     p.add_argument("--topk", type=float, default=None, help="Top-K ratio of refined regions (default: the model's)")
     p.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"),
                    help="size the network sees (default: the model's); outputs keep the image size")
+    p.add_argument("--adaptive-k", type=float, nargs=3, default=None, metavar=("THRESHOLD", "K_MIN", "K_MAX"),
+                   help="content-adaptive K: refine regions with importance >= THRESHOLD, between K_MIN and K_MAX "
+                        "of them (instead of --topk)")
     p.add_argument("--resize-mode", default="stretch", choices=RESIZE_MODES,
                    help="stretch to the input size, or letterbox (keep the aspect ratio, pad)")
 
 
 def segmenter_from_args(a) -> Segmenter:
     return Segmenter.from_checkpoint(a.checkpoint, backend=a.backend, device=a.device, precision=a.precision,
-                                     input_size=a.input_size, topk_ratio=a.topk, resize_mode=a.resize_mode)
+                                     input_size=a.input_size, resize_mode=a.resize_mode,
+                                     topk_ratio=AdaptiveK(*a.adaptive_k) if a.adaptive_k else a.topk)

@@ -203,3 +203,41 @@ def test_config_defaults_are_fornet_s_and_validation():
         create_model("fornet_xxl")
     with pytest.raises(ValueError, match="mode"):
         create_model("fornet_s")(torch.randn(1, 3, 64, 64), mode="fast")
+
+
+def test_adaptive_k_honours_bounds_and_is_monotone_in_threshold():
+    from fornet_ros.model import AdaptiveK
+    scores = torch.rand(3, 200, generator=torch.Generator().manual_seed(0))
+    scores[1] *= 0.2  # an "empty road": low importance everywhere
+    counts = []
+    for t in (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0):
+        c = AdaptiveK(t, k_min=0.05, k_max=0.6).counts(scores)
+        assert ((c >= 10) & (c <= 120)).all()  # round(0.05 * 200), round(0.6 * 200)
+        counts.append(c)
+    assert all((a >= b).all() for a, b in zip(counts, counts[1:]))  # never more with a higher threshold
+    assert counts[2][1] == 10 and counts[2][0] > 10  # the empty image refines k_min, the busy one more
+    with pytest.raises(ValueError):
+        AdaptiveK(0.5, k_min=0.6, k_max=0.2)
+
+
+def test_adaptive_k_batch_equals_single_images_and_dense_equals_sparse():
+    from fornet_ros.model import AdaptiveK
+    m = _model("fornet_s", {})
+    x = torch.randn(3, 3, 128, 256, generator=torch.Generator().manual_seed(2))
+    x[1] *= 0.1  # a different-looking image: different importances, a different count
+    with torch.no_grad():
+        imp = m(x, topk_ratio=0.0)["importance"]
+        rule = AdaptiveK(float(imp.median()), k_min=0.05, k_max=0.9)
+        batch = m(x, topk_ratio=rule, mode="sparse")
+        dense = m(x, topk_ratio=rule, mode="dense")
+        singles = [m(x[i:i + 1], topk_ratio=rule, mode="sparse") for i in range(3)]
+    per_image = batch["selected"].flatten(1).sum(1)
+    assert len(set(per_image.tolist())) > 1  # different K per image in one batch
+    for i, s in enumerate(singles):
+        assert torch.equal(batch["selected"][i], s["selected"][0])
+        assert (batch["logits"][i] - s["logits"][0]).abs().max() <= 1e-4
+    assert (batch["logits"] - dense["logits"]).abs().max() <= 1e-4
+    # the selected regions are each image's most important ones
+    imp, sel = batch["importance"].flatten(1), batch["selected"].flatten(1) > 0
+    for i in range(3):
+        assert imp[i][sel[i]].min() >= imp[i][~sel[i]].max()

@@ -42,6 +42,7 @@ Choices where the paper is silent (measured in docs/benchmarks.md):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -53,6 +54,47 @@ def num_selected(topk_ratio: float, num_regions: int) -> int:
     if topk_ratio <= 0:
         return 0
     return min(num_regions, max(1, int(math.floor(topk_ratio * num_regions + 0.5))))
+
+
+@dataclass(frozen=True)
+class AdaptiveK:
+    """Content-adaptive Top-K (issue #15; the paper names a fixed K as its main limitation): refine
+    the regions whose importance — the selector's predicted error rate of the cheap prediction — is
+    at least ``threshold``, but never fewer than ``k_min`` nor more than ``k_max`` of the regions
+    (ratios; the most important ones win). An empty road refines ``k_min``, a cluttered crossing up
+    to ``k_max``. Each image of a batch gets its own count. Raising the threshold never selects more."""
+
+    threshold: float
+    k_min: float = 0.0
+    k_max: float = 1.0
+
+    def __post_init__(self):
+        if not (0.0 <= self.k_min <= self.k_max <= 1.0) or not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"need 0 <= k_min <= k_max <= 1 and threshold in [0, 1], got {self}")
+
+    def counts(self, scores):
+        """Regions refined per image for (B, n) importances."""
+        n = scores.shape[1]
+        lo, hi = num_selected(self.k_min, n), num_selected(self.k_max, n)
+        return (scores >= self.threshold).sum(1).clamp(lo, hi)
+
+
+def select_regions(scores, topk_ratio):
+    """Which regions to refine: flat (image index, region index) pairs over the batch, and each one's
+    importance. ``topk_ratio``: a float K (the same round(K*n) most important regions per image, a
+    static-shape TopK that ONNX export keeps) or an :class:`AdaptiveK` (a count per image)."""
+    B, n = scores.shape
+    if isinstance(topk_ratio, AdaptiveK):
+        counts = topk_ratio.counts(scores)
+        order = scores.argsort(dim=1, descending=True)
+        keep = torch.arange(n, device=scores.device)[None] < counts[:, None]
+        bi, pos = keep.nonzero(as_tuple=True)
+        ridx = order[bi, pos]
+    else:
+        k = num_selected(topk_ratio, n)
+        ridx = scores.topk(k, dim=1).indices.reshape(-1)  # (B*k,), image-major
+        bi = torch.arange(B, device=scores.device).repeat_interleave(k)
+    return bi, ridx, scores[bi, ridx]
 
 
 def gather_crops(fmap, bi, top, left, size: int, factor: int = 1):
@@ -116,9 +158,10 @@ class FocusRefiner(nn.Module):
         self.region_cells = region_cells  # side of a region in refine-stride cells
         self.context_factor = context_factor  # 8 / refine stride
 
-    def forward(self, fine, context, coarse_up, importance, topk_ratio: float, mode: str = "auto"):
+    def forward(self, fine, context, coarse_up, importance, topk_ratio, mode: str = "auto"):
         """fine (B, Cf, Hs, Ws) and coarse_up (B, classes, Hs, Ws) at the refine stride, Hs and Ws
-        multiples of region_cells; context (B, Cc, Hs/f, Ws/f); importance (B, 1, Hr, Wr) in [0, 1].
+        multiples of region_cells; context (B, Cc, Hs/f, Ws/f); importance (B, 1, Hr, Wr) in [0, 1];
+        topk_ratio: a float K or an :class:`AdaptiveK`.
 
         Returns (logits (B, classes, Hs, Ws), selected mask (B, 1, Hr, Wr) float 0/1).
         mode: "sparse", "dense" or "auto" (dense when every region is selected)."""
@@ -128,28 +171,24 @@ class FocusRefiner(nn.Module):
         r = self.region_cells
         Hr, Wr = Hs // r, Ws // r
         n = Hr * Wr
-        k = num_selected(topk_ratio, n)
-        if k == 0:
-            return coarse_up, torch.zeros_like(importance)
         scores = importance.reshape(B, n)
-        idx = scores.topk(k, dim=1).indices  # (B, k)
-        p = scores.gather(1, idx)
+        bi, ridx, p = select_regions(scores, topk_ratio)
+        if bi.numel() == 0:
+            return coarse_up, torch.zeros_like(importance)
         gate = 1.0 + p - p.detach()  # straight-through: value 1, gradient to the importance
-        selected = torch.zeros_like(scores).scatter_(1, idx, 1.0).reshape(B, 1, Hr, Wr)
-        if mode == "dense" or (mode == "auto" and k == n):
+        selected = torch.zeros_like(scores).index_put((bi, ridx), torch.ones_like(p)).reshape(B, 1, Hr, Wr)
+        if mode == "dense" or (mode == "auto" and bi.numel() == B * n):
             f = self.context_factor
             x = torch.cat([fine, F.interpolate(context, scale_factor=f, mode="nearest"), coarse_up], 1)
-            gmap = torch.zeros_like(scores).scatter(1, idx, gate).reshape(B, 1, Hr, Wr)
+            gmap = torch.zeros_like(scores).index_put((bi, ridx), gate).reshape(B, 1, Hr, Wr)
             gmap = gmap.repeat_interleave(r, 2).repeat_interleave(r, 3)
             return coarse_up + self.branches.dense(x) * gmap, selected
-        return self._sparse(fine, context, coarse_up, idx, gate, Wr), selected
+        return self._sparse(fine, context, coarse_up, bi, ridx, gate, Wr), selected
 
-    def _sparse(self, fine, context, coarse_up, idx, gate, Wr: int):
-        B, k = idx.shape
+    def _sparse(self, fine, context, coarse_up, bi, ridx, gate, Wr: int):
         r, h = self.region_cells, self.branches.halo
-        bi = torch.arange(B, device=fine.device).repeat_interleave(k)
-        top = (idx // Wr).reshape(-1) * r - h  # crop origins on the refine-stride grid
-        left = (idx % Wr).reshape(-1) * r - h
+        top = (ridx // Wr) * r - h  # crop origins on the refine-stride grid
+        left = (ridx % Wr) * r - h
         size = r + 2 * h
         crops = torch.cat([gather_crops(fine, bi, top, left, size),
                            gather_crops(context, bi, top, left, size, self.context_factor),

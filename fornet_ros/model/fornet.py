@@ -45,8 +45,9 @@ class FoRNet(nn.Module):
         coarse_up = F.interpolate(coarse, scale_factor=8 // s, mode="bilinear", align_corners=False)
         return coarse, sel_logits, (f4 if s == 4 else f2, self.context(f8), coarse_up, torch.sigmoid(sel_logits))
 
-    def forward(self, x, topk_ratio: float | None = None, mode: str = "auto"):
-        """x: (B, 3, H, W) normalised image, any size.
+    def forward(self, x, topk_ratio=None, mode: str = "auto"):
+        """x: (B, 3, H, W) normalised image, any size; topk_ratio: a float K, an
+        :class:`~fornet_ros.model.focus.AdaptiveK`, or None (the configured K).
 
         Returns a dict: ``logits`` at the refine stride (B, classes, ceil(H/s), ceil(W/s)) — at
         stride 8 with focus off; ``coarse`` the cheap head's stride-8 logits (B, classes,
@@ -56,7 +57,7 @@ class FoRNet(nn.Module):
         """
         if mode not in ("auto", "sparse", "dense"):
             raise ValueError(f"mode must be auto, sparse or dense, got {mode!r}")
-        K = self.topk_ratio if topk_ratio is None else float(topk_ratio)
+        K = self.topk_ratio if topk_ratio is None else topk_ratio
         H, W = x.shape[-2:]
         coarse, sel_logits, inputs = self.focus_inputs(x)
         out = {"coarse": coarse[:, :, :-(-H // 8), :-(-W // 8)]}
