@@ -176,11 +176,12 @@ class FocusRefiner(nn.Module):
         if bi.numel() == 0:
             return coarse_up, torch.zeros_like(importance)
         gate = 1.0 + p - p.detach()  # straight-through: value 1, gradient to the importance
-        selected = torch.zeros_like(scores).index_put((bi, ridx), torch.ones_like(p)).reshape(B, 1, Hr, Wr)
+        flat = bi * n + ridx  # region maps are written through the flat view (one ScatterElements in ONNX)
+        selected = scores.new_zeros(B * n).scatter(0, flat, torch.ones_like(p)).reshape(B, 1, Hr, Wr)
         if mode == "dense" or (mode == "auto" and bi.numel() == B * n):
             f = self.context_factor
             x = torch.cat([fine, F.interpolate(context, scale_factor=f, mode="nearest"), coarse_up], 1)
-            gmap = torch.zeros_like(scores).index_put((bi, ridx), gate).reshape(B, 1, Hr, Wr)
+            gmap = scores.new_zeros(B * n).scatter(0, flat, gate).reshape(B, 1, Hr, Wr)
             gmap = gmap.repeat_interleave(r, 2).repeat_interleave(r, 3)
             return coarse_up + self.branches.dense(x) * gmap, selected
         return self._sparse(fine, context, coarse_up, bi, ridx, gate, Wr), selected
