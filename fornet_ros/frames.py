@@ -69,7 +69,7 @@ def stamp_verdict(stamp_ns: int, now_ns: int, max_age_ms: float, max_ahead_ms: f
 class _Slot:
     pending: tuple | None = None  # (frame, receipt time)
     last_receipt: float | None = None
-    last_seq: int | None = None
+    last_seq: dict = field(default_factory=dict)  # publisher -> its last sequence number
     last_problem: str = ""
     counts: dict = field(default_factory=lambda: dict.fromkeys(
         COUNTERS + ("window_received", "window_processed", "window_errors", "window_warnings"), 0))
@@ -88,18 +88,20 @@ class FrameSlots:
         self._closed = False
         self._window_start = clock()
 
-    def put(self, camera: str, frame, seq: int | None = None) -> None:
+    def put(self, camera: str, frame, seq: int | None = None, source=None) -> None:
         """Keep ``frame`` as the camera's newest (overwriting one not yet taken). ``seq``: the
-        publisher's sequence number when known; a jump counts the frames in between as lost (a
-        smaller one - a restarted publisher - starts over)."""
+        sequence number of ``source`` (a publisher id) when known; a jump counts the frames in
+        between as lost (a smaller one - a restarted publisher - starts over)."""
         now = self.clock()
         with self._cond:
             s = self._slots[camera]
             if seq is not None:
-                if s.last_seq is not None and seq > s.last_seq + 1:
-                    self._count(s, "lost", f"{seq - s.last_seq - 1} frame(s) lost in transport before #{seq}",
-                                seq - s.last_seq - 1)
-                s.last_seq = seq
+                last = s.last_seq.get(source)
+                if last is not None and seq > last + 1:
+                    self._count(s, "lost", f"{seq - last - 1} frame(s) lost in transport before #{seq}", seq - last - 1)
+                if source not in s.last_seq and len(s.last_seq) >= 16:
+                    s.last_seq.clear()  # many short-lived publishers: forget them
+                s.last_seq[source] = seq
             s.counts["received"] += 1
             s.counts["window_received"] += 1
             s.counts["overwritten"] += s.pending is not None
