@@ -296,6 +296,11 @@ def main(args=None):
 
     def on_signal(signum, frame):
         stop.set()
+        # ignore any further SIGINT/SIGTERM (ros2 launch and the terminal both send one on Ctrl-C):
+        # SIG_IGN, not a Python handler, which interpreter finalisation would reset to the default
+        # and a late second signal would then kill the process (exit -2)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
