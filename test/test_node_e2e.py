@@ -231,9 +231,9 @@ def test_future_and_zero_stamps_are_flagged_and_do_not_pin_the_grid(graph):
     zero = _frame(5)
     zero.header.stamp = Time()
     col.info_pubs["cam0"].publish(_camera_info())
-    col.pubs["cam0"].publish(future)
-    time.sleep(0.3)
     col.pubs["cam0"].publish(zero)
+    time.sleep(0.3)
+    col.pubs["cam0"].publish(future)  # cam0's last frame: then silent
     time.sleep(0.3)
     n = len(col.get("semantic_costmap/combined"))
 
