@@ -16,12 +16,18 @@ def percentile(values, q: float) -> float:
 
 def camera_status(stats: CameraStats, params) -> tuple[int, str, dict[str, str]]:
     """(level, message, values) of one camera. ERROR when it sent nothing for ``stale_timeout_s``
-    (or ever); WARN when the p95 latency exceeds ``latency_budget_ms``; else OK."""
+    (or ever), or processing raised since the previous report; WARN when frames came with bad
+    stamps (zero, future) or were lost in transport since the previous report, or when the p95
+    latency exceeds ``latency_budget_ms``; else OK."""
     p95 = percentile(stats.latency_ms, 95)
     if stats.silent_s is None:
         level, message = ERROR, "no images"
     elif stats.silent_s > params.stale_timeout_s:
         level, message = ERROR, f"stale: no image for {stats.silent_s:.1f} s"
+    elif stats.window_errors:
+        level, message = ERROR, f"{stats.window_errors} processing error(s), last {stats.last_problem}"
+    elif stats.window_warnings:
+        level, message = WARN, f"{stats.window_warnings} bad-stamp or lost frame(s), last {stats.last_problem}"
     elif p95 > params.latency_budget_ms:
         level, message = WARN, f"p95 latency {p95:.0f} ms > budget {params.latency_budget_ms:.0f} ms"
     else:
@@ -30,7 +36,9 @@ def camera_status(stats: CameraStats, params) -> tuple[int, str, dict[str, str]]
         "input_hz": f"{stats.input_hz:.2f}", "processed_hz": f"{stats.processed_hz:.2f}",
         "received": str(stats.received), "processed": str(stats.processed),
         "dropped_overwritten": str(stats.overwritten), "dropped_stale": str(stats.stale),
-        "bad_messages": str(stats.bad),
+        "bad_messages": str(stats.bad), "dropped_future_stamp": str(stats.future),
+        "zero_stamps": str(stats.zero_stamp), "errors": str(stats.errors), "lost_in_transport": str(stats.lost),
+        "last_problem": stats.last_problem,
         "inference_ms_p50": f"{percentile(stats.infer_ms, 50):.1f}",
         "inference_ms_p95": f"{percentile(stats.infer_ms, 95):.1f}",
         "latency_ms_p50": f"{percentile(stats.latency_ms, 50):.1f}", "latency_ms_p95": f"{p95:.1f}",

@@ -43,6 +43,10 @@ class GeometryError(FornetError):
     """Invalid camera model, pose or grid (says which field and why)."""
 
 
+# distortion model -> accepted lengths of D (sensor_msgs/distortion_models.hpp; empty D = no distortion)
+D_LENGTHS = {"plumb_bob": (0, 5), "rational_polynomial": (0, 8), "equidistant": (0, 4), "": (0, 5)}
+
+
 @dataclass(frozen=True)
 class CameraModel:
     """Pinhole camera from a sensor_msgs/CameraInfo's fields (K row-major, D, size, binning, ROI)."""
@@ -66,8 +70,13 @@ class CameraModel:
             raise GeometryError(f"K has non-positive focal length (fx={k[0]}, fy={k[4]})")
         if not np.isfinite(np.asarray(self.d, np.float64)).all():
             raise GeometryError(f"D must be finite, got {list(self.d)}")
-        if self.distortion_model not in ("plumb_bob", "rational_polynomial", "equidistant", ""):
+        if self.distortion_model not in D_LENGTHS:
             raise GeometryError(f"unsupported distortion model {self.distortion_model!r}")
+        if len(self.d) not in D_LENGTHS[self.distortion_model]:
+            # OpenCV would raise inside the costmap update (or read past D) on any other length
+            raise GeometryError(f"D of {self.distortion_model or 'plumb_bob'} must hold "
+                                f"{' or '.join(map(str, D_LENGTHS[self.distortion_model]))} coefficients, "
+                                f"got {len(self.d)}")
 
     @property
     def K(self) -> np.ndarray:
@@ -194,6 +203,67 @@ class Lookup:
     @property
     def valid_pixels(self) -> int:
         return int(np.count_nonzero(self.cell_map >= 0))
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.cell_map, self.xy_map, self.ground_pixels, self.ground_cells))
+
+
+# Labels are projected at no more than this many pixels (nearest-neighbour downsampled): a 400 x 400
+# grid of 0.1 m cells needs far fewer rays than a 24-megapixel image has, and the lookup (about 40
+# bytes per pixel, plus ~100 bytes per pixel while it is built) stays below ~100 MB and ~0.5 s.
+PROJECTION_MAX_PIXELS = 1 << 20
+
+
+def projection_shape(label_shape: tuple[int, int], max_pixels: int = PROJECTION_MAX_PIXELS) -> tuple[int, int]:
+    """The (h, w) at which labels of ``label_shape`` are projected: the same aspect, <= ``max_pixels``."""
+    h, w = int(label_shape[0]), int(label_shape[1])
+    if h * w <= max_pixels:
+        return h, w
+    s = math.sqrt(max_pixels / (h * w))
+    return max(1, int(h * s)), max(1, int(w * s))
+
+
+def downsample_labels(labels: np.ndarray, max_pixels: int = PROJECTION_MAX_PIXELS) -> np.ndarray:
+    """``labels`` nearest-neighbour resized to :func:`projection_shape` (unchanged when small enough)."""
+    h, w = projection_shape(labels.shape, max_pixels)
+    if (h, w) == labels.shape:
+        return labels
+    return cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
+
+
+class LookupCache:
+    """Lookups by key, least recently used evicted first, bounded by bytes (``max_bytes``) and count.
+    A build that raised is remembered too (and raised again), so a bad camera model costs one
+    failed build, not one per frame."""
+
+    def __init__(self, max_bytes: int = 256 << 20, max_entries: int = 64):
+        from collections import OrderedDict
+        self.max_bytes, self.max_entries = max_bytes, max_entries
+        self._items: OrderedDict = OrderedDict()
+        self.nbytes = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key, build):
+        """The lookup under ``key``; ``build()`` makes it when missing (its exception is cached)."""
+        if key in self._items:
+            self._items.move_to_end(key)
+            value = self._items[key]
+        else:
+            try:
+                value = build()
+            except Exception as e:  # noqa: BLE001 - cached and re-raised below
+                value = e
+            self._items[key] = value
+            self.nbytes += getattr(value, "nbytes", 0)
+            while len(self._items) > 1 and (self.nbytes > self.max_bytes or len(self._items) > self.max_entries):
+                _, old = self._items.popitem(last=False)
+                self.nbytes -= getattr(old, "nbytes", 0)
+        if isinstance(value, Exception):
+            raise value
+        return value
 
 
 def build_lookup(camera: CameraModel, pose, grid: GridSpec, label_shape: tuple[int, int],
@@ -387,19 +457,20 @@ class GridFuser:
 
 
 class FusionWindow:
-    """The newest frame of each camera; :meth:`current` returns those whose stamps lie within
-    ``window_s`` of the newest, so every grid fuses all cameras seen at about the same time."""
+    """The newest frame of each camera, by *receipt* time: :meth:`current` returns the frames
+    received within ``window_s`` of now. Header stamps play no part, so a frame stamped in the
+    future (or at 0) cannot pin the grid or exclude the other cameras, and a camera that goes
+    silent drops out of the grid ``window_s`` after its last frame."""
 
     def __init__(self, window_s: float = 0.5):
-        self.window_ns = int(window_s * 1e9)
-        self.latest: dict[str, tuple[int, object]] = {}
+        self.window_s = float(window_s)
+        self.latest: dict[str, tuple[float, object]] = {}
 
-    def add(self, camera: str, stamp_ns: int, frame) -> None:
-        self.latest[camera] = (stamp_ns, frame)
+    def add(self, camera: str, receipt_s: float, frame) -> None:
+        self.latest[camera] = (receipt_s, frame)
 
-    def current(self) -> list[tuple[str, int, object]]:
-        """[(camera, stamp_ns, frame)] within the window of the newest stamp, in camera order of arrival."""
-        if not self.latest:
-            return []
-        newest = max(t for t, _ in self.latest.values())
-        return [(cam, t, f) for cam, (t, f) in self.latest.items() if newest - t <= self.window_ns]
+    def current(self, now_s: float) -> list[tuple[str, object]]:
+        """[(camera, frame)] received within the window before ``now_s`` (older ones are forgotten)."""
+        for cam in [c for c, (t, _) in self.latest.items() if now_s - t > self.window_s]:
+            del self.latest[cam]
+        return [(cam, f) for cam, (_, f) in self.latest.items()]

@@ -73,13 +73,27 @@ class NodeParams:
     publish_camera_info: bool = _param(True, "publish <cam>/semantic/camera_info", runtime=True)
     max_input_age_ms: float = _param(0.0, "drop frames whose stamp is older than this when the worker takes them "
                                      "(0 = off)", runtime=True, range=(0.0, 3.6e6))
+    max_stamp_ahead_ms: float = _param(1000.0, "drop frames stamped more than this ahead of the node's clock "
+                                       "(counted as dropped_future_stamp, diagnostics WARN; 0 = off)",
+                                       runtime=True, range=(0.0, 3.6e6))
+    max_input_pixels: int = _param(20_000_000, "reject images of more pixels, before decoding (a compressed "
+                                   "image's size is read from its PNG/JPEG header; counted as bad)",
+                                   range=(1, 1_000_000_000))
+    generic_color_order: str = _param("reject", "channel order of 8UC3/8UC4/16UC3/16UC4 images (the encoding "
+                                      "does not say): reject (counted as bad), bgr or rgb",
+                                      choices=("reject", "bgr", "rgb"))
+    input_bit_depth: int = _param(0, "significant bits of 16-bit images (mono16, rgb16, bayer_*16, ...): 0 = per "
+                                  "frame, the smallest of 10, 12, 14, 16 bits that holds its maximum; 8..16 = fixed "
+                                  "(larger values saturate)", range=(0, 16),
+                                  check=lambda v: v == 0 or v >= 8, constraint="0 or 8..16")
     latency_budget_ms: float = _param(500.0, "diagnostics WARN when p95 end-to-end latency exceeds this",
                                       runtime=True, range=(0.0, 3.6e6))
     stale_timeout_s: float = _param(2.0, "diagnostics ERROR when a camera sent nothing for this long",
                                     runtime=True, range=(0.0, 86400.0))
     diagnostics_period_s: float = _param(1.0, "period of /diagnostics (wall clock)", range=(0.01, 3600.0))
     input_reliability: str = _param("best_effort", "input QoS reliability (camera drivers usually publish "
-                                    "best_effort-compatible)", choices=RELIABILITY)
+                                    "best_effort-compatible); use reliable for frames over ~1 MB (see README: a "
+                                    "best-effort frame that loses one fragment is lost whole)", choices=RELIABILITY)
     input_depth: int = _param(1, "input QoS history depth", range=(1, 100))
     output_reliability: str = _param("reliable", "output QoS reliability", choices=RELIABILITY)
     output_depth: int = _param(2, "output QoS history depth", range=(1, 100))
@@ -94,6 +108,9 @@ class NodeParams:
     grid_height: int = _param(400, "cells along y", range=(1, 100000))
     grid_origin: tuple[float, ...] = _param((0.0, -20.0), "[x, y] of cell (0, 0)'s corner in grid_frame (m)",
                                             check=lambda v: len(v) == 2, constraint="[x, y]")
+    costmap_window_s: float = _param(0.5, "a camera's labels stay in the fused grids this long after they were "
+                                     "received (by receipt time, not header stamp); a silent camera then drops out",
+                                     range=(0.01, 60.0))
     max_range: float = _param(30.0, "ignore ground points farther than this from the camera (m)",
                               range=(0.01, 10000.0))
     point_height: float = _param(0.2, "z of the obstacle points in semantic_points (m)", range=(-100.0, 100.0))

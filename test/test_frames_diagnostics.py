@@ -90,7 +90,8 @@ def test_values_report_counters_and_percentiles():
                     silent_s=0.1, infer_ms=(10.0, 20.0, 30.0), latency_ms=(40.0, 50.0, 60.0), input_age_ms=(70.0,))
     _, _, v = camera_status(s, P)
     assert v == {"input_hz": "5.00", "processed_hz": "3.50", "received": "10", "processed": "7",
-                 "dropped_overwritten": "2", "dropped_stale": "1", "bad_messages": "0", "inference_ms_p50": "20.0",
+                 "dropped_overwritten": "2", "dropped_stale": "1", "bad_messages": "0", "dropped_future_stamp": "0",
+                 "zero_stamps": "0", "errors": "0", "lost_in_transport": "0", "last_problem": "", "inference_ms_p50": "20.0",
                  "inference_ms_p95": "29.0", "latency_ms_p50": "50.0", "latency_ms_p95": "59.0",
                  "input_age_ms_p50": "70.0"}
     assert camera_status(CameraStats(), P)[2]["latency_ms_p50"] == "nan"

@@ -192,17 +192,19 @@ def test_shipped_layer_config_equals_builtin_default():
     assert cfg == DEFAULT_LAYER_CONFIG
 
 
-def test_fusion_window_keeps_cameras_near_the_newest_stamp():
+def test_fusion_window_keeps_cameras_received_within_the_window():
     from fornet_ros.geometry import FusionWindow
     w = FusionWindow(0.5)
-    assert w.current() == []
-    w.add("front", 10_000_000_000, "f0")
-    w.add("rear", 10_400_000_000, "r0")
-    assert [(c, f) for c, _, f in w.current()] == [("front", "f0"), ("rear", "r0")]
-    w.add("rear", 10_600_000_000, "r1")  # front is now 0.6 s older than the newest: left out
-    assert [(c, t, f) for c, t, f in w.current()] == [("rear", 10_600_000_000, "r1")]
-    w.add("front", 10_700_000_000, "f1")
-    assert [(c, f) for c, _, f in w.current()] == [("front", "f1"), ("rear", "r1")]
+    assert w.current(0.0) == []
+    w.add("front", 10.0, "f0")
+    w.add("rear", 10.4, "r0")
+    assert w.current(10.45) == [("front", "f0"), ("rear", "r0")]
+    w.add("rear", 10.5, "r1")
+    assert w.current(10.5) == [("front", "f0"), ("rear", "r1")]
+    assert w.current(10.7) == [("rear", "r1")]  # front was received 0.7 s ago: out (and forgotten)
+    w.add("front", 10.8, "f1")
+    assert w.current(10.8) == [("rear", "r1"), ("front", "f1")]
+    assert w.current(20.0) == []  # both silent: nothing left to fuse
 
 
 def test_pose_from_list():

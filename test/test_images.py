@@ -79,12 +79,12 @@ def test_every_listed_encoding_is_tested():
     tested = {"rgb8", "bgr8", "8UC3", "rgba8", "bgra8", "rgb16", "bgr16", "rgba16", "mono8", "8UC1", "mono16",
               "16UC1", "yuv422", "uyvy", "yuv422_yuy2", "yuyv"} | {f"bayer_{p}{b}" for p in ("rggb", "bggr", "gbrg", "grbg")
                                                                  for b in (8, 16)}
-    assert set(ENCODINGS) - tested <= {"8UC4", "16UC3", "bgra16"}  # same code paths as bgra8 / bgr16 / rgba16
+    assert set(ENCODINGS) - tested <= {"8UC4", "16UC3", "16UC4", "bgra16"}  # same code paths as bgra8 / bgr16 / rgba16
 
 
 @pytest.mark.parametrize("mutate,msg", [
     (dict(encoding="yuv_weird"), "unsupported encoding 'yuv_weird'"),
-    (dict(encoding="32FC1"), "unsupported encoding"),
+    (dict(encoding="32FC1"), "'32FC1' is not a camera image"),
     (dict(step=5), "step 5 < width 10 x 3 bytes per pixel"),
     (dict(height=7), "data has 180 bytes, expected step 30 x height 7 = 210"),
     (dict(height=0, width=0), "empty image"),

@@ -27,7 +27,7 @@ def test_every_parameter_is_described_and_numbers_have_ranges():
         if s.type in ("int", "float"):
             assert s.range is not None and s.range[0] <= s.default <= s.range[1], s.name
     assert {s.name for s in SPECS.values() if s.runtime} == {
-        "topk_ratio", "max_input_age_ms", "latency_budget_ms", "stale_timeout_s", "publish_color",
+        "topk_ratio", "max_input_age_ms", "max_stamp_ahead_ms", "latency_budget_ms", "stale_timeout_s", "publish_color",
         "publish_importance", "publish_confidence", "publish_camera_info"}
 
 
@@ -51,6 +51,9 @@ def test_every_parameter_is_described_and_numbers_have_ranges():
     ("input_reliability", "sometimes", "input_reliability must be one of reliable, best_effort"),
     ("compressed", 1, "compressed must be a bool"),
     ("nonsense", 1, "unknown parameter 'nonsense'"),
+    ("input_bit_depth", 4, "input_bit_depth must be 0 or 8..16"),
+    ("generic_color_order", "grb", "generic_color_order must be one of reject, bgr, rgb"),
+    ("max_input_pixels", 0, r"max_input_pixels must be in \[1, "),
 ])
 def test_invalid_values_are_rejected_with_the_parameter_name(name, value, msg):
     with pytest.raises(ValueError, match=msg):

@@ -1,12 +1,18 @@
 """Semantic costmap publishing: label images -> nav_msgs/OccupancyGrid layers + PointCloud2.
 
-The geometry (projection, layers, the multi-camera fusion window) is :mod:`fornet_ros.geometry`;
-this module adds TF look-ups, the per-(CameraInfo, pose, label size) lookup cache and publishers.
+The geometry (projection, layers, the multi-camera fusion window, the lookup cache) is
+:mod:`fornet_ros.geometry`; this module adds TF look-ups and publishers.
 
 Topics: semantic_costmap/<layer> and semantic_costmap/combined (OccupancyGrid, -1 unknown,
-0..100 cost, stamped with the newest image used), semantic_points (PointCloud2 x, y, z, label:
-obstacle ground-contact points at ``point_height``), and optionally semantic_ground_points
-(drivable-surface points at z = 0, a clearing source).
+0..100 cost, stamped with the newest non-zero image stamp used), semantic_points (PointCloud2 x, y,
+z, label: obstacle ground-contact points at ``point_height``), and optionally
+semantic_ground_points (drivable-surface points at z = 0, a clearing source).
+
+Robustness: each camera's contribution is computed on its own - one camera whose CameraInfo or
+projection fails is left out (and reported to the caller), the others still make the grids. The
+fusion window runs on receipt time, so a wrong header stamp cannot pin or empty the grids, and
+labels are projected at a bounded resolution (:data:`fornet_ros.geometry.PROJECTION_MAX_PIXELS`)
+with a byte-bounded lookup cache, so a huge frame costs one bounded lookup build.
 """
 
 from __future__ import annotations
@@ -17,20 +23,23 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
 
-from ..geometry import FusionWindow, GeometryError, GridFuser, GridSpec, Pose, build_lookup, transform_from_quaternion
+from ..geometry import (FusionWindow, GridFuser, GridSpec, LookupCache, Pose, build_lookup, downsample_labels,
+                        transform_from_quaternion)
 from .conversions import camera_model_from_info, make_cloud, make_grid, stamp_ns
+
+LOOKUP_CACHE_BYTES = 256 << 20
 
 
 class SemanticCostmap:
     def __init__(self, node, params, layer_config, poses: dict[str, Pose]):
         """``params``: the node's NodeParams (grid_*, max_range, point_height, publish_ground_points,
-        costmap_transient_local, use_tf); ``poses``: camera -> Pose when TF has none."""
+        costmap_transient_local, costmap_window_s, use_tf); ``poses``: camera -> Pose when TF has none."""
         p = params
         self.node, self.cfg, self.poses = node, layer_config, poses
         self.grid = GridSpec(p.grid_resolution, p.grid_width, p.grid_height, p.grid_origin, p.grid_frame)
         self.max_range, self.point_height = p.max_range, p.point_height
-        self.cache = {}
-        self.window = FusionWindow(0.5)
+        self.cache = LookupCache(LOOKUP_CACHE_BYTES)
+        self.window = FusionWindow(p.costmap_window_s)
         qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
                          if p.costmap_transient_local else DurabilityPolicy.VOLATILE)
         self.grid_pubs = {name: node.create_publisher(OccupancyGrid, f"semantic_costmap/{name}", qos)
@@ -64,33 +73,36 @@ class SemanticCostmap:
         pose = self._pose(cam, header)
         key = (cam, model, pose if isinstance(pose, Pose) else (tuple(np.round(pose[0], 6).ravel()),
                                                                 tuple(np.round(pose[1], 4))), shape)
-        if key not in self.cache:
-            if len(self.cache) > 32:
-                self.cache.clear()
-            self.cache[key] = build_lookup(model, pose, self.grid, shape, max_range=self.max_range)
-        return self.cache[key]
+        return self.cache.get(key, lambda: build_lookup(model, pose, self.grid, shape, max_range=self.max_range))
 
-    def update(self, frames) -> int:
-        """frames: [(camera name, header, labels, CameraInfo or None)] just segmented. Fuses them with
-        the other cameras' latest labels in the fusion window, publishes when at least one camera
-        could be projected and returns how many were used. Bad camera models are logged
-        (throttled) and skipped."""
-        for cam, header, labels, info in frames:
-            self.window.add(cam, stamp_ns(header.stamp), (header, labels, info))
+    def update(self, frames, now_s: float) -> dict[str, str]:
+        """frames: [(camera name, header, labels, CameraInfo or None, receipt time s)] just segmented;
+        ``now_s``: the receipt clock now. Fuses them with the other cameras' labels received within
+        the window and publishes when at least one camera could be projected. Returns
+        {camera: problem} for the cameras of ``frames`` left out by an error (any exception of
+        their own: bad CameraInfo, projection); they are logged (throttled) here."""
+        for cam, header, labels, info, t_rx in frames:
+            self.window.add(cam, t_rx, (header, downsample_labels(labels), info))
+        new = {cam for cam, *_ in frames}
         fuser = GridFuser(self.grid, self.cfg)
-        used = []
-        for cam, stamp, (header, labels, info) in self.window.current():
+        used, problems = [], {}
+        for cam, (header, labels, info) in self.window.current(now_s):
             if info is None:
                 continue
             try:
                 fuser.add(labels, self.lookup(cam, info, header, labels.shape))
-            except GeometryError as e:
-                self.node.get_logger().warning(f"{cam}: bad CameraInfo, no costmap from it: {e}", throttle_duration_sec=5.0)
+            except Exception as e:  # noqa: BLE001 - one camera's failure must not cost the others their grid
+                if cam in new:
+                    problems[cam] = f"costmap: {type(e).__name__}: {e}"
+                    self.node.get_logger().warning(f"{cam}: no costmap from it: {type(e).__name__}: {e}",
+                                                   throttle_duration_sec=5.0)
                 continue
-            used.append((stamp, header))
+            used.append((stamp_ns(header.stamp), header.stamp))
         if not used:
-            return 0
-        out_header = Header(stamp=max(used, key=lambda u: u[0])[1].stamp, frame_id=self.grid.frame_id)
+            return problems
+        newest_ns, newest = max(used, key=lambda u: u[0])  # only zero stamps: the node's clock
+        out_header = Header(stamp=newest if newest_ns else self.node.get_clock().now().to_msg(),
+                            frame_id=self.grid.frame_id)
         for name, values in fuser.grids().items():
             self.grid_pubs[name].publish(make_grid(out_header, self.grid, values))
         xy, labels = fuser.obstacle_points()
@@ -100,4 +112,4 @@ class SemanticCostmap:
             g = np.concatenate(fuser.ground_points) if fuser.ground_points else np.zeros((0, 2), np.float32)
             self.ground_pub.publish(make_cloud(out_header, np.concatenate([g, np.zeros((len(g), 1), np.float32)], 1),
                                                np.zeros(len(g), np.uint32)))
-        return len(used)
+        return problems

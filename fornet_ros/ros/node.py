@@ -19,10 +19,17 @@ Topics (relative to the node namespace, per camera ``<cam>``):
   semantic/label_info (latched): vision_msgs/LabelInfo when installed, else std_msgs/String with
        JSON {"classes": [...], "palette": [[r,g,b], ...], "ignore_id": 255}
   /diagnostics: diagnostic_msgs/DiagnosticArray, one status per camera, every diagnostics_period_s
+
+Failures are per frame and per camera: a bad image or stamp is counted and dropped, an exception
+while segmenting, publishing or projecting one camera is counted (/diagnostics ERROR) and never
+stops the worker, the other cameras or the counters. SIGINT/SIGTERM stop the worker before the
+context goes; a second signal during that clean-up is ignored.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import threading
 import time
@@ -33,15 +40,16 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from ..classes import colorize
 from ..diagnostics import camera_status
-from ..frames import FrameSlots
-from ..images import BadImageError, to_rgb
+from ..frames import FrameSlots, stamp_verdict
+from ..images import BadImageError, DecodeOptions, to_rgb
 from ..node_config import CAMERA_POSE, SPECS, NodeParams, ParamSpec, build_segmenter, camera_pose_name
 from .conversions import fill_image, label_info, stamp_ns
 
@@ -72,6 +80,9 @@ class SegmentationNode(Node):
         if problem:
             self.get_logger().warning(problem)
         self.slots = FrameSlots(self.params.cameras)
+        self.decode = DecodeOptions(self.params.max_input_pixels, self.params.generic_color_order,
+                                    self.params.input_bit_depth)
+        self._stopping = threading.Event()
         self.camera_info = dict.fromkeys(self.params.cameras)
         self.pubs = {}
         self._make_io()
@@ -125,7 +136,8 @@ class SegmentationNode(Node):
         qin, qout = qos(p.input_reliability, p.input_depth), qos(p.output_reliability, p.output_depth)
         for cam in p.cameras:
             image_type, topic = (CompressedImage, "image_raw/compressed") if p.compressed else (Image, "image_raw")
-            self.create_subscription(image_type, f"{cam}/{topic}", lambda m, c=cam: self.slots.put(c, m), qin)
+            self.create_subscription(image_type, f"{cam}/{topic}",
+                                     lambda m, info, c=cam: self.slots.put(c, m, *publication_seq(info)), qin)
             self.create_subscription(CameraInfo, f"{cam}/camera_info",
                                      lambda m, c=cam: self.camera_info.__setitem__(c, m), qin)
             self.pubs[cam] = {out: self.create_publisher(Image, f"{cam}/semantic/{out}", qout)
@@ -143,38 +155,90 @@ class SegmentationNode(Node):
                 return  # closed
             try:
                 self._process(taken)
-            except Exception as e:  # noqa: BLE001 - the worker must survive any single frame
-                self.get_logger().error(f"inference failed: {type(e).__name__}: {e}", throttle_duration_sec=5.0)
+            except Exception as e:  # noqa: BLE001 - the worker must survive any single batch
+                if self._stopping.is_set():
+                    return  # shutting down: publishers may already be gone
+                for cam, *_ in taken:
+                    self.slots.error(cam, f"{type(e).__name__}: {e}")
+                self.get_logger().error(f"processing failed: {type(e).__name__}: {e}", throttle_duration_sec=5.0)
 
     def _stamp_age_ms(self, header) -> float | None:
         ns = stamp_ns(header.stamp)
         return None if ns == 0 else (self.get_clock().now().nanoseconds - ns) / 1e6
 
+    def _admit(self, cam: str, msg, now_ns: int):
+        """The frame's RGB array, or None when it is dropped (counted, with the reason)."""
+        p, log = self.params, self.get_logger()
+        drop, flag, age = stamp_verdict(stamp_ns(msg.header.stamp), now_ns, p.max_input_age_ms, p.max_stamp_ahead_ms)
+        if flag:
+            self.slots.flagged(cam, flag, "header stamp is 0 (driver sets no time?)")
+            log.warning(f"{cam}: header stamp is 0: its age is unknown and TF looks up the latest pose",
+                        throttle_duration_sec=5.0)
+        if drop == "future":
+            self.slots.dropped(cam, drop, f"stamp {-age:.0f} ms ahead of this node's clock")
+            log.warning(f"{cam}: dropping a frame stamped {-age:.0f} ms in the future (max_stamp_ahead_ms "
+                        f"{p.max_stamp_ahead_ms:g}): clocks not synchronised?", throttle_duration_sec=5.0)
+        elif drop:
+            self.slots.dropped(cam, drop, "zero stamp" if age is None else f"{age:.0f} ms old")
+        if drop:
+            return None
+        try:
+            return to_rgb(msg, self.decode)
+        except BadImageError as e:
+            self.slots.dropped(cam, "bad", str(e))
+            log.warning(f"{cam}: dropping bad image: {e}", throttle_duration_sec=2.0)
+        except Exception as e:  # noqa: BLE001 - a decoder bug: count it, keep going
+            self.slots.error(cam, f"decode: {type(e).__name__}: {e}")
+            log.error(f"{cam}: decoding failed: {type(e).__name__}: {e}", throttle_duration_sec=5.0)
+        return None
+
     def _process(self, taken):
-        p = self.params
-        batch = []
-        for cam, msg, t_rx in taken:
-            age = self._stamp_age_ms(msg.header)
-            if p.max_input_age_ms > 0 and age is not None and age > p.max_input_age_ms:
-                self.slots.dropped(cam, "stale")
-                continue
-            try:
-                batch.append((cam, msg, t_rx, to_rgb(msg)))
-            except BadImageError as e:
-                self.slots.dropped(cam, "bad")
-                self.get_logger().warning(f"{cam}: dropping bad image: {e}", throttle_duration_sec=2.0)
+        now_ns = self.get_clock().now().nanoseconds
+        batch = [(cam, msg, t_rx, rgb) for cam, msg, t_rx in taken
+                 if (rgb := self._admit(cam, msg, now_ns)) is not None]
         if not batch:
             return
         t0 = time.monotonic()
-        results = self.segmenter([rgb for *_, rgb in batch])
+        try:
+            results = self.segmenter([rgb for *_, rgb in batch])
+        except Exception as e:  # noqa: BLE001 - nothing published: errors, not processed
+            for cam, *_ in batch:
+                self.slots.error(cam, f"inference: {type(e).__name__}: {e}")
+            self.get_logger().error(f"inference failed: {type(e).__name__}: {e}", throttle_duration_sec=5.0)
+            return
         infer_ms = (time.monotonic() - t0) * 1000 / len(batch)
-        for (cam, msg, _, _), r in zip(batch, results):
-            self._publish(cam, msg.header, r)
-        if self.costmap is not None:
-            self.costmap.update([(cam, msg.header, r.labels, self.camera_info[cam])
-                                 for (cam, msg, _, _), r in zip(batch, results)])
-        for cam, msg, t_rx, _ in batch:
-            self.slots.done(cam, t_rx, infer_ms, self._stamp_age_ms(msg.header))
+        published = []
+        try:
+            for (cam, msg, t_rx, _), r in zip(batch, results):
+                if self._stopping.is_set():
+                    return
+                try:
+                    self._publish(cam, msg.header, r)
+                except Exception as e:  # noqa: BLE001
+                    if self._stopping.is_set():
+                        return
+                    self.slots.error(cam, f"publish: {type(e).__name__}: {e}")
+                    self.get_logger().error(f"{cam}: publishing failed: {type(e).__name__}: {e}",
+                                            throttle_duration_sec=5.0)
+                    continue
+                published.append((cam, msg, t_rx, r))
+            if self.costmap is not None and published and not self._stopping.is_set():
+                self._update_costmap(published)
+        finally:  # the accounting of what was published happens whatever failed after it
+            for cam, msg, t_rx, _ in published:
+                self.slots.done(cam, t_rx, infer_ms, self._stamp_age_ms(msg.header))
+
+    def _update_costmap(self, published):
+        try:
+            problems = self.costmap.update([(cam, msg.header, r.labels, self.camera_info[cam], t_rx)
+                                            for cam, msg, t_rx, r in published], time.monotonic())
+        except Exception as e:  # noqa: BLE001 - the costmap as a whole (publishing, fusion)
+            if self._stopping.is_set():
+                return
+            problems = {cam: f"costmap: {type(e).__name__}: {e}" for cam, *_ in published}
+            self.get_logger().error(f"costmap update failed: {type(e).__name__}: {e}", throttle_duration_sec=5.0)
+        for cam, problem in problems.items():
+            self.slots.error(cam, problem)
 
     def _publish(self, cam: str, header, r):
         p, pubs = self.params, self.pubs[cam]
@@ -203,30 +267,68 @@ class SegmentationNode(Node):
                                                    KeyValue(key=k, value=v) for k, v in {**values, **model}.items()]))
         self.diag_pub.publish(arr)
 
-    def stop(self):
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop the worker (it finishes or abandons its batch without publishing more); True when
+        it ended within ``timeout`` s."""
+        self._stopping.set()
         self.slots.close()
-        self.worker.join(timeout=5.0)
+        self.worker.join(timeout=timeout)
+        return not self.worker.is_alive()
+
+
+def publication_seq(info) -> tuple:
+    """(sequence number, publisher id) from an rclpy MessageInfo, or () where the middleware
+    gives none (sensor_msgs/Image itself has no sequence number in ROS 2)."""
+    seq = info.get("publication_sequence_number") if isinstance(info, dict) else None
+    if not seq or seq >= 2**63:  # 0 / None / RMW_MESSAGE_INFO_SEQUENCE_NUMBER_UNSUPPORTED
+        return ()
+    gid = info.get("publisher_gid")
+    return seq, None if gid is None else repr(gid)  # per publisher: two drivers on one topic are not gaps
 
 
 def main(args=None):
-    rclpy.init(args=args)
+    """Run the node until SIGINT or SIGTERM; exit 0 within ~2 s even under load.
+
+    rclpy's own signal handler would shut the context down while the worker still publishes (and
+    re-raise KeyboardInterrupt on a second Ctrl-C); ours only asks the spin loop to end. The worker
+    then stops before the node and context go; further signals are ignored."""
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        stop.set()
+        # ignore any further SIGINT/SIGTERM (ros2 launch and the terminal both send one on Ctrl-C):
+        # SIG_IGN, not a Python handler, which interpreter finalisation would reset to the default
+        # and a late second signal would then kill the process (exit -2)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = None
     code = 0
     try:
         node = SegmentationNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        while not stop.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
+    except ExternalShutdownException:
         pass
     except (RuntimeError, ValueError, ParameterException) as e:
         # start-up errors (bad parameter, missing checkpoint): one clear line, no traceback
         print(f"[fornet_segmentation] error: {e}", file=sys.stderr, flush=True)
         code = 1
     finally:
+        if node is not None and not node.stop(timeout=1.5):
+            # the worker is inside one long call (inference on a slow CPU): do not wait for it,
+            # and do not pull the context from under it either
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
         if node is not None:
-            node.stop()
             node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+        rclpy.try_shutdown()
     return code
 
 
