@@ -58,6 +58,8 @@ class NodeParams:
                             choices=("auto", "fp32", "fp16", "bf16"))
     threads: int = _param(0, "torch CPU threads for inference (0 = torch's default); on small CPUs leave a core "
                           "to DDS", range=(0, 256))
+    resize_mode: str = _param("stretch", "stretch the image to input_size, or letterbox (keep the aspect ratio, pad); "
+                              "outputs keep the image size", choices=("stretch", "letterbox"))
     input_size: tuple[int, ...] = _param((0, 0), "[H, W] the network sees; [0, 0] = the checkpoint's. Outputs "
                                          "keep the image size", check=_input_size_ok,
                                          constraint="[0, 0] or [H, W] with H, W >= 8")
@@ -211,7 +213,8 @@ def build_segmenter(p: NodeParams):
         import torch
         torch.set_num_threads(p.threads)
     input_size = p.input_size if any(p.input_size) else None
-    kw = dict(device=p.device, precision=p.precision, input_size=input_size, topk_ratio=p.topk_ratio)
+    kw = dict(device=p.device, precision=p.precision, input_size=input_size, topk_ratio=p.topk_ratio,
+              resize_mode=p.resize_mode)
     try:
         return Segmenter.from_checkpoint(p.checkpoint or None, backend=p.backend, **kw), None
     except CheckpointError as e:
