@@ -8,7 +8,7 @@ setup(
     name=package_name,
     version="0.1.0",
     packages=find_packages(exclude=["test"]),
-    package_data={package_name: ["weights/*.pt"]},
+    package_data={package_name: ["weights/*.pt", "data/clips/*/*.md", "data/clips/*/*.md5", "data/clips/*/bag/*"]},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),

@@ -4,7 +4,8 @@ Cityscapes-style folders or plain image folders, read them back, and evaluate ag
 Bags are rosbag2 metadata version 8 (readable by Jazzy and newer ``ros2 bag``), CDR, with type
 hashes (RIHS01) from rosbags' Kilted typestore. Topics written per camera ``<cam>``:
 ``<cam>/image_raw`` (Image rgb8, or CompressedImage png/jpeg on ``<cam>/image_raw/compressed``),
-``<cam>/camera_info`` and ``<cam>/ground_truth/labels`` (mono8 train IDs, 255 = ignore).
+``<cam>/camera_info`` and ``<cam>/ground_truth/labels`` (mono8 train IDs, 255 = ignore). MCAP bags
+may zstd-compress their chunks (``chunk_compression``), which ``ros2 bag`` reads natively.
 """
 
 from __future__ import annotations
@@ -70,6 +71,12 @@ def camera_info_fields(camera: dict | None, width: int, height: int) -> dict:
                 p=[fx, 0, u0, 0, 0, fy, v0, 0, 0, 0, 1, 0], r=[1, 0, 0, 0, 1, 0, 0, 0, 1])
 
 
+def pinhole_info(width: int, height: int, fx: float, fy: float, cx: float, cy: float) -> dict:
+    """CameraInfo fields of an undistorted pinhole camera (plumb_bob, D = 0)."""
+    return dict(width=width, height=height, k=[fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0], d=[0.0] * 5,
+                p=[fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0], r=[1, 0, 0, 0, 1, 0, 0, 0, 1])
+
+
 def camera_pose_param(camera: dict | None) -> list[float] | None:
     """The node's camera_pose.<cam> value [x, y, z, roll, pitch, yaw] from Cityscapes extrinsics
     (vehicle frame x forward, y left, z up; the same convention as base_link)."""
@@ -83,18 +90,28 @@ class BagWriter:
     """Writes camera frames (+ ground truth) into a rosbag2 with rosbags."""
 
     def __init__(self, path, camera: str = "camera", storage: str = "mcap", compressed: bool = False,
-                 frame_id: str = "camera_optical_frame"):
-        from rosbags.rosbag2 import StoragePlugin, Writer
+                 frame_id: str = "camera_optical_frame", image_format: str = "png", jpeg_quality: int = 90,
+                 chunk_compression: str | None = None):
+        """``compressed``: CompressedImage in ``image_format`` ('png', lossless, or 'jpeg' at
+        ``jpeg_quality``) instead of raw rgb8. ``chunk_compression='zstd'``: zstd MCAP chunks."""
+        from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
         path = Path(path)
         if path.exists():
             raise BagError(f"output bag {path} exists; remove it or choose another path")
         if storage not in ("mcap", "sqlite3"):
             raise BagError(f"storage must be mcap or sqlite3, got {storage!r}")
+        if image_format not in ("png", "jpeg"):
+            raise BagError(f"image_format must be png or jpeg, got {image_format!r}")
+        if chunk_compression not in (None, "zstd") or (chunk_compression and storage != "mcap"):
+            raise BagError(f"chunk_compression must be None or 'zstd' (mcap only), got {chunk_compression!r}")
         self.ts = typestore()
         plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
         self.writer = Writer(path, version=8, storage_plugin=plugin)
+        if chunk_compression:
+            self.writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
         self.writer.open()
         self.cam, self.compressed, self.frame_id = camera.strip("/"), compressed, frame_id
+        self.image_format, self.jpeg_quality = image_format, int(jpeg_quality)
         t = self.ts.types
         self.conn_img = (self.writer.add_connection(f"/{self.cam}/image_raw/compressed", "sensor_msgs/msg/CompressedImage", typestore=self.ts)
                          if compressed else self.writer.add_connection(f"/{self.cam}/image_raw", "sensor_msgs/msg/Image", typestore=self.ts))
@@ -118,8 +135,15 @@ class BagWriter:
         T = self.T
         hdr = self._header(t_ns)
         if self.compressed:
-            ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-            msg = T["sensor_msgs/msg/CompressedImage"](header=hdr, format="rgb8; png compressed bgr8", data=buf.reshape(-1))
+            bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+            if self.image_format == "jpeg":
+                ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
+            else:
+                ok, buf = cv2.imencode(".png", bgr)
+            if not ok:
+                raise BagError(f"cannot encode a {rgb.shape} image as {self.image_format}")
+            msg = T["sensor_msgs/msg/CompressedImage"](header=hdr, format=f"rgb8; {self.image_format} compressed bgr8",
+                                                       data=buf.reshape(-1))
         else:
             msg = self._image(rgb, t_ns, "rgb8")
         self.writer.write(self.conn_img, t_ns, self.ts.serialize_cdr(msg, msg.__msgtype__))
@@ -273,6 +297,27 @@ def iter_frames(path, camera: str | None = None):
             pending[key] = [_decode(to_rgb, msg, path, conn.topic, stamp), None]
         for k in sorted(pending, key=lambda k: k[1]):
             yield (*k, *pending.pop(k))
+    finally:
+        reader.close()
+
+
+def read_camera_info(path, camera: str = "camera") -> dict:
+    """The first ``<camera>/camera_info`` message of the bag as a dict (width, height, k, d, p, r,
+    distortion_model, binning_x, binning_y, roi as (x_offset, y_offset, height, width), frame_id)."""
+    reader = open_reader(path)
+    try:
+        topic = f"/{camera.strip('/')}/camera_info"
+        conns = [c for c in reader.connections if c.topic == topic]
+        if not conns:
+            raise BagError(f"{path}: no {topic} topic")
+        for conn, _, raw in reader.messages(connections=conns):
+            m = typestore().deserialize_cdr(raw, conn.msgtype)
+            return dict(width=int(m.width), height=int(m.height), k=[float(v) for v in m.k], d=[float(v) for v in m.d],
+                        p=[float(v) for v in m.p], r=[float(v) for v in m.r], distortion_model=m.distortion_model,
+                        binning_x=int(m.binning_x), binning_y=int(m.binning_y),
+                        roi=(int(m.roi.x_offset), int(m.roi.y_offset), int(m.roi.height), int(m.roi.width)),
+                        frame_id=m.header.frame_id)
+        raise BagError(f"{path}: {topic} has no messages")
     finally:
         reader.close()
 
