@@ -174,6 +174,37 @@ def test_parameter_service_changes_and_rejects(graph):
     assert set_param("topk_ratio", 0.25).successful
 
 
+def test_latency_controller_moves_k_and_publishes_it(graph):
+    """latency_target_ms > 0 hands K to the controller: with an impossible 1 ms target it walks K
+    down to k_min, smoothly (steps of at most 0.05), and says so on semantic/topk_ratio and in
+    /diagnostics; target 0 gives K back to topk_ratio."""
+    proc, col, _, _ = graph
+    from rclpy.parameter import Parameter
+    from rclpy.parameter_client import AsyncParameterClient
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from std_msgs.msg import Float32
+    col._sub(Float32, "semantic/topk_ratio", QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                                                        durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    client = AsyncParameterClient(col.node, "fornet_segmentation")
+    assert client.wait_for_services(timeout_sec=10)
+    fut = client.set_parameters([Parameter("topk_ratio", value=0.25), Parameter("k_min", value=0.05),
+                                 Parameter("k_max", value=0.5), Parameter("latency_target_ms", value=1.0)])
+    assert col.wait_for(fut.done, timeout=10)
+    assert all(r.successful for r in fut.result().results), [r.reason for r in fut.result().results]
+    ks = lambda: [m.data for m in col.get("semantic/topk_ratio")]  # noqa: E731
+    assert col.wait_for(lambda: ks() and abs(ks()[-1] - 0.05) < 1e-6, timeout=60,
+                        publish=_publisher(col, [0, 1])), ks()
+    seq = [k for i, k in enumerate(ks()) if i == 0 or k != ks()[i - 1]]  # each change once (re-publishes on set)
+    seq = seq[seq.index(0.25):]
+    assert all(0 < a - b <= 0.05 + 1e-6 for a, b in zip(seq, seq[1:])), seq  # monotone, rate-limited
+    assert col.wait_for(lambda: "SATURATED" in (_diag_values(col, "cam0")[0] or {}).get("k_controller", ""),
+                        timeout=20, publish=_publisher(col, [2]))
+    fut = client.set_parameters([Parameter("latency_target_ms", value=0.0)])
+    assert col.wait_for(fut.done, timeout=10)
+    assert col.wait_for(lambda: abs(ks()[-1] - 0.25) < 1e-6, timeout=20)
+    assert col.wait_for(lambda: (_diag_values(col, "cam0")[0] or {}).get("k_controller") == "off", timeout=20)
+
+
 def test_costmap_layers_published_with_image_stamp(graph):
     proc, col, log, _ = graph
     assert col.wait_for(lambda: col.get("semantic_costmap/combined") and col.get("semantic_points"),

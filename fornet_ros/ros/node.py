@@ -18,6 +18,7 @@ Topics (relative to the node namespace, per camera ``<cam>``):
        semantic_costmap/*, semantic_points: see :mod:`fornet_ros.ros.costmap`
   semantic/label_info (latched): vision_msgs/LabelInfo when installed, else std_msgs/String with
        JSON {"classes": [...], "palette": [[r,g,b], ...], "ignore_id": 255}
+  semantic/topk_ratio (latched): std_msgs/Float32, the K in use (moves when latency_target_ms > 0)
   /diagnostics: diagnostic_msgs/DiagnosticArray, one status per camera, every diagnostics_period_s
 
 Failures are per frame and per camera: a bad image or stamp is counted and dropped, an exception
@@ -45,11 +46,13 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Float32
 
 from ..classes import colorize
 from ..diagnostics import camera_status
 from ..frames import FrameSlots, stamp_verdict
 from ..images import BadImageError, DecodeOptions, to_rgb
+from ..k_controller import LatencyKController
 from ..node_config import CAMERA_POSE, SPECS, NodeParams, ParamSpec, build_segmenter, camera_pose_name
 from .conversions import fill_image, label_info, stamp_ns
 
@@ -90,6 +93,8 @@ class SegmentationNode(Node):
         self.add_on_set_parameters_callback(self._check_changes)
         self.add_post_set_parameters_callback(self._apply_changes)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.k_pub = self.create_publisher(Float32, "semantic/topk_ratio", qos("reliable", 1, latched=True))
+        self._configure_k()
         self.create_timer(self.params.diagnostics_period_s, self._publish_diagnostics,
                           clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.worker = threading.Thread(target=self._work, name="fornet_worker", daemon=True)
@@ -110,8 +115,18 @@ class SegmentationNode(Node):
     def _apply_changes(self, params) -> None:
         changes = {p.name: p.value for p in params if p.name in SPECS}
         self.params = self.params.changed(changes)
-        if "topk_ratio" in changes:
-            self.segmenter.topk_ratio = self.params.topk_ratio  # negative: the model's K; next frame on
+        if changes.keys() & {"topk_ratio", "latency_target_ms", "k_min", "k_max"}:
+            self._configure_k()
+
+    def _configure_k(self) -> None:
+        """K by hand (topk_ratio; negative = the model's) or by the latency controller."""
+        p = self.params
+        self.segmenter.topk_ratio = p.topk_ratio
+        self.k_ctrl = (LatencyKController(p.latency_target_ms, p.k_min, p.k_max, k=self.segmenter.topk_ratio)
+                       if p.latency_target_ms > 0 else None)
+        if self.k_ctrl is not None:
+            self.segmenter.topk_ratio = self.k_ctrl.k
+        self.k_pub.publish(Float32(data=float(self.segmenter.topk_ratio)))
 
     def _make_costmap(self):
         from ..geometry import GeometryError, Pose, load_layer_config
@@ -227,6 +242,14 @@ class SegmentationNode(Node):
         finally:  # the accounting of what was published happens whatever failed after it
             for cam, msg, t_rx, _ in published:
                 self.slots.done(cam, t_rx, infer_ms, self._stamp_age_ms(msg.header))
+            ctrl = self.k_ctrl
+            if ctrl is not None and published:
+                k_before, now = ctrl.k, time.monotonic()
+                for *_, t_rx, _ in published:
+                    ctrl.update((now - t_rx) * 1000)
+                if ctrl.k != k_before:
+                    self.segmenter.topk_ratio = ctrl.k
+                    self.k_pub.publish(Float32(data=float(ctrl.k)))
 
     def _update_costmap(self, published):
         try:
@@ -258,6 +281,9 @@ class SegmentationNode(Node):
         s = self.segmenter
         model = {"device": str(s.device), "backend": s.backend, "provider": s.provider, "model": s.cfg.variant,
                  "topk_ratio": f"{s.topk_ratio:g}"}
+        ctrl = self.k_ctrl
+        model["k_controller"] = ("off" if ctrl is None else f"target {ctrl.target_ms:g} ms, p95 "
+                                 f"{ctrl.p95_ms or 0:.1f} ms" + (", SATURATED at k_min" if ctrl.saturated else ""))
         arr = DiagnosticArray()
         arr.header.stamp = self.get_clock().now().to_msg()
         for cam, stats in self.slots.stats().items():
