@@ -1,0 +1,143 @@
+"""Labelled 3D points on an analytic scene: a camera 1.5 m above flat ground, looking at a box
+(a "car") whose front face is 6 m ahead. Depth and a LiDAR sweep are rendered exactly."""
+
+import math
+
+import numpy as np
+import pytest
+
+from fornet_ros.geometry import CameraModel, Pose
+from fornet_ros.points import (CLOUD_DTYPE, PointsError, StampMatcher, cloud_array, depth_points, lidar_labels,
+                               lidar_to_optical, project, to_base)
+
+CAM = CameraModel(320, 240, (200.0, 0, 159.5, 0, 200.0, 119.5, 0, 0, 1))
+POSE = Pose(0.0, 0.0, 1.5, 0.0, 0.0, 0.0)
+BOX_X, BOX_Y, BOX_Z = 6.0, 1.0, 1.5  # front face x = 6 m, |y| <= 1 m, 0 <= z <= 1.5 m
+ROAD, CAR, SKY = 0, 13, 10
+
+
+def hit(origins, dirs):
+    """Range along ``dirs`` to the scene (box front face or ground), inf where nothing is hit; and
+    the class hit."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s_box = (BOX_X - origins[..., 0]) / dirs[..., 0]
+        p = origins + s_box[..., None] * dirs
+        box = (s_box > 0) & (np.abs(p[..., 1]) <= BOX_Y) & (p[..., 2] >= 0) & (p[..., 2] <= BOX_Z)
+        s_gnd = -origins[..., 2] / dirs[..., 2]
+        gnd = (s_gnd > 0) & (dirs[..., 2] < 0)
+    s = np.where(box, s_box, np.where(gnd, s_gnd, np.inf))
+    s = np.where(box & gnd, np.minimum(s_box, s_gnd), s)
+    cls = np.where(np.isinf(s), SKY, np.where(box & (s == s_box), CAR, ROAD))
+    return s, cls
+
+
+def render():
+    v, u = np.mgrid[0:CAM.height, 0:CAM.width]
+    rays = CAM.normalized_rays(u.ravel(), v.ravel()).reshape(CAM.height, CAM.width, 3)
+    R, t = POSE.optical_in_base()
+    s, cls = hit(np.broadcast_to(t, rays.shape), rays @ R.T)  # rays have z_opt = 1: range s = depth
+    depth = np.where(np.isinf(s) | (s > 60), 0.0, s)  # like a sensor: 0 = no return
+    return depth, cls.astype(np.uint8)
+
+
+def test_depth_points_land_where_the_scene_is():
+    depth, cls = render()
+    pts, stats = depth_points((depth * 1000).round().astype(np.uint16), CAM, "16UC1", max_range=60)
+    base = to_base(pts, POSE)
+    car, road = cls == CAR, (cls == ROAD) & (depth > 0) & (depth < 30)
+    assert car.sum() > 1000 and road.sum() > 1000
+    assert np.abs(base[car][:, 0] - BOX_X).max() < 0.1  # within one 0.1 m grid cell
+    assert np.abs(base[road][:, 2]).max() < 0.1
+    assert stats.zero == int((depth == 0).sum()) and stats.valid == int((depth > 0.1).sum())
+
+
+def test_depth_removes_the_smear_of_flat_ground_projection():
+    depth, cls = render()
+    pts, _ = depth_points(depth.astype(np.float32), CAM, "32FC1")
+    car = (cls == CAR) & (np.arange(CAM.height)[:, None] > 120)  # car pixels below the horizon
+    R, t = POSE.optical_in_base()
+    v, u = np.nonzero(car)
+    d = CAM.normalized_rays(u, v) @ R.T
+    x_flat = t[2] / -d[:, 2] * d[:, 0]  # where flat-ground projection puts them
+    x_depth = to_base(pts[car], POSE)[:, 0]
+    assert np.ptp(x_flat) > 5.0 and x_flat.max() > BOX_X + 5  # smeared along the ray
+    assert np.ptp(x_depth) < 0.05  # with depth: all on the face
+
+
+def test_invalid_depth_is_dropped_and_counted():
+    depth = np.full((CAM.height, CAM.width), 5.0, np.float32)
+    depth[0, :10] = 0
+    depth[1, :7] = np.nan
+    depth[2, :5] = np.inf
+    depth[3, :3] = 80.0
+    pts, s = depth_points(depth, CAM, "32FC1", max_range=50)
+    assert (s.zero, s.not_finite, s.out_of_range) == (10, 12, 3)
+    assert s.valid == depth.size - 25 and np.isnan(pts[:4, :10]).any(-1).sum() == 25
+    with pytest.raises(PointsError, match="encoding"):
+        depth_points(depth, CAM, "8UC1")
+    with pytest.raises(PointsError, match="does not match"):
+        depth_points(depth[:10], CAM, "32FC1")
+
+
+def lidar_sweep(lidar_pose):
+    az = np.deg2rad(np.arange(-180, 180, 0.5))
+    el = np.deg2rad(np.linspace(-25, 5, 32))
+    A, E = np.meshgrid(az, el)
+    dirs_l = np.stack([np.cos(E) * np.cos(A), np.cos(E) * np.sin(A), np.sin(E)], -1).reshape(-1, 3)
+    R = lidar_pose.rotation()
+    o = np.array([lidar_pose.x, lidar_pose.y, lidar_pose.z])
+    s, cls = hit(np.broadcast_to(o, dirs_l.shape), dirs_l @ R.T)
+    keep = np.isfinite(s) & (s < 40)
+    return (dirs_l * s[:, None])[keep], cls[keep]
+
+
+def test_lidar_points_take_the_label_of_their_pixel():
+    depth, cls = render()
+    lidar_pose = Pose(0.5, 0.0, 1.8, 0.0, 0.0, 0.0)
+    pts, truth = lidar_sweep(lidar_pose)
+    R, t = lidar_to_optical(POSE, lidar_pose)
+    conf = np.full(cls.shape, 0.9, np.float32)
+    keep, lab, c, stats = lidar_labels(pts, R, t, CAM, cls, conf)
+    assert stats.points == len(pts) and stats.labelled + stats.behind + stats.outside_image + stats.occluded == len(pts)
+    assert stats.behind > 0 and stats.outside_image > 0 and stats.labelled > 500
+    assert stats.occluded > 0  # the LiDAR, 0.3 m higher, sees the road behind the box where the camera sees the box
+    assert (lab[keep] == truth[keep]).mean() > 0.97  # edge pixels may round to the neighbour
+    assert (lab[~keep] == 255).all() and (c[keep] == 0.9).all() and (c[~keep] == 0).all()
+    # a labelled car point lands within one 0.1 m cell of the face
+    R_l = lidar_pose.rotation()
+    base = pts @ R_l.T + np.array([lidar_pose.x, lidar_pose.y, lidar_pose.z])
+    assert np.abs(base[keep & (lab == CAR)][:, 0] - BOX_X).max() < 0.1
+
+
+def test_projection_matches_opencv_with_distortion_and_drops_folded_points():
+    import cv2
+    cam = CameraModel(240, 240, (200.0, 0, 120, 0, 200.0, 120, 0, 0, 1), (-0.25, 0.0, 0.001, 0.001, 0.0))
+    rng = np.random.default_rng(0)
+    p = np.c_[rng.uniform(-0.5, 0.5, (200, 2)), np.ones(200)] * rng.uniform(1, 20, (200, 1))
+    uv, inside = project(p, cam)
+    ref = cv2.projectPoints(p, np.zeros(3), np.zeros(3), cam.K, np.asarray(cam.d))[0].reshape(-1, 2)
+    assert inside.sum() > 100
+    np.testing.assert_allclose(uv[inside], ref[inside], atol=1e-6)
+    far = np.array([[1.6, 0.0, 1.0]])  # 58 deg off-axis: this distortion polynomial folds it into view
+    folded = cv2.projectPoints(far, np.zeros(3), np.zeros(3), cam.K, np.asarray(cam.d))[0].reshape(2)
+    assert 0 <= folded[0] < 240 and 0 <= folded[1] < 240
+    assert not project(far, cam)[1][0]
+
+
+def test_stamp_matcher_drops_beyond_the_slop():
+    m = StampMatcher(slop_ns=20_000_000, keep=3)
+    for s in (0, 100_000_000, 200_000_000, 300_000_000):
+        m.add(s, s)
+    assert m.match(110_000_000) == 100_000_000
+    assert m.match(150_000_000) is None  # 50 ms from the nearest
+    assert m.match(0) is None  # evicted (keep=3)
+    assert (m.matched, m.unmatched) == (1, 2)
+
+
+def test_cloud_layout_is_pixel_aligned():
+    depth, cls = render()
+    pts, _ = depth_points(depth.astype(np.float32), CAM, "32FC1")
+    cloud = cloud_array(pts, cls, np.ones(cls.shape, np.float32))
+    assert CLOUD_DTYPE.itemsize == 20 and cloud.shape == cls.shape
+    v, u = 200, 160
+    assert cloud[v, u]["label"] == cls[v, u] and math.isclose(cloud[v, u]["z"], depth[v, u], rel_tol=1e-6)
