@@ -108,6 +108,25 @@ def _pixels(encoding: str, height: int, width: int, step: int, data, is_bigendia
     return np.ascontiguousarray(img[:, :, 0] if nchan == 1 else img)
 
 
+DEPTH_ENCODINGS = {"16UC1": np.uint16, "mono16": np.uint16, "32FC1": np.float32}
+
+
+def decode_depth(encoding: str, height: int, width: int, step: int, data, is_bigendian: bool = False) -> np.ndarray:
+    """A depth image's raw values (H, W): uint16 millimetres (16UC1/mono16) or float32 metres (32FC1).
+    Raises BadImageError for any other encoding or inconsistent fields."""
+    if encoding not in DEPTH_ENCODINGS:
+        raise BadImageError(f"depth encoding {encoding!r} not supported: use 16UC1 (mm) or 32FC1 (m)")
+    dtype = np.dtype(DEPTH_ENCODINGS[encoding])
+    h, w = int(height), int(width)
+    if h <= 0 or w <= 0:
+        raise BadImageError(f"empty depth image {w}x{h}")
+    buf, row = _bytes(data), w * dtype.itemsize
+    if step < row or buf.size != step * h:
+        raise BadImageError(f"depth data has {buf.size} bytes for step {step} x height {h} (row {row} bytes)")
+    img = buf.reshape(h, step)[:, :row].view(dtype.newbyteorder(">" if is_bigendian else "<"))
+    return img.astype(dtype.newbyteorder("="), copy=False)
+
+
 def decode_raw(encoding: str, height: int, width: int, step: int, data, is_bigendian: bool = False,
                options: DecodeOptions | None = None) -> np.ndarray:
     """sensor_msgs/Image fields -> (H, W, 3) uint8 RGB. Raises BadImageError."""

@@ -124,6 +124,21 @@ class NodeParams:
     publish_ground_points: bool = _param(False, "also publish semantic_ground_points (drivable surface, a "
                                          "clearing source)")
     costmap_transient_local: bool = _param(False, "latch the grids (match map_subscribe_transient_local in Nav2)")
+    depth_enabled: bool = _param(False, "subscribe <cam>/depth/image_raw (16UC1 mm or 32FC1 m, registered to the colour "
+                                 "camera) and publish <cam>/semantic/points: organised, pixel-aligned x, y, z, label, "
+                                 "confidence in the image's optical frame")
+    depth_range: tuple[float, ...] = _param((0.1, 50.0), "[min, max] valid depth (m); others are dropped and counted",
+                                           check=lambda v: len(v) == 2 and 0 <= v[0] < v[1],
+                                           constraint="[min, max] with 0 <= min < max")
+    lidar_topic: str = _param("", "PointCloud2 to label (x, y, z float32 fields); empty = no LiDAR. Output: "
+                              "semantic/lidar_points in the LiDAR's frame")
+    lidar_camera: str = _param("", "camera whose mask labels the LiDAR points; empty = the first camera")
+    lidar_pose: tuple[float, ...] = _param((0.0, 0.0, 1.8, 0.0, 0.0, 0.0), "[x, y, z, roll, pitch, yaw] of the LiDAR "
+                                           "in grid_frame (m, rad), with camera_pose.<cam> giving the LiDAR->camera "
+                                           "transform", check=lambda v: len(v) == 6, constraint="6 numbers")
+    sync_slop_ms: float = _param(50.0, "depth/LiDAR pair with the colour frame nearest in stamp within this; unmatched "
+                                 "frames are counted and the colour path never waits (no motion compensation)",
+                                 range=(0.0, 10000.0))
     use_tf: bool = _param(True, "camera pose from TF at the image stamp when tf2_ros exists, else camera_pose.<cam>")
 
     def __post_init__(self):

@@ -77,6 +77,34 @@ def make_cloud(header, xyz: np.ndarray, labels: np.ndarray) -> PointCloud2:
                        point_step=16, row_step=16 * len(pts), is_dense=True, data=_bytes(pts))
 
 
+LABELLED_FIELDS = [PointField(name=n, offset=o, datatype=t, count=1) for n, o, t in (
+    ("x", 0, PointField.FLOAT32), ("y", 4, PointField.FLOAT32), ("z", 8, PointField.FLOAT32),
+    ("label", 12, PointField.UINT32), ("confidence", 16, PointField.FLOAT32))]
+
+
+def make_labelled_cloud(header, records: np.ndarray) -> PointCloud2:
+    """PointCloud2 from :data:`fornet_ros.points.CLOUD_DTYPE` records; an (H, W) array stays
+    organised (height H, width W: pixel-aligned with the image), NaN points kept (is_dense False)."""
+    h, w = records.shape if records.ndim == 2 else (1, records.shape[0])
+    return PointCloud2(header=header, height=h, width=w, fields=LABELLED_FIELDS, is_bigendian=False,
+                       point_step=records.dtype.itemsize, row_step=records.dtype.itemsize * w,
+                       is_dense=False, data=_bytes(np.ascontiguousarray(records)))
+
+
+def cloud_xyz(msg) -> np.ndarray:
+    """(N, 3) float64 x, y, z of a little-endian PointCloud2 with FLOAT32 x, y, z fields."""
+    fields = {f.name: f for f in msg.fields}
+    if msg.is_bigendian or not all(n in fields and fields[n].datatype == PointField.FLOAT32 for n in "xyz"):
+        raise ValueError("PointCloud2 needs little-endian FLOAT32 x, y, z fields")
+    n = msg.width * msg.height
+    dt = np.dtype({"names": list("xyz"), "formats": ["<f4"] * 3, "offsets": [fields[c].offset for c in "xyz"],
+                   "itemsize": msg.point_step})
+    rec = np.frombuffer(bytes(msg.data), dt, count=n) if msg.row_step == msg.point_step * msg.width else \
+        np.concatenate([np.frombuffer(bytes(msg.data)[r * msg.row_step:(r + 1) * msg.row_step], dt, count=msg.width)
+                        for r in range(msg.height)])
+    return np.stack([rec["x"], rec["y"], rec["z"]], -1).astype(np.float64)
+
+
 def make_grid(header, grid, values: np.ndarray) -> OccupancyGrid:
     """OccupancyGrid of a GridSpec with int8 values (-1 unknown, 0..100)."""
     msg = OccupancyGrid(header=header)

@@ -89,7 +89,14 @@ class SegmentationNode(Node):
         self.camera_info = dict.fromkeys(self.params.cameras)
         self.pubs = {}
         self._make_io()
+        self.poses = self._camera_poses()
         self.costmap = self._make_costmap() if self.params.costmap_enabled else None
+        self.points3d = None
+        if self.params.depth_enabled or self.params.lidar_topic:
+            from .points3d import LabelledPoints
+            p = self.params
+            self.points3d = LabelledPoints(self, p, self.poses, qos(p.input_reliability, p.input_depth),
+                                           qos(p.output_reliability, p.output_depth))
         self.add_on_set_parameters_callback(self._check_changes)
         self.add_post_set_parameters_callback(self._apply_changes)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -128,9 +135,8 @@ class SegmentationNode(Node):
             self.segmenter.topk_ratio = self.k_ctrl.k
         self.k_pub.publish(Float32(data=float(self.segmenter.topk_ratio)))
 
-    def _make_costmap(self):
-        from ..geometry import GeometryError, Pose, load_layer_config
-        from .costmap import SemanticCostmap
+    def _camera_poses(self) -> dict:
+        from ..geometry import GeometryError, Pose
         poses = {}
         for cam in self.params.cameras:
             name = camera_pose_name(cam)
@@ -139,11 +145,16 @@ class SegmentationNode(Node):
                 poses[cam] = Pose.from_list(value)
             except GeometryError as e:
                 raise ValueError(f"parameter '{name}': {e}") from e
+        return poses
+
+    def _make_costmap(self):
+        from ..geometry import GeometryError, load_layer_config
+        from .costmap import SemanticCostmap
         try:
             layers = load_layer_config(self.params.costmap_config, self.segmenter.classes)
         except GeometryError as e:
             raise ValueError(f"parameter 'costmap_config': {e}") from e
-        return SemanticCostmap(self, self.params, layers, poses)
+        return SemanticCostmap(self, self.params, layers, self.poses)
 
     # -- topics -------------------------------------------------------------------------------
     def _make_io(self):
@@ -237,6 +248,13 @@ class SegmentationNode(Node):
                                             throttle_duration_sec=5.0)
                     continue
                 published.append((cam, msg, t_rx, r))
+                if self.points3d is not None:
+                    try:
+                        self.points3d.process(cam, msg.header, r, self.camera_info[cam])
+                    except Exception as e:  # noqa: BLE001 - a bad depth/LiDAR message costs only its points
+                        self.slots.error(cam, f"points: {type(e).__name__}: {e}")
+                        self.get_logger().error(f"{cam}: labelled points failed: {type(e).__name__}: {e}",
+                                                throttle_duration_sec=5.0)
             if self.costmap is not None and published and not self._stopping.is_set():
                 self._update_costmap(published)
         finally:  # the accounting of what was published happens whatever failed after it
@@ -288,6 +306,8 @@ class SegmentationNode(Node):
         arr.header.stamp = self.get_clock().now().to_msg()
         for cam, stats in self.slots.stats().items():
             level, message, values = camera_status(stats, self.params)
+            if self.points3d is not None:
+                values.update({k: str(v) for k, v in self.points3d.counts[cam].items()})
             arr.status.append(DiagnosticStatus(level=bytes([level]), name=f"fornet_ros: {cam}", message=message,
                                                hardware_id=str(s.device), values=[
                                                    KeyValue(key=k, value=v) for k, v in {**values, **model}.items()]))
