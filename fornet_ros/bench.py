@@ -248,3 +248,43 @@ def run_costmap(a):
     if a.runs < 1 or min(a.size) < 16 or min(a.grid) < 1 or not a.resolution > 0:
         raise FornetError("--runs and --grid must be >= 1, --size at least 16x16 and --resolution > 0")
     print(json.dumps(bench_costmap(tuple(a.size), a.runs, tuple(a.grid), a.resolution), indent=2))
+
+
+def bench_points(size=(480, 640), lidar_points: int = 100_000, runs: int = 20) -> dict:
+    """Per-frame cost of depth fusion (depth -> organised labelled cloud records) at ``size`` and of
+    LiDAR labelling (project, z-buffer, look up) for ``lidar_points`` points; median of ``runs``."""
+    import numpy as np
+    from .geometry import CameraModel, Pose
+    from .points import cloud_array, depth_points, lidar_labels, lidar_to_optical
+    H, W = size
+    f = 0.8 * W
+    cam = CameraModel(W, H, (f, 0, (W - 1) / 2, 0, f, (H - 1) / 2, 0, 0, 1), (-0.1, 0.01, 0.0, 0.0, 0.0))
+    rng = np.random.default_rng(0)
+    depth = rng.integers(300, 20000, (H, W)).astype(np.uint16)
+    labels = rng.integers(0, 19, (H, W)).astype(np.uint8)
+    conf = rng.random((H, W), np.float32)
+    depth_points(depth, cam, "16UC1")  # the per-camera ray table is built once
+    depth_ms = _median_ms(lambda: cloud_array(depth_points(depth, cam, "16UC1")[0], labels, conf), runs, 2,
+                          lambda: None)
+    pts = np.c_[rng.uniform(-40, 40, (lidar_points, 2)), rng.uniform(-2, 2, lidar_points)]
+    R, t = lidar_to_optical(Pose(0, 0, 1.5, 0, 0, 0), Pose(0, 0, 1.8, 0, 0, 0))
+    lidar_ms = _median_ms(lambda: lidar_labels(pts, R, t, cam, labels, conf), runs, 2, lambda: None)
+    return {"depth_size": [H, W], "depth_fusion_ms_median": round(depth_ms, 2), "lidar_points": lidar_points,
+            "lidar_labelling_ms_median": round(lidar_ms, 2), "runs": runs, "machine": machine_name(),
+            "threads": torch.get_num_threads()}
+
+
+def add_points_arguments(p):
+    p.description = ("Per-frame cost of depth fusion (depth image -> organised labelled cloud) and of LiDAR "
+                     "labelling (projection with distortion, occlusion check, label lookup), median of N runs.")
+    p.add_argument("--size", type=int, nargs=2, default=(480, 640), metavar=("H", "W"), help="depth image size")
+    p.add_argument("--lidar-points", type=int, default=100_000)
+    p.add_argument("--runs", type=int, default=20)
+
+
+def run_points(a):
+    import json
+    from .errors import FornetError
+    if a.runs < 1 or min(a.size) < 8 or a.lidar_points < 1:
+        raise FornetError("--runs and --lidar-points must be >= 1 and --size at least 8x8")
+    print(json.dumps(bench_points(tuple(a.size), a.lidar_points, a.runs), indent=2))

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "bench": ("fornet_ros.bench", "bench", "network latency vs K, sparse vs dense, baselines, one run"),
     "bench-segmenter": ("fornet_ros.bench", "segmenter", "the inference API end to end on one image"),
     "bench-costmap": ("fornet_ros.bench", "costmap", "ground projection time per frame and lookup build time"),
+    "bench-points": ("fornet_ros.bench", "points", "depth fusion and LiDAR labelling time per frame"),
     "bench-node": ("fornet_ros.ros.tools_cli", "bench_node", "node end-to-end latency vs the model alone; overload"),
     "bag": ("fornet_ros.ros.tools_cli", "bag", "rosbag2: from-cityscapes, from-folder, play, eval, info"),
     "demo": ("fornet_ros.ros.tools_cli", "demo", "the whole pipeline through DDS with a report (index.html)"),

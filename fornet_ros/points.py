@@ -138,13 +138,22 @@ class LidarStats:
     occluded: int = 0
 
 
-def _occluded(ui, vi, z, inside, block: int = 4, rel: float = 0.05, abs_m: float = 0.3):
+def _occluded(ui, vi, z, inside, width: int, block: int = 4, rel: float = 0.05, abs_m: float = 0.3):
     """Points farther than the nearest point of their pixel block by more than max(abs_m, rel*z)."""
-    key = (vi // block) * (1 << 20) + ui // block
-    zmin = np.full(int(key.max()) + 1 if key.size else 1, np.inf)
-    np.minimum.at(zmin, key[inside], z[inside])
-    near = zmin[key]
-    return inside & (z > near + np.maximum(abs_m, rel * near))
+    key = (vi // block) * (width // block + 1) + ui // block
+    idx = np.flatnonzero(inside)
+    if idx.size == 0:
+        return np.zeros_like(inside)
+    k = key[idx]
+    order = np.argsort(k, kind="stable")  # group by block, then the minimum of each group (np.minimum.at is slow)
+    ks = k[order]
+    starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+    group_min = np.minimum.reduceat(z[idx][order], starts)
+    near = np.empty(idx.size)
+    near[order] = np.repeat(group_min, np.diff(np.r_[starts, ks.size]))
+    out = np.zeros_like(inside)
+    out[idx] = z[idx] > near + np.maximum(abs_m, rel * near)
+    return out
 
 
 def lidar_labels(points_lidar: np.ndarray, R: np.ndarray, t: np.ndarray, camera: CameraModel,
@@ -159,10 +168,10 @@ def lidar_labels(points_lidar: np.ndarray, R: np.ndarray, t: np.ndarray, camera:
     uv, inside = project(p_opt, camera)
     inside &= finite
     h, w = labels.shape[:2]
-    ui = np.clip(np.floor(uv[:, 0] + 0.5), 0, w - 1).astype(np.int64, copy=False) if len(uv) else np.zeros(0, int)
-    vi = np.clip(np.floor(uv[:, 1] + 0.5), 0, h - 1).astype(np.int64, copy=False) if len(uv) else np.zeros(0, int)
-    ui, vi = np.where(inside, ui, 0), np.where(inside, vi, 0)
-    hidden = _occluded(ui, vi, p_opt[:, 2], inside)
+    uv = np.where(inside[:, None], uv, 0.0)
+    ui = np.clip(np.floor(uv[:, 0] + 0.5), 0, w - 1).astype(np.int64)
+    vi = np.clip(np.floor(uv[:, 1] + 0.5), 0, h - 1).astype(np.int64)
+    hidden = _occluded(ui, vi, p_opt[:, 2], inside, w)
     inside &= ~hidden
     lab = np.where(inside, labels[vi, ui], 255).astype(np.uint8)
     conf = np.where(inside, confidence[vi, ui] if confidence is not None else 1.0, 0.0).astype(np.float32)

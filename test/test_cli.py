@@ -114,6 +114,7 @@ BAD_INPUT = {  # every sub-command: a missing file or a bad value -> one line on
     "bench": (["--variant", "fornet_s", "--runs", "0"], "--runs"),
     "bench-segmenter": (["--checkpoint", "{tmp}/none.pt"], "checkpoint not found"),
     "bench-costmap": (["--size", "0", "0"], "--size"),
+    "bench-points": (["--runs", "0"], "--runs"),
     "bench-node": (["--checkpoint", "{tmp}/none.pt", "--seconds", "1"], "checkpoint not found"),
     "bag": (["info", "{tmp}/none"], "{tmp}/none"),
     "demo": (["--input", "{tmp}/none", "--out", "{tmp}/o"], "{tmp}/none"),
