@@ -43,5 +43,6 @@ def camera_status(stats: CameraStats, params) -> tuple[int, str, dict[str, str]]
         "inference_ms_p95": f"{percentile(stats.infer_ms, 95):.1f}",
         "latency_ms_p50": f"{percentile(stats.latency_ms, 50):.1f}", "latency_ms_p95": f"{p95:.1f}",
         "input_age_ms_p50": f"{percentile(stats.input_age_ms, 50):.1f}",
+        **{f"not_published_{out}": str(n) for out, n in stats.skipped},
     }
     return level, message, values

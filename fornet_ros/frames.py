@@ -40,6 +40,7 @@ class CameraStats:
     infer_ms: tuple[float, ...] = ()  # the last HISTORY frames
     latency_ms: tuple[float, ...] = ()  # receipt -> published
     input_age_ms: tuple[float, ...] = ()  # header stamp -> published (on the ROS clock)
+    skipped: tuple[tuple[str, int], ...] = ()  # (output, frames not computed: disabled or nobody subscribed)
 
 
 COUNTERS = ("received", "processed", "overwritten", "stale", "bad", "future", "zero_stamp", "errors", "lost")
@@ -76,6 +77,7 @@ class _Slot:
     infer_ms: deque = field(default_factory=lambda: deque(maxlen=HISTORY))
     latency_ms: deque = field(default_factory=lambda: deque(maxlen=HISTORY))
     input_age_ms: deque = field(default_factory=lambda: deque(maxlen=HISTORY))
+    skipped: dict = field(default_factory=dict)  # output -> frames it was not computed (nobody subscribed)
 
 
 class FrameSlots:
@@ -144,6 +146,13 @@ class FrameSlots:
         with self._cond:
             self._count(self._slots[camera], what, detail)
 
+    def skipped(self, camera: str, outputs) -> None:
+        """Outputs of a published frame that were neither computed nor sent (disabled or unsubscribed)."""
+        with self._cond:
+            sk = self._slots[camera].skipped
+            for out in outputs:
+                sk[out] = sk.get(out, 0) + 1
+
     def error(self, camera: str, detail: str) -> None:
         """An exception while processing the camera's frame (whether or not it was published)."""
         with self._cond:
@@ -175,7 +184,7 @@ class FrameSlots:
                                        input_hz=c["window_received"] / dt, processed_hz=c["window_processed"] / dt,
                                        silent_s=None if s.last_receipt is None else now - s.last_receipt,
                                        infer_ms=tuple(s.infer_ms), latency_ms=tuple(s.latency_ms),
-                                       input_age_ms=tuple(s.input_age_ms))
+                                       input_age_ms=tuple(s.input_age_ms), skipped=tuple(sorted(s.skipped.items())))
                 for k in ("window_received", "window_processed", "window_errors", "window_warnings"):
                     c[k] = 0
             return out

@@ -24,10 +24,15 @@ RESIZE_MODES = ("stretch", "letterbox")
 
 @dataclass
 class Segmentation:
+    """Per-image outputs at the image's size; an output not asked for (``outputs=``) is None."""
+
     labels: np.ndarray  # (H, W) uint8 class IDs
-    importance: np.ndarray  # (H, W) float32 in [0, 1]: selector's region importance
-    confidence: np.ndarray  # (H, W) float32 in [0, 1]: max softmax probability
-    selected: np.ndarray  # (H, W) bool: inside a region refined by the Top-K branches
+    importance: np.ndarray | None  # (H, W) float32 in [0, 1]: selector's region importance
+    confidence: np.ndarray | None  # (H, W) float32 in [0, 1]: max softmax probability
+    selected: np.ndarray | None  # (H, W) bool: inside a region refined by the Top-K branches
+
+
+OUTPUTS = frozenset({"importance", "confidence", "selected"})  # besides labels, always computed
 
 
 def validate_image(img, name: str = "image") -> np.ndarray:
@@ -151,18 +156,20 @@ class Segmenter:
                                                 - self.mean) / self.std
         return batch.transpose(0, 3, 1, 2)
 
-    def __call__(self, images, mode: str = "auto"):
-        """One image (H, W, 3) -> :class:`Segmentation`; a list -> a list (one batched forward)."""
-        single = isinstance(images, np.ndarray)
+    def __call__(self, images, mode: str = "auto", outputs=OUTPUTS):
+        """One image (H, W, 3) -> :class:`Segmentation`; a list -> a list (one batched forward).
+        ``outputs``: which of importance, confidence, selected to compute (labels always): a node
+        with nobody subscribed to a map skips its post-processing."""
+        single, outputs = isinstance(images, np.ndarray), frozenset(outputs)
         imgs = [images] if single else list(images)
         if not imgs:
             raise ValueError("empty batch: no images given")
         imgs = [validate_image(im, f"image {i}") for i, im in enumerate(imgs)]
         out = self.runner(self.preprocess(imgs), self.topk_ratio, mode)
-        results = [self._postprocess(out, i, im.shape[:2]) for i, im in enumerate(imgs)]
+        results = [self._postprocess(out, i, im.shape[:2], outputs) for i, im in enumerate(imgs)]
         return results[0] if single else results
 
-    def _postprocess(self, out, i: int, size: tuple[int, int]) -> Segmentation:
+    def _postprocess(self, out, i: int, size: tuple[int, int], outputs=OUTPUTS) -> Segmentation:
         """Upsample the logits (stride 4 in refined models, 8 otherwise) and arg-max at ``work`` =
         the smaller of the image and the network input size, then nearest-resize labels to the
         image. Hand-written with opencv because a 19-channel bilinear upsample + arg-max at
@@ -179,18 +186,19 @@ class Segmenter:
         labels = up.argmax(-1).astype(np.uint8) if up.ndim == 3 else np.zeros((wh, ww), np.uint8)
         if (wh, ww) != (H, W):
             labels = cv2.resize(labels, (W, H), interpolation=cv2.INTER_NEAREST)
-        # Confidence = max softmax probability = 1 / sum(exp(l - max l)), at the logits' resolution,
-        # bilinearly upsampled (a smooth diagnostic map).
-        conf = 1.0 / np.exp(logits - logits.max(0, keepdims=True)).sum(0)
-        conf = cv2.resize(conf.astype(np.float32), (W, H), interpolation=cv2.INTER_LINEAR)
-        P = self.cfg.region_px
-        maps = np.stack([importance[0], selected[0]], -1).astype(np.float32)
-        maps = maps.repeat(P, 0).repeat(P, 1)[y0:y0 + nh, x0:x0 + nw]  # a region = P x P network-input pixels
-        if (nh, nw) != (H, W):
-            maps = cv2.resize(maps, (W, H), interpolation=cv2.INTER_NEAREST)
-        return Segmentation(labels=labels, importance=np.ascontiguousarray(maps[..., 0]),
-                            confidence=np.clip(conf, 0.0, 1.0).astype(np.float32, copy=False),
-                            selected=maps[..., 1] > 0.5)
+        conf = imp = sel = None
+        if "confidence" in outputs:  # max softmax = 1 / sum(exp(l - max l)), upsampled bilinearly (a smooth map)
+            conf = 1.0 / np.exp(logits - logits.max(0, keepdims=True)).sum(0)
+            conf = np.clip(cv2.resize(conf.astype(np.float32), (W, H), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
+        if outputs & {"importance", "selected"}:
+            P = self.cfg.region_px
+            maps = np.stack([importance[0], selected[0]], -1).astype(np.float32)
+            maps = maps.repeat(P, 0).repeat(P, 1)[y0:y0 + nh, x0:x0 + nw]  # a region = P x P network-input pixels
+            if (nh, nw) != (H, W):
+                maps = cv2.resize(maps, (W, H), interpolation=cv2.INTER_NEAREST)
+            imp = np.ascontiguousarray(maps[..., 0]) if "importance" in outputs else None
+            sel = maps[..., 1] > 0.5 if "selected" in outputs else None
+        return Segmentation(labels=labels, importance=imp, confidence=conf, selected=sel)
 
 
 def add_model_arguments(p, checkpoint_help="checkpoint (.pt) or exported model (.onnx); default: the packaged CamVid model"):

@@ -72,6 +72,9 @@ class NodeParams:
     publish_color: bool = _param(True, "publish <cam>/semantic/color", runtime=True)
     publish_importance: bool = _param(True, "publish <cam>/semantic/importance", runtime=True)
     publish_confidence: bool = _param(True, "publish <cam>/semantic/confidence", runtime=True)
+    publish_overlay: bool = _param(True, "publish <cam>/semantic/overlay (the image blended with the label colours)",
+                                   runtime=True)
+    overlay_alpha: float = _param(0.5, "opacity of the label colours in the overlay", runtime=True, range=(0.0, 1.0))
     publish_camera_info: bool = _param(True, "publish <cam>/semantic/camera_info", runtime=True)
     max_input_age_ms: float = _param(0.0, "drop frames whose stamp is older than this when the worker takes them "
                                      "(0 = off)", runtime=True, range=(0.0, 3.6e6))

@@ -28,7 +28,7 @@ def test_every_parameter_is_described_and_numbers_have_ranges():
             assert s.range is not None and s.range[0] <= s.default <= s.range[1], s.name
     assert {s.name for s in SPECS.values() if s.runtime} == {
         "topk_ratio", "max_input_age_ms", "max_stamp_ahead_ms", "latency_budget_ms", "latency_target_ms", "k_min", "k_max",
-        "stale_timeout_s", "publish_color",
+        "stale_timeout_s", "publish_color", "publish_overlay", "overlay_alpha",
         "publish_importance", "publish_confidence", "publish_camera_info"}
 
 

@@ -35,6 +35,7 @@ import sys
 import threading
 import time
 
+import cv2
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -167,7 +168,7 @@ class SegmentationNode(Node):
             self.create_subscription(CameraInfo, f"{cam}/camera_info",
                                      lambda m, c=cam: self.camera_info.__setitem__(c, m), qin)
             self.pubs[cam] = {out: self.create_publisher(Image, f"{cam}/semantic/{out}", qout)
-                              for out in ("labels", "color", "importance", "confidence")}
+                              for out in ("labels", "color", "importance", "confidence", "overlay")}
             self.pubs[cam]["camera_info"] = self.create_publisher(CameraInfo, f"{cam}/semantic/camera_info", qout)
         msg = label_info(self.segmenter.classes, self.segmenter.palette)
         self.label_info_pub = self.create_publisher(type(msg), "semantic/label_info", qos("reliable", 1, latched=True))
@@ -224,9 +225,11 @@ class SegmentationNode(Node):
                  if (rgb := self._admit(cam, msg, now_ns)) is not None]
         if not batch:
             return
+        cams = {cam for cam, *_ in batch}
+        outputs = {o for o in ("importance", "confidence") if any(self._wanted(c, o) for c in cams)}
         t0 = time.monotonic()
         try:
-            results = self.segmenter([rgb for *_, rgb in batch])
+            results = self.segmenter([rgb for *_, rgb in batch], outputs=outputs)
         except Exception as e:  # noqa: BLE001 - nothing published: errors, not processed
             for cam, *_ in batch:
                 self.slots.error(cam, f"inference: {type(e).__name__}: {e}")
@@ -235,11 +238,11 @@ class SegmentationNode(Node):
         infer_ms = (time.monotonic() - t0) * 1000 / len(batch)
         published = []
         try:
-            for (cam, msg, t_rx, _), r in zip(batch, results):
+            for (cam, msg, t_rx, rgb), r in zip(batch, results):
                 if self._stopping.is_set():
                     return
                 try:
-                    self._publish(cam, msg.header, r)
+                    self._publish(cam, msg.header, r, rgb)
                 except Exception as e:  # noqa: BLE001
                     if self._stopping.is_set():
                         return
@@ -281,15 +284,34 @@ class SegmentationNode(Node):
         for cam, problem in problems.items():
             self.slots.error(cam, problem)
 
-    def _publish(self, cam: str, header, r):
+    def _wanted(self, cam: str, out: str) -> bool:
+        """An optional output is computed and published only when enabled AND subscribed (lazy)."""
+        on = out == "labels" or getattr(self.params, f"publish_{out}")
+        return on and self.pubs[cam][out].get_subscription_count() > 0
+
+    def _publish(self, cam: str, header, r, rgb):
         p, pubs = self.params, self.pubs[cam]
-        pubs["labels"].publish(fill_image(Image(), r.labels, header, "mono8"))
-        if p.publish_color:
-            pubs["color"].publish(fill_image(Image(), colorize(r.labels, self.segmenter.palette), header, "rgb8"))
-        if p.publish_importance:
-            pubs["importance"].publish(fill_image(Image(), np.rint(r.importance * 255).astype(np.uint8), header))
-        if p.publish_confidence:
-            pubs["confidence"].publish(fill_image(Image(), np.rint(r.confidence * 255).astype(np.uint8), header))
+        skipped = []
+        for out in ("labels", "color", "importance", "confidence", "overlay"):
+            if not self._wanted(cam, out):
+                skipped.append(out)
+                continue
+            if out == "labels":
+                msg = fill_image(Image(), r.labels, header, "mono8")
+            elif out == "color":
+                msg = fill_image(Image(), colorize(r.labels, self.segmenter.palette), header, "rgb8")
+            elif out == "overlay":
+                a = p.overlay_alpha
+                color = colorize(r.labels, self.segmenter.palette)
+                msg = fill_image(Image(), cv2.addWeighted(rgb, 1.0 - a, color, a, 0.0), header, "rgb8")
+            else:
+                m = getattr(r, out)
+                if m is None:  # subscribed since the batch started: next frame
+                    skipped.append(out)
+                    continue
+                msg = fill_image(Image(), np.rint(m * 255).astype(np.uint8), header)
+            pubs[out].publish(msg)
+        self.slots.skipped(cam, skipped)
         info = self.camera_info[cam]
         if p.publish_camera_info and info is not None:
             info.header = header
