@@ -34,7 +34,7 @@ import numpy as np
 
 from ..bags import BagError, bag_cameras, from_cityscapes, from_folder, iter_frames, open_reader, read_camera_info
 from ..classes import IGNORE_INDEX, colorize
-from ..geometry import R_BODY_OPTICAL, GeometryError, Pose, read_layer_config
+from ..geometry import GeometryError, Pose, read_layer_config
 from ..images import to_mono8
 from .conversions import stamp_ns
 from .processes import Spinner, isolated_env, start_node, stop_node
@@ -635,7 +635,7 @@ def write_index(out: Path, s: dict) -> None:
     md += [f"**{g}**: ![]({f'images/costmap_{g}.png'})" for g in s["costmap_layers"]]
     (out / "index.md").write_text("\n".join(md) + "\n")
 
-    esc = lambda v: str(v).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")  # noqa: E731
+    esc = lambda v: str(v).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     html = ["<!doctype html><meta charset=utf-8><title>fornet_ros demo</title>",
             "<style>body{font-family:sans-serif;max-width:1600px}td{vertical-align:top;font-size:13px}"
             "img.f{width:240px}</style><body>", "<h1>fornet_ros demo report</h1>"]
