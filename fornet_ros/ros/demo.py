@@ -167,6 +167,20 @@ def run_demo(out: str, inp: str | None = None, checkpoint: str | None = None, fr
     rate = rate or auto_rate([s for s, _, _ in played])
     inputs = {stamp: (rgb, gt) for stamp, rgb, gt in played}
 
+    ckpt_label = checkpoint or "packaged default"
+    ckpt_sha = None
+    if checkpoint and Path(checkpoint).is_file():
+        import hashlib
+        import shutil
+        # one snapshot for the node and the reference run here: a checkpoint that a training run
+        # rewrites meanwhile would otherwise give the two different weights
+        ckpt_sha = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()
+        if not str(checkpoint).endswith(".onnx"):  # an ONNX model may have external data beside it
+            import atexit
+            import tempfile
+            snap = Path(tempfile.mkdtemp(prefix="fornet_demo_ckpt_"))
+            atexit.register(shutil.rmtree, snap, True)
+            checkpoint = str(shutil.copy2(checkpoint, snap / Path(checkpoint).name))
     domain = domain if domain is not None else int(os.environ.get("ROS_DOMAIN_ID", 60 + os.getpid() % 40))
     env = isolated_env(domain)
     params = [f"cameras:=[{cam}]", "grid_width:=300", "grid_height:=300", "grid_origin:=[0.0, -15.0]",
@@ -181,7 +195,7 @@ def run_demo(out: str, inp: str | None = None, checkpoint: str | None = None, fr
         params.append(f"costmap_config:={costmap_config}")
     if src.pose:
         params.append(f"camera_pose.{cam}:=[{', '.join(str(float(v)) for v in src.pose)}]")
-    say(f"starting segmentation_node (checkpoint {checkpoint or 'packaged default'}, ROS_DOMAIN_ID {domain}, "
+    say(f"starting segmentation_node (checkpoint {ckpt_label}, ROS_DOMAIN_ID {domain}, "
         "use_sim_time)")
     log = open(out / "node.log", "w")
     node_proc = start_node(params, env, stdout=log)
@@ -276,6 +290,8 @@ def run_demo(out: str, inp: str | None = None, checkpoint: str | None = None, fr
     order = [s for s, _, _ in played]
     segmented = [s for s in order if s in labels]
     reference = _reference(checkpoint, [(s, *inputs[s]) for s in segmented])
+    if "checkpoint" in reference:
+        reference["checkpoint"] = ckpt_label
     selected = reference.pop("selected", {})
     classes = reference.pop("classes", None)
     from ..metrics import SegmentationMetrics
@@ -307,7 +323,8 @@ def run_demo(out: str, inp: str | None = None, checkpoint: str | None = None, fr
     timing = _timing(diag, sent_t, recv_t.get("labels", {}), order, rate, play_s)
     summary = {
         "input": src.description, "bag": str(src.bag), "camera": cam, "compressed": src.compressed,
-        "camera_pose": list(src.pose) if src.pose else None, "checkpoint": checkpoint or "packaged default",
+        "camera_pose": list(src.pose) if src.pose else None, "checkpoint": ckpt_label,
+        "checkpoint_sha256": ckpt_sha,
         "frames_in_bag": len(played), "messages_sent": n_sent, "images_sent": len(sent_t), "rate": rate,
         "sim_time": True, "play_s": round(play_s, 2), "frames_segmented": len(labels), "frames_scored": scored,
         "metrics": m, "reference": reference,
@@ -331,11 +348,12 @@ def run_demo(out: str, inp: str | None = None, checkpoint: str | None = None, fr
         g = got.get("grid_combined", {}).get(s)
         if g is not None:
             _write(images / f"{name}_costmap.png", grid_image(g, pose, cam_info, scale=1))
-    summary["costmap_layers"], summary["costmap_frame"] = _write_layers(images, got, grid_layers, segmented, pose,
-                                                                        cam_info)
+    shown = montage_frame(frames_rows)
+    summary["costmap_layers"], summary["costmap_frame"] = _write_layers(images, got, grid_layers, shown["stamp"],
+                                                                        pose, cam_info)
     summary["animation"] = write_animation(images, [(r["t_s"], overlay(inputs[r["stamp"]][0], labels[r["stamp"]]))
                                                     for r in frames_rows if r["segmented"]])
-    summary["montage_frame"] = write_montage(images, frames_rows, summary["costmap_frame"])
+    summary["montage_frame"] = write_montage(images, shown["name"])
     summary["wall_s"] = round(time.monotonic() - t_start, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     write_index(out, summary)
@@ -491,14 +509,13 @@ def grid_image(g, pose: Pose, cam_info: dict | None, scale: int = 2) -> np.ndarr
     return view
 
 
-def _write_layers(images: Path, got: dict, layers: list, segmented: list, pose, cam_info):
-    """Every layer's grid at one frame (the montage's: the middle segmented frame, or the latest
-    grid before it); returns (layers written, that frame's stamp)."""
+def _write_layers(images: Path, got: dict, layers: list, stamp: int, pose, cam_info):
+    """Every layer's grid at the frame ``stamp`` (or the latest grid before it); returns (layers
+    written, the grids' stamp)."""
     combined = got.get("grid_combined", {})
     if not combined:
         return [], None
-    mid = segmented[len(segmented) // 2]
-    stamp = max((s for s in combined if s <= mid), default=max(combined))
+    stamp = max((s for s in combined if s <= stamp), default=max(combined))
     written = []
     for layer in layers:
         msgs = got.get(f"grid_{layer}", {})
@@ -541,15 +558,24 @@ def write_animation(images: Path, frames: list) -> str | None:
     return "images/overlay.mp4"
 
 
-def write_montage(images: Path, rows: list, costmap_stamp) -> str | None:
-    """images/montage.png: the middle segmented frame's overlay, importance (selected outlined),
-    ground truth and error map beside the combined costmap (with the field of view)."""
+def montage_frame(rows: list) -> dict:
+    """The frame the montage (and the costmap layers) show: a typical one, the scored frame of median
+    pixel accuracy (the middle segmented frame when none is scored)."""
     seg = [r for r in rows if r["segmented"]]
-    if not seg:
-        return None
-    name = seg[len(seg) // 2]["name"]
+    scored = [r for r in seg if r.get("pixel_accuracy") is not None]
+    if not scored:
+        return seg[len(seg) // 2]
+    med = float(np.median([r["pixel_accuracy"] for r in scored]))
+    return min(scored, key=lambda r: abs(r["pixel_accuracy"] - med))
+
+
+def write_montage(images: Path, name: str) -> str | None:
+    """images/montage.png: frame ``name``'s overlay, importance (selected outlined), ground truth and
+    error map beside the combined costmap (with the field of view) at that frame."""
     tiles = [cv2.imread(str(images / f"{name}_{k}.png")) for k in ("overlay", "importance", "truth", "error")]
     tiles = [t for t in tiles if t is not None]
+    if not tiles:
+        return None
     h = tiles[0].shape[0]
     g = cv2.imread(str(images / "costmap_combined.png"))
     if g is not None:
@@ -576,7 +602,8 @@ def report_text(s: dict) -> dict:
                       f"{', compressed:=true' if s['compressed'] else ''}"
                       f"{', camera_pose ' + str(s['camera_pose']) if s['camera_pose'] else ''}). "
                       f"Segmented by the node over DDS: {s['frames_segmented']}; scored against ground truth: "
-                      f"{s['frames_scored']}. Checkpoint: {s['checkpoint']}.")}
+                      f"{s['frames_scored']}. Checkpoint: {s['checkpoint']}"
+                      + (f" (sha256 {s['checkpoint_sha256'][:12]}…)" if s.get("checkpoint_sha256") else "") + ".")}
     if m:
         text["metrics"] = (f"Clip mIoU {m['miou']:.4f} (the node's labels over DDS), pixel accuracy "
                            f"{m['pixel_accuracy']:.4f}, boundary IoU {_fmt(m['boundary_iou'], 4)} "
@@ -603,6 +630,9 @@ def report_text(s: dict) -> dict:
                        "the camera and its horizontal field of view from CameraInfo K and the camera pose)"
                        + (f" at bag time {(s['costmap_frame'] - s['frames'][0]['stamp']) / 1e9:.1f} s (the montage's "
                           "frame)." if s.get("costmap_frame") is not None else "."))
+    text["montage"] = (f"Montage ({s.get('montage_frame')}, "
+                       + ("the scored frame of median pixel accuracy" if s["frames_scored"] else "the middle frame")
+                       + "): labels, importance with the selected regions, ground truth, error map, combined costmap.")
     return text
 
 
@@ -620,8 +650,8 @@ def write_index(out: Path, s: dict) -> None:
     files = {c for _, cells in _per_frame_images(s) for c in cells if (out / c).is_file()}
     md = ["# fornet_ros demo report", "", *(f"{text[k]}\n" for k in ("input", "metrics", "reference", "timing")
                                             if k in text)]
-    md += ["![montage: labels, importance (selected regions outlined), ground truth, error map, combined costmap]"
-           "(images/montage.png)", ""]
+    md += [text["montage"], "", "![montage: labels, importance (selected regions outlined), ground truth, error map, "
+           "combined costmap](images/montage.png)", ""]
     if s.get("animation"):
         md += [f"Animated overlay of the clip: [{s['animation']}]({s['animation']})", "",
                f"![animated overlay]({s['animation']})" if s["animation"].endswith(".gif") else "", ""]
@@ -640,7 +670,7 @@ def write_index(out: Path, s: dict) -> None:
             "<style>body{font-family:sans-serif;max-width:1600px}td{vertical-align:top;font-size:13px}"
             "img.f{width:240px}</style><body>", "<h1>fornet_ros demo report</h1>"]
     html += [f"<p>{esc(text[k])}</p>" for k in ("input", "metrics", "reference", "timing") if k in text]
-    html.append("<p><img src='images/montage.png' style='max-width:100%'></p>")
+    html += [f"<p>{esc(text['montage'])}</p>", "<p><img src='images/montage.png' style='max-width:100%'></p>"]
     if s.get("animation"):
         a = s["animation"]
         html.append(f"<p><img src='{a}'></p>" if a.endswith(".gif") else
