@@ -486,7 +486,8 @@ def fov_rays(pose: Pose, cam_info: dict | None) -> list[tuple[float, float]] | N
 
 def grid_image(g, pose: Pose, cam_info: dict | None, scale: int = 2) -> np.ndarray:
     """An OccupancyGrid as RGB, x (forward) up and y (left) to the left; grey unknown, white free,
-    black cost 100; the camera (orange dot) and its horizontal field of view (orange lines)."""
+    black cost 100; the camera (orange dot), its horizontal field of view (orange lines) and range
+    ticks every 10 m (blue, on the left edge)."""
     h, w, res = g.info.height, g.info.width, g.info.resolution
     ox, oy = g.info.origin.position.x, g.info.origin.position.y
     vals = np.asarray(g.data, np.int8).reshape(h, w)
@@ -498,6 +499,11 @@ def grid_image(g, pose: Pose, cam_info: dict | None, scale: int = 2) -> np.ndarr
     def px(x, y):  # base-frame metres -> image pixel (column, row)
         ix, iy = (x - ox) / res, (y - oy) / res  # continuous cell coordinates (corner = 0)
         return int(round((h - iy) * scale)), int(round((w - ix) * scale))
+    for d in range(10, int(ox + w * res), 10):  # range ticks every 10 m ahead of the base frame
+        col0, row = px(d, oy + h * res)
+        cv2.line(view, (col0, row), (col0 + 6 * scale, row), (60, 110, 255), 1)
+        cv2.putText(view, f"{d} m", (col0 + 7 * scale, row + 3 * scale), cv2.FONT_HERSHEY_SIMPLEX, 0.3 * scale, (60, 110, 255), 1,
+                    cv2.LINE_AA)
     rays = fov_rays(pose, cam_info)
     colour = (255, 140, 0)
     if rays:
@@ -627,7 +633,8 @@ def report_text(s: dict) -> dict:
                         f"by the Top-K branches, from the {s['selected_regions']}. Error map: red where the "
                         "labels differ from the ground truth, dark blue void (not scored), grey correct.")
     text["costmap"] = ("Semantic costmap (x forward up, y left; grey unknown, white free, black cost 100; orange: "
-                       "the camera and its horizontal field of view from CameraInfo K and the camera pose)"
+                       "the camera and its horizontal field of view from CameraInfo K and the camera pose; blue ticks every "
+                       "10 m ahead)"
                        + (f" at bag time {(s['costmap_frame'] - s['frames'][0]['stamp']) / 1e9:.1f} s (the montage's "
                           "frame)." if s.get("costmap_frame") is not None else "."))
     text["montage"] = (f"Montage ({s.get('montage_frame')}, "
