@@ -502,8 +502,8 @@ def grid_image(g, pose: Pose, cam_info: dict | None, scale: int = 2) -> np.ndarr
     for d in range(10, int(ox + w * res), 10):  # range ticks every 10 m ahead of the base frame
         col0, row = px(d, oy + h * res)
         cv2.line(view, (col0, row), (col0 + 6 * scale, row), (60, 110, 255), 1)
-        cv2.putText(view, f"{d} m", (col0 + 7 * scale, row + 3 * scale), cv2.FONT_HERSHEY_SIMPLEX, 0.3 * scale, (60, 110, 255), 1,
-                    cv2.LINE_AA)
+        cv2.putText(view, f"{d} m", (col0 + 7 * scale, row + 3 * scale), cv2.FONT_HERSHEY_SIMPLEX, 0.3 * scale,
+                    (60, 110, 255), 1, cv2.LINE_AA)
     rays = fov_rays(pose, cam_info)
     colour = (255, 140, 0)
     if rays:
