@@ -52,22 +52,41 @@ def test_bag_play_into_node_outputs_carry_bag_stamps(tmp_path, trained_like_ckpt
         node.wait(15)
 
 
-def test_demo_writes_report(tmp_path, trained_like_ckpt):
+def test_demo_on_the_real_clip_matches_fornet_eval(tmp_path, trained_like_ckpt):
+    """`fornet demo` on 3 frames of the packaged clip over DDS: sim time from the bag (no wall-vs-bag
+    ages), compressed input, the clip's camera pose, the full report, and the clip mIoU equal to
+    evaluate(Segmenter(checkpoint)) on the same frames (the same decoded JPEGs, the same model)."""
+    from fornet_ros.clip import DEMO_CAMERA_POSE, load_clip
+    from fornet_ros.evaluation import evaluate
+    from fornet_ros.inference import Segmenter
     env = {**os.environ, "ROS_DOMAIN_ID": str(DOMAIN + 1)}
     p = subprocess.run([sys.executable, "-m", "fornet_ros.cli", "demo", "--out", str(tmp_path / "rep"),
-                        "--checkpoint", str(trained_like_ckpt), "--frames", "4", "--size", "64", "128"],
+                        "--checkpoint", str(trained_like_ckpt), "--frames", "3"],
                        env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
+    assert "playing 3 frames at rate 6" in p.stderr and "writing the report" in p.stderr  # console progress
     rep = tmp_path / "rep"
     s = json.loads((rep / "summary.json").read_text())
-    assert s["frames_in_bag"] == 4 and s["frames_segmented"] >= 2 and s["frames_scored"] == s["frames_segmented"]
-    assert 0 <= s["metrics"]["miou"] <= 1 and "combined" in s["costmap_layers"]
-    assert s["node_diagnostics"]["model"] == "fornet_s"
-    index = (rep / "index.html").read_text()
-    for f in ["images/frame_000_overlay.png", "images/frame_000_importance.png", "images/frame_000_truth.png",
-              "images/costmap_combined.png", "images/montage.png"]:
-        assert (rep / f).is_file() and f in index
-    assert (rep / "index.md").is_file()
+    assert s["frames_in_bag"] == 3 and s["frames_segmented"] == 3 and s["frames_scored"] == 3
+    assert s["compressed"] and s["sim_time"] and s["camera_pose"] == list(DEMO_CAMERA_POSE) and s["rate"] == 6
+    clip = load_clip(limit=3)
+    ref = evaluate(Segmenter.from_checkpoint(str(trained_like_ckpt)), list(zip(clip.images, clip.labels)),
+                   progress=False)
+    assert abs(s["metrics"]["miou"] - ref["miou"]) < 1e-6
+    assert abs(s["reference"]["metrics"]["miou"] - ref["miou"]) < 1e-6 and s["reference"]["miou_difference"] < 1e-6
+    assert json.loads(p.stdout.strip().splitlines()[-1])["miou"] == s["metrics"]["miou"]
+    d, t = s["node_diagnostics"], s["timing"]
+    assert d["model"] == "fornet_s" and d["dropped_future_stamp"] == "0" and d["dropped_stale"] == "0"
+    # ages on the bag's clock: a few frames' worth at most, never bag stamps against wall time (1e11 ms)
+    assert 0 <= t["input_age_ms_p50_bag_clock"] < 60_000
+    assert 0 < t["e2e_latency_ms_p50"] < 30_000 and t["node_latency_ms_p50"] > 0 and t["input_hz"] > 0
+    assert "combined" in s["costmap_layers"] and s["animation"] in ("images/overlay.gif", "images/overlay.mp4")
+    index, md = (rep / "index.html").read_text(), (rep / "index.md").read_text()
+    files = [f"images/frame_000_{k}.png" for k in ("overlay", "importance", "truth", "error", "costmap")]
+    for f in files + ["images/costmap_combined.png", "images/montage.png", s["animation"]]:
+        assert (rep / f).is_file() and f in index and f in md
+    assert f"{s['metrics']['miou']:.4f}" in md and f"{s['metrics']['miou']:.4f}" in index
+    assert (rep / s["animation"]).stat().st_size < 3 * 2**20
 
 
 def test_demo_records_the_layers_of_a_custom_costmap_config(tmp_path, trained_like_ckpt):
@@ -78,7 +97,7 @@ def test_demo_records_the_layers_of_a_custom_costmap_config(tmp_path, trained_li
         {"name": "drivable", "classes": ["road", "sidewalk"], "cost": 0},
         {"name": "everything_else", "classes": list(CITYSCAPES_CLASSES[2:]), "cost": 100}]}))
     code = ("import json, sys; from fornet_ros.ros.demo import run_demo; "
-            "s = run_demo(sys.argv[1], checkpoint=sys.argv[2], frames=3, size=(64, 128), costmap_config=sys.argv[3]); "
+            "s = run_demo(sys.argv[1], 'synth', checkpoint=sys.argv[2], frames=3, size=(64, 128), costmap_config=sys.argv[3]); "
             "print(json.dumps(s['costmap_layers']))")
     env = {**os.environ, "ROS_DOMAIN_ID": str(DOMAIN + 3)}
     p = subprocess.run([sys.executable, "-c", code, str(tmp_path / "rep"), str(trained_like_ckpt), str(layers)],
