@@ -98,3 +98,25 @@ class Collector:
         self.executor.shutdown()
         self.node.destroy_node()
         self.context.try_shutdown()
+
+
+def start_node_with(env: dict, params=(), ros_args=(), log_path: Path | None = None) -> subprocess.Popen:
+    """Like :func:`start_node`, with extra ``--ros-args`` (e.g. ``-r __node:=other``) before the parameters."""
+    cmd = [sys.executable, "-m", "fornet_ros.ros.node", "--ros-args", *ros_args,
+           "--params-file", str(CONFIG / "fornet.yaml")]
+    for p in params:
+        cmd += ["-p", p]
+    out = open(log_path, "w") if log_path else subprocess.PIPE
+    return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+
+
+def add_publisher(col: Collector, typ, topic: str, depth: int = 10):
+    """A reliable publisher on the Collector's node (e.g. CompressedImage topics)."""
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    return col.node.create_publisher(typ, topic, QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE))
+
+
+def add_subscription(col: Collector, typ, topic: str, depth: int = 10) -> None:
+    """Record ``topic`` in ``col`` as well (read with ``col.get(topic)``)."""
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    col._sub(typ, topic, QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE))

@@ -124,16 +124,34 @@ def add_bench_node_arguments(p):
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--domain", type=int, default=77, help="ROS_DOMAIN_ID for the run")
+    p.add_argument("--soak", type=float, default=None, metavar="MINUTES",
+                   help="soak instead: run the node this long (costmap on, a CameraInfo per camera), sample its RSS "
+                        "every --sample-s s; one JSON with the RSS slope after warm-up, frames in/out/dropped from "
+                        "its /diagnostics counters and latency p50/p95 per minute")
+    p.add_argument("--cameras", type=int, default=1, help="cameras publishing at --rate each (soak only)")
+    p.add_argument("--sample-s", type=float, default=10.0, help="RSS sampling period of the soak (s)")
 
 
 def run_bench_node(a):
+    import sys
+
     from ..checkpoint import read_checkpoint
     from ..errors import FornetError
-    from .node_bench import bench_node
+    from .node_bench import bench_node, soak_node
     if a.rate <= 0 or a.seconds <= 0 or min(a.size) < 16:
         raise FornetError(f"--rate and --seconds must be > 0 and --size at least 16x16, got {a.rate}, {a.seconds}, "
                           f"{tuple(a.size)}")
+    if a.soak is not None and (a.soak <= 0 or a.cameras < 1 or a.sample_s <= 0):
+        raise FornetError(f"--soak, --cameras and --sample-s must be > 0, got {a.soak}, {a.cameras}, {a.sample_s}")
+    if a.soak is None and a.cameras != 1:
+        raise FornetError("--cameras other than 1 needs --soak")
     if a.checkpoint and not str(a.checkpoint).endswith(".onnx"):
         read_checkpoint(a.checkpoint)  # a clear error now rather than a node that fails to start
+    input_size = tuple(a.input_size) if a.input_size else None
+    if a.soak is not None:
+        print(json.dumps(soak_node(a.checkpoint, tuple(a.size), a.rate, a.soak, a.threads, a.domain, input_size,
+                                   a.cameras, a.sample_s, progress=lambda m: print(m, file=sys.stderr, flush=True)),
+                         indent=2))
+        return
     print(json.dumps(bench_node(a.checkpoint, tuple(a.size), a.rate, a.seconds, a.threads, a.domain,
-                                tuple(a.input_size) if a.input_size else None), indent=2))
+                                input_size), indent=2))
