@@ -96,6 +96,8 @@ def _pixels(encoding: str, height: int, width: int, step: int, data, is_bigendia
             raise BadImageError(f"encoding {encoding!r} is not a camera image (float or signed data: depth, flow...)")
         raise BadImageError(f"unsupported encoding {encoding!r}")
     dtype, nchan, _ = ENCODINGS[encoding]
+    if encoding in ("yuv422", "uyvy", "yuv422_yuy2", "yuyv") and w % 2:
+        raise BadImageError(f"{encoding} needs an even width (4:2:2 pairs pixels), got {w}")
     dtype = np.dtype(dtype)
     row = w * nchan * dtype.itemsize
     buf = _bytes(data)

@@ -119,3 +119,11 @@ def test_message_data_types():
     m = _msg(RGB, "rgb8")
     for data in (array.array("B", m.data), np.frombuffer(m.data, np.uint8), list(m.data), bytearray(m.data)):
         np.testing.assert_array_equal(decode_raw(**{**vars(m), "data": data}), RGB)
+
+
+@pytest.mark.parametrize("enc", ["yuv422", "uyvy", "yuv422_yuy2", "yuyv"])
+def test_odd_width_422_is_a_bad_image_not_a_crash(enc):
+    """Found by the fuzz matrix: OpenCV raised on an odd width; now a counted bad message."""
+    from fornet_ros.images import BadImageError, decode_raw
+    with pytest.raises(BadImageError, match="even width"):
+        decode_raw(enc, 4, 5, 10, bytes(40))
