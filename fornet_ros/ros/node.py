@@ -171,6 +171,9 @@ class SegmentationNode(Node):
                               for out in ("labels", "color", "importance", "confidence", "overlay")}
             self.pubs[cam]["camera_info"] = self.create_publisher(CameraInfo, f"{cam}/semantic/camera_info", qout)
         msg = label_info(self.segmenter.classes, self.segmenter.palette)
+        if not hasattr(msg, "class_map"):
+            self.get_logger().warning("vision_msgs is not installed: semantic/label_info is a JSON std_msgs/String; "
+                                      "Nav2's semantic segmentation layer needs vision_msgs/LabelInfo (docs/nav2.md)")
         self.label_info_pub = self.create_publisher(type(msg), "semantic/label_info", qos("reliable", 1, latched=True))
         self.label_info_pub.publish(msg)
 
