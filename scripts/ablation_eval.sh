@@ -13,12 +13,17 @@ ev() { "$FORNET" eval --dataset camvid --data-root "$DATA" --split train --drive
 for run in "$RUNS"/*/; do
   name=$(basename "$run")
   [ -f "$run/last.pt" ] || continue
-  grep -q '"step": ' "$run/train.log" || continue
+  grep -q "\"step\": ${ITERS:-500}," "$run/train.log" || continue  # finished runs only
   [ -f "$OUT/eval_$name.json" ] || ev --checkpoint "$run/last.pt" > "$OUT/eval_$name.json"
   cp "$run/log.csv" "$OUT/train_log_$name.csv"
   case $name in k0.25_*)
     for k in 0.0 0.1 0.5 1.0; do
       [ -f "$OUT/eval_${name}_at_k$k.json" ] || ev --checkpoint "$run/last.pt" --topk $k > "$OUT/eval_${name}_at_k$k.json"
+    done
+    # content-adaptive K (issue #15): regions with importance >= T, between 5 % and 50 % of them
+    for t in 0.12 0.16 0.2 0.25; do
+      [ -f "$OUT/eval_${name}_adaptive_t$t.json" ] || \
+        ev --checkpoint "$run/last.pt" --adaptive-k $t 0.05 0.5 > "$OUT/eval_${name}_adaptive_t$t.json"
     done;;
   esac
 done
