@@ -19,7 +19,7 @@ def load(d: Path):
     runs = {}
     for f in sorted(d.glob("eval_*.json")):
         m = re.fullmatch(r"eval_(.+)_s(\d+)(?:_at_k([\d.]+))?", f.stem)
-        if m:
+        if m and f.stat().st_size:  # an empty file is an evaluation still running
             runs.setdefault((m[1], m[3]), {})[int(m[2])] = json.loads(f.read_text())
     return runs
 
@@ -87,6 +87,49 @@ def main():
         print(f"| {k} | {','.join(map(str, sorted(sweep[k])))} | {cells} | {r['focus_ms']:.1f} |" if r else
               f"| {k} | {','.join(map(str, sorted(sweep[k])))} | {cells} | 0 |")
     figure(runs, sweep, bench, a.figure)
+    adaptive(Path(a.dir), Path(a.figure).with_name("adaptive_k.png"))
+
+
+def adaptive(d: Path, path):
+    """Fixed K vs content-adaptive K on the K=0.25-trained models: quality vs mean refined share."""
+    rows = {}
+    for f in sorted(d.glob("eval_k0.25_s*.json")):
+        m = re.fullmatch(r"eval_k0.25_s(\d+)(?:_at_k([\d.]+)|_adaptive_t([\d.]+))?", f.stem)
+        if not m or not f.stat().st_size:
+            continue
+        key = ("adaptive", float(m[3])) if m[3] else ("fixed", float(m[2]) if m[2] else 0.25)
+        rows.setdefault(key, []).append(json.loads(f.read_text()))
+    if not any(k[0] == "adaptive" for k in rows):
+        return
+    print()
+    print("Fixed vs content-adaptive K (K=0.25-trained weights; refined share = mean fraction of the image refined):")
+    print()
+    print("| rule | seeds | refined share | mIoU | boundary IoU | thin mIoU |")
+    print("|---|---|---|---|---|---|")
+    pts = {"fixed": [], "adaptive": []}
+    for (kind, v), rs in sorted(rows.items()):
+        share = sum(r["selected_fraction"] or 0.0 for r in rs) / len(rs)
+        vals = [sum(r[k] for r in rs) / len(rs) for k in ("miou", "boundary_iou", "thin_miou")]
+        label = f"fixed K = {v:g}" if kind == "fixed" else f"adaptive, importance >= {v:g} (K in [0.05, 0.5])"
+        print(f"| {label} | {len(rs)} | {share:.3f} | {vals[0]:.3f} | {vals[1]:.3f} | {vals[2]:.3f} |")
+        pts[kind].append((share, *vals, v))
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, i, title in ((axes[0], 2, "boundary IoU"), (axes[1], 3, "thin-class mIoU")):
+        for kind, style in (("fixed", "o-"), ("adaptive", "s--")):
+            q = sorted(pts[kind])
+            ax.plot([x[0] for x in q], [x[i] for x in q], style, label=f"{kind} K")
+            for x in q:
+                ax.annotate(f"{x[4]:g}", (x[0], x[i]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.set_xlabel("mean share of the image refined (∝ focus-stage cost)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"\nwrote {path}")
 
 
 def figure(runs, sweep, bench, path):
