@@ -7,7 +7,6 @@ import statistics
 import time
 
 import torch
-import torch.nn.functional as F
 
 
 def machine_name() -> str:

@@ -13,7 +13,6 @@ line naming the argument.
 from __future__ import annotations
 
 import posixpath
-import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -43,7 +43,7 @@ def depth_graph(tmp_path_factory):
 
 def _messages(seq: int, depth_offset_ns: int = 0, h=60, w=80):
     from builtin_interfaces.msg import Time
-    from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+    from sensor_msgs.msg import CameraInfo, Image
     from std_msgs.msg import Header
     from fornet_ros.points import CLOUD_DTYPE
     from fornet_ros.ros.conversions import fill_image, make_labelled_cloud, rgb_to_image

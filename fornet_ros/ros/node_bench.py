@@ -13,6 +13,20 @@ import threading
 import time
 
 
+def _start(params, checkpoint, threads, input_size, domain):
+    """The node in its own process on an isolated domain, with the benchmark's shared settings."""
+    from .processes import isolated_env, start_node
+    env = isolated_env(domain)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+        params = [*params, f"threads:={threads}"]
+    if checkpoint:
+        params = [*params, f"checkpoint:={checkpoint}"]
+    if input_size:
+        params = [*params, f"input_size:=[{input_size[0]}, {input_size[1]}]"]
+    return start_node(params, env)
+
+
 def _pct(v, q):
     v = sorted(v)
     return v[min(len(v) - 1, int(q * len(v)))] if v else float("nan")
@@ -28,21 +42,12 @@ def bench_node(checkpoint, size, rate: float, seconds: float, threads: int | Non
     from ..inference import Segmenter
     from ..synthetic import make_scene
     from .conversions import fill_image, stamp_ns
-    from .processes import Spinner, isolated_env, start_node, stop_node
+    from .processes import Spinner, stop_node
 
     H, W = size
     frames = [make_scene(H, W, seed=i)[0] for i in range(4)]
-    env = isolated_env(domain)
-    if threads:
-        env["OMP_NUM_THREADS"] = str(threads)
-    params = ["cameras:=[cam]", "costmap_enabled:=false", "publish_color:=false"]
-    if threads:
-        params.append(f"threads:={threads}")
-    if checkpoint:
-        params.append(f"checkpoint:={checkpoint}")
-    if input_size:
-        params.append(f"input_size:=[{input_size[0]}, {input_size[1]}]")
-    node_proc = start_node(params, env)
+    node_proc = _start(["cameras:=[cam]", "costmap_enabled:=false", "publish_color:=false"], checkpoint, threads,
+                       input_size, domain)
     rclpy.init(domain_id=domain)
     node = rclpy.create_node("fornet_bench_node")
     qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
@@ -146,21 +151,12 @@ def soak_node(checkpoint, size, rate: float, minutes: float, threads: int | None
 
     from ..synthetic import make_scene
     from .conversions import fill_image, stamp_ns
-    from .processes import Spinner, isolated_env, start_node, stop_node
+    from .processes import Spinner, stop_node
 
     H, W = size
     cams = [f"cam{i}" for i in range(cameras)]
-    env = isolated_env(domain)
-    if threads:
-        env["OMP_NUM_THREADS"] = str(threads)
-    params = [f"cameras:=[{','.join(cams)}]", f"costmap_enabled:={'true' if costmap else 'false'}", "use_tf:=false"]
-    if threads:
-        params.append(f"threads:={threads}")
-    if checkpoint:
-        params.append(f"checkpoint:={checkpoint}")
-    if input_size:
-        params.append(f"input_size:=[{input_size[0]}, {input_size[1]}]")
-    node_proc = start_node(params, env)
+    node_proc = _start([f"cameras:=[{','.join(cams)}]", f"costmap_enabled:={'true' if costmap else 'false'}",
+                        "use_tf:=false"], checkpoint, threads, input_size, domain)
     rclpy.init(domain_id=domain)
     node = rclpy.create_node("fornet_soak")
     reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import threading
 
-import numpy as np
 from sensor_msgs.msg import Image, PointCloud2
 
 from ..geometry import Pose
