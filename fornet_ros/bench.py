@@ -54,7 +54,7 @@ class _Focus(torch.nn.Module):
         return self.refiner(fine, context, coarse_up, importance, self.k, self.mode)[0]
 
 
-def _ort_timer(module, inputs, runs, warmup, threads):
+def _ort_timer(module, inputs, threads):
     """Export ``module`` (eval) to ONNX in memory and return a callable running it in onnxruntime."""
     import io
 
@@ -96,7 +96,7 @@ def bench_models(a) -> dict:
             return _median_ms(lambda: module(*inputs), a.runs, a.warmup, sync)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer warnings: K and sizes are fixed at export on purpose
-            run = _ort_timer(module, [t.float().cpu() for t in inputs], a.runs, a.warmup, torch.get_num_threads())
+            run = _ort_timer(module, [t.float().cpu() for t in inputs], torch.get_num_threads())
         return _median_ms(run, a.runs, a.warmup, lambda: None)
 
     with torch.inference_mode():

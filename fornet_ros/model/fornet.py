@@ -72,10 +72,3 @@ class FoRNet(nn.Module):
                    selector_logits=sel_logits, selected=selected)
         return out
 
-
-def region_map_to_pixels(region_map, region_px: int, input_size: tuple[int, int], size: tuple[int, int]):
-    """Expand a (B, C, Hr, Wr) region map to an image of ``size`` that the network saw at
-    ``input_size`` (each region is an exact block of region_px² network-input pixels)."""
-    cells = region_map.repeat_interleave(region_px, 2).repeat_interleave(region_px, 3)
-    cells = cells[:, :, :input_size[0], :input_size[1]]
-    return cells if tuple(size) == tuple(input_size) else F.interpolate(cells, size=size, mode="nearest")

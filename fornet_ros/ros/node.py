@@ -294,19 +294,19 @@ class SegmentationNode(Node):
 
     def _publish(self, cam: str, header, r, rgb):
         p, pubs = self.params, self.pubs[cam]
-        skipped = []
+        skipped, color = [], None
         for out in ("labels", "color", "importance", "confidence", "overlay"):
             if not self._wanted(cam, out):
                 skipped.append(out)
                 continue
             if out == "labels":
                 msg = fill_image(Image(), r.labels, header, "mono8")
-            elif out == "color":
-                msg = fill_image(Image(), colorize(r.labels, self.segmenter.palette), header, "rgb8")
-            elif out == "overlay":
+            elif out in ("color", "overlay"):
+                if color is None:  # once per frame, whether one or both of them are subscribed
+                    color = colorize(r.labels, self.segmenter.palette)
                 a = p.overlay_alpha
-                color = colorize(r.labels, self.segmenter.palette)
-                msg = fill_image(Image(), cv2.addWeighted(rgb, 1.0 - a, color, a, 0.0), header, "rgb8")
+                img = color if out == "color" else cv2.addWeighted(rgb, 1.0 - a, color, a, 0.0)
+                msg = fill_image(Image(), img, header, "rgb8")
             else:
                 m = getattr(r, out)
                 if m is None:  # subscribed since the batch started: next frame
