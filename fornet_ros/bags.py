@@ -20,6 +20,7 @@ import numpy as np
 
 from .classes import CAMVID_TO_TRAINID, CITYSCAPES_LABELID_TO_TRAINID, lookup_table
 from .errors import FornetError
+from .frames import stamp_ns
 from .images import BadImageError, to_mono8, to_rgb
 
 RATE_HZ = 17.0  # Cityscapes sequences are recorded at 17 Hz
@@ -284,7 +285,7 @@ def iter_frames(path, camera: str | None = None):
                 msg = ts.deserialize_cdr(raw, conn.msgtype)
             except Exception as e:  # noqa: BLE001 - corrupt payloads raise various errors
                 raise BagError(f"{path}: cannot deserialize {conn.topic} ({conn.msgtype}): {e}") from e
-            stamp = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+            stamp = stamp_ns(msg.header.stamp)
             key = (cam, stamp)
             if is_gt:
                 gt = _decode(to_mono8, msg, path, conn.topic, stamp)

@@ -46,3 +46,12 @@ def camera_status(stats: CameraStats, params) -> tuple[int, str, dict[str, str]]
         **{f"not_published_{out}": str(n) for out, n in stats.skipped},
     }
     return level, message, values
+
+
+def model_values(segmenter, k_ctrl) -> dict[str, str]:
+    """The model's part of every camera's /diagnostics values: where it runs and the K in use."""
+    s, c = segmenter, k_ctrl
+    return {"device": str(s.device), "backend": s.backend, "provider": s.provider, "model": s.cfg.variant,
+            "topk_ratio": f"{s.topk_ratio:g}",
+            "k_controller": "off" if c is None else (f"target {c.target_ms:g} ms, p95 {c.p95_ms or 0:.1f} ms"
+                                                     + (", SATURATED at k_min" if c.saturated else ""))}

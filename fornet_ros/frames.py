@@ -47,6 +47,11 @@ COUNTERS = ("received", "processed", "overwritten", "stale", "bad", "future", "z
 _WARNINGS = ("future", "zero_stamp", "lost")
 
 
+def stamp_ns(stamp) -> int:
+    """builtin_interfaces/Time (rclpy or rosbags alike) -> integer nanoseconds."""
+    return stamp.sec * 10**9 + stamp.nanosec
+
+
 def stamp_verdict(stamp_ns: int, now_ns: int, max_age_ms: float, max_ahead_ms: float):
     """The header-stamp rule: (drop reason or None, flag or None, age in ms or None).
 

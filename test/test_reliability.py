@@ -162,7 +162,7 @@ def test_sequence_gaps_count_as_lost_per_publisher():
 
 
 def test_publication_seq_from_message_info():
-    from fornet_ros.ros.node import publication_seq
+    from fornet_ros.ros.conversions import publication_seq
     assert publication_seq({"publication_sequence_number": 7, "publisher_gid": {"data": [1, 2]}})[0] == 7
     assert publication_seq({"publication_sequence_number": None}) == ()
     assert publication_seq({"publication_sequence_number": 2**64 - 1}) == ()  # unsupported by the RMW

@@ -8,6 +8,8 @@ import json
 
 import numpy as np
 from nav_msgs.msg import OccupancyGrid
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import String
 
@@ -23,11 +25,6 @@ ENCODING_OF = {(np.dtype(np.uint8), 1): "mono8", (np.dtype(np.uint8), 3): "rgb8"
                (np.dtype(np.float32), 1): "32FC1", (np.dtype(np.uint16), 1): "mono16"}
 POINT_FIELDS = [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32 if n != "label" else PointField.UINT32,
                            count=1) for i, n in enumerate(("x", "y", "z", "label"))]
-
-
-def stamp_ns(stamp) -> int:
-    """builtin_interfaces/Time -> integer nanoseconds."""
-    return stamp.sec * 10**9 + stamp.nanosec
 
 
 def _bytes(arr: np.ndarray, typecode: str = "B") -> array.array:
@@ -124,3 +121,32 @@ def label_info(classes, palette):
         return LabelInfo(class_map=[VisionClass(class_id=i, class_name=n) for i, n in enumerate(classes)])
     return String(data=json.dumps({"classes": list(classes), "palette": [list(c) for c in palette],
                                    "ignore_id": IGNORE_INDEX}))
+
+
+def descriptor(spec) -> ParameterDescriptor:
+    """The ROS descriptor of a :class:`~fornet_ros.node_config.ParamSpec`: static parameters are
+    read-only (rclpy itself rejects changes); floats also take integers."""
+    d = ParameterDescriptor(description=spec.description, additional_constraints=spec.constraint,
+                            read_only=not spec.runtime, dynamic_typing=spec.type.startswith("float"))
+    if spec.range and spec.type == "float":
+        d.floating_point_range = [FloatingPointRange(from_value=float(spec.range[0]), to_value=float(spec.range[1]))]
+    if spec.range and spec.type == "int":
+        d.integer_range = [IntegerRange(from_value=spec.range[0], to_value=spec.range[1], step=1)]
+    return d
+
+
+def qos(reliability: str, depth: int, latched: bool = False) -> QoSProfile:
+    """A QoS profile from the node's ``*_reliability`` / ``*_depth`` parameters."""
+    return QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE if reliability == "reliable"
+                      else ReliabilityPolicy.BEST_EFFORT,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
+
+
+def publication_seq(info) -> tuple:
+    """(sequence number, publisher id) from an rclpy MessageInfo, or () where the middleware
+    gives none (sensor_msgs/Image itself has no sequence number in ROS 2)."""
+    seq = info.get("publication_sequence_number") if isinstance(info, dict) else None
+    if not seq or seq >= 2**63:  # 0 / None / RMW_MESSAGE_INFO_SEQUENCE_NUMBER_UNSUPPORTED
+        return ()
+    gid = info.get("publisher_gid")
+    return seq, None if gid is None else repr(gid)  # per publisher: two drivers on one topic are not gaps

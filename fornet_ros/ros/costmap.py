@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import numpy as np
 from nav_msgs.msg import OccupancyGrid
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
 
 from ..geometry import (FusionWindow, GridFuser, GridSpec, LookupCache, Pose, build_lookup, downsample_labels,
                         transform_from_quaternion)
-from .conversions import camera_model_from_info, make_cloud, make_grid, stamp_ns
+from ..frames import stamp_ns
+from .conversions import camera_model_from_info, make_cloud, make_grid, qos
 
 LOOKUP_CACHE_BYTES = 256 << 20
 
@@ -40,9 +40,8 @@ class SemanticCostmap:
         self.max_range, self.point_height = p.max_range, p.point_height
         self.cache = LookupCache(LOOKUP_CACHE_BYTES)
         self.window = FusionWindow(p.costmap_window_s)
-        qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-                         if p.costmap_transient_local else DurabilityPolicy.VOLATILE)
-        self.grid_pubs = {name: node.create_publisher(OccupancyGrid, f"semantic_costmap/{name}", qos)
+        grid_qos = qos("reliable", 1, latched=p.costmap_transient_local)
+        self.grid_pubs = {name: node.create_publisher(OccupancyGrid, f"semantic_costmap/{name}", grid_qos)
                           for name in [layer.name for layer in layer_config.layers] + ["combined"]}
         self.points_pub = node.create_publisher(PointCloud2, "semantic_points", 5)
         self.ground_pub = (node.create_publisher(PointCloud2, "semantic_ground_points", 5)

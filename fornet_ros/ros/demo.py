@@ -36,7 +36,7 @@ from ..bags import BagError, bag_cameras, from_cityscapes, from_folder, iter_fra
 from ..classes import IGNORE_INDEX, colorize
 from ..geometry import GeometryError, Pose, read_layer_config
 from ..images import to_mono8
-from .conversions import stamp_ns
+from ..frames import stamp_ns
 from .processes import Spinner, isolated_env, start_node, stop_node
 
 PLAYBACK_FPS = 2.0  # automatic --rate: about this many frames per wall-clock second (never slower than recorded)

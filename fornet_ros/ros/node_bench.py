@@ -39,9 +39,10 @@ def bench_node(checkpoint, size, rate: float, seconds: float, threads: int | Non
     from sensor_msgs.msg import Image
     from std_msgs.msg import Header
 
+    from ..frames import stamp_ns
     from ..inference import Segmenter
     from ..synthetic import make_scene
-    from .conversions import fill_image, stamp_ns
+    from .conversions import fill_image
     from .processes import Spinner, stop_node
 
     H, W = size
@@ -149,8 +150,9 @@ def soak_node(checkpoint, size, rate: float, minutes: float, threads: int | None
     from sensor_msgs.msg import CameraInfo, Image
     from std_msgs.msg import Header
 
+    from ..frames import stamp_ns
     from ..synthetic import make_scene
-    from .conversions import fill_image, stamp_ns
+    from .conversions import fill_image
     from .processes import Spinner, stop_node
 
     H, W = size

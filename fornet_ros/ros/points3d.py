@@ -20,7 +20,8 @@ from sensor_msgs.msg import Image, PointCloud2
 from ..geometry import Pose
 from ..images import decode_depth
 from ..points import StampMatcher, cloud_array, depth_points, lidar_labels, lidar_to_optical
-from .conversions import camera_model_from_info, cloud_xyz, make_labelled_cloud, stamp_ns
+from ..frames import stamp_ns
+from .conversions import camera_model_from_info, cloud_xyz, make_labelled_cloud
 
 
 class LabelledPoints:

@@ -1,0 +1,215 @@
+"""The node's per-frame path, without ROS: admit -> one batched segmentation -> output arrays ->
+hand-over, then the accounting and the latency K controller.
+
+Data flows one way: the ROS adapter (:mod:`fornet_ros.ros.node`) puts messages into
+:class:`~fornet_ros.frames.FrameSlots`; :meth:`FramePipeline.process` takes them, checks the
+header stamp (:func:`~fornet_ros.frames.stamp_verdict`), decodes (:mod:`fornet_ros.images`),
+segments every admitted camera in one :class:`~fornet_ros.inference.Segmenter` call, renders the
+wanted outputs as arrays (:func:`render`) and gives them to the adapter's :class:`Sink`, which
+turns them into messages. Only the sink knows ROS, so everything here runs in unit tests with a
+fake sink (``test/test_pipeline.py``).
+
+Failures are per frame and per camera: a bad stamp or image is counted and dropped; an exception
+while segmenting, publishing, projecting points or updating the costmap is counted as that
+camera's error (/diagnostics ERROR) and never stops the worker, the other cameras or the counters.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from .classes import colorize
+from .frames import FrameSlots, stamp_ns, stamp_verdict
+from .images import BadImageError, DecodeOptions, to_rgb
+from .k_controller import LatencyKController
+
+IMAGE_OUTPUTS = ("labels", "color", "importance", "confidence", "overlay")  # per-camera image outputs
+
+
+class Log(Protocol):
+    """The part of rclpy's logger the pipeline uses (``throttle_duration_sec`` as rclpy spells it)."""
+
+    def warning(self, message: str, **kw) -> None: ...
+    def error(self, message: str, **kw) -> None: ...
+
+
+class Sink(Protocol):
+    """What the adapter does with the pipeline's arrays (the ROS node: publishers)."""
+
+    def wanted(self, cam: str, out: str) -> bool:
+        """Is output ``out`` of ``cam`` enabled and subscribed? (lazy outputs)"""
+
+    def publish(self, cam: str, header, arrays: dict[str, tuple[np.ndarray, str]]) -> None:
+        """Publish ``{output: (array, encoding)}`` of one frame with the input's header."""
+
+    def points(self, cam: str, header, result) -> None:
+        """Labelled 3D points from this frame's depth / LiDAR (nothing when not configured)."""
+
+    def costmap(self, published: list) -> dict[str, str]:
+        """Fuse ``[(cam, header, result, t_rx)]`` into the costmap; ``{cam: problem}``."""
+
+    def topk_changed(self, k: float) -> None:
+        """The K in use changed (the latency controller moved it)."""
+
+
+def render(result, rgb: np.ndarray, wanted, palette, overlay_alpha: float):
+    """The arrays of one frame's wanted outputs: ``({output: (array, encoding)}, skipped)``.
+    ``skipped`` lists the outputs not produced: not wanted, or (importance / confidence) not
+    computed because nobody was subscribed when the batch started."""
+    arrays, skipped, color = {}, [], None
+    for out in IMAGE_OUTPUTS:
+        if out not in wanted:
+            skipped.append(out)
+        elif out == "labels":
+            arrays[out] = result.labels, "mono8"
+        elif out in ("color", "overlay"):
+            if color is None:  # once per frame, whether one or both of them are wanted
+                color = colorize(result.labels, palette)
+            a = overlay_alpha
+            arrays[out] = (color if out == "color" else cv2.addWeighted(rgb, 1.0 - a, color, a, 0.0)), "rgb8"
+        elif (m := getattr(result, out)) is None:
+            skipped.append(out)
+        else:
+            arrays[out] = np.rint(m * 255).astype(np.uint8), "mono8"
+    return arrays, skipped
+
+
+class FramePipeline:
+    """One worker's path from taken frames to published arrays. ``params`` is the node's
+    :class:`~fornet_ros.node_config.NodeParams` (replace it with :meth:`configure`); ``now_ns``
+    the node's clock (ROS time: simulated under ``use_sim_time``, 0 before the first /clock)."""
+
+    def __init__(self, segmenter, slots: FrameSlots, params, sink: Sink, log: Log, now_ns):
+        self.segmenter, self.slots, self.sink, self.log, self.now_ns = segmenter, slots, sink, log, now_ns
+        self.stopping = threading.Event()
+        self.k_ctrl: LatencyKController | None = None
+        self.configure(params)
+
+    def configure(self, params, k_changed: bool = True) -> None:
+        """Take new parameters; with ``k_changed``, K by hand (``topk_ratio``; negative = the
+        model's own) or by the latency controller (``latency_target_ms`` > 0)."""
+        self.params = params
+        self.decode = DecodeOptions(params.max_input_pixels, params.generic_color_order, params.input_bit_depth)
+        if not k_changed:
+            return
+        self.segmenter.topk_ratio = params.topk_ratio
+        self.k_ctrl = (LatencyKController(params.latency_target_ms, params.k_min, params.k_max,
+                                          k=self.segmenter.topk_ratio)
+                       if params.latency_target_ms > 0 else None)
+        if self.k_ctrl is not None:
+            self.segmenter.topk_ratio = self.k_ctrl.k
+        self.sink.topk_changed(float(self.segmenter.topk_ratio))
+
+    def run(self) -> None:
+        """The worker loop: until the slots are closed; no single batch's exception ends it."""
+        while taken := self.slots.take():
+            try:
+                self.process(taken)
+            except Exception as e:  # noqa: BLE001 - the worker must survive any single batch
+                if self.stopping.is_set():
+                    return  # shutting down: publishers may already be gone
+                for cam, *_ in taken:
+                    self.slots.error(cam, f"{type(e).__name__}: {e}")
+                self.log.error(f"processing failed: {type(e).__name__}: {e}", throttle_duration_sec=5.0)
+
+    def admit(self, cam: str, msg, now_ns: int):
+        """The frame's RGB array, or None when it is dropped (counted, with the reason)."""
+        p, log = self.params, self.log
+        drop, flag, age = stamp_verdict(stamp_ns(msg.header.stamp), now_ns, p.max_input_age_ms, p.max_stamp_ahead_ms)
+        if flag:
+            self.slots.flagged(cam, flag, "header stamp is 0 (driver sets no time?)")
+            log.warning(f"{cam}: header stamp is 0: its age is unknown and TF looks up the latest pose",
+                        throttle_duration_sec=5.0)
+        if drop == "future":
+            self.slots.dropped(cam, drop, f"stamp {-age:.0f} ms ahead of this node's clock")
+            log.warning(f"{cam}: dropping a frame stamped {-age:.0f} ms in the future (max_stamp_ahead_ms "
+                        f"{p.max_stamp_ahead_ms:g}): clocks not synchronised?", throttle_duration_sec=5.0)
+        elif drop:
+            self.slots.dropped(cam, drop, "zero stamp" if age is None else f"{age:.0f} ms old")
+        if drop:
+            return None
+        try:
+            return to_rgb(msg, self.decode)
+        except BadImageError as e:
+            self.slots.dropped(cam, "bad", str(e))
+            log.warning(f"{cam}: dropping bad image: {e}", throttle_duration_sec=2.0)
+        except Exception as e:  # noqa: BLE001 - a decoder bug: count it, keep going
+            self.slots.error(cam, f"decode: {type(e).__name__}: {e}")
+            log.error(f"{cam}: decoding failed: {type(e).__name__}: {e}", throttle_duration_sec=5.0)
+        return None
+
+    def _guarded(self, cam: str, what: str, fn, *args) -> bool:
+        """Run one camera's step; an exception is that camera's error, not the batch's. False on error."""
+        try:
+            fn(*args)
+            return True
+        except Exception as e:  # noqa: BLE001
+            if not self.stopping.is_set():
+                self.slots.error(cam, f"{what}: {type(e).__name__}: {e}")
+                self.log.error(f"{cam}: {what} failed: {type(e).__name__}: {e}", throttle_duration_sec=5.0)
+            return False
+
+    def process(self, taken) -> None:
+        """One batch: ``[(cam, msg, receipt time)]`` from :meth:`FrameSlots.take`."""
+        now_ns = self.now_ns()
+        batch = [(cam, msg, t_rx, rgb) for cam, msg, t_rx in taken
+                 if (rgb := self.admit(cam, msg, now_ns)) is not None]
+        if not batch:
+            return
+        wanted = {cam: {o for o in IMAGE_OUTPUTS if self.sink.wanted(cam, o)} for cam, *_ in batch}
+        compute = {o for o in ("importance", "confidence") if any(o in w for w in wanted.values())}
+        t0 = time.monotonic()
+        try:
+            results = self.segmenter([rgb for *_, rgb in batch], outputs=compute)
+        except Exception as e:  # noqa: BLE001 - nothing published: errors, not processed
+            for cam, *_ in batch:
+                self.slots.error(cam, f"inference: {type(e).__name__}: {e}")
+            self.log.error(f"inference failed: {type(e).__name__}: {e}", throttle_duration_sec=5.0)
+            return
+        infer_ms = (time.monotonic() - t0) * 1000 / len(batch)
+        published = []
+        try:
+            for (cam, msg, t_rx, rgb), r in zip(batch, results):
+                if self.stopping.is_set():
+                    return
+                arrays, skipped = render(r, rgb, wanted[cam], self.segmenter.palette, self.params.overlay_alpha)
+                if not self._guarded(cam, "publish", self.sink.publish, cam, msg.header, arrays):
+                    continue
+                self.slots.skipped(cam, skipped)
+                published.append((cam, msg.header, r, t_rx))
+                self._guarded(cam, "points", self.sink.points, cam, msg.header, r)
+            if published and not self.stopping.is_set():
+                self._update_costmap(published)
+        finally:  # the accounting of what was published happens whatever failed after it
+            now_ns = self.now_ns()
+            for cam, header, _, t_rx in published:
+                ns = stamp_ns(header.stamp)
+                self.slots.done(cam, t_rx, infer_ms, None if ns == 0 else (now_ns - ns) / 1e6)
+            self._control_k([t_rx for *_, t_rx in published])
+
+    def _update_costmap(self, published) -> None:
+        try:
+            problems = self.sink.costmap(published)
+        except Exception as e:  # noqa: BLE001 - the costmap as a whole (publishing, fusion)
+            if self.stopping.is_set():
+                return
+            problems = {cam: f"costmap: {type(e).__name__}: {e}" for cam, *_ in published}
+            self.log.error(f"costmap update failed: {type(e).__name__}: {e}", throttle_duration_sec=5.0)
+        for cam, problem in problems.items():
+            self.slots.error(cam, problem)
+
+    def _control_k(self, receipts) -> None:
+        ctrl = self.k_ctrl
+        if ctrl is None or not receipts:
+            return
+        k_before, now = ctrl.k, time.monotonic()
+        for t_rx in receipts:
+            ctrl.update((now - t_rx) * 1000)
+        if ctrl.k != k_before:
+            self.segmenter.topk_ratio = ctrl.k
+            self.sink.topk_changed(float(ctrl.k))
