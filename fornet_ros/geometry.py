@@ -144,6 +144,12 @@ class Pose:
         return self.rotation() @ R_BODY_OPTICAL, np.array([self.x, self.y, self.z])
 
 
+def optical_in_grid(pose) -> tuple[np.ndarray, np.ndarray]:
+    """(R, t) of a camera's optical frame in the grid frame, from a :class:`Pose` (parameters) or
+    an (R, t) already in that form (TF)."""
+    return pose.optical_in_base() if isinstance(pose, Pose) else pose
+
+
 def transform_from_quaternion(translation, quaternion_xyzw) -> tuple[np.ndarray, np.ndarray]:
     """(R, t) from a TF translation and quaternion (x, y, z, w) - for poses read from TF."""
     x, y, z, w = (float(v) for v in quaternion_xyzw)
@@ -271,7 +277,7 @@ def build_lookup(camera: CameraModel, pose, grid: GridSpec, label_shape: tuple[i
     """Ray-cast every label pixel onto z = 0. ``pose``: a :class:`Pose` of the camera body, or
     (R, t) of the optical frame in the base frame (from TF). Labels may be smaller than the
     camera image (scaled)."""
-    R, cam_t = pose.optical_in_base() if isinstance(pose, Pose) else pose
+    R, cam_t = optical_in_grid(pose)
     h, w = label_shape
     bx, by = max(1, camera.binning_x), max(1, camera.binning_y)
     img_w, img_h = (camera.roi[3], camera.roi[2]) if camera.roi[3] > 0 else (camera.width, camera.height)
@@ -418,18 +424,26 @@ class GridFuser:
         self.contact_labels: list[np.ndarray] = []
         self.ground_points: list[np.ndarray] = []
 
-    def add(self, labels: np.ndarray, lookup: Lookup):
+    def add(self, labels: np.ndarray, lookup: Lookup, obstacles: tuple[np.ndarray, np.ndarray] | None = None):
+        """One camera's labels. ``obstacles``: (xy (N, 2) in the grid frame, class IDs (N,)) of the
+        obstacle-class points its depth measured; given, they replace the flat-ground contacts
+        (ground classes still use the ground plane)."""
         if labels.shape != lookup.shape:
             raise GeometryError(f"labels {labels.shape} do not match the lookup's {lookup.shape}")
-        if lookup.first_row >= labels.shape[0]:
+        if lookup.first_row >= labels.shape[0] and obstacles is None:
             return
         gcls = labels.ravel()[lookup.ground_pixels]
         gsel = self.cfg.lut("ground")[gcls]
-        contact = np.flatnonzero(contact_mask(labels, self.cfg.lut("obstacle"), lookup.first_row))
-        ccells = lookup.cell_map[contact]
-        hit_grid = ccells >= 0
-        contact, ccells = contact[hit_grid], ccells[hit_grid]
-        ccls = labels.ravel()[contact]
+        if obstacles is None:
+            contact = np.flatnonzero(contact_mask(labels, self.cfg.lut("obstacle"), lookup.first_row))
+            ccells = lookup.cell_map[contact]
+            hit_grid = ccells >= 0
+            contact, ccells = contact[hit_grid], ccells[hit_grid]
+            cxy, ccls = lookup.xy_map[contact], labels.ravel()[contact]
+        else:
+            cxy, ccls = obstacles
+            ccells, inside = self.grid.cell_of(cxy[:, 0], cxy[:, 1])
+            cxy, ccls, ccells = cxy[inside], ccls[inside], ccells[inside]
         cells = np.concatenate([lookup.ground_cells[gsel], ccells])
         cls_used = np.concatenate([gcls[gsel], ccls])
         observed = np.zeros(self.n, bool)
@@ -439,8 +453,8 @@ class GridFuser:
             hit = np.zeros(self.n, bool)
             hit[cells[self.cfg.lut(str(i))[cls_used]]] = True
             np.maximum(self.layers[i], np.where(hit, np.int8(layer.cost), base), out=self.layers[i])
-        self.contact_points.append(lookup.xy_map[contact])
-        self.contact_labels.append(ccls)
+        self.contact_points.append(cxy.astype(np.float32, copy=False))
+        self.contact_labels.append(ccls.astype(np.uint8, copy=False))
         self.ground_points.append(lookup.xy_map[lookup.ground_pixels[gsel]])
 
     def grids(self) -> dict[str, np.ndarray]:
@@ -474,3 +488,32 @@ class FusionWindow:
         for cam in [c for c, (t, _) in self.latest.items() if now_s - t > self.window_s]:
             del self.latest[cam]
         return [(cam, f) for cam, (_, f) in self.latest.items()]
+
+
+class GridMemory:
+    """Temporal filter of the fused grids (``costmap_decay_s``): a cell that no camera sees now
+    keeps the cost it last had, fading linearly to 0 over ``decay_s``, and is unknown after that;
+    a cell seen now takes the larger of its new cost and its fading one (so a flickering pole keeps
+    its cost, a car that drove off fades within ``decay_s``). Times are receipt times (the fusion
+    window's clock), so header stamps cannot freeze or wipe the memory. ``decay_s`` 0: off."""
+
+    def __init__(self, decay_s: float):
+        self.decay_s = float(decay_s)
+        self.cost: dict[str, np.ndarray] = {}  # the cost a cell had when last marked
+        self.seen: dict[str, np.ndarray] = {}  # when it was last marked (receipt time, s)
+
+    def __call__(self, grids: dict[str, np.ndarray], now_s: float) -> dict[str, np.ndarray]:
+        if self.decay_s <= 0:
+            return grids
+        out = {}
+        for name, g in grids.items():
+            if name not in self.cost or self.cost[name].shape != g.shape:
+                self.cost[name], self.seen[name] = np.full(g.shape, UNKNOWN, np.int8), np.full(g.shape, -np.inf)
+            cost, seen = self.cost[name], self.seen[name]
+            left = 1.0 - (now_s - seen) / self.decay_s  # fraction of the old cost still held
+            alive = (cost >= 0) & (left > 0)
+            faded = np.where(alive, np.rint(cost * np.clip(left, 0.0, 1.0)), UNKNOWN).astype(np.int8)
+            mark = (g >= 0) & (g >= faded)
+            cost[mark], seen[mark] = g[mark], now_s
+            out[name] = np.maximum(g, faded)
+        return out

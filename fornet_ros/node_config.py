@@ -121,6 +121,11 @@ class NodeParams:
     costmap_window_s: float = _param(0.5, "a camera's labels stay in the fused grids this long after they were "
                                      "received (by receipt time, not header stamp); a silent camera then drops out",
                                      range=(0.01, 60.0))
+    costmap_decay_s: float = _param(0.0, "temporal filter: a cell no camera sees now keeps its last cost, fading "
+                                    "linearly to 0 over this many seconds, then unknown; 0 = off (the grids show only "
+                                    "the frames in costmap_window_s)", range=(0.0, 3600.0))
+    costmap_min_confidence: float = _param(0.0, "confidence gating: pixels whose confidence (max softmax) is below this "
+                                           "are left out of the grids (unknown); 0 = off", range=(0.0, 1.0))
     max_range: float = _param(30.0, "ignore ground points farther than this from the camera (m)",
                               range=(0.01, 10000.0))
     point_height: float = _param(0.2, "z of the obstacle points in semantic_points (m)", range=(-100.0, 100.0))
@@ -133,6 +138,11 @@ class NodeParams:
     depth_range: tuple[float, ...] = _param((0.1, 50.0), "[min, max] valid depth (m); others are dropped and counted",
                                            check=lambda v: len(v) == 2 and 0 <= v[0] < v[1],
                                            constraint="[min, max] with 0 <= min < max")
+    depth_obstacle_height: tuple[float, ...] = _param((0.05, 2.0), "with depth: obstacle-class points between these "
+                                                      "heights above the ground (m) mark the grids and semantic_points "
+                                                      "in place of the flat-ground contacts",
+                                                      check=lambda v: len(v) == 2 and v[0] < v[1],
+                                                      constraint="[min, max] with min < max")
     lidar_topic: str = _param("", "PointCloud2 to label (x, y, z float32 fields); empty = no LiDAR. Output: "
                               "semantic/lidar_points in the LiDAR's frame")
     lidar_camera: str = _param("", "camera whose mask labels the LiDAR points; empty = the first camera")

@@ -47,11 +47,13 @@ class Sink(Protocol):
     def publish(self, cam: str, header, arrays: dict[str, tuple[np.ndarray, str]]) -> None:
         """Publish ``{output: (array, encoding)}`` of one frame with the input's header."""
 
-    def points(self, cam: str, header, result) -> None:
-        """Labelled 3D points from this frame's depth / LiDAR (nothing when not configured)."""
+    def points(self, cam: str, header, result) -> np.ndarray | None:
+        """Labelled 3D points from this frame's depth / LiDAR (nothing when not configured);
+        returns the frame's organised depth points (H, W, 3, optical frame) or None."""
 
     def costmap(self, published: list) -> dict[str, str]:
-        """Fuse ``[(cam, header, result, t_rx)]`` into the costmap; ``{cam: problem}``."""
+        """Fuse ``[(cam, header, result, t_rx, depth points or None)]`` into the costmap;
+        ``{cam: problem}``."""
 
     def topk_changed(self, k: float) -> None:
         """The K in use changed (the latency controller moved it)."""
@@ -143,16 +145,16 @@ class FramePipeline:
             log.error(f"{cam}: decoding failed: {type(e).__name__}: {e}", throttle_duration_sec=5.0)
         return None
 
-    def _guarded(self, cam: str, what: str, fn, *args) -> bool:
-        """Run one camera's step; an exception is that camera's error, not the batch's. False on error."""
+    def _guarded(self, cam: str, what: str, fn, *args) -> tuple[bool, object]:
+        """Run one camera's step: (True, its result), or (False, None) when it raised - that
+        camera's error, not the batch's."""
         try:
-            fn(*args)
-            return True
+            return True, fn(*args)
         except Exception as e:  # noqa: BLE001
             if not self.stopping.is_set():
                 self.slots.error(cam, f"{what}: {type(e).__name__}: {e}")
                 self.log.error(f"{cam}: {what} failed: {type(e).__name__}: {e}", throttle_duration_sec=5.0)
-            return False
+            return False, None
 
     def process(self, taken) -> None:
         """One batch: ``[(cam, msg, receipt time)]`` from :meth:`FrameSlots.take`."""
@@ -163,6 +165,8 @@ class FramePipeline:
             return
         wanted = {cam: {o for o in IMAGE_OUTPUTS if self.sink.wanted(cam, o)} for cam, *_ in batch}
         compute = {o for o in ("importance", "confidence") if any(o in w for w in wanted.values())}
+        if self.params.costmap_enabled and self.params.costmap_min_confidence > 0:
+            compute.add("confidence")  # the costmap's confidence gating
         t0 = time.monotonic()
         try:
             results = self.segmenter([rgb for *_, rgb in batch], outputs=compute)
@@ -178,19 +182,19 @@ class FramePipeline:
                 if self.stopping.is_set():
                     return
                 arrays, skipped = render(r, rgb, wanted[cam], self.segmenter.palette, self.params.overlay_alpha)
-                if not self._guarded(cam, "publish", self.sink.publish, cam, msg.header, arrays):
+                if not self._guarded(cam, "publish", self.sink.publish, cam, msg.header, arrays)[0]:
                     continue
                 self.slots.skipped(cam, skipped)
-                published.append((cam, msg.header, r, t_rx))
-                self._guarded(cam, "points", self.sink.points, cam, msg.header, r)
+                depth = self._guarded(cam, "points", self.sink.points, cam, msg.header, r)[1]
+                published.append((cam, msg.header, r, t_rx, depth))
             if published and not self.stopping.is_set():
                 self._update_costmap(published)
         finally:  # the accounting of what was published happens whatever failed after it
             now_ns = self.now_ns()
-            for cam, header, _, t_rx in published:
+            for cam, header, _, t_rx, _ in published:
                 ns = stamp_ns(header.stamp)
                 self.slots.done(cam, t_rx, infer_ms, None if ns == 0 else (now_ns - ns) / 1e6)
-            self._control_k([t_rx for *_, t_rx in published])
+            self._control_k([t_rx for _, _, _, t_rx, _ in published])
 
     def _update_costmap(self, published) -> None:
         try:

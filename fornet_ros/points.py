@@ -11,6 +11,8 @@ along the viewing ray; measured depth puts every labelled pixel where it is.
   the mask pixel each point projects to (distortion included); points behind the camera, outside
   the image, or hidden from the camera behind a nearer point (the LiDAR sits elsewhere and sees
   past edges the camera cannot: a small z-buffer over 4x4-pixel blocks) are dropped (counted).
+- :func:`obstacle_points`: depth points of obstacle classes, in the grid frame, for the costmap
+  (they replace the flat-ground contacts of that camera when depth is on).
 - :class:`StampMatcher`: approximate-time pairing within a max slop. Motion between the two stamps
   is NOT compensated: at 10 m/s a 50 ms slop is 0.5 m.
 - :func:`cloud_array`: the x, y, z, label, confidence record layout of the published PointCloud2.
@@ -26,7 +28,7 @@ import cv2
 import numpy as np
 
 from .errors import FornetError
-from .geometry import CameraModel, Pose
+from .geometry import CameraModel, Pose, optical_in_grid
 
 CLOUD_DTYPE = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("label", "<u4"), ("confidence", "<f4")])
 
@@ -73,10 +75,24 @@ def depth_points(depth: np.ndarray, camera: CameraModel, encoding: str, min_rang
     return pts, stats
 
 
-def to_base(points_optical: np.ndarray, pose: Pose) -> np.ndarray:
-    """Optical-frame points (..., 3) of a camera at ``pose`` -> the base frame."""
-    R, t = pose.optical_in_base()
-    return (points_optical @ R.T.astype(np.float32) + t.astype(np.float32)).astype(np.float32)
+def to_base(points_optical: np.ndarray, pose) -> np.ndarray:
+    """Optical-frame points (..., 3) of a camera at ``pose`` (a :class:`Pose`, or (R, t) from TF)
+    -> the base (grid) frame."""
+    R, t = optical_in_grid(pose)
+    return (points_optical @ np.asarray(R, np.float32).T + np.asarray(t, np.float32)).astype(np.float32)
+
+
+def obstacle_points(points_optical: np.ndarray, labels: np.ndarray, pose, obstacle_lut: np.ndarray,
+                    height: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """The depth-measured obstacles of one frame for the costmap: (xy (N, 2) float32 in the grid
+    frame, class IDs (N,) uint8) of the pixels whose class is an obstacle (``obstacle_lut``) and
+    whose 3D point lies ``height[0]`` <= z <= ``height[1]`` above the ground. They stand where the
+    depth puts them, where the flat-ground contact of the same object may lie metres off along the
+    ray (an object's lowest visible pixel is not always on the ground: occluded, or overhanging)."""
+    sel = obstacle_lut[labels] & np.isfinite(points_optical[..., 2])
+    p = to_base(points_optical[sel], pose)
+    band = (p[:, 2] >= height[0]) & (p[:, 2] <= height[1])
+    return np.ascontiguousarray(p[band, :2]), labels[sel][band].astype(np.uint8)
 
 
 def lidar_to_optical(camera_pose: Pose, lidar_pose: Pose) -> tuple[np.ndarray, np.ndarray]:

@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config"
@@ -120,3 +121,21 @@ def add_subscription(col: Collector, typ, topic: str, depth: int = 10) -> None:
     """Record ``topic`` in ``col`` as well (read with ``col.get(topic)``)."""
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     col._sub(typ, topic, QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE))
+
+
+class FakeNode:
+    """What the ROS-side helpers (SemanticCostmap) need of a node, in process: publishers that
+    record, a logger, a clock."""
+
+    def __init__(self):
+        self.published, self.warnings = {}, []
+
+    def create_publisher(self, typ, topic, qos):
+        return SimpleNamespace(publish=lambda m, t=topic: self.published.setdefault(t, []).append(m))
+
+    def get_logger(self):
+        return SimpleNamespace(warning=lambda m, **kw: self.warnings.append(m), info=lambda m, **kw: None)
+
+    def get_clock(self):
+        from rclpy.clock import Clock
+        return Clock()

@@ -231,3 +231,19 @@ def test_load_layer_config(tmp_path):
     f.write_text("layers: [{name: x, classes: [unicorn], cost: 1}]\n")
     with pytest.raises(GeometryError, match="unknown classes"):
         load_layer_config(str(f), CITYSCAPES_CLASSES)
+
+
+def test_grid_memory_holds_fades_and_forgets_unseen_cells():
+    from fornet_ros.geometry import GridMemory
+    mem = GridMemory(decay_s=2.0)
+    g = lambda *v: {"car": np.array([v], np.int8)}  # noqa: E731 - one row of cells
+    # cells: [obstacle seen then unseen, obstacle then seen free, free then unseen, never seen]
+    assert mem(g(100, 100, 0, -1), 10.0)["car"].tolist() == [[100, 100, 0, -1]]
+    assert mem(g(-1, 0, -1, -1), 11.0)["car"].tolist() == [[50, 50, 0, -1]]  # half-way: half the cost
+    assert mem(g(-1, 0, -1, -1), 11.5)["car"].tolist() == [[25, 25, 0, -1]]
+    assert mem(g(-1, 0, -1, -1), 12.5)["car"].tolist() == [[-1, 0, -1, -1]]  # past decay_s: unknown again
+    assert mem(g(30, -1, -1, -1), 12.6)["car"].tolist() == [[30, 0, -1, -1]]  # a new mark starts over
+    assert mem(g(20, -1, -1, -1), 13.6)["car"].tolist() == [[20, 0, -1, -1]]  # max(20, 30 faded to 15)
+    off = GridMemory(0.0)
+    assert off(g(100, -1, 0, -1), 1.0)["car"].tolist() == [[100, -1, 0, -1]]
+    assert off(g(-1, -1, -1, -1), 1.1)["car"].tolist() == [[-1, -1, -1, -1]]  # off: only the current frames

@@ -8,7 +8,7 @@ import pytest
 
 from fornet_ros.geometry import CameraModel, Pose
 from fornet_ros.points import (CLOUD_DTYPE, PointsError, StampMatcher, cloud_array, depth_points, lidar_labels,
-                               lidar_to_optical, project, to_base)
+                               lidar_to_optical, obstacle_points, project, to_base)
 
 CAM = CameraModel(320, 240, (200.0, 0, 159.5, 0, 200.0, 119.5, 0, 0, 1))
 POSE = Pose(0.0, 0.0, 1.5, 0.0, 0.0, 0.0)
@@ -16,13 +16,13 @@ BOX_X, BOX_Y, BOX_Z = 6.0, 1.0, 1.5  # front face x = 6 m, |y| <= 1 m, 0 <= z <=
 ROAD, CAR, SKY = 0, 13, 10
 
 
-def hit(origins, dirs):
-    """Range along ``dirs`` to the scene (box front face or ground), inf where nothing is hit; and
-    the class hit."""
+def hit(origins, dirs, bottom=0.0):
+    """Range along ``dirs`` to the scene (box front face, its lower edge ``bottom`` m above the
+    ground, or the ground), inf where nothing is hit; and the class hit."""
     with np.errstate(divide="ignore", invalid="ignore"):
         s_box = (BOX_X - origins[..., 0]) / dirs[..., 0]
         p = origins + s_box[..., None] * dirs
-        box = (s_box > 0) & (np.abs(p[..., 1]) <= BOX_Y) & (p[..., 2] >= 0) & (p[..., 2] <= BOX_Z)
+        box = (s_box > 0) & (np.abs(p[..., 1]) <= BOX_Y) & (p[..., 2] >= bottom) & (p[..., 2] <= BOX_Z)
         s_gnd = -origins[..., 2] / dirs[..., 2]
         gnd = (s_gnd > 0) & (dirs[..., 2] < 0)
     s = np.where(box, s_box, np.where(gnd, s_gnd, np.inf))
@@ -31,11 +31,11 @@ def hit(origins, dirs):
     return s, cls
 
 
-def render():
+def render(bottom=0.0):
     v, u = np.mgrid[0:CAM.height, 0:CAM.width]
     rays = CAM.normalized_rays(u.ravel(), v.ravel()).reshape(CAM.height, CAM.width, 3)
     R, t = POSE.optical_in_base()
-    s, cls = hit(np.broadcast_to(t, rays.shape), rays @ R.T)  # rays have z_opt = 1: range s = depth
+    s, cls = hit(np.broadcast_to(t, rays.shape), rays @ R.T, bottom)  # rays have z_opt = 1: range s = depth
     depth = np.where(np.isinf(s) | (s > 60), 0.0, s)  # like a sensor: 0 = no return
     return depth, cls.astype(np.uint8)
 
@@ -62,6 +62,56 @@ def test_depth_removes_the_smear_of_flat_ground_projection():
     x_depth = to_base(pts[car], POSE)[:, 0]
     assert np.ptp(x_flat) > 5.0 and x_flat.max() > BOX_X + 5  # smeared along the ray
     assert np.ptp(x_depth) < 0.05  # with depth: all on the face
+
+
+def _car_cells_x(grid, costs):
+    """x (m) of the cells the 'car' layer marked."""
+    iy, ix = np.nonzero(costs > 0)
+    return grid.origin[0] + (ix + 0.5) * grid.resolution
+
+
+@pytest.mark.parametrize("bottom", [0.0, 0.5])
+def test_depth_obstacles_replace_flat_ground_contacts_in_the_grid(bottom):
+    """A box standing on the ground (bottom 0) and one whose lower edge is 0.5 m up (a trailer, a
+    barrier: its lowest visible pixel is not on the ground). Flat-ground contacts put the raised one
+    3 m behind its face (the ray through its lower edge meets the ground at x = 6 * 1.5 / 1.0 = 9 m);
+    depth puts every car cell within one cell of the face, in both cases."""
+    from fornet_ros.geometry import GridFuser, GridSpec, LayerConfig, build_lookup
+    depth, cls = render(bottom)
+    names = [str(i) for i in range(19)]
+    cfg = LayerConfig.from_dict({"ground_classes": [str(ROAD)], "obstacle_classes": [str(CAR)],
+                                 "layers": [{"name": "car", "classes": [str(CAR)], "cost": 100}]}, names)
+    grid = GridSpec(0.1, 200, 100, (0.0, -5.0))
+    lookup = build_lookup(CAM, POSE, grid, cls.shape)
+    flat = GridFuser(grid, cfg)
+    flat.add(cls, lookup)
+    x_flat = _car_cells_x(grid, flat.grids()["car"])
+    pts, _ = depth_points(depth.astype(np.float32), CAM, "32FC1")
+    xy, lab = obstacle_points(pts, cls, POSE, cfg.lut("obstacle"), (0.05, 2.0))
+    assert set(lab.tolist()) == {CAR} and len(lab) > 1000
+    fused = GridFuser(grid, cfg)
+    fused.add(cls, lookup, (xy, lab))
+    x_depth = _car_cells_x(grid, fused.grids()["car"])
+    assert np.abs(x_depth - BOX_X).max() <= grid.resolution  # within one cell of the face
+    assert (fused.grids()["combined"][fused.grids()["car"] < 0] <= 0).all()  # nothing else marked at 100
+    if bottom == 0.0:
+        assert np.abs(x_flat - BOX_X).max() <= grid.resolution  # flat contacts are right on the ground
+    else:
+        assert x_flat.min() > BOX_X + 2.5 and x_flat.max() < 9.5  # ~3 m off along the ray (pixel rows: 9.0-9.3)
+    pts_xy, pts_lab = fused.obstacle_points()
+    assert np.abs(pts_xy[:, 0] - BOX_X).max() < 0.05 and (pts_lab == CAR).all()
+
+
+def test_obstacle_points_keep_only_obstacle_classes_in_the_height_band():
+    depth, cls = render()
+    pts, _ = depth_points(depth.astype(np.float32), CAM, "32FC1")
+    lut = np.zeros(256, bool)
+    lut[CAR] = True
+    _, lab_all = obstacle_points(pts, cls, POSE, lut, (-1.0, 10.0))
+    xy, lab = obstacle_points(pts, cls, POSE, lut, (1.0, 2.0))  # the upper third of the 1.5 m box
+    z = to_base(pts, POSE)[..., 2]
+    assert len(lab_all) == int(((cls == CAR) & np.isfinite(z)).sum())
+    assert len(lab) == int(((cls == CAR) & (z >= 1.0) & (z <= 2.0)).sum()) and 0 < len(lab) < len(lab_all)
 
 
 def test_invalid_depth_is_dropped_and_counted():
@@ -141,3 +191,45 @@ def test_cloud_layout_is_pixel_aligned():
     assert CLOUD_DTYPE.itemsize == 20 and cloud.shape == cls.shape
     v, u = 200, 160
     assert cloud[v, u]["label"] == cls[v, u] and math.isclose(cloud[v, u]["z"], depth[v, u], rel_tol=1e-6)
+
+
+def test_costmap_adapter_uses_depth_gates_by_confidence_and_decays():
+    """SemanticCostmap (ROS message side, fake node): depth moves the raised box's cells to its face;
+    pixels below costmap_min_confidence stay unknown; costmap_decay_s keeps the box for a while
+    after the camera stops seeing it."""
+    from builtin_interfaces.msg import Time
+    from sensor_msgs.msg import CameraInfo
+    from std_msgs.msg import Header
+    from fornet_ros.geometry import LayerConfig
+    from fornet_ros.node_config import NodeParams
+    from fornet_ros.ros.costmap import CostmapFrame, SemanticCostmap
+    from ros_harness import FakeNode
+    from fornet_ros.classes import CITYSCAPES_CLASSES
+    depth, cls = render(bottom=0.5)
+    pts, _ = depth_points(depth.astype(np.float32), CAM, "32FC1")
+    cfg = LayerConfig.from_dict({"ground_classes": ["road"], "obstacle_classes": ["car"],
+                                 "layers": [{"name": "car", "classes": ["car"], "cost": 100},
+                                            {"name": "road", "classes": ["road"], "cost": 0}]}, CITYSCAPES_CLASSES)
+    params = NodeParams(use_tf=False, grid_width=200, grid_height=100, grid_origin=(0.0, -5.0),
+                        costmap_decay_s=1.0, costmap_min_confidence=0.5)
+    node = FakeNode()
+    cm = SemanticCostmap(node, params, cfg, {"cam0": POSE})
+    info = CameraInfo(height=CAM.height, width=CAM.width, k=list(map(float, CAM.k)), distortion_model="plumb_bob")
+    header = Header(stamp=Time(sec=5), frame_id="cam0_optical")
+    conf = np.where(np.arange(CAM.width)[None, :] < CAM.width // 2, 0.9, 0.1).astype(np.float32)
+    conf = np.broadcast_to(conf, cls.shape)
+    assert cm.update([CostmapFrame("cam0", header, cls, info, 10.0, conf, pts)], now_s=10.0) == {}
+    car = np.array(node.published["semantic_costmap/car"][-1].data, np.int8).reshape(100, 200)
+    iy, ix = np.nonzero(car > 0)
+    assert len(ix) > 3 and np.abs((ix + 0.5) * 0.1 - BOX_X).max() <= 0.1  # at the face, not 3 m behind
+    y = -5.0 + (iy + 0.5) * 0.1
+    assert (y > -0.05).all()  # only the confident left half of the image (y > 0: left of the camera)
+    road = np.array(node.published["semantic_costmap/road"][-1].data, np.int8).reshape(100, 200)
+    assert (road[:50] == -1).all() and (road[55:] == 0).any()  # right half unknown, left half seen
+    # the camera now sees only road where the box was, and its labels leave the fusion window
+    cm.update([CostmapFrame("cam0", header, np.zeros_like(cls), info, 10.6, conf, None)], now_s=10.6)
+    faded = np.array(node.published["semantic_costmap/car"][-1].data, np.int8).reshape(100, 200)
+    assert (faded[car > 0] == 40).all()  # 100 faded for 0.6 of 1.0 s
+    cm.update([CostmapFrame("cam0", header, np.zeros_like(cls), info, 11.2, conf, None)], now_s=11.2)
+    gone = np.array(node.published["semantic_costmap/car"][-1].data, np.int8).reshape(100, 200)
+    assert (gone[car > 0] == 0).all()  # past decay_s: what the camera sees now (free)

@@ -10,6 +10,7 @@ import pytest
 
 from fornet_ros.classes import CITYSCAPES_CLASSES
 from fornet_ros.geometry import CameraModel, GeometryError, GridSpec, LayerConfig, Pose, build_lookup
+from ros_harness import FakeNode
 
 W, H, F = 200, 150, 100.0
 K = (F, 0, W / 2, 0, F, H / 2, 0, 0, 1)
@@ -28,23 +29,6 @@ def test_distortion_vector_of_the_wrong_length_is_rejected(model, n):
 def test_distortion_vector_of_the_right_length_projects(model, n):
     cam = CameraModel(W, H, K, (0.01,) * n, model)
     assert build_lookup(cam, Pose(z=1.5), GridSpec(), (H // 2, W // 2)).valid_pixels > 0
-
-
-class FakeNode:
-    """What SemanticCostmap needs of a node: publishers that record, a logger, a clock."""
-
-    def __init__(self):
-        self.published, self.warnings = {}, []
-
-    def create_publisher(self, typ, topic, qos):
-        return SimpleNamespace(publish=lambda m, t=topic: self.published.setdefault(t, []).append(m))
-
-    def get_logger(self):
-        return SimpleNamespace(warning=lambda m, **kw: self.warnings.append(m), info=lambda m, **kw: None)
-
-    def get_clock(self):
-        from rclpy.clock import Clock
-        return Clock()
 
 
 def _costmap(**kw):

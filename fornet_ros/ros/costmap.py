@@ -17,17 +17,33 @@ with a byte-bounded lookup cache, so a huge frame costs one bounded lookup build
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from nav_msgs.msg import OccupancyGrid
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
 
-from ..geometry import (FusionWindow, GridFuser, GridSpec, LookupCache, Pose, build_lookup, downsample_labels,
-                        transform_from_quaternion)
+from ..classes import IGNORE_INDEX
+from ..geometry import (FusionWindow, GridFuser, GridMemory, GridSpec, LookupCache, Pose, build_lookup,
+                        downsample_labels, transform_from_quaternion)
+from ..points import obstacle_points
 from ..frames import stamp_ns
 from .conversions import camera_model_from_info, make_cloud, make_grid, qos
 
 LOOKUP_CACHE_BYTES = 256 << 20
+
+
+class CostmapFrame(NamedTuple):
+    """One segmented frame for :meth:`SemanticCostmap.update`."""
+
+    cam: str
+    header: object
+    labels: np.ndarray  # (H, W) uint8 train IDs
+    info: object  # its CameraInfo, or None (the camera is left out)
+    receipt_s: float  # receipt time (the fusion window's clock)
+    confidence: np.ndarray | None = None  # (H, W) float32: gating with costmap_min_confidence
+    depth: np.ndarray | None = None  # (H, W, 3) organised depth points (optical frame): obstacles from them
 
 
 class SemanticCostmap:
@@ -40,6 +56,8 @@ class SemanticCostmap:
         self.max_range, self.point_height = p.max_range, p.point_height
         self.cache = LookupCache(LOOKUP_CACHE_BYTES)
         self.window = FusionWindow(p.costmap_window_s)
+        self.memory = GridMemory(p.costmap_decay_s)
+        self.min_confidence, self.obstacle_height = p.costmap_min_confidence, p.depth_obstacle_height
         grid_qos = qos("reliable", 1, latched=p.costmap_transient_local)
         self.grid_pubs = {name: node.create_publisher(OccupancyGrid, f"semantic_costmap/{name}", grid_qos)
                           for name in [layer.name for layer in layer_config.layers] + ["combined"]}
@@ -75,21 +93,31 @@ class SemanticCostmap:
         return self.cache.get(key, lambda: build_lookup(model, pose, self.grid, shape, max_range=self.max_range))
 
     def update(self, frames, now_s: float) -> dict[str, str]:
-        """frames: [(camera name, header, labels, CameraInfo or None, receipt time s)] just segmented;
+        """frames: :class:`CostmapFrame` s (or tuples in its order) just segmented;
         ``now_s``: the receipt clock now. Fuses them with the other cameras' labels received within
         the window and publishes when at least one camera could be projected. Returns
         {camera: problem} for the cameras of ``frames`` left out by an error (any exception of
         their own: bad CameraInfo, projection); they are logged (throttled) here."""
-        for cam, header, labels, info, t_rx in frames:
-            self.window.add(cam, t_rx, (header, downsample_labels(labels), info))
-        new = {cam for cam, *_ in frames}
+        problems = {}
+        for f in (CostmapFrame(*f) for f in frames):
+            labels, obstacles = f.labels, None
+            try:
+                if self.min_confidence > 0 and f.confidence is not None:
+                    labels = np.where(f.confidence >= self.min_confidence, labels, np.uint8(IGNORE_INDEX))
+                if f.depth is not None:
+                    obstacles = obstacle_points(f.depth, labels, self._pose(f.cam, f.header),
+                                                self.cfg.lut("obstacle"), self.obstacle_height)
+            except Exception as e:  # noqa: BLE001 - this camera's depth or pose only
+                problems[f.cam] = f"costmap: {type(e).__name__}: {e}"
+            self.window.add(f.cam, f.receipt_s, (f.header, downsample_labels(labels), f.info, obstacles))
+        new = {f[0] for f in frames}
         fuser = GridFuser(self.grid, self.cfg)
-        used, problems = [], {}
-        for cam, (header, labels, info) in self.window.current(now_s):
+        used = []
+        for cam, (header, labels, info, obstacles) in self.window.current(now_s):
             if info is None:
                 continue
             try:
-                fuser.add(labels, self.lookup(cam, info, header, labels.shape))
+                fuser.add(labels, self.lookup(cam, info, header, labels.shape), obstacles)
             except Exception as e:  # noqa: BLE001 - one camera's failure must not cost the others their grid
                 if cam in new:
                     problems[cam] = f"costmap: {type(e).__name__}: {e}"
@@ -102,7 +130,7 @@ class SemanticCostmap:
         newest_ns, newest = max(used, key=lambda u: u[0])  # only zero stamps: the node's clock
         out_header = Header(stamp=newest if newest_ns else self.node.get_clock().now().to_msg(),
                             frame_id=self.grid.frame_id)
-        for name, values in fuser.grids().items():
+        for name, values in self.memory(fuser.grids(), now_s).items():
             self.grid_pubs[name].publish(make_grid(out_header, self.grid, values))
         xy, labels = fuser.obstacle_points()
         xyz = np.concatenate([xy, np.full((len(xy), 1), self.point_height, np.float32)], 1)

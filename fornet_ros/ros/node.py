@@ -52,6 +52,7 @@ from ..geometry import GeometryError, Pose, load_layer_config
 from ..node_config import CAMERA_POSE, SPECS, NodeParams, build_segmenter, camera_pose_name
 from ..pipeline import IMAGE_OUTPUTS, FramePipeline
 from .conversions import descriptor, fill_image, label_info, publication_seq, qos
+from .costmap import CostmapFrame, SemanticCostmap
 
 K_PARAMS = {"topk_ratio", "latency_target_ms", "k_min", "k_max"}
 
@@ -70,7 +71,6 @@ class SegmentationNode(Node):
         self._make_io()
         self.grid = self.points3d = None
         if p.costmap_enabled:
-            from .costmap import SemanticCostmap
             try:
                 layers = load_layer_config(p.costmap_config, self.segmenter.classes)
             except GeometryError as e:
@@ -151,15 +151,14 @@ class SegmentationNode(Node):
             info.header = header
             pubs["camera_info"].publish(info)
 
-    def points(self, cam: str, header, result) -> None:
-        if self.points3d is not None:
-            self.points3d.process(cam, header, result, self.camera_info[cam])
+    def points(self, cam: str, header, result):
+        return None if self.points3d is None else self.points3d.process(cam, header, result, self.camera_info[cam])
 
     def costmap(self, published) -> dict[str, str]:
         if self.grid is None:
             return {}
-        return self.grid.update([(cam, header, r.labels, self.camera_info[cam], t_rx)
-                                    for cam, header, r, t_rx in published], time.monotonic())
+        return self.grid.update([CostmapFrame(cam, header, r.labels, self.camera_info[cam], t_rx, r.confidence, depth)
+                                 for cam, header, r, t_rx, depth in published], time.monotonic())
 
     def topk_changed(self, k: float) -> None:
         self.k_pub.publish(Float32(data=k))

@@ -53,9 +53,11 @@ class LabelledPoints:
     def _count(self, cam, key, n=1):
         self.counts[cam][key] = self.counts[cam].get(key, 0) + n
 
-    def process(self, cam: str, header, result, info) -> None:
-        """After a colour frame of ``cam`` is segmented: publish what its depth / the LiDAR give."""
-        stamp = stamp_ns(header.stamp)
+    def process(self, cam: str, header, result, info):
+        """After a colour frame of ``cam`` is segmented: publish what its depth / the LiDAR give.
+        Returns the frame's organised depth points (optical frame; the costmap places obstacles
+        with them) or None."""
+        stamp, pts = stamp_ns(header.stamp), None
         if cam in self.depth:
             with self.lock:
                 msg = self.depth[cam].match(stamp)
@@ -71,14 +73,14 @@ class LabelledPoints:
                 lab = result.labels if result.labels.shape == img.shape else None
                 if lab is None:
                     self._count(cam, "depth_size_mismatch")
-                    return
+                    return None
                 self.points_pub[cam].publish(make_labelled_cloud(header, cloud_array(pts, lab, result.confidence)))
         if cam == self.lidar_cam:
             with self.lock:
                 msg = self.lidar.match(stamp)
             if msg is None or info is None:
                 self._count(cam, "lidar_unmatched" if msg is None else "lidar_without_camera_info")
-                return
+                return pts
             xyz = cloud_xyz(msg)
             R, t = lidar_to_optical(self.poses[cam], Pose.from_list(self.params.lidar_pose))
             keep, lab, conf, st = lidar_labels(xyz, R, t, camera_model_from_info(info), result.labels,
@@ -87,3 +89,4 @@ class LabelledPoints:
             self._count(cam, "lidar_points_labelled", st.labelled)
             self._count(cam, "lidar_points_dropped", st.points - st.labelled)
             self.lidar_pub.publish(make_labelled_cloud(msg.header, cloud_array(xyz[keep], lab[keep], conf[keep])))
+        return pts
