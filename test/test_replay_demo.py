@@ -114,5 +114,27 @@ def test_bench_node_reports_latency_and_overhead(trained_like_ckpt):
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     r = json.loads(p.stdout)
-    assert r["sent"] == 10 and 0 < r["processed"] <= 10 and r["dropped"] == r["sent"] - r["processed"]
-    assert r["node_e2e_ms_p50"] > 0 and r["model_alone_ms_p50"] > 0 and r["overhead_ratio_p50"] > 0
+    assert [run["outputs"] for run in r["runs"]] == ["labels", "all"] and r["model_alone_ms_p50"] > 0
+    for run in r["runs"]:
+        assert run["sent"] == 10 and 0 < run["processed"] <= 10 and run["dropped"] == run["sent"] - run["processed"]
+        assert run["node_e2e_ms_p50"] > 0 and run["overhead_ratio_p50"] > 0
+        assert run["node_e2e_ms_max"] >= run["node_e2e_ms_p95"] >= run["node_e2e_ms_p50"]
+
+
+def test_bench_node_load_step_runs_both_controller_settings_and_plots(trained_like_ckpt, tmp_path):
+    png = tmp_path / "step.png"
+    p = subprocess.run([sys.executable, "-m", "fornet_ros.cli", "bench-node", "--checkpoint", str(trained_like_ckpt),
+                        "--size", "64", "128", "--rate", "10", "--seconds", "3", "--load-step", "1.5",
+                        "--target-ms", "1", "--topk", "0.5", "--k-max", "0.5", "--load-procs", "1",
+                        "--plot", str(png), "--domain", str(DOMAIN + 4)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    r = json.loads(p.stdout)
+    fixed, ctrl = r["runs"]["fixed_k"], r["runs"]["controller"]
+    assert {k for _, k in fixed["k"]} == {0.5}  # controller off: K stays
+    assert ctrl["k"][-1][1] < 0.5  # a 1 ms target is impossible: the controller lowers K
+    for run in (fixed, ctrl):
+        cams = {c for *_, c in run["latency"]}
+        assert cams == {"cam0", "cam1"}  # the second camera came in at the step
+        assert min(t for t, _, c in run["latency"] if c == "cam1") >= 1.5
+        assert run["before_step"]["frames"] > 0 and run["after_step"]["frames"] > 0
+    assert png.stat().st_size > 10_000 and "load step at" in p.stderr

@@ -32,62 +32,81 @@ def _pct(v, q):
     return v[min(len(v) - 1, int(q * len(v)))] if v else float("nan")
 
 
-def bench_node(checkpoint, size, rate: float, seconds: float, threads: int | None, domain: int = 77,
-               input_size=None) -> dict:
+OPTIONAL_OUTPUTS = ("color", "importance", "confidence", "overlay")
+
+
+def _node_run(checkpoint, frames, rate, seconds, threads, domain, input_size, outputs: str) -> dict:
+    """One node process; frames published at ``rate`` for ``seconds``. ``outputs``: 'labels' (only
+    labels subscribed) or 'all' (every image output subscribed: a frame's latency is publish ->
+    the last of its outputs received)."""
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
     from std_msgs.msg import Header
 
     from ..frames import stamp_ns
-    from ..inference import Segmenter
-    from ..synthetic import make_scene
     from .conversions import fill_image
     from .processes import Spinner, stop_node
 
-    H, W = size
-    frames = [make_scene(H, W, seed=i)[0] for i in range(4)]
-    node_proc = _start(["cameras:=[cam]", "costmap_enabled:=false", "publish_color:=false"], checkpoint, threads,
-                       input_size, domain)
+    topics = ["labels"] + (list(OPTIONAL_OUTPUTS) if outputs == "all" else [])
+    node_proc = _start(["cameras:=[cam]", "costmap_enabled:=false"], checkpoint, threads, input_size, domain)
     rclpy.init(domain_id=domain)
     node = rclpy.create_node("fornet_bench_node")
-    qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
-    pub = node.create_publisher(Image, "cam/image_raw", qos)
-    lat, lock = [], threading.Lock()
+    pub = node.create_publisher(Image, "cam/image_raw", QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
+    arrivals, lock = {}, threading.Lock()  # stamp -> {output: latency ms}
 
-    def on_labels(msg):
+    def on_output(msg, out):
         now = node.get_clock().now().nanoseconds
+        s = stamp_ns(msg.header.stamp)
         with lock:
-            lat.append((now - stamp_ns(msg.header.stamp)) / 1e6)
-    node.create_subscription(Image, "cam/semantic/labels", on_labels, QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+            arrivals.setdefault(s, {})[out] = (now - s) / 1e6
+    for out in topics:
+        node.create_subscription(Image, f"cam/semantic/{out}", lambda m, o=out: on_output(m, o),
+                                 QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
     spinner = Spinner(node)
+
+    def complete():
+        with lock:
+            return [max(v.values()) for v in arrivals.values() if len(v) == len(topics)]
     try:
         t_end = time.monotonic() + 120
         while node.count_subscribers("/cam/image_raw") == 0 and time.monotonic() < t_end:
             time.sleep(0.1)
-        # warm-up until outputs flow
-        while not lat and time.monotonic() < t_end:
+        while not complete() and time.monotonic() < t_end:  # warm-up until every output flows
             pub.publish(fill_image(Image(), frames[0], Header(stamp=node.get_clock().now().to_msg()), "rgb8"))
             time.sleep(0.3)
         time.sleep(1.0)
         with lock:
-            lat.clear()
+            arrivals.clear()
         sent, t0 = 0, time.monotonic()
         while time.monotonic() - t0 < seconds:
             hdr = Header(stamp=node.get_clock().now().to_msg(), frame_id="cam")
             pub.publish(fill_image(Image(), frames[sent % len(frames)], hdr, "rgb8"))
             sent += 1
-            nxt = t0 + sent / rate
-            time.sleep(max(0.0, nxt - time.monotonic()))
+            time.sleep(max(0.0, t0 + sent / rate - time.monotonic()))
         time.sleep(2.0)
-        with lock:
-            e2e = list(lat)
+        e2e = complete()
     finally:
         spinner.close()
         stop_node(node_proc)
         node.destroy_node()
         rclpy.try_shutdown()
-    # the model alone on the same frames, same thread count, after the node is gone
+    return {"outputs": outputs, "sent": sent, "processed": len(e2e), "processed_hz": len(e2e) / seconds,
+            "dropped": sent - len(e2e), "node_e2e_ms_p50": statistics.median(e2e) if e2e else None,
+            "node_e2e_ms_p95": _pct(e2e, 0.95), "node_e2e_ms_max": max(e2e) if e2e else None}
+
+
+def bench_node(checkpoint, size, rate: float, seconds: float, threads: int | None, domain: int = 77,
+               input_size=None, outputs=("labels", "all")) -> dict:
+    """The node end to end (one run per ``outputs`` mode) and the model alone on the same frames,
+    in one command: ``overhead_ratio_p50`` = node e2e p50 / model alone p50 per mode."""
+    from ..inference import Segmenter
+    from ..synthetic import make_scene
+
+    H, W = size
+    frames = [make_scene(H, W, seed=i)[0] for i in range(4)]
+    runs = [_node_run(checkpoint, frames, rate, seconds, threads, domain, input_size, o) for o in outputs]
+    # the model alone on the same frames, same thread count, after the nodes are gone
     import torch
     if threads:
         torch.set_num_threads(threads)
@@ -95,18 +114,16 @@ def bench_node(checkpoint, size, rate: float, seconds: float, threads: int | Non
     for f in frames[:2]:
         seg(f)
     alone = []
-    for i in range(max(10, min(40, len(e2e)))):
+    for i in range(max(10, min(40, max(r["processed"] for r in runs)))):
         t = time.perf_counter()
-        seg(frames[i % len(frames)])
+        seg(frames[i % len(frames)], outputs=())  # labels only: what every node run needs at least
         alone.append((time.perf_counter() - t) * 1000)
-    out = {"size": [H, W], "rate_hz": rate, "seconds": seconds, "sent": sent, "processed": len(e2e),
-           "processed_hz": len(e2e) / seconds, "dropped": sent - len(e2e),
-           "node_e2e_ms_p50": statistics.median(e2e) if e2e else None, "node_e2e_ms_p95": _pct(e2e, 0.95),
-           "node_e2e_ms_max": max(e2e) if e2e else None, "model_alone_ms_p50": statistics.median(alone),
-           "threads": torch.get_num_threads()}
-    if e2e:
-        out["overhead_ratio_p50"] = out["node_e2e_ms_p50"] / out["model_alone_ms_p50"]
-    return out
+    alone_p50 = statistics.median(alone)
+    for r in runs:
+        r["overhead_ratio_p50"] = r["node_e2e_ms_p50"] / alone_p50 if r["node_e2e_ms_p50"] else None
+    return {"size": [H, W], "rate_hz": rate, "seconds": seconds, "backend": seg.backend, "provider": seg.provider,
+            "threads": torch.get_num_threads(), "model_alone_ms_p50": alone_p50, "runs": runs,
+            "targets": {"overhead_ratio_p50_labels_le": 1.10, "overhead_ratio_p50_all_le": 1.25}}
 
 
 # -- soak -------------------------------------------------------------------------------------
@@ -281,3 +298,158 @@ def soak_node(checkpoint, size, rate: float, minutes: float, threads: int | None
             "latency_ms_p95": _pct([v for _, v in lat_all], 0.95) if lat_all else None,
             "node_alive_at_end": alive, "node_exit_code": code,
             "targets": {"rss_slope_mb_per_min_lt": 0.2, "latency_drift": "none", "accounting": "exact"}}
+
+
+# -- load step (issue #15): the latency K controller off vs on ------------------------------------
+def _burner():
+    """A CPU-bound competitor: a separate Python process spinning one core."""
+    import subprocess
+    import sys
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
+def _load_step_run(checkpoint, frames, rate, seconds, threads, domain, input_size, params, step_at_s,
+                   load_procs, second_camera, progress=None) -> dict:
+    """One node run with the step: at ``step_at_s`` start ``load_procs`` CPU burners and (with
+    ``second_camera``) a second camera publishing at ``rate``. Series of (t, latency ms) per labels
+    message and (t, K) from semantic/topk_ratio, t in seconds since the start of publishing."""
+    import rclpy
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Float32, Header
+
+    from ..frames import stamp_ns
+    from .conversions import fill_image
+    from .processes import Spinner, stop_node
+
+    cams = ["cam0", "cam1"]
+    node_proc = _start([f"cameras:=[{','.join(cams)}]", "costmap_enabled:=false", *params], checkpoint, threads,
+                       input_size, domain)
+    rclpy.init(domain_id=domain)
+    node = rclpy.create_node("fornet_load_step")
+    best_effort = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+    pubs = {c: node.create_publisher(Image, f"{c}/image_raw", best_effort) for c in cams}
+    lock, lat, ks, t0 = threading.Lock(), [], [], [None]
+
+    def on_labels(msg, cam):
+        now = node.get_clock().now().nanoseconds
+        s = stamp_ns(msg.header.stamp)
+        with lock:
+            if t0[0] is not None and s >= t0[0]:
+                lat.append(((s - t0[0]) / 1e9, (now - s) / 1e6, cam))
+
+    def on_k(msg):
+        with lock:
+            t = 0.0 if t0[0] is None else (node.get_clock().now().nanoseconds - t0[0]) / 1e9
+            ks.append((max(0.0, t), float(msg.data)))
+    for c in cams:
+        node.create_subscription(Image, f"{c}/semantic/labels", lambda m, c=c: on_labels(m, c),
+                                 QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    node.create_subscription(Float32, "semantic/topk_ratio", on_k,
+                             QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                                        durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    spinner, burners = Spinner(node), []
+    try:
+        t_end = time.monotonic() + 120
+        while node.count_subscribers("/cam0/image_raw") == 0 and time.monotonic() < t_end:
+            time.sleep(0.1)
+        for _ in range(10):  # warm-up (not counted)
+            pubs["cam0"].publish(fill_image(Image(), frames[0], Header(stamp=node.get_clock().now().to_msg()), "rgb8"))
+            time.sleep(1.0 / rate)
+        time.sleep(1.0)
+        start = time.monotonic()
+        with lock:
+            t0[0] = node.get_clock().now().nanoseconds
+        n, stepped = 0, False
+        while (el := time.monotonic() - start) < seconds:
+            if not stepped and el >= step_at_s:
+                burners = [_burner() for _ in range(load_procs)]
+                stepped = True
+                if progress:
+                    progress(f"load step at {el:.1f} s: {load_procs} CPU burner(s)"
+                             + (" + a second camera" if second_camera else ""))
+            hdr = Header(stamp=node.get_clock().now().to_msg(), frame_id="cam0")
+            pubs["cam0"].publish(fill_image(Image(), frames[n % len(frames)], hdr, "rgb8"))
+            if stepped and second_camera:
+                hdr = Header(stamp=hdr.stamp, frame_id="cam1")
+                pubs["cam1"].publish(fill_image(Image(), frames[(n + 1) % len(frames)], hdr, "rgb8"))
+            n += 1
+            time.sleep(max(0.0, start + n / rate - time.monotonic()))
+        time.sleep(2.0)
+        with lock:
+            series, k_series = list(lat), list(ks)
+    finally:
+        for b in burners:
+            b.kill()
+            b.wait()
+        spinner.close()
+        stop_node(node_proc)
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+    def phase(lo, hi):
+        v = [x for t, x, _ in series if lo <= t < hi]
+        return {"frames": len(v), "latency_ms_p50": statistics.median(v) if v else None,
+                "latency_ms_p95": _pct(v, 0.95) if v else None}
+    settle = min(5.0, 0.25 * (seconds - step_at_s))
+    return {"params": params, "latency": [[round(t, 3), round(x, 2), c] for t, x, c in series],
+            "k": [[round(t, 3), k] for t, k in k_series],
+            "before_step": phase(0.0, step_at_s), "after_step": phase(step_at_s, seconds),
+            "after_step_settled": phase(step_at_s + settle, seconds), "settle_s": settle}
+
+
+def load_step(checkpoint, size, rate: float, seconds: float, threads: int | None, domain: int, input_size,
+              target_ms: float, topk: float, k_min: float, k_max: float, step_at_s: float, load_procs: int = 1,
+              second_camera: bool = True, progress=None) -> dict:
+    """The same load step twice: fixed K = ``topk`` (controller off), then the latency controller
+    on (``latency_target_ms`` = ``target_ms``, K in [k_min, k_max])."""
+    from ..synthetic import make_scene
+    H, W = size
+    frames = [make_scene(H, W, seed=i)[0] for i in range(4)]
+    runs = {}
+    for name, params in (("fixed_k", [f"topk_ratio:={topk}", "latency_target_ms:=0.0"]),
+                         ("controller", [f"topk_ratio:={topk}", f"latency_target_ms:={target_ms}",
+                                         f"k_min:={k_min}", f"k_max:={k_max}"])):
+        if progress:
+            progress(f"run {name}: {' '.join(params)}")
+        runs[name] = _load_step_run(checkpoint, frames, rate, seconds, threads, domain, input_size, params,
+                                    step_at_s, load_procs, second_camera, progress)
+    return {"size": [H, W], "input_size": list(input_size) if input_size else None, "rate_hz_per_camera": rate,
+            "seconds": seconds, "threads": threads, "step_at_s": step_at_s, "load_procs": load_procs,
+            "second_camera": second_camera, "target_ms": target_ms, "topk_fixed": topk, "k_min": k_min,
+            "k_max": k_max, "checkpoint": checkpoint or "(packaged default)", "runs": runs,
+            "target": "controller: p95 after the step <= target_ms while fixed K overshoots it"}
+
+
+def plot_load_step(result: dict, path) -> None:
+    """Latency (per frame, with a 2-s rolling p95) and K vs time, both runs, one PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    fig, axes = plt.subplots(2, 1, figsize=(9, 6), sharex=True, height_ratios=[3, 1.4])
+    colors = {"fixed_k": "tab:red", "controller": "tab:blue"}
+    for name, run in result["runs"].items():
+        lat = np.array([[t, x] for t, x, _ in run["latency"]]) if run["latency"] else np.zeros((0, 2))
+        if len(lat):
+            axes[0].scatter(lat[:, 0], lat[:, 1], s=4, alpha=0.35, color=colors[name])
+            grid = np.arange(2.0, result["seconds"] + 0.01, 0.5)
+            p95 = [np.percentile(lat[(lat[:, 0] > g - 2) & (lat[:, 0] <= g), 1], 95)
+                   if ((lat[:, 0] > g - 2) & (lat[:, 0] <= g)).any() else np.nan for g in grid]
+            label = "fixed K = %g" % result["topk_fixed"] if name == "fixed_k" else "controller on"
+            axes[0].plot(grid, p95, color=colors[name], lw=2, label=f"{label}: rolling 2-s p95")
+        k = run["k"] + [[result["seconds"], run["k"][-1][1]]] if run["k"] else []
+        if k:
+            k = np.array(k)
+            axes[1].step(k[:, 0], k[:, 1], where="post", color=colors[name], lw=2)
+    for ax in axes:
+        ax.axvline(result["step_at_s"], color="k", ls=":", lw=1)
+    axes[0].axhline(result["target_ms"], color="k", ls="--", lw=1, label=f"target {result['target_ms']:g} ms")
+    axes[0].set_ylabel("publish -> labels (ms)")
+    axes[0].legend(loc="upper left", fontsize=8)
+    axes[1].set_ylabel("K in use")
+    axes[1].set_xlabel("time (s); dotted: load step (%d CPU burner(s)%s)"
+                       % (result["load_procs"], " + second camera" if result["second_camera"] else ""))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
