@@ -138,6 +138,13 @@ class NodeParams:
     depth_range: tuple[float, ...] = _param((0.1, 50.0), "[min, max] valid depth (m); others are dropped and counted",
                                            check=lambda v: len(v) == 2 and 0 <= v[0] < v[1],
                                            constraint="[min, max] with 0 <= min < max")
+    depth_registration: bool = _param(False, "register depth here (when the driver does not): reproject the depth "
+                                      "camera's points, with <cam>/depth/camera_info and depth_extrinsic, into the "
+                                      "colour camera")
+    depth_extrinsic: tuple[float, ...] = _param((0.0, 0.0, 0.0, 0.0, 0.0, 0.0), "[x, y, z, roll, pitch, yaw] of the "
+                                                "depth camera's optical frame in the colour camera's optical frame "
+                                                "(m, rad; p_colour = R p_depth + t), for depth_registration",
+                                                check=lambda v: len(v) == 6, constraint="6 numbers")
     depth_obstacle_height: tuple[float, ...] = _param((0.05, 2.0), "with depth: obstacle-class points between these "
                                                       "heights above the ground (m) mark the grids and semantic_points "
                                                       "in place of the flat-ground contacts",

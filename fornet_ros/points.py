@@ -7,6 +7,8 @@ along the viewing ray; measured depth puts every labelled pixel where it is.
 - :func:`depth_points`: a depth image registered to the colour camera (16UC1 millimetres or 32FC1
   metres) -> organised, pixel-aligned 3D points in the optical frame (NaN where depth is invalid:
   0, NaN/inf, outside [min_range, max_range]; counted).
+- :func:`register_depth`: a depth camera's points reprojected into the colour camera (when the
+  driver does not register depth itself: both calibrations and the depth->colour extrinsic given).
 - :func:`lidar_labels`: LiDAR points + the LiDAR->optical transform -> the label and confidence of
   the mask pixel each point projects to (distortion included); points behind the camera, outside
   the image, or hidden from the camera behind a nearer point (the LiDAR sits elsewhere and sees
@@ -73,6 +75,25 @@ def depth_points(depth: np.ndarray, camera: CameraModel, encoding: str, min_rang
     stats.out_of_range = stats.pixels - stats.valid - stats.zero - stats.not_finite
     pts = _pixel_rays(camera) * np.where(in_range, z, np.nan)[..., None]
     return pts, stats
+
+
+def register_depth(depth_points_optical: np.ndarray, color: CameraModel, R: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Depth registration: the points of a depth camera (its :func:`depth_points`, (h, w, 3) in its
+    optical frame, NaN where invalid) -> a 32FC1 depth image in the geometry of the ``color``
+    camera (distortion included), 0 where no point lands. ``(R, t)`` maps depth-optical points into
+    the colour optical frame. Where several points land on one pixel the nearest wins (a z-buffer:
+    ``np.minimum.at``); pixels no point lands on stay 0 (counted invalid downstream) - a depth
+    camera of lower resolution than the colour one leaves such holes."""
+    p = depth_points_optical.reshape(-1, 3)
+    p = p[np.isfinite(p[:, 2])] @ np.asarray(R, np.float64).T + np.asarray(t, np.float64)
+    uv, inside = project(p, color)
+    h = color.roi[2] // max(1, color.binning_y) if color.roi[2] else color.height
+    w = color.roi[3] // max(1, color.binning_x) if color.roi[3] else color.width
+    ui = np.floor(uv[inside, 0] + 0.5).astype(np.int64)
+    vi = np.floor(uv[inside, 1] + 0.5).astype(np.int64)
+    z = np.full(h * w, np.inf)
+    np.minimum.at(z, vi * w + ui, p[inside, 2])
+    return np.where(np.isfinite(z), z, 0.0).astype(np.float32).reshape(h, w)
 
 
 def to_base(points_optical: np.ndarray, pose) -> np.ndarray:

@@ -124,14 +124,17 @@ def add_subscription(col: Collector, typ, topic: str, depth: int = 10) -> None:
 
 
 class FakeNode:
-    """What the ROS-side helpers (SemanticCostmap) need of a node, in process: publishers that
-    record, a logger, a clock."""
+    """What the ROS-side helpers (SemanticCostmap, LabelledPoints) need of a node, in process:
+    publishers that record, subscriptions the test calls, a logger, a clock."""
 
     def __init__(self):
-        self.published, self.warnings = {}, []
+        self.published, self.warnings, self.callbacks = {}, [], {}
 
     def create_publisher(self, typ, topic, qos):
         return SimpleNamespace(publish=lambda m, t=topic: self.published.setdefault(t, []).append(m))
+
+    def create_subscription(self, typ, topic, callback, qos):
+        self.callbacks[topic] = callback  # the test delivers messages by calling it
 
     def get_logger(self):
         return SimpleNamespace(warning=lambda m, **kw: self.warnings.append(m), info=lambda m, **kw: None)

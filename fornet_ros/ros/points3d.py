@@ -1,7 +1,8 @@
 """Depth and LiDAR inputs -> labelled PointCloud2 outputs (issue #14); the work is in
 :mod:`fornet_ros.points`, this is message plumbing.
 
-- ``<cam>/depth/image_raw`` (16UC1 mm or 32FC1 m, registered to the colour camera) -> the colour
+- ``<cam>/depth/image_raw`` (16UC1 mm or 32FC1 m, registered to the colour camera, or registered
+  here with ``depth_registration``: ``<cam>/depth/camera_info`` + ``depth_extrinsic``) -> the colour
   frame's labels and confidence on an organised, pixel-aligned ``<cam>/semantic/points``
   (x, y, z, label, confidence; the image's optical frame and header) — the layout Nav2's semantic
   segmentation layer reads.
@@ -15,11 +16,12 @@ from __future__ import annotations
 
 import threading
 
-from sensor_msgs.msg import Image, PointCloud2
+import numpy as np
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from ..geometry import Pose
 from ..images import decode_depth
-from ..points import StampMatcher, cloud_array, depth_points, lidar_labels, lidar_to_optical
+from ..points import StampMatcher, cloud_array, depth_points, lidar_labels, lidar_to_optical, register_depth
 from ..frames import stamp_ns
 from .conversions import camera_model_from_info, cloud_xyz, make_labelled_cloud
 
@@ -30,12 +32,17 @@ class LabelledPoints:
         slop = int(params.sync_slop_ms * 1e6)
         self.lock = threading.Lock()
         self.counts = {cam: {} for cam in params.cameras}
-        self.depth = {}
+        self.depth, self.depth_info = {}, {}
+        ext = Pose.from_list(params.depth_extrinsic)
+        self.extrinsic = (ext.rotation(), np.array([ext.x, ext.y, ext.z]))  # depth optical -> colour optical
         if params.depth_enabled:
             for cam in params.cameras:
                 self.depth[cam] = StampMatcher(slop)
                 node.create_subscription(Image, f"{cam}/depth/image_raw",
                                          lambda m, c=cam: self._buffer(self.depth[c], m), qin)
+                if params.depth_registration:
+                    node.create_subscription(CameraInfo, f"{cam}/depth/camera_info",
+                                             lambda m, c=cam: self._set_info(c, m), qin)
             self.points_pub = {cam: node.create_publisher(PointCloud2, f"{cam}/semantic/points", qout)
                                for cam in params.cameras}
         self.lidar_cam = (params.lidar_camera or params.cameras[0]) if params.lidar_topic else None
@@ -50,6 +57,10 @@ class LabelledPoints:
         with self.lock:
             matcher.add(stamp_ns(msg.header.stamp), msg)
 
+    def _set_info(self, cam, msg):
+        with self.lock:
+            self.depth_info[cam] = msg
+
     def _count(self, cam, key, n=1):
         self.counts[cam][key] = self.counts[cam].get(key, 0) + n
 
@@ -57,36 +68,49 @@ class LabelledPoints:
         """After a colour frame of ``cam`` is segmented: publish what its depth / the LiDAR give.
         Returns the frame's organised depth points (optical frame; the costmap places obstacles
         with them) or None."""
-        stamp, pts = stamp_ns(header.stamp), None
-        if cam in self.depth:
-            with self.lock:
-                msg = self.depth[cam].match(stamp)
-            if msg is None:
-                self._count(cam, "depth_unmatched")
-            elif info is None:
-                self._count(cam, "depth_without_camera_info")
-            else:
-                img = decode_depth(msg.encoding, msg.height, msg.width, msg.step, msg.data, bool(msg.is_bigendian))
-                pts, st = depth_points(img, camera_model_from_info(info), msg.encoding, *self.params.depth_range)
-                self._count(cam, "depth_matched")
-                self._count(cam, "depth_invalid_px", st.pixels - st.valid)
-                lab = result.labels if result.labels.shape == img.shape else None
-                if lab is None:
-                    self._count(cam, "depth_size_mismatch")
-                    return None
-                self.points_pub[cam].publish(make_labelled_cloud(header, cloud_array(pts, lab, result.confidence)))
+        stamp = stamp_ns(header.stamp)
+        pts = self._depth(cam, header, stamp, result, info) if cam in self.depth else None
         if cam == self.lidar_cam:
-            with self.lock:
-                msg = self.lidar.match(stamp)
-            if msg is None or info is None:
-                self._count(cam, "lidar_unmatched" if msg is None else "lidar_without_camera_info")
-                return pts
-            xyz = cloud_xyz(msg)
-            R, t = lidar_to_optical(self.poses[cam], Pose.from_list(self.params.lidar_pose))
-            keep, lab, conf, st = lidar_labels(xyz, R, t, camera_model_from_info(info), result.labels,
-                                               result.confidence)
-            self._count(cam, "lidar_matched")
-            self._count(cam, "lidar_points_labelled", st.labelled)
-            self._count(cam, "lidar_points_dropped", st.points - st.labelled)
-            self.lidar_pub.publish(make_labelled_cloud(msg.header, cloud_array(xyz[keep], lab[keep], conf[keep])))
+            self._lidar(cam, stamp, result, info)
         return pts
+
+    def _depth(self, cam: str, header, stamp: int, result, info):
+        with self.lock:
+            msg = self.depth[cam].match(stamp)
+            dinfo = self.depth_info.get(cam)
+        if msg is None or info is None:
+            self._count(cam, "depth_unmatched" if msg is None else "depth_without_camera_info")
+            return None
+        img = decode_depth(msg.encoding, msg.height, msg.width, msg.step, msg.data, bool(msg.is_bigendian))
+        color, (lo, hi) = camera_model_from_info(info), self.params.depth_range
+        if self.params.depth_registration:  # reproject the depth camera's points into the colour camera
+            if dinfo is None:
+                self._count(cam, "depth_without_depth_camera_info")
+                return None
+            src, st = depth_points(img, camera_model_from_info(dinfo), msg.encoding, lo, hi)
+            img = register_depth(src, color, *self.extrinsic)
+            pts, _ = depth_points(img, color, "32FC1", lo, hi)
+        else:
+            pts, st = depth_points(img, color, msg.encoding, lo, hi)
+        self._count(cam, "depth_matched")
+        self._count(cam, "depth_invalid_px", st.pixels - st.valid)
+        if result.labels.shape != img.shape:
+            self._count(cam, "depth_size_mismatch")
+            return None
+        self.points_pub[cam].publish(make_labelled_cloud(header, cloud_array(pts, result.labels, result.confidence)))
+        return pts
+
+    def _lidar(self, cam: str, stamp: int, result, info) -> None:
+        with self.lock:
+            msg = self.lidar.match(stamp)
+        if msg is None or info is None:
+            self._count(cam, "lidar_unmatched" if msg is None else "lidar_without_camera_info")
+            return
+        xyz = cloud_xyz(msg)
+        R, t = lidar_to_optical(self.poses[cam], Pose.from_list(self.params.lidar_pose))
+        keep, lab, conf, st = lidar_labels(xyz, R, t, camera_model_from_info(info), result.labels,
+                                           result.confidence)
+        self._count(cam, "lidar_matched")
+        self._count(cam, "lidar_points_labelled", st.labelled)
+        self._count(cam, "lidar_points_dropped", st.points - st.labelled)
+        self.lidar_pub.publish(make_labelled_cloud(msg.header, cloud_array(xyz[keep], lab[keep], conf[keep])))
