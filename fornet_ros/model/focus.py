@@ -110,12 +110,8 @@ def gather_crops(fmap, bi, top, left, size: int, factor: int = 1):
     rows = torch.div(top[:, None] + ar, factor, rounding_mode="floor")  # (N, size)
     cols = torch.div(left[:, None] + ar, factor, rounding_mode="floor")
     valid = (((rows >= 0) & (rows < H))[:, :, None] & ((cols >= 0) & (cols < W))[:, None, :])
-    # one flat row index per output pixel: a single Gather of C-contiguous rows in ONNX (three
-    # broadcast index tensors export as a GatherND with N*size*size*3 indices, ~2x slower in ORT)
-    flat = (bi[:, None, None] * H + rows.clamp(0, H - 1)[:, :, None]) * W + cols.clamp(0, W - 1)[:, None, :]
-    crops = fmap.permute(0, 2, 3, 1).reshape(B * H * W, C).index_select(0, flat.reshape(-1))
-    crops = crops.reshape(-1, size, size, C) * valid[..., None].to(fmap.dtype)
-    return crops.permute(0, 3, 1, 2)
+    crops = fmap.permute(0, 2, 3, 1)[bi[:, None, None], rows.clamp(0, H - 1)[:, :, None], cols.clamp(0, W - 1)[:, None, :]]
+    return (crops * valid[..., None].to(crops.dtype)).permute(0, 3, 1, 2)
 
 
 class MultiScaleBranches(nn.Module):
@@ -199,15 +195,11 @@ class FocusRefiner(nn.Module):
                            gather_crops(context, bi, top, left, size, self.context_factor),
                            gather_crops(coarse_up, bi, top, left, size)], 1)
         delta = self.branches.on_crops(crops, r) * gate.reshape(-1, 1, 1, 1)
-        # Scatter back: regions never overlap, so each selected pixel is written once, with
-        # coarse + delta, through one flat row index (one ScatterND of class-contiguous rows in ONNX).
-        B, K, Hs, Ws = coarse_up.shape
+        # Scatter back: regions never overlap, so an accumulate index_put adds each delta once.
         ar = torch.arange(r, device=fine.device)
         rows, cols = (top + h)[:, None] + ar, (left + h)[:, None] + ar
-        flat = ((bi[:, None, None] * Hs + rows[:, :, None]) * Ws + cols[:, None, :]).reshape(-1)
-        base = coarse_up.permute(0, 2, 3, 1).reshape(B * Hs * Ws, K)
-        vals = base.index_select(0, flat) + delta.permute(0, 2, 3, 1).reshape(-1, K)
         # Out of place (one copy of coarse_up, as clone + in-place would be): an in-place write
         # through a permuted view is lost when the graph is traced for ONNX export.
-        out = base.index_put((flat,), vals)
-        return out.reshape(B, Hs, Ws, K).permute(0, 3, 1, 2)
+        out = coarse_up.permute(0, 2, 3, 1).index_put(
+            (bi[:, None, None], rows[:, :, None], cols[:, None, :]), delta.permute(0, 2, 3, 1), accumulate=True)
+        return out.permute(0, 3, 1, 2)
