@@ -81,6 +81,14 @@ def render(result, rgb: np.ndarray, wanted, palette, overlay_alpha: float):
     return arrays, skipped
 
 
+def check_k_control(params, backend: str) -> None:
+    """Raise ValueError when the parameters ask the latency controller to move K on a backend
+    that cannot (an ONNX graph has K fixed at export)."""
+    if params.latency_target_ms > 0 and backend != "torch":
+        raise ValueError(f"latency_target_ms needs the torch backend: this {backend} model has K fixed at export "
+                         "(set latency_target_ms: 0, or run the .pt checkpoint)")
+
+
 class FramePipeline:
     """One worker's path from taken frames to published arrays. ``params`` is the node's
     :class:`~fornet_ros.node_config.NodeParams` (replace it with :meth:`configure`); ``now_ns``
@@ -99,6 +107,7 @@ class FramePipeline:
         self.decode = DecodeOptions(params.max_input_pixels, params.generic_color_order, params.input_bit_depth)
         if not k_changed:
             return
+        check_k_control(params, self.segmenter.backend)
         self.segmenter.topk_ratio = params.topk_ratio
         self.k_ctrl = (LatencyKController(params.latency_target_ms, params.k_min, params.k_max,
                                           k=self.segmenter.topk_ratio)

@@ -7,6 +7,7 @@ import time
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from fornet_ros.classes import CITYSCAPES_PALETTE, colorize
 from fornet_ros.frames import FrameSlots
@@ -27,6 +28,7 @@ class FakeSegmenter:
     """Labels = the image's first byte; importance/confidence only when asked; K as a property."""
 
     palette = CITYSCAPES_PALETTE
+    backend = "torch"
 
     def __init__(self, model_k=0.125, delay_s=0.0, fail=False):
         self.model_k, self.delay_s, self.fail, self._k = model_k, delay_s, fail, model_k
@@ -237,3 +239,13 @@ def test_nothing_is_published_once_stopping():
     pipe.stopping.set()
     run_once(pipe, slots, [("cam0", image_msg()), ("cam1", image_msg())])
     assert sink.published == [] and sink.fused == []
+
+
+def test_the_latency_controller_is_refused_on_a_backend_with_fixed_k():
+    seg = FakeSegmenter()
+    seg.backend = "onnxruntime"
+    with pytest.raises(ValueError, match="latency_target_ms needs the torch backend"):
+        make(cams=("cam0",), segmenter=seg, latency_target_ms=100.0)
+    pipe, *_ = make(cams=("cam0",), segmenter=seg)  # fixed K: fine
+    with pytest.raises(ValueError, match="torch backend"):
+        pipe.configure(pipe.params.changed({"latency_target_ms": 50.0}))

@@ -50,7 +50,7 @@ from ..diagnostics import camera_status, model_values
 from ..frames import FrameSlots
 from ..geometry import GeometryError, Pose, load_layer_config
 from ..node_config import CAMERA_POSE, SPECS, NodeParams, build_segmenter, camera_pose_name
-from ..pipeline import IMAGE_OUTPUTS, FramePipeline
+from ..pipeline import IMAGE_OUTPUTS, FramePipeline, check_k_control
 from .conversions import descriptor, fill_image, label_info, publication_seq, qos
 from .costmap import CostmapFrame, SemanticCostmap
 
@@ -96,7 +96,8 @@ class SegmentationNode(Node):
     # -- parameters: validated in the on-set callback, applied in the post-set callback ----------
     def _check_changes(self, params) -> SetParametersResult:
         try:
-            self.params.changed({p.name: p.value for p in params if p.name in SPECS})
+            check_k_control(self.params.changed({p.name: p.value for p in params if p.name in SPECS}),
+                            self.segmenter.backend)
         except ValueError as e:
             return SetParametersResult(successful=False, reason=str(e))
         return SetParametersResult(successful=True)
