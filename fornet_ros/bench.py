@@ -254,7 +254,7 @@ def bench_points(size=(480, 640), lidar_points: int = 100_000, runs: int = 20) -
     LiDAR labelling (project, z-buffer, look up) for ``lidar_points`` points; median of ``runs``."""
     import numpy as np
     from .geometry import CameraModel, Pose
-    from .points import cloud_array, depth_points, lidar_labels, lidar_to_optical
+    from .points import cloud_array, depth_points, lidar_labels, lidar_to_optical, obstacle_points, register_depth
     H, W = size
     f = 0.8 * W
     cam = CameraModel(W, H, (f, 0, (W - 1) / 2, 0, f, (H - 1) / 2, 0, 0, 1), (-0.1, 0.01, 0.0, 0.0, 0.0))
@@ -268,14 +268,25 @@ def bench_points(size=(480, 640), lidar_points: int = 100_000, runs: int = 20) -
     pts = np.c_[rng.uniform(-40, 40, (lidar_points, 2)), rng.uniform(-2, 2, lidar_points)]
     R, t = lidar_to_optical(Pose(0, 0, 1.5, 0, 0, 0), Pose(0, 0, 1.8, 0, 0, 0))
     lidar_ms = _median_ms(lambda: lidar_labels(pts, R, t, cam, labels, conf), runs, 2, lambda: None)
+    # depth registration: the same depth seen from a camera 5 cm to the side, reprojected into this one
+    src = depth_points(depth, cam, "16UC1")[0]
+    register_ms = _median_ms(lambda: register_depth(src, cam, np.eye(3), np.array([0.05, 0.0, 0.0])), runs, 2,
+                             lambda: None)
+    # the costmap's depth-placed obstacles: obstacle-class points -> grid frame, height band
+    lut = np.zeros(256, bool)
+    lut[11:19] = True  # person .. bicycle (Cityscapes train IDs)
+    obstacles_ms = _median_ms(lambda: obstacle_points(src, labels, Pose(0, 0, 1.5, 0, 0, 0), lut, (0.05, 2.0)),
+                              runs, 2, lambda: None)
     return {"depth_size": [H, W], "depth_fusion_ms_median": round(depth_ms, 2), "lidar_points": lidar_points,
-            "lidar_labelling_ms_median": round(lidar_ms, 2), "runs": runs, "machine": machine_name(),
+            "lidar_labelling_ms_median": round(lidar_ms, 2), "depth_registration_ms_median": round(register_ms, 2),
+            "depth_obstacles_ms_median": round(obstacles_ms, 2), "runs": runs, "machine": machine_name(),
             "threads": torch.get_num_threads()}
 
 
 def add_points_arguments(p):
-    p.description = ("Per-frame cost of depth fusion (depth image -> organised labelled cloud) and of LiDAR "
-                     "labelling (projection with distortion, occlusion check, label lookup), median of N runs.")
+    p.description = ("Per-frame cost of depth fusion (depth image -> organised labelled cloud), of LiDAR "
+                     "labelling (projection with distortion, occlusion check, label lookup), of depth registration "
+                     "and of the costmap's depth-placed obstacles, median of N runs.")
     p.add_argument("--size", type=int, nargs=2, default=(480, 640), metavar=("H", "W"), help="depth image size")
     p.add_argument("--lidar-points", type=int, default=100_000)
     p.add_argument("--runs", type=int, default=20)

@@ -26,7 +26,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-import cv2
 import numpy as np
 
 from .errors import FornetError
@@ -137,6 +136,34 @@ def _view_bounds(camera: CameraModel) -> tuple[float, float, float, float]:
     return x0 - mx, x1 + mx, y0 - my, y1 + my
 
 
+def distort(xn: np.ndarray, yn: np.ndarray, camera: CameraModel) -> np.ndarray:
+    """Normalised image coordinates -> (N, 2) pixels of the full-resolution image, with the
+    camera's distortion: OpenCV's models as ROS names them - plumb_bob / rational_polynomial
+    (k1, k2, p1, p2, k3[, k4, k5, k6]) and equidistant (cv2.fisheye: k1..k4).
+
+    Written out in numpy rather than calling cv2.projectPoints / cv2.fisheye.projectPoints:
+    those cost ~80 ms for the 300k points of one 640x480 depth frame here (measured), these
+    closed forms a few ms; ``test_points.py`` checks them against OpenCV for every model."""
+    K = camera.K
+    d = np.zeros(8)
+    d[:len(camera.d)] = camera.d
+    if camera.distortion_model == "equidistant" and len(camera.d):
+        r = np.hypot(xn, yn)
+        th = np.arctan(r)
+        th2 = th * th
+        thd = th * (1 + th2 * (d[0] + th2 * (d[1] + th2 * (d[2] + th2 * d[3]))))
+        scale = np.where(r > 1e-12, thd / np.where(r > 1e-12, r, 1.0), 1.0)
+        x, y = xn * scale, yn * scale
+    else:
+        k1, k2, p1, p2, k3, k4, k5, k6 = d
+        r2 = xn * xn + yn * yn
+        radial = (1 + r2 * (k1 + r2 * (k2 + r2 * k3))) / (1 + r2 * (k4 + r2 * (k5 + r2 * k6)))
+        xy = xn * yn
+        x = xn * radial + 2 * p1 * xy + p2 * (r2 + 2 * xn * xn)
+        y = yn * radial + p1 * (r2 + 2 * yn * yn) + 2 * p2 * xy
+    return np.stack([K[0, 0] * x + K[0, 2], K[1, 1] * y + K[1, 2]], -1)  # no skew: OpenCV ignores K[0, 1] too
+
+
 def project(points_optical: np.ndarray, camera: CameraModel) -> tuple[np.ndarray, np.ndarray]:
     """(N, 3) optical-frame points -> (N, 2) pixel coordinates of the (binned, ROI) image and a
     mask of the points in front of the camera whose pixel lies inside the image."""
@@ -148,15 +175,8 @@ def project(points_optical: np.ndarray, camera: CameraModel) -> tuple[np.ndarray
         xn, yn = q[:, 0] / q[:, 2], q[:, 1] / q[:, 2]
         x0, x1, y0, y1 = _view_bounds(camera)
         ok = (xn >= x0) & (xn <= x1) & (yn >= y0) & (yn <= y1)
-        d = np.asarray(camera.d, np.float64)
-        obj = np.stack([xn[ok], yn[ok], np.ones(ok.sum())], -1).reshape(-1, 1, 3)
-        zero = np.zeros(3)
-        if camera.distortion_model == "equidistant" and d.size:
-            img = cv2.fisheye.projectPoints(obj, zero, zero, camera.K, d[:4]) [0] if obj.size else obj[..., :2]
-        else:
-            img = cv2.projectPoints(obj, zero, zero, camera.K, d if d.size else None)[0] if obj.size else obj[..., :2]
         sub = np.full((q.shape[0], 2), np.nan)
-        sub[ok] = img.reshape(-1, 2)
+        sub[ok] = distort(xn[ok], yn[ok], camera)
         uv[front] = sub
     bx, by = max(1, camera.binning_x), max(1, camera.binning_y)
     uv = (uv - np.array(camera.roi[:2], np.float64)) / np.array([bx, by], np.float64)

@@ -174,6 +174,24 @@ def test_projection_matches_opencv_with_distortion_and_drops_folded_points():
     assert not project(far, cam)[1][0]
 
 
+@pytest.mark.parametrize("model,d", [("plumb_bob", (-0.25, 0.07, 0.001, -0.002, 0.01)),
+                                     ("rational_polynomial", (0.3, -0.1, 0.001, 0.002, 0.01, 0.5, -0.05, 0.02)),
+                                     ("equidistant", (-0.01, 0.02, -0.003, 0.001)), ("plumb_bob", ())])
+def test_numpy_distortion_equals_opencv(model, d):
+    import cv2
+    from fornet_ros.points import distort
+    cam = CameraModel(640, 480, (500.0, 0.5, 320, 0, 505.0, 240, 0, 0, 1), d, model)
+    rng = np.random.default_rng(1)
+    xy = rng.uniform(-0.6, 0.6, (500, 2))
+    obj = np.c_[xy, np.ones(500)].reshape(-1, 1, 3)
+    zero = np.zeros(3)
+    if model == "equidistant":
+        ref = cv2.fisheye.projectPoints(obj, zero, zero, cam.K, np.asarray(d))[0]
+    else:
+        ref = cv2.projectPoints(obj, zero, zero, cam.K, np.asarray(d) if d else None)[0]
+    np.testing.assert_allclose(distort(xy[:, 0], xy[:, 1], cam), ref.reshape(-1, 2), atol=1e-6)
+
+
 def test_stamp_matcher_drops_beyond_the_slop():
     m = StampMatcher(slop_ns=20_000_000, keep=3)
     for s in (0, 100_000_000, 200_000_000, 300_000_000):
