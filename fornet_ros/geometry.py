@@ -424,26 +424,34 @@ class GridFuser:
         self.contact_labels: list[np.ndarray] = []
         self.ground_points: list[np.ndarray] = []
 
-    def add(self, labels: np.ndarray, lookup: Lookup, obstacles: tuple[np.ndarray, np.ndarray] | None = None):
-        """One camera's labels. ``obstacles``: (xy (N, 2) in the grid frame, class IDs (N,)) of the
-        obstacle-class points its depth measured; given, they replace the flat-ground contacts
-        (ground classes still use the ground plane)."""
+    def add(self, labels: np.ndarray, lookup: Lookup, obstacles=None):
+        """One camera's labels. ``obstacles``: (xy (N, 2) in the grid frame, class IDs (N,),
+        measured columns (W_depth,) bool) from :func:`fornet_ros.points.obstacle_points`; given,
+        the depth points replace the flat-ground contacts in the measured image columns (one point
+        per cell), and the other columns keep their contacts. Ground classes use the ground plane."""
         if labels.shape != lookup.shape:
             raise GeometryError(f"labels {labels.shape} do not match the lookup's {lookup.shape}")
         if lookup.first_row >= labels.shape[0] and obstacles is None:
             return
         gcls = labels.ravel()[lookup.ground_pixels]
         gsel = self.cfg.lut("ground")[gcls]
-        if obstacles is None:
-            contact = np.flatnonzero(contact_mask(labels, self.cfg.lut("obstacle"), lookup.first_row))
-            ccells = lookup.cell_map[contact]
-            hit_grid = ccells >= 0
-            contact, ccells = contact[hit_grid], ccells[hit_grid]
-            cxy, ccls = lookup.xy_map[contact], labels.ravel()[contact]
-        else:
-            cxy, ccls = obstacles
-            ccells, inside = self.grid.cell_of(cxy[:, 0], cxy[:, 1])
-            cxy, ccls, ccells = cxy[inside], ccls[inside], ccells[inside]
+        contact = np.flatnonzero(contact_mask(labels, self.cfg.lut("obstacle"), lookup.first_row))
+        if obstacles is not None:  # labels may be downsampled: map their columns onto the depth's
+            measured = obstacles[2]
+            col = (contact % labels.shape[1]) * len(measured) // labels.shape[1]
+            contact = contact[~measured[col]]
+        ccells = lookup.cell_map[contact]
+        hit_grid = ccells >= 0
+        contact, ccells = contact[hit_grid], ccells[hit_grid]
+        cxy, ccls = lookup.xy_map[contact], labels.ravel()[contact]
+        if obstacles is not None:
+            dxy, dcls = obstacles[0], obstacles[1]
+            dcells, inside = self.grid.cell_of(dxy[:, 0], dxy[:, 1])
+            _, first = np.unique(dcells[inside], return_index=True)  # one point per cell (semantic_points size)
+            keep = np.flatnonzero(inside)[first]
+            cxy = np.concatenate([cxy, dxy[keep]])
+            ccls = np.concatenate([ccls, dcls[keep]])
+            ccells = np.concatenate([ccells, dcells[keep]])
         cells = np.concatenate([lookup.ground_cells[gsel], ccells])
         cls_used = np.concatenate([gcls[gsel], ccls])
         observed = np.zeros(self.n, bool)

@@ -81,12 +81,18 @@ def render(result, rgb: np.ndarray, wanted, palette, overlay_alpha: float):
     return arrays, skipped
 
 
-def check_k_control(params, backend: str) -> None:
-    """Raise ValueError when the parameters ask the latency controller to move K on a backend
-    that cannot (an ONNX graph has K fixed at export)."""
-    if params.latency_target_ms > 0 and backend != "torch":
-        raise ValueError(f"latency_target_ms needs the torch backend: this {backend} model has K fixed at export "
-                         "(set latency_target_ms: 0, or run the .pt checkpoint)")
+def check_k_control(params, segmenter) -> None:
+    """Raise ValueError when the parameters ask for a K the backend cannot run: an ONNX graph has
+    K fixed at export, so neither the latency controller nor another ``topk_ratio`` can move it."""
+    if segmenter.backend == "torch":
+        return
+    if params.latency_target_ms > 0:
+        raise ValueError(f"latency_target_ms needs the torch backend: this {segmenter.backend} model has K fixed at "
+                         "export (set latency_target_ms: 0, or run the .pt checkpoint)")
+    fixed = segmenter.runner.default_topk
+    if params.topk_ratio >= 0 and abs(params.topk_ratio - fixed) > 1e-9:
+        raise ValueError(f"topk_ratio: this {segmenter.backend} model was exported with K = {fixed:g} (use -1 or "
+                         f"{fixed:g}, or re-export with fornet export --topk)")
 
 
 class FramePipeline:
@@ -98,23 +104,26 @@ class FramePipeline:
         self.segmenter, self.slots, self.sink, self.log, self.now_ns = segmenter, slots, sink, log, now_ns
         self.stopping = threading.Event()
         self.k_ctrl: LatencyKController | None = None
+        self._k_lock = threading.RLock()  # configure (executor thread) vs the controller (worker thread)
         self.configure(params)
 
     def configure(self, params, k_changed: bool = True) -> None:
         """Take new parameters; with ``k_changed``, K by hand (``topk_ratio``; negative = the
         model's own) or by the latency controller (``latency_target_ms`` > 0)."""
+        if k_changed:
+            check_k_control(params, self.segmenter)  # before anything is taken over
         self.params = params
         self.decode = DecodeOptions(params.max_input_pixels, params.generic_color_order, params.input_bit_depth)
         if not k_changed:
             return
-        check_k_control(params, self.segmenter.backend)
-        self.segmenter.topk_ratio = params.topk_ratio
-        self.k_ctrl = (LatencyKController(params.latency_target_ms, params.k_min, params.k_max,
-                                          k=self.segmenter.topk_ratio)
-                       if params.latency_target_ms > 0 else None)
-        if self.k_ctrl is not None:
-            self.segmenter.topk_ratio = self.k_ctrl.k
-        self.sink.topk_changed(float(self.segmenter.topk_ratio))
+        with self._k_lock:
+            self.segmenter.topk_ratio = params.topk_ratio
+            self.k_ctrl = (LatencyKController(params.latency_target_ms, params.k_min, params.k_max,
+                                              k=self.segmenter.topk_ratio)
+                           if params.latency_target_ms > 0 else None)
+            if self.k_ctrl is not None:
+                self.segmenter.topk_ratio = self.k_ctrl.k
+            self.sink.topk_changed(float(self.segmenter.topk_ratio))
 
     def run(self) -> None:
         """The worker loop: until the slots are closed; no single batch's exception ends it."""
@@ -165,6 +174,11 @@ class FramePipeline:
                 self.log.error(f"{cam}: {what} failed: {type(e).__name__}: {e}", throttle_duration_sec=5.0)
             return False, None
 
+    def _render_and_publish(self, cam: str, header, result, rgb, wanted) -> list[str]:
+        arrays, skipped = render(result, rgb, wanted, self.segmenter.palette, self.params.overlay_alpha)
+        self.sink.publish(cam, header, arrays)
+        return skipped
+
     def process(self, taken) -> None:
         """One batch: ``[(cam, msg, receipt time)]`` from :meth:`FrameSlots.take`."""
         now_ns = self.now_ns()
@@ -190,8 +204,9 @@ class FramePipeline:
             for (cam, msg, t_rx, rgb), r in zip(batch, results):
                 if self.stopping.is_set():
                     return
-                arrays, skipped = render(r, rgb, wanted[cam], self.segmenter.palette, self.params.overlay_alpha)
-                if not self._guarded(cam, "publish", self.sink.publish, cam, msg.header, arrays)[0]:
+                ok, skipped = self._guarded(cam, "publish", self._render_and_publish, cam, msg.header, r, rgb,
+                                            wanted[cam])
+                if not ok:
                     continue
                 self.slots.skipped(cam, skipped)
                 depth = self._guarded(cam, "points", self.sink.points, cam, msg.header, r)[1]
@@ -217,12 +232,13 @@ class FramePipeline:
             self.slots.error(cam, problem)
 
     def _control_k(self, receipts) -> None:
-        ctrl = self.k_ctrl
-        if ctrl is None or not receipts:
-            return
-        k_before, now = ctrl.k, time.monotonic()
-        for t_rx in receipts:
-            ctrl.update((now - t_rx) * 1000)
-        if ctrl.k != k_before:
-            self.segmenter.topk_ratio = ctrl.k
-            self.sink.topk_changed(float(ctrl.k))
+        with self._k_lock:  # a controller replaced meanwhile (parameter change) must not write its K back
+            ctrl = self.k_ctrl
+            if ctrl is None or not receipts:
+                return
+            k_before, now = ctrl.k, time.monotonic()
+            for t_rx in receipts:
+                ctrl.update((now - t_rx) * 1000)
+            if ctrl.k != k_before and self.k_ctrl is ctrl:
+                self.segmenter.topk_ratio = ctrl.k
+                self.sink.topk_changed(float(ctrl.k))

@@ -103,16 +103,20 @@ def to_base(points_optical: np.ndarray, pose) -> np.ndarray:
 
 
 def obstacle_points(points_optical: np.ndarray, labels: np.ndarray, pose, obstacle_lut: np.ndarray,
-                    height: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+                    height: tuple[float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The depth-measured obstacles of one frame for the costmap: (xy (N, 2) float32 in the grid
-    frame, class IDs (N,) uint8) of the pixels whose class is an obstacle (``obstacle_lut``) and
-    whose 3D point lies ``height[0]`` <= z <= ``height[1]`` above the ground. They stand where the
-    depth puts them, where the flat-ground contact of the same object may lie metres off along the
-    ray (an object's lowest visible pixel is not always on the ground: occluded, or overhanging)."""
-    sel = obstacle_lut[labels] & np.isfinite(points_optical[..., 2])
+    frame, class IDs (N,) uint8, measured columns (W,) bool). The points are the pixels whose
+    class is an obstacle (``obstacle_lut``) and whose 3D point lies ``height[0]`` <= z <=
+    ``height[1]`` above the ground: they stand where the depth puts them, where the flat-ground
+    contact of the same object may lie metres off along the ray (an object's lowest visible pixel
+    is not always on the ground: occluded, or overhanging). A column is *measured* when one of its
+    obstacle pixels has valid depth; the costmap keeps the flat-ground contacts of the others
+    (depth holes, objects beyond the sensor's range), so no obstacle vanishes for lack of depth."""
+    obstacle = obstacle_lut[labels]
+    sel = obstacle & np.isfinite(points_optical[..., 2])
     p = to_base(points_optical[sel], pose)
     band = (p[:, 2] >= height[0]) & (p[:, 2] <= height[1])
-    return np.ascontiguousarray(p[band, :2]), labels[sel][band].astype(np.uint8)
+    return np.ascontiguousarray(p[band, :2]), labels[sel][band].astype(np.uint8), sel.any(0)
 
 
 def lidar_to_optical(camera_pose: Pose, lidar_pose: Pose) -> tuple[np.ndarray, np.ndarray]:

@@ -134,6 +134,16 @@ def test_every_subcommand_fails_in_one_line(tmp_path, capsys, name):
     assert err.count("\n") == 1 and err.startswith(f"fornet {name}: error: ") and fill(expect) in err, err
 
 
+@pytest.mark.parametrize("args,expect", [
+    (["--checkpoint", "{tmp}/m.onnx", "--load-step", "5"], "needs a torch checkpoint"),
+    (["--load-step", "30", "--seconds", "20"], "--load-step must lie inside --seconds"),
+    (["--cameras", "2"], "--cameras other than 1 needs --soak")])
+def test_bench_node_rejects_impossible_runs_in_one_line(tmp_path, capsys, args, expect):
+    assert cli(["bench-node", *[a.format(tmp=tmp_path) for a in args]]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and expect in err, err
+
+
 @pytest.mark.parametrize("args", [["bench", "--runs", "x"], ["eval"], ["bag", "frobnicate"]])
 def test_usage_errors_are_one_line(capsys, args):
     with pytest.raises(SystemExit) as e:

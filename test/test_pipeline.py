@@ -32,6 +32,7 @@ class FakeSegmenter:
 
     def __init__(self, model_k=0.125, delay_s=0.0, fail=False):
         self.model_k, self.delay_s, self.fail, self._k = model_k, delay_s, fail, model_k
+        self.runner = SimpleNamespace(default_topk=model_k)
         self.calls = []
 
     @property
@@ -246,6 +247,48 @@ def test_the_latency_controller_is_refused_on_a_backend_with_fixed_k():
     seg.backend = "onnxruntime"
     with pytest.raises(ValueError, match="latency_target_ms needs the torch backend"):
         make(cams=("cam0",), segmenter=seg, latency_target_ms=100.0)
-    pipe, *_ = make(cams=("cam0",), segmenter=seg)  # fixed K: fine
+    pipe, *_ = make(cams=("cam0",), segmenter=seg)  # the model's own K: fine
     with pytest.raises(ValueError, match="torch backend"):
         pipe.configure(pipe.params.changed({"latency_target_ms": 50.0}))
+    with pytest.raises(ValueError, match="exported with K = 0.125"):  # nor another fixed K
+        pipe.configure(pipe.params.changed({"topk_ratio": 0.5}))
+    assert pipe.params.topk_ratio == -1.0 and pipe.params.latency_target_ms == 0.0  # nothing taken over
+    pipe.configure(pipe.params.changed({"topk_ratio": 0.125}))
+    assert seg.topk_ratio == 0.125
+
+
+def test_a_rendering_error_costs_only_that_camera():
+    pipe, slots, _, sink = make(sink=FakeSink(wanted=("labels", "overlay")))
+    bad = image_msg(3)
+    real = pipe._render_and_publish
+
+    def flaky(cam, header, result, rgb, wanted):
+        if cam == "cam0":
+            raise ValueError("overlay: shapes differ")
+        return real(cam, header, result, rgb, wanted)
+    pipe._render_and_publish = flaky
+    stats = run_once(pipe, slots, [("cam0", bad), ("cam1", image_msg(5))])
+    assert stats["cam0"].errors == 1 and stats["cam0"].processed == 0 and stats["cam0"].received == 1
+    assert [c for c, *_ in sink.published] == ["cam1"] and sink.fused == [["cam1"]]
+    assert stats["cam1"].processed == 1 and stats["cam1"].errors == 0
+
+
+def test_a_controller_replaced_during_its_update_does_not_write_its_k_back():
+    """The executor thread may switch the controller off while the worker updates it: the old
+    controller's K must not overwrite the new hand-set K."""
+    seg = FakeSegmenter()
+    pipe, slots, _, sink = make(cams=("cam0",), segmenter=seg, latency_target_ms=1.0, k_min=0.05, k_max=0.5,
+                                topk_ratio=0.5)
+    old = pipe.k_ctrl
+    real_update = old.update
+
+    def update_then_switch_off(latency_ms):
+        k_before = old.k
+        real_update(latency_ms)
+        if old.k != k_before and pipe.k_ctrl is old:  # a parameter change lands just as K moves
+            pipe.configure(pipe.params.changed({"latency_target_ms": 0.0, "topk_ratio": 0.3}))
+    old.update = update_then_switch_off
+    seg.delay_s = 0.01
+    for _ in range(10):
+        run_once(pipe, slots, [("cam0", image_msg())])
+    assert pipe.k_ctrl is None and seg.topk_ratio == 0.3 and sink.k[-1] == 0.3

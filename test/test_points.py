@@ -87,19 +87,42 @@ def test_depth_obstacles_replace_flat_ground_contacts_in_the_grid(bottom):
     flat.add(cls, lookup)
     x_flat = _car_cells_x(grid, flat.grids()["car"])
     pts, _ = depth_points(depth.astype(np.float32), CAM, "32FC1")
-    xy, lab = obstacle_points(pts, cls, POSE, cfg.lut("obstacle"), (0.05, 2.0))
-    assert set(lab.tolist()) == {CAR} and len(lab) > 1000
+    obstacles = obstacle_points(pts, cls, POSE, cfg.lut("obstacle"), (0.05, 2.0))
+    xy, lab, measured = obstacles
+    assert set(lab.tolist()) == {CAR} and len(lab) > 1000 and measured.sum() == int((cls == CAR).any(0).sum())
     fused = GridFuser(grid, cfg)
-    fused.add(cls, lookup, (xy, lab))
+    fused.add(cls, lookup, obstacles)
     x_depth = _car_cells_x(grid, fused.grids()["car"])
-    assert np.abs(x_depth - BOX_X).max() <= grid.resolution  # within one cell of the face
-    assert (fused.grids()["combined"][fused.grids()["car"] < 0] <= 0).all()  # nothing else marked at 100
+    assert len(x_depth) >= 15 and np.abs(x_depth - BOX_X).max() <= grid.resolution  # within one cell of the face
     if bottom == 0.0:
         assert np.abs(x_flat - BOX_X).max() <= grid.resolution  # flat contacts are right on the ground
     else:
         assert x_flat.min() > BOX_X + 2.5 and x_flat.max() < 9.5  # ~3 m off along the ray (pixel rows: 9.0-9.3)
     pts_xy, pts_lab = fused.obstacle_points()
     assert np.abs(pts_xy[:, 0] - BOX_X).max() < 0.05 and (pts_lab == CAR).all()
+    assert len(pts_xy) == len(x_depth)  # one obstacle point per marked cell, not one per pixel
+
+
+def test_columns_without_depth_keep_their_flat_ground_contacts():
+    """Depth holes (here: no depth in the left half of the image) must not erase an obstacle:
+    those columns keep their contacts (the raised box: ~3 m behind its face), the measured ones
+    are placed by depth."""
+    from fornet_ros.geometry import GridFuser, GridSpec, LayerConfig, build_lookup
+    depth, cls = render(0.5)
+    depth[:, : CAM.width // 2] = 0.0  # no return
+    names = [str(i) for i in range(19)]
+    cfg = LayerConfig.from_dict({"ground_classes": [str(ROAD)], "obstacle_classes": [str(CAR)],
+                                 "layers": [{"name": "car", "classes": [str(CAR)], "cost": 100}]}, names)
+    grid = GridSpec(0.1, 200, 100, (0.0, -5.0))
+    pts, _ = depth_points(depth.astype(np.float32), CAM, "32FC1")
+    fused = GridFuser(grid, cfg)
+    fused.add(cls, build_lookup(CAM, POSE, grid, cls.shape), obstacle_points(pts, cls, POSE, cfg.lut("obstacle"),
+                                                                            (0.05, 2.0)))
+    iy, ix = np.nonzero(fused.grids()["car"] > 0)
+    x, y = (ix + 0.5) * 0.1, -5.0 + (iy + 0.5) * 0.1
+    left, right = y > 0.05, y < -0.05  # image left = +y
+    assert left.sum() >= 5 and (x[left] > BOX_X + 2.5).all()  # contacts where depth is missing
+    assert right.sum() >= 5 and (np.abs(x[right] - BOX_X) <= 0.1).all()  # depth where it exists
 
 
 def test_obstacle_points_keep_only_obstacle_classes_in_the_height_band():
@@ -107,8 +130,8 @@ def test_obstacle_points_keep_only_obstacle_classes_in_the_height_band():
     pts, _ = depth_points(depth.astype(np.float32), CAM, "32FC1")
     lut = np.zeros(256, bool)
     lut[CAR] = True
-    _, lab_all = obstacle_points(pts, cls, POSE, lut, (-1.0, 10.0))
-    xy, lab = obstacle_points(pts, cls, POSE, lut, (1.0, 2.0))  # the upper third of the 1.5 m box
+    _, lab_all, _ = obstacle_points(pts, cls, POSE, lut, (-1.0, 10.0))
+    xy, lab, _ = obstacle_points(pts, cls, POSE, lut, (1.0, 2.0))  # the upper third of the 1.5 m box
     z = to_base(pts, POSE)[..., 2]
     assert len(lab_all) == int(((cls == CAR) & np.isfinite(z)).sum())
     assert len(lab) == int(((cls == CAR) & (z >= 1.0) & (z <= 2.0)).sum()) and 0 < len(lab) < len(lab_all)

@@ -96,8 +96,7 @@ class SegmentationNode(Node):
     # -- parameters: validated in the on-set callback, applied in the post-set callback ----------
     def _check_changes(self, params) -> SetParametersResult:
         try:
-            check_k_control(self.params.changed({p.name: p.value for p in params if p.name in SPECS}),
-                            self.segmenter.backend)
+            check_k_control(self.params.changed({p.name: p.value for p in params if p.name in SPECS}), self.segmenter)
         except ValueError as e:
             return SetParametersResult(successful=False, reason=str(e))
         return SetParametersResult(successful=True)
@@ -172,7 +171,7 @@ class SegmentationNode(Node):
         for cam, stats in self.slots.stats().items():
             level, message, values = camera_status(stats, self.params)
             if self.points3d is not None:
-                values.update({k: str(v) for k, v in self.points3d.counts[cam].items()})
+                values.update({k: str(v) for k, v in self.points3d.counts_of(cam).items()})
             arr.status.append(DiagnosticStatus(level=bytes([level]), name=f"fornet_ros: {cam}", message=message,
                                                hardware_id=model["device"], values=[
                                                    KeyValue(key=k, value=v) for k, v in {**values, **model}.items()]))

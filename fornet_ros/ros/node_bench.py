@@ -27,6 +27,15 @@ def _start(params, checkpoint, threads, input_size, domain):
     return start_node(params, env)
 
 
+def _check_alive(proc) -> None:
+    """A node that exited (bad parameter, model that cannot run) fails the benchmark with its code,
+    instead of a run over nothing."""
+    if proc.poll() is not None:
+        from ..errors import FornetError
+        raise FornetError(f"segmentation_node exited with code {proc.returncode} before the benchmark started "
+                          "(run it alone with the same parameters to see why)")
+
+
 def _pct(v, q):
     v = sorted(v)
     return v[min(len(v) - 1, int(q * len(v)))] if v else float("nan")
@@ -71,8 +80,10 @@ def _node_run(checkpoint, frames, rate, seconds, threads, domain, input_size, ou
     try:
         t_end = time.monotonic() + 120
         while node.count_subscribers("/cam/image_raw") == 0 and time.monotonic() < t_end:
+            _check_alive(node_proc)
             time.sleep(0.1)
         while not complete() and time.monotonic() < t_end:  # warm-up until every output flows
+            _check_alive(node_proc)
             pub.publish(fill_image(Image(), frames[0], Header(stamp=node.get_clock().now().to_msg()), "rgb8"))
             time.sleep(0.3)
         time.sleep(1.0)
@@ -110,7 +121,7 @@ def bench_node(checkpoint, size, rate: float, seconds: float, threads: int | Non
     import torch
     if threads:
         torch.set_num_threads(threads)
-    seg = Segmenter.from_checkpoint(checkpoint, device="cpu", input_size=input_size)
+    seg = Segmenter.from_checkpoint(checkpoint, device="auto", input_size=input_size)  # as the node picks
     for f in frames[:2]:
         seg(f)
     alone = []
@@ -352,7 +363,9 @@ def _load_step_run(checkpoint, frames, rate, seconds, threads, domain, input_siz
     try:
         t_end = time.monotonic() + 120
         while node.count_subscribers("/cam0/image_raw") == 0 and time.monotonic() < t_end:
+            _check_alive(node_proc)
             time.sleep(0.1)
+        _check_alive(node_proc)
         for _ in range(10):  # warm-up (not counted)
             pubs["cam0"].publish(fill_image(Image(), frames[0], Header(stamp=node.get_clock().now().to_msg()), "rgb8"))
             time.sleep(1.0 / rate)

@@ -62,7 +62,12 @@ class LabelledPoints:
             self.depth_info[cam] = msg
 
     def _count(self, cam, key, n=1):
-        self.counts[cam][key] = self.counts[cam].get(key, 0) + n
+        with self.lock:  # the diagnostics timer reads these from another thread
+            self.counts[cam][key] = self.counts[cam].get(key, 0) + n
+
+    def counts_of(self, cam: str) -> dict:
+        with self.lock:
+            return dict(self.counts[cam])
 
     def process(self, cam: str, header, result, info):
         """After a colour frame of ``cam`` is segmented: publish what its depth / the LiDAR give.
@@ -87,9 +92,9 @@ class LabelledPoints:
             if dinfo is None:
                 self._count(cam, "depth_without_depth_camera_info")
                 return None
-            src, st = depth_points(img, camera_model_from_info(dinfo), msg.encoding, lo, hi)
+            src, _ = depth_points(img, camera_model_from_info(dinfo), msg.encoding, lo, hi)
             img = register_depth(src, color, *self.extrinsic)
-            pts, _ = depth_points(img, color, "32FC1", lo, hi)
+            pts, st = depth_points(img, color, "32FC1", lo, hi)  # invalid: the cloud's, registration holes included
         else:
             pts, st = depth_points(img, color, msg.encoding, lo, hi)
         self._count(cam, "depth_matched")

@@ -163,6 +163,9 @@ def run_bench_node(a):
         read_checkpoint(a.checkpoint)  # a clear error now rather than a node that fails to start
     input_size = tuple(a.input_size) if a.input_size else None
     if a.load_step is not None:
+        if a.checkpoint and str(a.checkpoint).endswith(".onnx"):
+            raise FornetError("--load-step needs a torch checkpoint: an ONNX model has K fixed at export, so the "
+                              "latency controller cannot run")
         if not (0 < a.load_step < a.seconds and a.target_ms > 0 and 0 <= a.k_min <= a.k_max <= 1
                 and 0 <= a.topk <= 1 and a.load_procs >= 0):
             raise FornetError("--load-step must lie inside --seconds, --target-ms > 0, 0 <= --k-min <= --k-max <= 1, "
