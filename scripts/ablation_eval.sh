@@ -16,10 +16,12 @@ for run in "$RUNS"/*/; do
   grep -q "\"step\": ${ITERS:-500}," "$run/train.log" || continue  # finished runs only
   [ -f "$OUT/eval_$name.json" ] || ev --checkpoint "$run/last.pt" > "$OUT/eval_$name.json"
   cp "$run/log.csv" "$OUT/train_log_$name.csv"
+  # test-time K on the K=0.25- and the K=1-trained weights (train dense, deploy sparse?)
+  case $name in k0.25_*) sweep="0.0 0.1 0.5 1.0";; k1.00_*) sweep="0.0 0.1 0.25 0.5";; *) sweep="";; esac
+  for k in $sweep; do
+    [ -f "$OUT/eval_${name}_at_k$k.json" ] || ev --checkpoint "$run/last.pt" --topk $k > "$OUT/eval_${name}_at_k$k.json"
+  done
   case $name in k0.25_*)
-    for k in 0.0 0.1 0.5 1.0; do
-      [ -f "$OUT/eval_${name}_at_k$k.json" ] || ev --checkpoint "$run/last.pt" --topk $k > "$OUT/eval_${name}_at_k$k.json"
-    done
     # content-adaptive K (issue #15): regions with importance >= T, between 5 % and 50 % of them
     for t in 0.12 0.16 0.2 0.25; do
       [ -f "$OUT/eval_${name}_adaptive_t$t.json" ] || \

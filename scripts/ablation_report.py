@@ -71,22 +71,25 @@ def main():
         cells = " | ".join(fmt(seeds, k) for k in ("miou", "boundary_iou", "thin_miou", *THIN))
         print(f"| {label} | {','.join(map(str, sorted(seeds)))} | {cells}{lats} |")
     print()
-    print("Test-time K on the K = 0.25-trained models (same weights; K = 0 is the cheap path alone):")
+    print("Test-time K on the K = 0.25- and the K = 1-trained models (same weights; K = 0 is the cheap path alone):")
     print()
-    print("| test K | seeds | mIoU | boundary IoU | thin mIoU | pole | sign | person | rider | focus ms 512x1024 |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    sweep = {0.25: runs.get(("k0.25", None), {})}
-    for (build, k), seeds in runs.items():
-        if build == "k0.25" and k is not None:
-            sweep[float(k)] = seeds
-    for k in sorted(sweep):
-        if not sweep[k]:
-            continue
-        r = latency(bench, "k0.25", (512, 1024), k) if k > 0 else None
-        cells = " | ".join(fmt(sweep[k], m) for m in ("miou", "boundary_iou", "thin_miou", *THIN))
-        print(f"| {k} | {','.join(map(str, sorted(sweep[k])))} | {cells} | {r['focus_ms']:.1f} |" if r else
-              f"| {k} | {','.join(map(str, sorted(sweep[k])))} | {cells} | 0 |")
-    figure(runs, sweep, bench, a.figure)
+    print("| trained K | test K | seeds | mIoU | boundary IoU | thin mIoU | pole | sign | person | rider | focus ms 512x1024 |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    sweeps = {}
+    for trained in ("k0.25", "k1.00"):
+        sweep = {float(trained[1:]): runs.get((trained, None), {})}
+        for (build, k), seeds in runs.items():
+            if build == trained and k is not None:
+                sweep[float(k)] = seeds
+        sweeps[trained] = sweep
+        for k in sorted(sweep):
+            if not sweep[k]:
+                continue
+            r = latency(bench, "k0.25", (512, 1024), k) if k > 0 else {"focus_ms": 0.0}
+            cells = " | ".join(fmt(sweep[k], m) for m in ("miou", "boundary_iou", "thin_miou", *THIN))
+            ms = f"{r['focus_ms']:.1f}" if r else "-"
+            print(f"| {trained[1:]} | {k} | {','.join(map(str, sorted(sweep[k])))} | {cells} | {ms} |")
+    figure(runs, sweeps, bench, a.figure)
     adaptive(Path(a.dir), Path(a.figure).with_name("adaptive_k.png"))
 
 
@@ -132,19 +135,23 @@ def adaptive(d: Path, path):
     print(f"\nwrote {path}")
 
 
-def figure(runs, sweep, bench, path):
+def figure(runs, sweeps, bench, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, key, title in ((axes[0], "boundary_iou", "boundary IoU (3 px band)"), (axes[1], "thin_miou", "thin-class mIoU")):
-        xs, ys = [], []
-        for k in sorted(sweep):
-            r = latency(bench, "k0.25", (512, 1024), k) if k > 0 else {"focus_ms": 0.0}
-            if sweep[k] and r:
-                xs.append(r["focus_ms"])
-                ys.append(stat(sweep[k], key)[0])
-        ax.plot(xs, ys, "o-", color="tab:blue", label="K=0.25-trained model, test-time K 0…1")
+        for trained, color in (("k0.25", "tab:blue"), ("k1.00", "tab:red")):
+            sweep = sweeps.get(trained, {})
+            xs, ys = [], []
+            for k in sorted(sweep):
+                r = latency(bench, "k0.25", (512, 1024), k) if k > 0 else {"focus_ms": 0.0}
+                if sweep[k] and r:
+                    xs.append(r["focus_ms"])
+                    ys.append(stat(sweep[k], key)[0])
+            if len(xs) > 1:
+                ax.plot(xs, ys, "o-", color=color, alpha=0.6,
+                        label=f"K={float(trained[1:]):g}-trained model, test-time K 0…1")
         for build, color in (("focus_off", "tab:gray"), ("k0.10", "tab:cyan"), ("k0.25", "tab:blue"),
                              ("k0.50", "tab:purple"), ("k1.00", "tab:red")):
             seeds = runs.get((build, None))
