@@ -139,9 +139,14 @@ class Pose:
         rx = np.array([[1, 0, 0], [0, cr, -sr], [0, sr, cr]])
         return rz @ ry @ rx
 
+    def transform(self) -> tuple[np.ndarray, np.ndarray]:
+        """(R, t) of this frame in its parent: p_parent = R p + t."""
+        return self.rotation(), np.array([self.x, self.y, self.z])
+
     def optical_in_base(self) -> tuple[np.ndarray, np.ndarray]:
         """(R, t): the optical frame (z forward, x right, y down) expressed in the base frame."""
-        return self.rotation() @ R_BODY_OPTICAL, np.array([self.x, self.y, self.z])
+        R, t = self.transform()
+        return R @ R_BODY_OPTICAL, t
 
 
 def optical_in_grid(pose) -> tuple[np.ndarray, np.ndarray]:

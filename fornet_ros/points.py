@@ -123,7 +123,7 @@ def lidar_to_optical(camera_pose: Pose, lidar_pose: Pose) -> tuple[np.ndarray, n
     """(R, t) mapping LiDAR-frame points (x forward, y left, z up) into the camera's optical frame,
     both poses given in the same base frame (the node's camera_pose.<cam> and lidar_pose)."""
     Rc, tc = camera_pose.optical_in_base()
-    Rl, tl = lidar_pose.rotation(), np.array([lidar_pose.x, lidar_pose.y, lidar_pose.z])
+    Rl, tl = lidar_pose.transform()
     return Rc.T @ Rl, Rc.T @ (tl - tc)
 
 

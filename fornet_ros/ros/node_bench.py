@@ -11,6 +11,8 @@ import math
 import statistics
 import threading
 import time
+from contextlib import contextmanager
+from types import SimpleNamespace
 
 
 def _start(params, checkpoint, threads, input_size, domain):
@@ -25,6 +27,41 @@ def _start(params, checkpoint, threads, input_size, domain):
     if input_size:
         params = [*params, f"input_size:=[{input_size[0]}, {input_size[1]}]"]
     return start_node(params, env)
+
+
+@contextmanager
+def _bench_graph(name, params, checkpoint, threads, input_size, domain, setup):
+    """segmentation_node in its own process and our rclpy node ``name`` beside it. ``setup(node)``
+    creates our publishers and subscriptions (before the spin thread starts); its result is
+    ``g.io``. Yields ``g`` (``proc``, ``node``, ``io``); whatever ends the benchmark, the spin
+    thread stops, the node gets SIGINT (``g.exit_code``) and our node and context go."""
+    import rclpy
+
+    from .processes import Spinner, stop_node
+    g = SimpleNamespace(proc=_start(params, checkpoint, threads, input_size, domain), node=None, io=None,
+                        exit_code=None)
+    try:
+        rclpy.init(domain_id=domain)
+        g.node = rclpy.create_node(name)
+        g.io = setup(g.node)
+        spinner = Spinner(g.node)
+        try:
+            yield g
+        finally:
+            spinner.close()
+    finally:
+        g.exit_code = stop_node(g.proc)
+        if g.node is not None:
+            g.node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def _wait_subscribed(g, topic: str, deadline: float) -> None:
+    """Until the node subscribes to ``topic`` (or ``deadline``, monotonic); a node that exited fails."""
+    while g.node.count_subscribers(topic) == 0 and time.monotonic() < deadline:
+        _check_alive(g.proc)
+        time.sleep(0.1)
+    _check_alive(g.proc)
 
 
 def _check_alive(proc) -> None:
@@ -48,42 +85,37 @@ def _node_run(checkpoint, frames, rate, seconds, threads, domain, input_size, ou
     """One node process; frames published at ``rate`` for ``seconds``. ``outputs``: 'labels' (only
     labels subscribed) or 'all' (every image output subscribed: a frame's latency is publish ->
     the last of its outputs received)."""
-    import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
     from std_msgs.msg import Header
 
     from ..frames import stamp_ns
     from .conversions import fill_image
-    from .processes import Spinner, stop_node
 
     topics = ["labels"] + (list(OPTIONAL_OUTPUTS) if outputs == "all" else [])
-    node_proc = _start(["cameras:=[cam]", "costmap_enabled:=false"], checkpoint, threads, input_size, domain)
-    rclpy.init(domain_id=domain)
-    node = rclpy.create_node("fornet_bench_node")
-    pub = node.create_publisher(Image, "cam/image_raw", QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
     arrivals, lock = {}, threading.Lock()  # stamp -> {output: latency ms}
 
-    def on_output(msg, out):
-        now = node.get_clock().now().nanoseconds
-        s = stamp_ns(msg.header.stamp)
-        with lock:
-            arrivals.setdefault(s, {})[out] = (now - s) / 1e6
-    for out in topics:
-        node.create_subscription(Image, f"cam/semantic/{out}", lambda m, o=out: on_output(m, o),
-                                 QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
-    spinner = Spinner(node)
+    def setup(node):
+        def on_output(msg, out):
+            now = node.get_clock().now().nanoseconds
+            s = stamp_ns(msg.header.stamp)
+            with lock:
+                arrivals.setdefault(s, {})[out] = (now - s) / 1e6
+        for out in topics:
+            node.create_subscription(Image, f"cam/semantic/{out}", lambda m, o=out: on_output(m, o),
+                                     QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        return node.create_publisher(Image, "cam/image_raw", QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
 
     def complete():
         with lock:
             return [max(v.values()) for v in arrivals.values() if len(v) == len(topics)]
-    try:
+    with _bench_graph("fornet_bench_node", ["cameras:=[cam]", "costmap_enabled:=false"], checkpoint, threads,
+                      input_size, domain, setup) as g:
+        node, pub = g.node, g.io
         t_end = time.monotonic() + 120
-        while node.count_subscribers("/cam/image_raw") == 0 and time.monotonic() < t_end:
-            _check_alive(node_proc)
-            time.sleep(0.1)
+        _wait_subscribed(g, "/cam/image_raw", t_end)
         while not complete() and time.monotonic() < t_end:  # warm-up until every output flows
-            _check_alive(node_proc)
+            _check_alive(g.proc)
             pub.publish(fill_image(Image(), frames[0], Header(stamp=node.get_clock().now().to_msg()), "rgb8"))
             time.sleep(0.3)
         time.sleep(1.0)
@@ -97,11 +129,6 @@ def _node_run(checkpoint, frames, rate, seconds, threads, domain, input_size, ou
             time.sleep(max(0.0, t0 + sent / rate - time.monotonic()))
         time.sleep(2.0)
         e2e = complete()
-    finally:
-        spinner.close()
-        stop_node(node_proc)
-        node.destroy_node()
-        rclpy.try_shutdown()
     return {"outputs": outputs, "sent": sent, "processed": len(e2e), "processed_hz": len(e2e) / seconds,
             "dropped": sent - len(e2e), "node_e2e_ms_p50": statistics.median(e2e) if e2e else None,
             "node_e2e_ms_p95": _pct(e2e, 0.95), "node_e2e_ms_max": max(e2e) if e2e else None}
@@ -172,7 +199,6 @@ def soak_node(checkpoint, size, rate: float, minutes: float, threads: int | None
     sent / received / processed / dropped per camera from the node's own /diagnostics counters
     with the two identities checked (received = processed + dropped; sent = received +
     lost_in_transport), and the publish -> labels latency p50/p95 per minute (by publication time)."""
-    import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CameraInfo, Image
@@ -181,17 +207,10 @@ def soak_node(checkpoint, size, rate: float, minutes: float, threads: int | None
     from ..frames import stamp_ns
     from ..synthetic import make_scene
     from .conversions import fill_image
-    from .processes import Spinner, stop_node
 
     H, W = size
     cams = [f"cam{i}" for i in range(cameras)]
-    node_proc = _start([f"cameras:=[{','.join(cams)}]", f"costmap_enabled:={'true' if costmap else 'false'}",
-                        "use_tf:=false"], checkpoint, threads, input_size, domain)
-    rclpy.init(domain_id=domain)
-    node = rclpy.create_node("fornet_soak")
     reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-    pubs = {c: node.create_publisher(Image, f"{c}/image_raw", reliable) for c in cams}
-    info_pubs = {c: node.create_publisher(CameraInfo, f"{c}/camera_info", reliable) for c in cams}
     info = CameraInfo(height=H, width=W, distortion_model="plumb_bob",
                       k=[W / 2.0, 0.0, W / 2.0, 0.0, W / 2.0, H / 2.0, 0.0, 0.0, 1.0])
     msgs = {c: [fill_image(Image(), make_scene(H, W, seed=4 * i + j)[0], Header(frame_id=c), "rgb8")
@@ -201,26 +220,31 @@ def soak_node(checkpoint, size, rate: float, minutes: float, threads: int | None
     diag: dict[str, dict] = {}
     t0_ns = [None]
 
-    def on_labels(msg):
-        now = node.get_clock().now().nanoseconds
-        s = stamp_ns(msg.header.stamp)
-        with lock:
-            if t0_ns[0] is not None and s >= t0_ns[0]:
-                lat.append(((s - t0_ns[0]) / 1e9, (now - s) / 1e6))
+    def setup(node):
+        def on_labels(msg):
+            now = node.get_clock().now().nanoseconds
+            s = stamp_ns(msg.header.stamp)
+            with lock:
+                if t0_ns[0] is not None and s >= t0_ns[0]:
+                    lat.append(((s - t0_ns[0]) / 1e9, (now - s) / 1e6))
 
-    def on_diag(arr):
-        with lock:
-            for st in arr.status:
-                if st.name.startswith("fornet_ros: "):
-                    diag[st.name[len("fornet_ros: "):]] = {kv.key: kv.value for kv in st.values}
-    for c in cams:
-        node.create_subscription(Image, f"{c}/semantic/labels", on_labels, reliable)
-    node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, reliable)
-    spinner = Spinner(node)
+        def on_diag(arr):
+            with lock:
+                for st in arr.status:
+                    if st.name.startswith("fornet_ros: "):
+                        diag[st.name[len("fornet_ros: "):]] = {kv.key: kv.value for kv in st.values}
+        for c in cams:
+            node.create_subscription(Image, f"{c}/semantic/labels", on_labels, reliable)
+        node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, reliable)
+        return ({c: node.create_publisher(Image, f"{c}/image_raw", reliable) for c in cams},
+                {c: node.create_publisher(CameraInfo, f"{c}/camera_info", reliable) for c in cams})
     sent = dict.fromkeys(cams, 0)
     rss: list[tuple[float, float]] = []
     duration = minutes * 60.0
-    try:
+    with _bench_graph("fornet_soak", [f"cameras:=[{','.join(cams)}]",
+                                      f"costmap_enabled:={'true' if costmap else 'false'}", "use_tf:=false"],
+                      checkpoint, threads, input_size, domain, setup) as g:
+        node, (pubs, info_pubs) = g.node, g.io
         t_end = time.monotonic() + 120
         while not all(node.count_subscribers(f"/{c}/image_raw") for c in cams) and time.monotonic() < t_end:
             time.sleep(0.1)
@@ -231,7 +255,7 @@ def soak_node(checkpoint, size, rate: float, minutes: float, threads: int | None
                 m.header.stamp = node.get_clock().now().to_msg()
                 pubs[c].publish(m)
             time.sleep(0.3)
-        if node_proc.poll() is not None or not all(diag.get(c) for c in cams):
+        if g.proc.poll() is not None or not all(diag.get(c) for c in cams):
             raise RuntimeError("segmentation_node did not start (or no /diagnostics) within 120 s")
         time.sleep(2.0)
         with lock:
@@ -241,7 +265,7 @@ def soak_node(checkpoint, size, rate: float, minutes: float, threads: int | None
         n, next_sample = 0, 0.0
         while (el := time.monotonic() - t0) < duration:
             if el >= next_sample:
-                r = rss_mb(node_proc.pid)
+                r = rss_mb(g.proc.pid)
                 if r is not None:
                     rss.append((el, r))
                     if progress:
@@ -256,19 +280,15 @@ def soak_node(checkpoint, size, rate: float, minutes: float, threads: int | None
                 sent[c] += 1
             n += 1
             time.sleep(max(0.0, t0 + n / rate - time.monotonic()))
-        r = rss_mb(node_proc.pid)
+        r = rss_mb(g.proc.pid)
         if r is not None:
             rss.append((time.monotonic() - t0, r))
         time.sleep(3.0)  # drain: the last frames processed and counted in /diagnostics
         with lock:
             final = {c: dict(diag[c]) for c in cams}
             lat_all = list(lat)
-        alive = node_proc.poll() is None
-    finally:
-        spinner.close()
-        code = stop_node(node_proc)
-        node.destroy_node()
-        rclpy.try_shutdown()
+        alive = g.proc.poll() is None
+    code = g.exit_code
 
     def delta(c, k):
         return int(final[c].get(k, 0)) - int(base[c].get(k, 0))
@@ -324,81 +344,72 @@ def _load_step_run(checkpoint, frames, rate, seconds, threads, domain, input_siz
     """One node run with the step: at ``step_at_s`` start ``load_procs`` CPU burners and (with
     ``second_camera``) a second camera publishing at ``rate``. Series of (t, latency ms) per labels
     message and (t, K) from semantic/topk_ratio, t in seconds since the start of publishing."""
-    import rclpy
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
     from std_msgs.msg import Float32, Header
 
     from ..frames import stamp_ns
     from .conversions import fill_image
-    from .processes import Spinner, stop_node
 
     cams = ["cam0", "cam1"]
-    node_proc = _start([f"cameras:=[{','.join(cams)}]", "costmap_enabled:=false", *params], checkpoint, threads,
-                       input_size, domain)
-    rclpy.init(domain_id=domain)
-    node = rclpy.create_node("fornet_load_step")
-    best_effort = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
-    pubs = {c: node.create_publisher(Image, f"{c}/image_raw", best_effort) for c in cams}
     lock, lat, ks, t0 = threading.Lock(), [], [], [None]
 
-    def on_labels(msg, cam):
-        now = node.get_clock().now().nanoseconds
-        s = stamp_ns(msg.header.stamp)
-        with lock:
-            if t0[0] is not None and s >= t0[0]:
-                lat.append(((s - t0[0]) / 1e9, (now - s) / 1e6, cam))
+    def setup(node):
+        def on_labels(msg, cam):
+            now = node.get_clock().now().nanoseconds
+            s = stamp_ns(msg.header.stamp)
+            with lock:
+                if t0[0] is not None and s >= t0[0]:
+                    lat.append(((s - t0[0]) / 1e9, (now - s) / 1e6, cam))
 
-    def on_k(msg):
-        with lock:
-            t = 0.0 if t0[0] is None else (node.get_clock().now().nanoseconds - t0[0]) / 1e9
-            ks.append((max(0.0, t), float(msg.data)))
-    for c in cams:
-        node.create_subscription(Image, f"{c}/semantic/labels", lambda m, c=c: on_labels(m, c),
-                                 QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
-    node.create_subscription(Float32, "semantic/topk_ratio", on_k,
-                             QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                                        durability=DurabilityPolicy.TRANSIENT_LOCAL))
-    spinner, burners = Spinner(node), []
-    try:
-        t_end = time.monotonic() + 120
-        while node.count_subscribers("/cam0/image_raw") == 0 and time.monotonic() < t_end:
-            _check_alive(node_proc)
-            time.sleep(0.1)
-        _check_alive(node_proc)
-        for _ in range(10):  # warm-up (not counted)
-            pubs["cam0"].publish(fill_image(Image(), frames[0], Header(stamp=node.get_clock().now().to_msg()), "rgb8"))
-            time.sleep(1.0 / rate)
-        time.sleep(1.0)
-        start = time.monotonic()
-        with lock:
-            t0[0] = node.get_clock().now().nanoseconds
-        n, stepped = 0, False
-        while (el := time.monotonic() - start) < seconds:
-            if not stepped and el >= step_at_s:
-                burners = [_burner() for _ in range(load_procs)]
-                stepped = True
-                if progress:
-                    progress(f"load step at {el:.1f} s: {load_procs} CPU burner(s)"
-                             + (" + a second camera" if second_camera else ""))
-            hdr = Header(stamp=node.get_clock().now().to_msg(), frame_id="cam0")
-            pubs["cam0"].publish(fill_image(Image(), frames[n % len(frames)], hdr, "rgb8"))
-            if stepped and second_camera:
-                hdr = Header(stamp=hdr.stamp, frame_id="cam1")
-                pubs["cam1"].publish(fill_image(Image(), frames[(n + 1) % len(frames)], hdr, "rgb8"))
-            n += 1
-            time.sleep(max(0.0, start + n / rate - time.monotonic()))
-        time.sleep(2.0)
-        with lock:
-            series, k_series = list(lat), list(ks)
-    finally:
-        for b in burners:
-            b.kill()
-            b.wait()
-        spinner.close()
-        stop_node(node_proc)
-        node.destroy_node()
-        rclpy.try_shutdown()
+        def on_k(msg):
+            with lock:
+                t = 0.0 if t0[0] is None else (node.get_clock().now().nanoseconds - t0[0]) / 1e9
+                ks.append((max(0.0, t), float(msg.data)))
+        for c in cams:
+            node.create_subscription(Image, f"{c}/semantic/labels", lambda m, c=c: on_labels(m, c),
+                                     QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        node.create_subscription(Float32, "semantic/topk_ratio", on_k,
+                                 QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                                            durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        best_effort = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+        return {c: node.create_publisher(Image, f"{c}/image_raw", best_effort) for c in cams}
+    burners = []
+    with _bench_graph("fornet_load_step", [f"cameras:=[{','.join(cams)}]", "costmap_enabled:=false", *params],
+                      checkpoint, threads, input_size, domain, setup) as g:
+        node, pubs = g.node, g.io
+        try:
+            _wait_subscribed(g, "/cam0/image_raw", time.monotonic() + 120)
+            for _ in range(10):  # warm-up (not counted)
+                pubs["cam0"].publish(fill_image(Image(), frames[0], Header(stamp=node.get_clock().now().to_msg()),
+                                                "rgb8"))
+                time.sleep(1.0 / rate)
+            time.sleep(1.0)
+            start = time.monotonic()
+            with lock:
+                t0[0] = node.get_clock().now().nanoseconds
+            n, stepped = 0, False
+            while (el := time.monotonic() - start) < seconds:
+                if not stepped and el >= step_at_s:
+                    burners = [_burner() for _ in range(load_procs)]
+                    stepped = True
+                    if progress:
+                        progress(f"load step at {el:.1f} s: {load_procs} CPU burner(s)"
+                                 + (" + a second camera" if second_camera else ""))
+                hdr = Header(stamp=node.get_clock().now().to_msg(), frame_id="cam0")
+                pubs["cam0"].publish(fill_image(Image(), frames[n % len(frames)], hdr, "rgb8"))
+                if stepped and second_camera:
+                    hdr = Header(stamp=hdr.stamp, frame_id="cam1")
+                    pubs["cam1"].publish(fill_image(Image(), frames[(n + 1) % len(frames)], hdr, "rgb8"))
+                n += 1
+                time.sleep(max(0.0, start + n / rate - time.monotonic()))
+            time.sleep(2.0)
+            with lock:
+                series, k_series = list(lat), list(ks)
+        finally:
+            for b in burners:
+                b.kill()
+                b.wait()
 
     def phase(lo, hi):
         v = [x for t, x, _ in series if lo <= t < hi]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import threading
 
-import numpy as np
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from ..geometry import Pose
@@ -33,8 +32,7 @@ class LabelledPoints:
         self.lock = threading.Lock()
         self.counts = {cam: {} for cam in params.cameras}
         self.depth, self.depth_info = {}, {}
-        ext = Pose.from_list(params.depth_extrinsic)
-        self.extrinsic = (ext.rotation(), np.array([ext.x, ext.y, ext.z]))  # depth optical -> colour optical
+        self.extrinsic = Pose.from_list(params.depth_extrinsic).transform()  # depth optical -> colour optical
         if params.depth_enabled:
             for cam in params.cameras:
                 self.depth[cam] = StampMatcher(slop)
