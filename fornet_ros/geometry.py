@@ -82,6 +82,12 @@ class CameraModel:
     def K(self) -> np.ndarray:
         return np.asarray(self.k, np.float64).reshape(3, 3)
 
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(height, width) of the published image: the ROI (or the full sensor), binned."""
+        bx, by = max(1, self.binning_x), max(1, self.binning_y)
+        return ((self.roi[2] or self.height) // by, (self.roi[3] or self.width) // bx)
+
     def normalized_rays(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Pixel coordinates of the (binned, ROI) image -> (N, 3) rays in the optical frame
         (z forward, x right, y down), distortion removed."""

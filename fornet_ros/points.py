@@ -86,8 +86,7 @@ def register_depth(depth_points_optical: np.ndarray, color: CameraModel, R: np.n
     p = depth_points_optical.reshape(-1, 3)
     p = p[np.isfinite(p[:, 2])] @ np.asarray(R, np.float64).T + np.asarray(t, np.float64)
     uv, inside = project(p, color)
-    h = color.roi[2] // max(1, color.binning_y) if color.roi[2] else color.height
-    w = color.roi[3] // max(1, color.binning_x) if color.roi[3] else color.width
+    h, w = color.image_size
     ui = np.floor(uv[inside, 0] + 0.5).astype(np.int64)
     vi = np.floor(uv[inside, 1] + 0.5).astype(np.int64)
     z = np.full(h * w, np.inf)
@@ -184,8 +183,7 @@ def project(points_optical: np.ndarray, camera: CameraModel) -> tuple[np.ndarray
         uv[front] = sub
     bx, by = max(1, camera.binning_x), max(1, camera.binning_y)
     uv = (uv - np.array(camera.roi[:2], np.float64)) / np.array([bx, by], np.float64)
-    h = camera.roi[2] // by if camera.roi[2] else camera.height
-    w = camera.roi[3] // bx if camera.roi[3] else camera.width
+    h, w = camera.image_size
     inside = np.isfinite(uv).all(1) & (uv[:, 0] >= -0.5) & (uv[:, 0] < w - 0.5) & (uv[:, 1] >= -0.5) & (uv[:, 1] < h - 0.5)
     return uv, inside
 

@@ -330,3 +330,15 @@ def test_the_node_registers_depth_from_the_depth_cameras_info_and_the_extrinsic(
     z = pts[..., 2]
     both = np.isfinite(z) & (truth > 0) & (truth < 30)
     assert both.sum() > 0.1 * z.size and np.median(np.abs(z[both] - truth[both]) / truth[both]) < 0.01
+
+
+def test_projection_bounds_are_the_binned_image_with_or_without_roi():
+    """A 2x-binned camera publishes 320x240: a point beyond the sensor's right edge (full-res
+    u = 700, binned 350) is outside, with or without an ROI; the same one inside stays inside."""
+    k = (500.0, 0, 320.0, 0, 500.0, 240.0, 0, 0, 1)
+    pts = np.array([[(700 - 320) / 500, 0.0, 1.0], [(600 - 320) / 500, 0.0, 1.0]])
+    for roi in ((0, 0, 0, 0), (0, 0, 480, 640)):
+        cam = CameraModel(640, 480, k, binning_x=2, binning_y=2, roi=roi)
+        assert cam.image_size == (240, 320)
+        uv, inside = project(pts, cam)
+        assert inside.tolist() == [False, True] and uv[1].round(3).tolist() == [300.0, 120.0]
