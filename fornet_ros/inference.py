@@ -118,11 +118,15 @@ class Segmenter:
     @topk_ratio.setter
     def topk_ratio(self, value):
         """A float K, None / negative (the model's K), or an :class:`AdaptiveK` rule (torch backend)."""
+        self._topk = self.resolve_topk(value)
+
+    def resolve_topk(self, value):
+        """The K that setting ``value`` would put in use, or the error it would raise - without
+        applying it (the node validates run-time changes with it before taking them over)."""
         if isinstance(value, AdaptiveK):
             if self.backend != "torch":
                 raise FornetError("adaptive K needs the torch backend (the ONNX graph has K fixed at export)")
-            self._topk = value
-            return
+            return value
         if value is None or float(value) < 0:
             value = self.runner.default_topk
         value = float(value)
@@ -131,7 +135,7 @@ class Segmenter:
         if self.backend == "onnxruntime" and abs(value - self.runner.default_topk) > 1e-9:
             raise ValueError(f"this ONNX model was exported with K = {self.runner.default_topk:g}; re-export "
                              f"with `fornet export --topk {value:g}` to run another K")
-        self._topk = value
+        return value
 
     def content_box(self, size: tuple[int, int]) -> tuple[int, int, int, int]:
         """(y0, x0, h, w): where an image of ``size`` lands in the network input. ``stretch`` fills

@@ -83,16 +83,12 @@ def render(result, rgb: np.ndarray, wanted, palette, overlay_alpha: float):
 
 def check_k_control(params, segmenter) -> None:
     """Raise ValueError when the parameters ask for a K the backend cannot run: an ONNX graph has
-    K fixed at export, so neither the latency controller nor another ``topk_ratio`` can move it."""
-    if segmenter.backend == "torch":
-        return
-    if params.latency_target_ms > 0:
+    K fixed at export, so neither the latency controller nor another ``topk_ratio`` can move it
+    (the second rule is the Segmenter's own, :meth:`~fornet_ros.inference.Segmenter.resolve_topk`)."""
+    if params.latency_target_ms > 0 and segmenter.backend != "torch":
         raise ValueError(f"latency_target_ms needs the torch backend: this {segmenter.backend} model has K fixed at "
                          "export (set latency_target_ms: 0, or run the .pt checkpoint)")
-    fixed = segmenter.runner.default_topk
-    if params.topk_ratio >= 0 and abs(params.topk_ratio - fixed) > 1e-9:
-        raise ValueError(f"topk_ratio: this {segmenter.backend} model was exported with K = {fixed:g} (use -1 or "
-                         f"{fixed:g}, or re-export with fornet export --topk)")
+    segmenter.resolve_topk(params.topk_ratio)
 
 
 class FramePipeline:

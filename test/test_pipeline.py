@@ -11,7 +11,7 @@ import pytest
 
 from fornet_ros.classes import CITYSCAPES_PALETTE, colorize
 from fornet_ros.frames import FrameSlots
-from fornet_ros.inference import Segmentation
+from fornet_ros.inference import Segmentation, Segmenter
 from fornet_ros.node_config import NodeParams
 from fornet_ros.pipeline import FramePipeline, render
 
@@ -41,7 +41,9 @@ class FakeSegmenter:
 
     @topk_ratio.setter
     def topk_ratio(self, k):
-        self._k = self.model_k if k is None or k < 0 else float(k)
+        self._k = self.resolve_topk(k)
+
+    resolve_topk = Segmenter.resolve_topk  # the real rule (it reads backend and runner.default_topk)
 
     def __call__(self, images, outputs=()):
         self.calls.append((len(images), set(outputs)))
