@@ -216,6 +216,8 @@ class Lookup:
     xy_map: np.ndarray  # (H*W, 2) float32 ground x, y in the base frame
     ground_pixels: np.ndarray  # (N,) int32 flat pixel indices
     ground_cells: np.ndarray  # (N,) int32 flat cell indices
+    camera_xy: tuple[float, float] = (0.0, 0.0)  # the camera's ground point in the grid frame
+    filled_cells: int = 0  # of ground_cells: far cells no pixel centre reached, given their covering pixel
 
     @property
     def valid_pixels(self) -> int:
@@ -224,6 +226,26 @@ class Lookup:
     @property
     def nbytes(self) -> int:
         return sum(a.nbytes for a in (self.cell_map, self.xy_map, self.ground_pixels, self.ground_cells))
+
+    def footprint_range(self, resolution: float) -> float | None:
+        """The ground range (m from the camera) beyond which one label pixel spans more than one cell
+        of ``resolution``: along the label image's centre column, the nearest pixel whose ground
+        point lies more than a cell from its neighbour's below or beside it. None: no such pixel
+        reaches the grid (every cell is hit by several pixel centres)."""
+        h, w = self.shape
+        c = w // 2
+        xy = self.xy_map.reshape(h, w, 2).astype(np.float64)
+        ok = self.cell_map.reshape(h, w) >= 0
+        rows = np.flatnonzero(ok[:-1, c] & ok[1:, c])
+        step = np.hypot(*(xy[rows, c] - xy[rows + 1, c]).T)
+        if c + 1 < w:  # the lateral step too (wide-angle or anamorphic pixels)
+            side = ok[rows, c + 1]
+            step = np.where(side, np.maximum(step, np.hypot(*(xy[rows, c] - xy[rows, c + 1]).T)), step)
+        far = rows[step > resolution]
+        if not far.size:
+            return None
+        rng = np.hypot(xy[far, c, 0] - self.camera_xy[0], xy[far, c, 1] - self.camera_xy[1])
+        return float(rng.min())
 
 
 # Labels are projected at no more than this many pixels (nearest-neighbour downsampled): a 400 x 400
@@ -318,9 +340,44 @@ def build_lookup(camera: CameraModel, pose, grid: GridSpec, label_shape: tuple[i
     step = np.repeat(np.maximum(1, -(-counts // max(1, pixels_per_cell))), counts)
     keep = order[rank % step == 0]
     keep.sort()
+    fill_pixels, fill_cells = _covering_pixels(camera, R, cam_t, grid, (h, w), (sx, sy), max_range, cell_map)
     return Lookup(shape=(h, w), first_row=first_row, cell_map=cell_map,
                   xy_map=np.stack([gx, gy], 1).astype(np.float32),
-                  ground_pixels=keep.astype(np.int32), ground_cells=cell_map[keep])
+                  ground_pixels=np.r_[keep, fill_pixels].astype(np.int32),
+                  ground_cells=np.r_[cell_map[keep], fill_cells].astype(np.int32),
+                  camera_xy=(float(cam_t[0]), float(cam_t[1])), filled_cells=int(fill_cells.size))
+
+
+def _covering_pixels(camera: CameraModel, R, cam_t, grid: GridSpec, label_shape, scale, max_range: float,
+                     cell_map: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(pixels, cells) for the cells that no label pixel's centre lands in.
+
+    Far from the camera one label pixel's footprint on the ground spans several cells (with 360
+    rows and 0.1 m cells, beyond ~8 m), so ray-casting pixel centres alone leaves some cells of a
+    seen road unknown between cells that were hit: striped far-field rows. Rule, at the label
+    image's own resolution: such a cell takes the label of the pixel that covers the cell's
+    centre (the centre projected through the camera model, distortion included), provided that
+    pixel's own ray reaches the grid (below the horizon, within ``max_range``); cells whose centre
+    falls outside the image, behind the camera or beyond ``max_range`` stay unknown. A cell so
+    filled repeats its pixel's label - no information is invented below the image's resolution,
+    and :meth:`Lookup.footprint_range` says from which range on this happens."""
+    from .points import project  # points builds on this module; a module-level import would be circular
+    hit = np.zeros(grid.width * grid.height, bool)
+    hit[cell_map[cell_map >= 0]] = True
+    cells = np.flatnonzero(~hit)
+    iy, ix = np.divmod(cells, grid.width)
+    x = grid.origin[0] + (ix + 0.5) * grid.resolution
+    y = grid.origin[1] + (iy + 0.5) * grid.resolution
+    near = np.hypot(x - cam_t[0], y - cam_t[1]) <= max_range
+    cells, x, y = cells[near], x[near], y[near]
+    pts = np.stack([x - cam_t[0], y - cam_t[1], np.full_like(x, -float(cam_t[2]))], 1) @ np.asarray(R)  # R^T p
+    uv, inside = project(pts, camera)
+    h, w = label_shape
+    lu = np.floor((uv[inside, 0] + 0.5) / scale[0]).astype(np.int64).clip(0, w - 1)
+    lv = np.floor((uv[inside, 1] + 0.5) / scale[1]).astype(np.int64).clip(0, h - 1)
+    pix = lv * w + lu
+    ok = cell_map[pix] >= 0
+    return pix[ok], cells[inside][ok]
 
 
 @dataclass(frozen=True)
@@ -431,6 +488,8 @@ class GridFuser:
         self.grid, self.cfg = grid, config
         self.n = grid.width * grid.height
         self.layers = np.full((len(config.layers), self.n), UNKNOWN, np.int8)
+        self.hits = np.zeros((len(config.layers), self.n), bool)  # a pixel of the layer's classes landed
+        self.observed = np.zeros(self.n, bool)  # a ground or contact pixel landed (any class)
         self.contact_points: list[np.ndarray] = []
         self.contact_labels: list[np.ndarray] = []
         self.ground_points: list[np.ndarray] = []
@@ -467,10 +526,12 @@ class GridFuser:
         cls_used = np.concatenate([gcls[gsel], ccls])
         observed = np.zeros(self.n, bool)
         observed[cells] = True
+        self.observed |= observed
         base = np.where(observed, 0, UNKNOWN).astype(np.int8)
         for i, layer in enumerate(self.cfg.layers):
             hit = np.zeros(self.n, bool)
             hit[cells[self.cfg.lut(str(i))[cls_used]]] = True
+            self.hits[i] |= hit
             np.maximum(self.layers[i], np.where(hit, np.int8(layer.cost), base), out=self.layers[i])
         self.contact_points.append(cxy.astype(np.float32, copy=False))
         self.contact_labels.append(ccls.astype(np.uint8, copy=False))

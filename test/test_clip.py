@@ -74,6 +74,11 @@ def project(labels):
     return f.grids(), f
 
 
+def fuser_lookup_footprint(labels):
+    lk = build_lookup(clip.camera_model(), clip.camera_pose(), GRID, labels.shape, max_range=30.0)
+    return lk.footprint_range(RES)
+
+
 def cell(x, y):
     return int((y - GRID.origin[1]) / RES), int((x - GRID.origin[0]) / RES)
 
@@ -89,9 +94,11 @@ def test_clip_frame_costmap_free_road_and_car(loaded):
     r1, c1 = cell(10.0, 1.0)
     ahead = comb[r0:r1, c0:c1]
     assert (ahead[ahead >= 0] == 0).all() and (ahead >= 0).mean() > 0.9, np.unique(ahead, return_counts=True)
-    # up to ~8 m every 0.1 m cell is hit; beyond, one image row (360 rows) spans > 0.1 m of ground and
-    # a few range bands stay unknown (a sampling gap of the flat-ground lookup, not a calibration issue)
+    # up to ~8 m every 0.1 m cell is hit by pixel centres; beyond, one image row (360 rows) spans
+    # > 0.1 m of ground and cells take the pixel covering them: no unknown range bands (issue #21)
     assert (ahead[:, :int(4.0 / RES)] == 0).all()
+    assert (ahead >= 0).all()
+    assert 7.5 < fuser_lookup_footprint(gt) < 9.0  # sqrt(0.1 m * fy 560 * 1.2 m) = 8.2 m
     # the Clio's tyre contact: the lowest car pixel of columns 10..110 (the left of the image)
     car = gt[:, 10:110] == 13
     rows = np.where(car.any(0), 359 - np.argmax(car[::-1], 0), -1)

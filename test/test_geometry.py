@@ -247,3 +247,53 @@ def test_grid_memory_holds_fades_and_forgets_unseen_cells():
     off = GridMemory(0.0)
     assert off(g(100, -1, 0, -1), 1.0)["car"].tolist() == [[100, -1, 0, -1]]
     assert off(g(-1, -1, -1, -1), 1.1)["car"].tolist() == [[-1, -1, -1, -1]]  # off: only the current frames
+
+
+def test_far_field_cells_take_the_pixel_covering_them_no_stripes():
+    """With 150 rows, f = 100 and 0.1 m cells, one row spans more than a cell beyond ~3.9 m: every cell
+    of a road seen out to 22 m is observed (no free/unknown stripes), and a filled cell carries the
+    label of the pixel its centre projects into. (Row 81 meets the ground at 25 m, row 82 at 21.4 m:
+    cells between are covered by row 81, whose ray reaches max_range, so the last metres stay unknown.)"""
+    labels = np.full((H, W), SKY, np.uint8)
+    labels[76:] = ROAD
+    lk = build_lookup(CAM, Pose(z=1.5), GRID, labels.shape, max_range=25.0)
+    assert lk.filled_cells > 0
+    road = fuse(labels, Pose(z=1.5), max_range=25.0).grids()["road"]
+    ahead = road[cell_y(GRID, -0.5):cell_y(GRID, 0.5), cell_x(GRID, 4.0):cell_x(GRID, 22.0)]
+    assert (ahead == 10).all(), np.unique(ahead, return_counts=True)
+    # the rule, cell by cell: cell centre -> optical frame -> pixel (u, v) covering it
+    filled_px = lk.ground_pixels[-lk.filled_cells:]
+    filled_cells = lk.ground_cells[-lk.filled_cells:]
+    iy, ix = np.divmod(filled_cells, GRID.width)
+    x = GRID.origin[0] + (ix + 0.5) * GRID.resolution
+    y = GRID.origin[1] + (iy + 0.5) * GRID.resolution
+    u = np.floor(100.0 + F * (-y) / x + 0.5).astype(int)  # optical x = -y, z = x (level camera)
+    v = np.floor(75.0 + F * 1.5 / x + 0.5).astype(int)
+    np.testing.assert_array_equal(filled_px, v * W + u)
+    # no cell beyond max_range is filled, and a cell outside the image stays unknown
+    assert np.hypot(x, y).max() <= 25.0
+    assert road[cell_y(GRID, 9.0), cell_x(GRID, 5.0)] == UNKNOWN  # 9 m left at 5 m ahead: outside the 90° view
+
+
+def test_footprint_range_matches_the_pinhole_row_spacing():
+    lk = build_lookup(CAM, Pose(z=1.5), GRID, (H, W), max_range=30.0)
+    # rows v, v+1 meet the ground at 1.5 F / (v - 75) and 1.5 F / (v + 1 - 75): find where they are > 0.1 m apart
+    expect = min(1.5 * F / (v - 75.0) for v in range(76, H - 1)
+                 if 1.5 * F / (v - 75.0) - 1.5 * F / (v + 1 - 75.0) > 0.1 and 1.5 * F / (v - 75.0) <= 30.0)
+    assert lk.footprint_range(0.1) == pytest.approx(expect, rel=1e-5)
+    assert 3.5 < expect < 4.2  # ~ sqrt(res * f * h) = 3.87 m
+    assert lk.footprint_range(100.0) is None  # 100 m cells: every pixel step stays inside one cell
+
+
+def test_fuser_keeps_the_hits_and_observed_cells_its_grids_are_made_of():
+    labels = np.full((H, W), ROAD, np.uint8)
+    labels[:76] = SKY
+    labels[80:101, 90:111] = CAR
+    f = fuse(labels, Pose(z=1.5))
+    g = f.grids()
+    for i, name in enumerate(("road", "cars", "people")):
+        hit = f.hits[i].reshape(g[name].shape)
+        cost = CFG.layers[i].cost
+        np.testing.assert_array_equal(g[name] == cost, hit | ((g[name] == 0) & (cost == 0)))
+        np.testing.assert_array_equal(g[name] >= 0, f.observed.reshape(g[name].shape))
+    assert f.hits[1].sum() > 0 and not f.hits[2].any()
