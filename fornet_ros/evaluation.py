@@ -29,10 +29,11 @@ def dataset_samples(dataset, limit: int | None = None):
 
 
 def evaluate(segmenter, samples: Iterable[tuple[np.ndarray, np.ndarray]], boundary_px: int = 3,
-             progress: bool = True, limit: int | None = None) -> dict:
+             progress: bool = True, limit: int | None = None, on_scored=None) -> dict:
     """Score ``segmenter`` on ``samples``: (RGB uint8 HxWx3, train-id label uint8 HxW) pairs; a
     label may be ``None`` (the frame is segmented and timed but not scored). Each image goes
     through the segmenter at its input size; predictions come back at the label's resolution.
+    ``on_scored(label, result)`` is called for every scored frame (e.g. the costmap score).
 
     Returns the metrics of :meth:`SegmentationMetrics.compute` plus ``images`` (segmented),
     ``scored``, ``images_per_s`` (segmenter time only), ``topk_ratio``, ``input_size``, ``variant``."""
@@ -52,6 +53,8 @@ def evaluate(segmenter, samples: Iterable[tuple[np.ndarray, np.ndarray]], bounda
                 raise SampleError(f"sample {images - 1}: label {label.shape} and image {res.labels.shape[:2]} sizes differ")
             metrics.update(label, res.labels, res.selected)
             scored += 1
+            if on_scored is not None:
+                on_scored(label, res)
         if limit is not None and images >= limit:
             break
     out = metrics.compute() if scored else {}
@@ -60,6 +63,22 @@ def evaluate(segmenter, samples: Iterable[tuple[np.ndarray, np.ndarray]], bounda
                topk_ratio=k if isinstance(k, float) else {"adaptive": vars(k)}, input_size=list(segmenter.input_size),
                variant=segmenter.cfg.variant)
     return out
+
+
+def evaluate_with_costmap(segmenter, samples, camera, pose, layer_config: str | None = None, boundary_px: int = 3,
+                          progress: bool = True, limit: int | None = None) -> dict:
+    """:func:`evaluate`, plus ``result['costmap']``: the semantic costmap the predicted labels make,
+    scored against the one the ground truth makes (:class:`fornet_ros.costmap_score.CostmapScorer`;
+    ``camera`` a :class:`~fornet_ros.geometry.CameraModel`, ``pose`` a :class:`~fornet_ros.geometry.Pose`,
+    ``layer_config`` a layer YAML or None for the built-in layers). For CamVid drive 0006R0 use the
+    clip's calibration: ``fornet_ros.clip.camera_model()``, ``fornet_ros.clip.camera_pose()``."""
+    from .costmap_score import CostmapScorer
+    from .geometry import load_layer_config
+    scorer = CostmapScorer(camera, pose, load_layer_config(layer_config, segmenter.classes))
+    res = evaluate(segmenter, samples, boundary_px, progress, limit,
+                   on_scored=lambda label, r: scorer.update(r.labels, label))
+    res["costmap"] = scorer.compute() if scorer.score.frames else None
+    return res
 
 
 def add_arguments(p):

@@ -116,3 +116,44 @@ def test_bag_eval_perfect_and_wrong(tmp_path, cityscapes):
     assert perfect["miou"] == 1.0 and perfect["images"] == perfect["scored"] == 3 and perfect["boundary_iou"] == 1.0
     wrong = evaluate_bag(Oracle(truth, shift=1), tmp_path / "b", progress=False)
     assert wrong["miou"] == 0.0 and wrong["pixel_accuracy"] == 0.0
+
+
+def test_bag_eval_scores_the_costmap_the_labels_make(tmp_path, cityscapes):
+    """The same projection of prediction and ground truth (the bag's CameraInfo, the written pose):
+    a perfect segmenter scores cell IoU 1 with no false or missed obstacles; shifted classes miss
+    every ground-truth obstacle cell. The CLI's --json carries the same numbers."""
+    import json
+    from fornet_ros.geometry import Pose
+    root, cam = cityscapes
+    info = from_cityscapes(root, tmp_path / "b")
+    pose = Pose.from_list(info["camera_pose"])
+    truth = {rgb.tobytes(): gt for _, _, rgb, gt in iter_frames(tmp_path / "b")}
+    perfect = evaluate_bag(Oracle(truth), tmp_path / "b", progress=False, camera_pose=pose)["costmap"]
+    assert perfect["frames"] == 3 and perfect["lethal"] == 100
+    layers = perfect["layers"]
+    assert layers["road"]["gt_cells"] > 100 and layers["combined"]["gt_cells"] > 0
+    for name, r in layers.items():
+        if r["gt_cells"]:
+            assert r["iou"] == 1.0, name
+        if r["cost"] > 0 and r["gt_cells"]:
+            assert r["false_obstacle"] == 0.0 and r["missed_obstacle"] == 0.0, name
+    wrong = evaluate_bag(Oracle(truth, shift=1), tmp_path / "b", progress=False, camera_pose=pose)["costmap"]
+    assert wrong["layers"]["combined"]["missed_obstacle"] > 0.5 and wrong["layers"]["road"]["iou"] == 0.0
+    assert evaluate_bag(Oracle(truth), tmp_path / "b", progress=False, costmap=False).get("costmap") is None
+    # the CLI: --camera-pose, --json; a bad pose is one line, exit 2
+    ckpt = tmp_path / "m.pt"
+    import torch
+    from fornet_ros.checkpoint import ModelMeta, save_checkpoint
+    from fornet_ros.model import create_model
+    torch.manual_seed(0)
+    save_checkpoint(ckpt, create_model("fornet_s"), ModelMeta.default(19, (64, 128)))
+    args = [sys.executable, "-m", "fornet_ros.cli", "bag", "eval", str(tmp_path / "b"), "--checkpoint", str(ckpt),
+            "--camera-pose", *map(str, info["camera_pose"])]
+    p = subprocess.run(args + ["--json"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    cm = json.loads(p.stdout)["costmap"]
+    assert set(cm["layers"]) == {"combined", "road", "sidewalk", "vehicles", "people", "static"}
+    assert cm["grid"] == {"resolution": 0.1, "width": 300, "height": 300, "origin": [0.0, -15.0], "max_range": 30.0}
+    p = subprocess.run(args[:-6] + ["--camera-pose", "0", "0", "nan", "0", "0", "0"], capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 2 and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1

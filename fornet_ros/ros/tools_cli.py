@@ -39,12 +39,18 @@ def add_bag_arguments(p):
     pl.add_argument("--topics", nargs="*", default=None)
     pl.add_argument("--wait-for-subscribers", type=float, default=5.0, metavar="SECONDS",
                     help="wait up to this long for subscribers on the image topics before playing")
-    e = sub.add_parser("eval", help="segment every frame and score against <cam>/ground_truth/labels")
-    e.add_argument("bag")
+    e = sub.add_parser("eval", help="segment every frame and score against <cam>/ground_truth/labels: the "
+                       "labels, and the semantic costmap they make")
+    e.add_argument("bag", help="a rosbag2 folder, or 'clip' (the packaged CamVid 0006R0 clip and its camera pose)")
     e.add_argument("--camera", default=None)
     e.add_argument("--limit", type=int, default=None)
     e.add_argument("--boundary-px", type=int, default=3)
     e.add_argument("--json", action="store_true")
+    e.add_argument("--camera-pose", type=float, nargs=6, default=None, metavar=("X", "Y", "Z", "ROLL", "PITCH", "YAW"),
+                   help="the camera's body pose in base_link for the costmap score (m, rad; default: the clip's "
+                        "pose for 'clip', else the node's camera_pose default)")
+    e.add_argument("--costmap-config", default=None, help="layer YAML of the costmap score (default: built-in layers)")
+    e.add_argument("--no-costmap", action="store_true", help="score the labels only (no costmap score)")
     add_model_arguments(e)
     i = sub.add_parser("info", help="topics, types and message counts")
     i.add_argument("bag")
@@ -70,12 +76,23 @@ def run_bag(a):
         n = play(a.bag, a.rate, a.loop, a.clock, a.topics, wait_for_subscribers=a.wait_for_subscribers)
         print(f"published {n} messages")
     elif a.action == "eval":
-        res = bags.evaluate_bag(segmenter_from_args(a), a.bag, a.camera, a.limit, a.boundary_px, progress=not a.json)
+        from ..geometry import Pose
+        bag, pose = a.bag, Pose.from_list(a.camera_pose) if a.camera_pose else None
+        if bag == "clip":
+            from ..clip import DEMO_CAMERA_POSE, demo_clip_path
+            bag, pose = demo_clip_path(), pose or Pose.from_list(DEMO_CAMERA_POSE)
+        res = bags.evaluate_bag(segmenter_from_args(a), bag, a.camera, a.limit, a.boundary_px, progress=not a.json,
+                                costmap=not a.no_costmap, camera_pose=pose, costmap_config=a.costmap_config)
         if a.json:
             print(json.dumps(res))
-        else:
-            print(f"{res['images']} frames ({res['scored']} with ground truth), {res['images_per_s']:.2f} frames/s, "
-                  f"mIoU {res.get('miou')}")
+            return
+        print(f"{res['images']} frames ({res['scored']} with ground truth), {res['images_per_s']:.2f} frames/s, "
+              f"mIoU {res.get('miou')}")
+        if res.get("costmap"):
+            from ..costmap_score import format_table
+            print(format_table(res["costmap"]))
+        elif "costmap_skipped" in res:
+            print(f"no costmap score: {res['costmap_skipped']}")
 
 
 def add_demo_arguments(p):
