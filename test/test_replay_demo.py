@@ -87,6 +87,19 @@ def test_demo_on_the_real_clip_matches_fornet_eval(tmp_path, trained_like_ckpt):
         assert (rep / f).is_file() and f in index and f in md
     assert f"{s['metrics']['miou']:.4f}" in md and f"{s['metrics']['miou']:.4f}" in index
     assert (rep / s["animation"]).stat().st_size < 3 * 2**20
+    # the costmap, explained and scored (issue #21): the node's published grid is exactly the local
+    # projection of its labels, so the score (ground truth through the same lookup) is the node's
+    cm = s["costmap"]
+    assert cm["node_grid_agreement"] == 1.0 and 7.5 < cm["pixel_spans_cells_beyond_m"] < 9.0
+    assert cm["score"]["frames"] == 3 and set(cm["score"]["layers"]) == {
+        "combined", "road", "sidewalk", "vehicles", "people", "static"}
+    assert cm["score"]["layers"]["road"]["gt_cells"] > 1000
+    assert (rep / "images" / "costmap_truth_combined.png").is_file() and "costmap_truth_combined.png" in index
+    for doc in (md, index):
+        assert "False obstacles" in doc and "unknown" in doc and "1 label pixel spans" not in doc
+        assert "beyond" in doc and "pale blue" in doc and "ground-contact pixel" in doc
+    assert "`" not in index and "**" not in index and "](" not in index  # the HTML renders its markdown
+    assert "<code>combined</code>" in index and "<table>" in index and "building" in index  # legend names
 
 
 def test_demo_records_the_layers_of_a_custom_costmap_config(tmp_path, trained_like_ckpt):

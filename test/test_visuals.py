@@ -38,3 +38,15 @@ def test_legend_names_every_class_shown_with_visible_grey_swatches():
     np.testing.assert_array_equal(out[40:], panel)  # void (255) has no entry
     narrow = legend_panel(range(19), 160)
     assert narrow.shape[0] > 5 * 18  # wraps onto several rows
+
+
+def test_grid_image_tells_free_cost_and_unknown_apart_and_html_renders_markdown():
+    from fornet_ros.demo_report import UNKNOWN_RGB, grid_image, md_to_html
+    from fornet_ros.geometry import GridSpec, Pose
+    spec = GridSpec(1.0, 4, 1, (0.0, 0.0))
+    img = grid_image((np.array([[0, 50, 100, -1]], np.int8), spec), Pose(x=-100.0, z=1.0), None, scale=1)
+    # x runs up the image: cells 0..3 from the bottom row to the top
+    assert img[:, 0].tolist() == [list(UNKNOWN_RGB), [0, 0, 0], [128, 128, 128], [255, 255, 255]]
+    html = md_to_html("## Layers\n\nA `combined` **grid** [json](s.json) <b>\n\n| a | b |\n|---|---|\n| ![](x.png) | 2 |")
+    assert html == ("<h2>Layers</h2>\n<p>A <code>combined</code> <b>grid</b> <a href='s.json'>json</a> &lt;b&gt;</p>\n"
+                    "<table><tr><th>a</th><th>b</th></tr><tr><td><img src='x.png' alt=''></td><td>2</td></tr></table>")

@@ -29,19 +29,21 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..bags import BagError, bag_cameras, from_cityscapes, from_folder, iter_frames, open_reader, read_camera_info
-from ..classes import IGNORE_INDEX, colorize
+from ..classes import CITYSCAPES_CLASSES, IGNORE_INDEX
+from ..costmap_score import EVAL_GRID, EVAL_MAX_RANGE
+from ..demo_report import (_write, _write_layers, error_map, grid_image, importance_view, montage_frame,  # noqa: F401
+                           overlay, write_animation, write_index, write_montage)
 from ..geometry import GeometryError, Pose, read_layer_config
+from ..visuals import colorbar, legend_panel, with_legend
 from ..images import to_mono8
 from ..frames import stamp_ns
 from .processes import Spinner, isolated_env, start_node, stop_node
 
 PLAYBACK_FPS = 2.0  # automatic --rate: about this many frames per wall-clock second (never slower than recorded)
 SYNTH_FRAMES = 12  # frames generated for --input synth when --frames is not given
-ANIMATION_WIDTH = 320  # px; the animated overlay is downscaled to this width
 QUIET_S = 5.0  # stop waiting for outputs after this long without a new label image
 
 
@@ -146,7 +148,8 @@ def run_demo(out: str, inp: str | None = None, checkpoint: str | None = None, fr
     t_start = time.monotonic()
     out = Path(out)
     try:
-        grid_layers = ["combined"] + [str(layer["name"]) for layer in read_layer_config(costmap_config)["layers"]]
+        layer_dict = read_layer_config(costmap_config)
+        grid_layers = ["combined"] + [str(layer["name"]) for layer in layer_dict["layers"]]
     except (GeometryError, KeyError, TypeError) as e:
         raise RuntimeError(f"--costmap-config {costmap_config}: {e}") from e
     src = prepare_input(inp, out, frames, size)
@@ -183,7 +186,9 @@ def run_demo(out: str, inp: str | None = None, checkpoint: str | None = None, fr
             checkpoint = str(shutil.copy2(checkpoint, snap / Path(checkpoint).name))
     domain = domain if domain is not None else int(os.environ.get("ROS_DOMAIN_ID", 60 + os.getpid() % 40))
     env = isolated_env(domain)
-    params = [f"cameras:=[{cam}]", "grid_width:=300", "grid_height:=300", "grid_origin:=[0.0, -15.0]",
+    g = EVAL_GRID  # the grid the costmap is scored on (fornet bag eval uses the same)
+    params = [f"cameras:=[{cam}]", f"grid_width:={g.width}", f"grid_height:={g.height}", f"grid_resolution:={g.resolution}",
+              f"grid_origin:=[{g.origin[0]}, {g.origin[1]}]", f"max_range:={EVAL_MAX_RANGE}",
               "diagnostics_period_s:=0.5", "input_reliability:=reliable", "input_depth:=1", "use_sim_time:=true"]
     if src.compressed:
         params.append("compressed:=true")
@@ -333,27 +338,56 @@ def run_demo(out: str, inp: str | None = None, checkpoint: str | None = None, fr
         "timing": timing, "node_diagnostics": diag, "frames": frames_rows,
     }
     images = out / "images"
+    scorer, truth_fusers = _costmap_scorer(layer_dict, classes, cam_info, pose), {}
+    if scorer is not None:
+        for s in segmented:
+            if inputs[s][1] is not None:
+                _, truth_fusers[s] = scorer.update(labels[s], inputs[s][1])
+    fp = scorer.compute()["pixel_spans_cells_beyond_m"] if scorer is not None else None
+    summary["costmap"] = _costmap_summary(layer_dict, scorer, got, labels, segmented)
+    present = set()
+    for s in segmented:
+        present |= set(np.unique(labels[s]).tolist()) | (set(np.unique(inputs[s][1]).tolist())
+                                                          if inputs[s][1] is not None else set())
+    summary["classes_shown"] = sorted(c for c in present if c < len(CITYSCAPES_CLASSES))
+    shown = montage_frame(frames_rows)
+    tiles = below = None
     for row in frames_rows:
         s = row["stamp"]
         if s not in labels:
             continue
         rgb, gt = inputs[s]
         name = row["name"]
-        _write(images / f"{name}_overlay.png", overlay(rgb, labels[s]))
-        if s in importance:
+        ov = overlay(rgb, labels[s])
+        _write(images / f"{name}_overlay.png", with_legend(ov, [labels[s], gt]))
+        imp = importance_view(rgb, importance[s], selected.get(s), bar=False) if s in importance else None
+        if imp is not None:
             _write(images / f"{name}_importance.png", importance_view(rgb, importance[s], selected.get(s)))
+        truth = overlay(rgb, gt) if gt is not None else None
+        err = error_map(rgb, labels[s], gt) if gt is not None else None
         if gt is not None:
-            _write(images / f"{name}_truth.png", overlay(rgb, gt))
-            _write(images / f"{name}_error.png", error_map(rgb, labels[s], gt))
+            _write(images / f"{name}_truth.png", with_legend(truth, gt))
+            _write(images / f"{name}_error.png", err)
         g = got.get("grid_combined", {}).get(s)
         if g is not None:
-            _write(images / f"{name}_costmap.png", grid_image(g, pose, cam_info, scale=1))
-    shown = montage_frame(frames_rows)
+            _write(images / f"{name}_costmap.png", grid_image(g, pose, cam_info, scale=1, footprint_m=fp))
+        if row is shown:
+            tiles = [ov, imp, truth, err]
+            below = [legend_panel(sorted(set(np.unique(labels[s]).tolist()) |
+                                         (set(np.unique(gt).tolist()) if gt is not None else set())), 4 * rgb.shape[1])]
+            if s in importance:
+                from ..visuals import importance_colors
+                _, lo, hi = importance_colors(importance[s])
+                below.append(colorbar(rgb.shape[1], lo, hi))
     summary["costmap_layers"], summary["costmap_frame"] = _write_layers(images, got, grid_layers, shown["stamp"],
-                                                                        pose, cam_info)
+                                                                        pose, cam_info, fp)
+    if summary["costmap_frame"] is not None and summary["costmap_frame"] in truth_fusers:
+        _write(images / "costmap_truth_combined.png",
+               grid_image((truth_fusers[summary["costmap_frame"]].grids()["combined"], scorer.grid), pose, cam_info,
+                          footprint_m=fp))
     summary["animation"] = write_animation(images, [(r["t_s"], overlay(inputs[r["stamp"]][0], labels[r["stamp"]]))
                                                     for r in frames_rows if r["segmented"]])
-    summary["montage_frame"] = write_montage(images, shown["name"])
+    summary["montage_frame"] = write_montage(images, shown["name"], tiles or [], below or [])
     summary["wall_s"] = round(time.monotonic() - t_start, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     write_index(out, summary)
@@ -428,269 +462,52 @@ def _threshold_topk(imp: np.ndarray, k: float) -> np.ndarray:
     return imp >= np.quantile(imp, max(0.0, 1.0 - k))
 
 
+def _costmap_scorer(layer_dict: dict, classes, cam_info: dict | None, pose: Pose):
+    """The :class:`~fornet_ros.costmap_score.CostmapScorer` of the node's grid, camera and layers
+    (None without CameraInfo or with layers that do not fit the model's classes)."""
+    from ..clip import camera_model
+    from ..costmap_score import CostmapScorer
+    from ..geometry import LayerConfig
+    if not cam_info:
+        return None
+    try:
+        cfg = LayerConfig.from_dict(layer_dict, classes or CITYSCAPES_CLASSES)
+        model = camera_model(cam_info)
+    except GeometryError as e:
+        say(f"no costmap score: {e}")
+        return None
+    return CostmapScorer(model, pose, cfg, EVAL_GRID, EVAL_MAX_RANGE)
+
+
+def _costmap_summary(layer_dict: dict, scorer, got: dict, labels: dict, segmented: list) -> dict:
+    """The grid, the layers (classes, cost) and, with a scorer, the costmap score and how many
+    cells of the node's published combined grids equal the local projection of its labels."""
+    g = EVAL_GRID
+    out = {"grid": {"resolution": g.resolution, "width": g.width, "height": g.height, "origin": list(g.origin),
+                    "max_range": EVAL_MAX_RANGE},
+           "ground_classes": list(layer_dict.get("ground_classes", [])),
+           "obstacle_classes": list(layer_dict.get("obstacle_classes", [])),
+           "layers": [{"name": str(l["name"]), "classes": list(l["classes"]), "cost": int(l["cost"])}
+                      for l in layer_dict["layers"]]}
+    if scorer is None:
+        return out
+    score = scorer.compute()
+    out["pixel_spans_cells_beyond_m"] = score.pop("pixel_spans_cells_beyond_m")
+    out["score"] = score if score["frames"] else None
+    same = total = 0
+    for s in segmented:
+        msg = got.get("grid_combined", {}).get(s)
+        if msg is None:
+            continue
+        local = scorer.fuse(labels[s]).grids()["combined"]
+        node = np.asarray(msg.data, np.int8).reshape(msg.info.height, msg.info.width)
+        if node.shape == local.shape:
+            same += int(np.count_nonzero(node == local))
+            total += node.size
+    out["node_grid_agreement"] = same / total if total else None
+    return out
+
+
 def _default_pose() -> Pose:
     from ..node_config import CAMERA_POSE
     return Pose.from_list(CAMERA_POSE.default)
-
-
-# -- images ---------------------------------------------------------------------------------------
-
-def _write(path: Path, rgb: np.ndarray) -> None:
-    cv2.imwrite(str(path), np.ascontiguousarray(rgb[:, :, ::-1]))
-
-
-def overlay(rgb: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Labels in their palette colours over the image, half and half (void: the image dimmed)."""
-    return (rgb * 0.5 + colorize(labels) * 0.5).astype(np.uint8)
-
-
-def importance_view(rgb: np.ndarray, imp: np.ndarray, selected: np.ndarray | None) -> np.ndarray:
-    """Importance (inferno) over the image; the selected regions outlined in cyan."""
-    heat = cv2.applyColorMap(imp, cv2.COLORMAP_INFERNO)[:, :, ::-1]
-    view = (rgb * 0.4 + heat * 0.6).astype(np.uint8)
-    if selected is not None and selected.shape == imp.shape and selected.any():
-        contours, _ = cv2.findContours(selected.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
-        cv2.drawContours(view, contours, -1, (0, 255, 255), max(1, rgb.shape[1] // 400))
-    return view
-
-
-def error_map(rgb: np.ndarray, pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """The image dimmed to grey; wrong pixels red, void ground truth (255, not scored) dark blue."""
-    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) * 0.45
-    view = np.repeat(grey[:, :, None], 3, 2).astype(np.uint8)
-    void = gt == IGNORE_INDEX
-    view[void] = (view[void] * 0.5 + np.array([0, 0, 90])).astype(np.uint8)
-    view[(pred != gt) & ~void] = (255, 40, 40)
-    return view
-
-
-def fov_rays(pose: Pose, cam_info: dict | None) -> list[tuple[float, float]] | None:
-    """Ground-plane (x, y) unit directions of the image's left and right edges at the principal row,
-    from CameraInfo K and the camera pose (pitch and roll projected away)."""
-    if not cam_info:
-        return None
-    k = cam_info["k"]
-    fx, cx, w = float(k[0]), float(k[2]), float(cam_info["width"])
-    if fx <= 0 or w <= 0:
-        return None
-    R, _ = pose.optical_in_base()
-    rays = []
-    for u in (-0.5, w - 0.5):
-        d = R @ np.array([(u - cx) / fx, 0.0, 1.0])
-        n = np.hypot(d[0], d[1])
-        if n < 1e-9:
-            return None
-        rays.append((d[0] / n, d[1] / n))
-    return rays
-
-
-def grid_image(g, pose: Pose, cam_info: dict | None, scale: int = 2) -> np.ndarray:
-    """An OccupancyGrid as RGB, x (forward) up and y (left) to the left; grey unknown, white free,
-    black cost 100; the camera (orange dot), its horizontal field of view (orange lines) and range
-    ticks every 10 m (blue, on the left edge)."""
-    h, w, res = g.info.height, g.info.width, g.info.resolution
-    ox, oy = g.info.origin.position.x, g.info.origin.position.y
-    vals = np.asarray(g.data, np.int8).reshape(h, w)
-    img = np.where(vals < 0, 128, 255 - np.clip(vals, 0, 100).astype(np.int32) * 255 // 100).astype(np.uint8)
-    img = np.rot90(img, 1)[:, ::-1]  # rows: x from far (top) to near; columns: y from left (+y) to right
-    img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
-    view = np.ascontiguousarray(np.repeat(img[:, :, None], 3, 2))
-
-    def px(x, y):  # base-frame metres -> image pixel (column, row)
-        ix, iy = (x - ox) / res, (y - oy) / res  # continuous cell coordinates (corner = 0)
-        return int(round((h - iy) * scale)), int(round((w - ix) * scale))
-    for d in range(10, int(ox + w * res), 10):  # range ticks every 10 m ahead of the base frame
-        col0, row = px(d, oy + h * res)
-        cv2.line(view, (col0, row), (col0 + 6 * scale, row), (60, 110, 255), 1)
-        cv2.putText(view, f"{d} m", (col0 + 7 * scale, row + 3 * scale), cv2.FONT_HERSHEY_SIMPLEX, 0.3 * scale,
-                    (60, 110, 255), 1, cv2.LINE_AA)
-    rays = fov_rays(pose, cam_info)
-    colour = (255, 140, 0)
-    if rays:
-        reach = 2 * max(h, w) * res
-        for dx, dy in rays:
-            cv2.line(view, px(pose.x, pose.y), px(pose.x + dx * reach, pose.y + dy * reach), colour,
-                     max(1, scale), cv2.LINE_AA)
-    cv2.circle(view, px(pose.x, pose.y), 3 * scale, colour, -1)
-    return view
-
-
-def _write_layers(images: Path, got: dict, layers: list, stamp: int, pose, cam_info):
-    """Every layer's grid at the frame ``stamp`` (or the latest grid before it); returns (layers
-    written, the grids' stamp)."""
-    combined = got.get("grid_combined", {})
-    if not combined:
-        return [], None
-    stamp = max((s for s in combined if s <= stamp), default=max(combined))
-    written = []
-    for layer in layers:
-        msgs = got.get(f"grid_{layer}", {})
-        if not msgs:
-            continue
-        g = msgs.get(stamp) or msgs[max(msgs)]
-        _write(images / f"costmap_{layer}.png", grid_image(g, pose, cam_info))
-        written.append(layer)
-    return written, stamp
-
-
-def write_animation(images: Path, frames: list) -> str | None:
-    """images/overlay.gif (Pillow) or, without Pillow, images/overlay.mp4 (OpenCV): the overlays,
-    ANIMATION_WIDTH px wide, 2 frames/s, each with its bag time."""
-    if not frames:
-        return None
-    h0, w0 = frames[0][1].shape[:2]
-    size = (ANIMATION_WIDTH, int(round(h0 * ANIMATION_WIDTH / w0 / 2)) * 2)
-    small = []
-    for t, img in frames:
-        f = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
-        cv2.putText(f, f"t = {t:.0f} s", (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(f, f"t = {t:.0f} s", (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
-        small.append(f)
-    try:
-        from PIL import Image as PILImage
-    except ImportError:
-        PILImage = None
-    if PILImage is not None:
-        pics = [PILImage.fromarray(f).quantize(colors=128, method=PILImage.Quantize.MEDIANCUT) for f in small]
-        pics[0].save(images / "overlay.gif", save_all=True, append_images=pics[1:], duration=500, loop=0,
-                     optimize=True)
-        return "images/overlay.gif"
-    vw = cv2.VideoWriter(str(images / "overlay.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 2.0, size)
-    if not vw.isOpened():
-        return None
-    for f in small:
-        vw.write(np.ascontiguousarray(f[:, :, ::-1]))
-    vw.release()
-    return "images/overlay.mp4"
-
-
-def montage_frame(rows: list) -> dict:
-    """The frame the montage (and the costmap layers) show: a typical one, the scored frame of median
-    pixel accuracy (the middle segmented frame when none is scored)."""
-    seg = [r for r in rows if r["segmented"]]
-    scored = [r for r in seg if r.get("pixel_accuracy") is not None]
-    if not scored:
-        return seg[len(seg) // 2]
-    med = float(np.median([r["pixel_accuracy"] for r in scored]))
-    return min(scored, key=lambda r: abs(r["pixel_accuracy"] - med))
-
-
-def write_montage(images: Path, name: str) -> str | None:
-    """images/montage.png: frame ``name``'s overlay, importance (selected outlined), ground truth and
-    error map beside the combined costmap (with the field of view) at that frame."""
-    tiles = [cv2.imread(str(images / f"{name}_{k}.png")) for k in ("overlay", "importance", "truth", "error")]
-    tiles = [t for t in tiles if t is not None]
-    if not tiles:
-        return None
-    h = tiles[0].shape[0]
-    g = cv2.imread(str(images / "costmap_combined.png"))
-    if g is not None:
-        tiles.append(cv2.resize(g, (int(g.shape[1] * h / g.shape[0]), h), interpolation=cv2.INTER_AREA))
-    sep = np.full((h, 6, 3), 255, np.uint8)
-    row = [tiles[0]]
-    for t in tiles[1:]:
-        row += [sep, t]
-    cv2.imwrite(str(images / "montage.png"), np.concatenate(row, 1))
-    return name
-
-
-# -- index.md / index.html ------------------------------------------------------------------------
-
-def _fmt(v, nd=3):
-    return "n/a" if v is None else (f"{v:.{nd}f}" if isinstance(v, float) else str(v))
-
-
-def report_text(s: dict) -> dict:
-    """The report's sentences (shared by index.md and index.html)."""
-    m, ref, t, d = s.get("metrics") or {}, s.get("reference") or {}, s["timing"], s.get("node_diagnostics") or {}
-    text = {"input": (f"Input: {s['input']} (camera '{s['camera']}', {s['frames_in_bag']} frames played at rate "
-                      f"{s['rate']:g} with /clock from the bag; the node runs with use_sim_time"
-                      f"{', compressed:=true' if s['compressed'] else ''}"
-                      f"{', camera_pose ' + str(s['camera_pose']) if s['camera_pose'] else ''}). "
-                      f"Segmented by the node over DDS: {s['frames_segmented']}; scored against ground truth: "
-                      f"{s['frames_scored']}. Checkpoint: {s['checkpoint']}"
-                      + (f" (sha256 {s['checkpoint_sha256'][:12]}…)" if s.get("checkpoint_sha256") else "") + ".")}
-    if m:
-        text["metrics"] = (f"Clip mIoU {m['miou']:.4f} (the node's labels over DDS), pixel accuracy "
-                           f"{m['pixel_accuracy']:.4f}, boundary IoU {_fmt(m['boundary_iou'], 4)} "
-                           f"({m['boundary_px']} px band), thin-structure mIoU {_fmt(m['thin_miou'], 4)}.")
-    if ref.get("metrics"):
-        text["reference"] = (f"`fornet eval` on the same {ref['frames']} frames (the same checkpoint run here by "
-                             f"fornet_ros.evaluation.evaluate): mIoU {ref['metrics']['miou']:.4f}; difference "
-                             f"{_fmt(ref.get('miou_difference'), 7)}.")
-    elif ref.get("error"):
-        text["reference"] = f"No `fornet eval` reference: the checkpoint does not load here ({ref['error']})."
-    text["timing"] = (f"Node: {d.get('model', '?')} on {d.get('device', '?')}, K={d.get('topk_ratio', '?')}. "
-                      f"Rates: input {_fmt(t['input_hz'], 2)} Hz, output {_fmt(t['output_hz'], 2)} Hz (wall clock). "
-                      f"Latency p50/p95: in the node (receipt to publish) {_fmt(t['node_latency_ms_p50'], 1)}/"
-                      f"{_fmt(t['node_latency_ms_p95'], 1)} ms, inference p50 {_fmt(t['inference_ms_p50'], 1)} ms, "
-                      f"end to end (bag player publish to labels received, one monotonic clock) "
-                      f"{_fmt(t['e2e_latency_ms_p50'], 1)}/{_fmt(t['e2e_latency_ms_p95'], 1)} ms; input age p50 "
-                      f"{_fmt(t['input_age_ms_p50_bag_clock'], 1)} ms on the bag's clock (= rate x wall delay). "
-                      f"Drops: {t['not_segmented']} of {s['images_sent']} frames not segmented; node counters "
-                      + (", ".join(f"{k} {v}" for k, v in t["drops"].items()) or "n/a") + ".")
-    text["selected"] = (f"Importance: the selector's region importance (inferno); cyan outlines: the regions refined "
-                        f"by the Top-K branches, from the {s['selected_regions']}. Error map: red where the "
-                        "labels differ from the ground truth, dark blue void (not scored), grey correct.")
-    text["costmap"] = ("Semantic costmap (x forward up, y left; grey unknown, white free, black cost 100; orange: "
-                       "the camera and its horizontal field of view from CameraInfo K and the camera pose; blue ticks every "
-                       "10 m ahead)"
-                       + (f" at bag time {(s['costmap_frame'] - s['frames'][0]['stamp']) / 1e9:.1f} s (the montage's "
-                          "frame)." if s.get("costmap_frame") is not None else "."))
-    text["montage"] = (f"Montage ({s.get('montage_frame')}, "
-                       + ("the scored frame of median pixel accuracy" if s["frames_scored"] else "the middle frame")
-                       + "): labels, importance with the selected regions, ground truth, error map, combined costmap.")
-    return text
-
-
-def _per_frame_images(s: dict):
-    for r in s["frames"]:
-        if not r["segmented"]:
-            continue
-        name = r["name"]
-        cells = [f"images/{name}_{k}.png" for k in ("overlay", "importance", "truth", "error", "costmap")]
-        yield r, cells
-
-
-def write_index(out: Path, s: dict) -> None:
-    text = report_text(s)
-    files = {c for _, cells in _per_frame_images(s) for c in cells if (out / c).is_file()}
-    md = ["# fornet_ros demo report", "", *(f"{text[k]}\n" for k in ("input", "metrics", "reference", "timing")
-                                            if k in text)]
-    md += [text["montage"], "", "![montage: labels, importance (selected regions outlined), ground truth, error map, "
-           "combined costmap](images/montage.png)", ""]
-    if s.get("animation"):
-        md += [f"Animated overlay of the clip: [{s['animation']}]({s['animation']})", "",
-               f"![animated overlay]({s['animation']})" if s["animation"].endswith(".gif") else "", ""]
-    md += ["## Frames", "", text["selected"], "",
-           "| frame | bag time | pixel acc. | e2e ms | labels (overlay) | importance | ground truth | error | costmap |",
-           "|---|---|---|---|---|---|---|---|---|"]
-    for r, cells in _per_frame_images(s):
-        md.append(f"| {r['name']} | {r['t_s']:.1f} s | {_fmt(r.get('pixel_accuracy'), 3)} | {_fmt(r.get('e2e_ms'), 0)} | "
-                  + " | ".join(f"![]({c})" if c in files else "" for c in cells) + " |")
-    md += ["", "## Semantic costmap layers", "", text["costmap"], ""]
-    md += [f"**{g}**: ![]({f'images/costmap_{g}.png'})" for g in s["costmap_layers"]]
-    (out / "index.md").write_text("\n".join(md) + "\n")
-
-    esc = lambda v: str(v).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    html = ["<!doctype html><meta charset=utf-8><title>fornet_ros demo</title>",
-            "<style>body{font-family:sans-serif;max-width:1600px}td{vertical-align:top;font-size:13px}"
-            "img.f{width:240px}</style><body>", "<h1>fornet_ros demo report</h1>"]
-    html += [f"<p>{esc(text[k])}</p>" for k in ("input", "metrics", "reference", "timing") if k in text]
-    html += [f"<p>{esc(text['montage'])}</p>", "<p><img src='images/montage.png' style='max-width:100%'></p>"]
-    if s.get("animation"):
-        a = s["animation"]
-        html.append(f"<p><img src='{a}'></p>" if a.endswith(".gif") else
-                    f"<p><video src='{a}' controls loop autoplay muted></video></p>")
-    html += ["<h2>Frames</h2>", f"<p>{esc(text['selected'])}</p>", "<table><tr><th>frame</th><th>labels</th>"
-             "<th>importance</th><th>ground truth</th><th>error</th><th>costmap</th></tr>"]
-    for r, cells in _per_frame_images(s):
-        html.append(f"<tr><td>{r['name']}<br>{r['t_s']:.1f} s<br>acc {_fmt(r.get('pixel_accuracy'), 3)}<br>"
-                    f"e2e {_fmt(r.get('e2e_ms'), 0)} ms</td>"
-                    + "".join(f"<td><img class=f src='{c}'></td>" if c in files else "<td></td>" for c in cells)
-                    + "</tr>")
-    html += ["</table>", "<h2>Semantic costmap layers</h2>", f"<p>{esc(text['costmap'])}</p>", "<div>"]
-    html += [f"<div style='display:inline-block;margin:4px'><b>{esc(g)}</b><br><img src='images/costmap_{g}.png' "
-             "width=300></div>" for g in s["costmap_layers"]]
-    html.append("</div><p>Numbers: <a href='summary.json'>summary.json</a>.</p>")
-    (out / "index.html").write_text("\n".join(html))
