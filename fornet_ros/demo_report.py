@@ -316,7 +316,9 @@ def costmap_text(s: dict) -> list[str]:
             "obstacles**: the share of ground-truth free cells (observed, without the layer's classes) the prediction "
             "marks with the layer's cost. **Missed obstacles**: the share of ground-truth marked cells the prediction "
             f"leaves free or unknown. `combined` is scored on its lethal cells (cost >= {sc['lethal']}). Obstacles are "
-            "lines of contact cells, so a contact one cell off counts as both a false and a missed cell."
+            "lines of contact cells, so a contact one cell off counts as both a false and a missed cell; the "
+            "*within* columns forgive offsets up to the tolerance (a false mark with a ground-truth mark that near, "
+            "a ground-truth mark with a predicted one that near)."
             + (f" The node's published combined grid equals this projection of its labels in {100 * agree:.2f} % of "
                "the cells." if agree is not None else ""),
             "", format_table(sc), "",

@@ -114,3 +114,27 @@ def test_clip_ground_truth_scores_perfectly_against_itself():
         assert layer["iou"] in (1.0, None), name
         assert layer["false_obstacle"] in (0.0, None) and layer["missed_obstacle"] in (0.0, None)
     assert r["layers"]["road"]["gt_cells"] > 1000 and r["layers"]["vehicles"]["gt_cells"] > 0
+
+
+def test_tolerance_forgives_a_contact_one_cell_off_and_not_three():
+    # a 5 x 6 grid, one layer of cost 100; the ground truth marks column 2 of rows 1..3
+    shape, names, costs = (5, 6), ("cars",), (100,)
+    obs = np.ones(30, bool)
+    gt = np.zeros((1, 5, 6), bool)
+    gt[0, 1:4, 2] = True
+    off1 = np.zeros_like(gt)
+    off1[0, 1:4, 3] = True  # one column off
+    off3 = np.zeros_like(gt)
+    off3[0, 1:4, 5] = True  # three columns off
+    args = dict(names=names, costs=costs, shape=shape, tolerance_cells=1)
+    r1 = score_marks(off1.reshape(1, -1), obs, gt.reshape(1, -1), obs, **args)["layers"]["cars"]
+    assert r1["iou"] == 0.0 and r1["missed_obstacle"] == 1.0 and r1["false_obstacle"] == pytest.approx(3 / 27)
+    assert r1["missed_obstacle_within"] == 0.0 and r1["false_obstacle_within"] == 0.0
+    r3 = score_marks(off3.reshape(1, -1), obs, gt.reshape(1, -1), obs, **args)["layers"]["cars"]
+    assert r3["missed_obstacle_within"] == 1.0 and r3["false_obstacle_within"] == pytest.approx(3 / 27)
+    r = score_marks(off3.reshape(1, -1), obs, gt.reshape(1, -1), obs, names, costs, shape=shape, tolerance_cells=3)
+    assert r["tolerance_cells"] == 3 and r["layers"]["cars"]["missed_obstacle_within"] == 0.0
+    assert "missed_obstacle_within" not in score_marks(off1.reshape(1, -1), obs, gt.reshape(1, -1), obs, names,
+                                                       costs)["layers"]["cars"]
+    with pytest.raises(ValueError, match="shape"):
+        GridScore(names, costs, tolerance_cells=1)
