@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from .geometry import GridFuser, GridSpec, LayerConfig, build_lookup, downsample_labels
+from .geometry import GridFuser, GridSpec, LayerConfig, Pose, build_lookup, downsample_labels
 
 LETHAL = 100  # Nav2: an OccupancyGrid value >= lethal_threshold (default 100) is a lethal obstacle
 
@@ -200,6 +200,8 @@ class CostmapScorer:
         out.update(grid={"resolution": self.grid.resolution, "width": self.grid.width, "height": self.grid.height,
                          "origin": list(self.grid.origin), "max_range": self.max_range},
                    tolerance_m=round(self.score.tolerance_cells * self.grid.resolution, 6),
+                   camera_pose=[self.pose.x, self.pose.y, self.pose.z, self.pose.roll, self.pose.pitch, self.pose.yaw]
+                   if isinstance(self.pose, Pose) else None,
                    pixel_spans_cells_beyond_m=None if fp is None else round(fp, 2))
         return out
 

@@ -154,6 +154,7 @@ def test_bag_eval_scores_the_costmap_the_labels_make(tmp_path, cityscapes):
     cm = json.loads(p.stdout)["costmap"]
     assert set(cm["layers"]) == {"combined", "road", "sidewalk", "vehicles", "people", "static"}
     assert cm["grid"] == {"resolution": 0.1, "width": 300, "height": 300, "origin": [0.0, -15.0], "max_range": 30.0}
+    assert cm["camera_pose"] == pytest.approx(info["camera_pose"]) and cm["tolerance_m"] == pytest.approx(0.3)
     p = subprocess.run(args[:-6] + ["--camera-pose", "0", "0", "nan", "0", "0", "0"], capture_output=True, text=True,
                        timeout=300)
     assert p.returncode == 2 and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1

@@ -17,6 +17,11 @@ takes ``selected`` from it and scores it with :func:`fornet_ros.evaluation.evalu
 mIoU is reported beside the node's (both on the same decoded frames, so they agree). When the
 checkpoint cannot be loaded here (``allow_untrained``), the outline is the node's importance image
 thresholded at its K-th quantile instead.
+
+The costmap is scored too: the node's labels and the ground truth projected through one lookup
+(:mod:`fornet_ros.costmap_score`, the node's grid, camera and layers); the node's published grid is
+checked against that projection of its labels. The report itself (images, index.md/index.html) is
+rendered by :mod:`fornet_ros.demo_report`, which needs no ROS; this module drives the node.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import numpy as np
 from ..bags import BagError, bag_cameras, from_cityscapes, from_folder, iter_frames, open_reader, read_camera_info
 from ..classes import CITYSCAPES_CLASSES, IGNORE_INDEX
 from ..costmap_score import EVAL_GRID, EVAL_MAX_RANGE
-from ..demo_report import (_write, _write_layers, error_map, grid_image, importance_view, montage_frame,  # noqa: F401
+from ..demo_report import (_write, _write_layers, error_map, grid_image, importance_view, montage_frame,
                            overlay, write_animation, write_index, write_montage)
 from ..geometry import GeometryError, Pose, read_layer_config
 from ..visuals import colorbar, legend_panel, with_legend

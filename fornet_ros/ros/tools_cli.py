@@ -90,6 +90,7 @@ def run_bag(a):
               f"mIoU {res.get('miou')}")
         if res.get("costmap"):
             from ..costmap_score import format_table
+            print(f"costmap score (camera pose {res['costmap']['camera_pose']}; see docs/costmap.md):")
             print(format_table(res["costmap"]))
         elif "costmap_skipped" in res:
             print(f"no costmap score: {res['costmap_skipped']}")
