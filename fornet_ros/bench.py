@@ -106,12 +106,19 @@ def bench_models(a) -> dict:
             name = cfg.variant if cfg.focus or cfg.arch != "fornet" else f"{cfg.variant} (focus off)"
             for size in sizes:
                 x = torch.randn(a.batch, 3, *size, device=device).contiguous(memory_format=fmt)
-                inputs = model.focus_inputs(x)[2] if cfg.focus else None
+                sparse_head = cfg.focus and getattr(cfg, "head", "sparse") == "sparse"
+                inputs = model.focus_inputs(x)[2] if sparse_head else None
                 for backend in backends:
                     row = {"variant": name, "backend": backend, "size": list(size)}
                     if not cfg.focus:
                         total = timed(_Network(model, 0.0, "dense"), [x], backend)
                         results.append({**row, "topk": None, "mode": "dense", "total_ms": round(total, 3), "focus_ms": 0.0})
+                        continue
+                    if not sparse_head:  # the paper head: masks gate dense convs, one path whatever K
+                        for k in a.topk:
+                            total = timed(_Network(model, k, "dense"), [x], backend)
+                            results.append({**row, "topk": k, "mode": "masked", "total_ms": round(total, 3),
+                                            "focus_ms": None})
                         continue
                     for k in a.topk:
                         for mode in ("sparse", "dense"):
@@ -209,7 +216,7 @@ def run_bench(a):
     for r in res["results"]:
         k = "-" if r["topk"] is None else f"{r['topk']:.2f}"
         print(f"{r['variant']:24} {r['backend']:12} {r['size'][0]:>4}x{r['size'][1]:<4} {k:>5} {r['mode']:>7} "
-              f"{r['total_ms']:9.2f} {r['focus_ms']:9.2f}")
+              f"{r['total_ms']:9.2f} {'-' if r['focus_ms'] is None else format(r['focus_ms'], '9.2f'):>9}")
 
 
 def add_segmenter_arguments(p):

@@ -77,7 +77,8 @@ def export_onnx(checkpoint, onnx_path, size=None, topk_ratio=None, dense: bool =
     model, meta = load_model(checkpoint)
     size = tuple(size or meta.input_size)
     K = model.cfg.topk_ratio if topk_ratio is None or topk_ratio < 0 else float(topk_ratio)
-    graph = "dense" if dense or not model.cfg.focus else "sparse"
+    # the paper head has one graph: its masks gate convolutions that run over the whole map
+    graph = "dense" if dense or not model.cfg.focus or model.cfg.head != "sparse" else "sparse"
     wrapper = _OnnxWrapper(model, K, graph).eval()  # eval on the wrapper: export restores its mode recursively
     onnx_path = Path(onnx_path)
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
