@@ -167,3 +167,15 @@ def test_layer_config_names_the_models_classes():
     assert cfg.obstacle_ids == (2,) and cfg.unnamed(F.CLASSES) == ["water"]
     with pytest.raises(GeometryError, match=r"unknown classes \['road'\]"):
         LayerConfig.from_dict({"layers": [{"name": "road", "classes": ["road"], "cost": 0}]}, F.CLASSES)
+
+
+def test_fornet_info_and_bench_segmenter_with_a_foreign_model(models, capsys):
+    from fornet_ros.cli import main
+    assert main(["info", "--checkpoint", str(models["logits"]), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["classes"] == F.CLASSES and info["input_size"] == list(F.SIZE) and info["variant"] == "colournet"
+    assert info["io"]["channel_order"] == "bgr" and info["io"]["input_layout"] == "nhwc" and info["graph"] == "foreign"
+    assert main(["bench-segmenter", "--checkpoint", str(models["logits"]), "--image-size", "120", "160",
+                 "--runs", "2"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["input_size"] == list(F.SIZE) and res["segmenter_ms_median"] > 0
