@@ -179,3 +179,14 @@ def test_fornet_info_and_bench_segmenter_with_a_foreign_model(models, capsys):
                  "--runs", "2"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["input_size"] == list(F.SIZE) and res["segmenter_ms_median"] > 0
+
+
+def test_the_demo_refuses_a_model_it_cannot_score(models, tmp_path):
+    """The demo's ground truth is Cityscapes train IDs; a water/grass/crate model is refused before
+    anything starts (a FoR-Net export or .pt passes)."""
+    from fornet_ros.errors import FornetError
+    from fornet_ros.ros.demo import _check_demo_classes
+    with pytest.raises(FornetError, match=r"own classes \['water', 'grass', 'crate'\]"):
+        _check_demo_classes(str(models["logits"]))
+    _check_demo_classes(None)
+    _check_demo_classes(str(tmp_path / "m.pt"))
