@@ -195,3 +195,34 @@ def test_a_failing_transition_returns_failure_with_a_one_line_reason(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_transitions_in_process(checkpoint):
+    """The same state machine without DDS: a run-time parameter set while inactive is taken over on
+    activate, and shutdown from active stops the worker and frees the model."""
+    import rclpy
+    from rclpy.lifecycle import TransitionCallbackReturn as R
+    from rclpy.parameter import Parameter
+    from fornet_ros.ros.node import SegmentationNode
+    ckpt, _ = checkpoint
+    ros_env(DOMAIN + 2)
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=DOMAIN + 2)
+    node = SegmentationNode(context=ctx, parameter_overrides=[
+        Parameter("autostart", value=False), Parameter("checkpoint", value=str(ckpt)),
+        Parameter("cameras", value=["cam0"]), Parameter("costmap_enabled", value=False)])
+    try:
+        assert node.state == "unconfigured" and node.segmenter is None and node.worker is None
+        assert node.trigger_configure() == R.SUCCESS and node.state == "inactive"
+        assert node.segmenter is not None and node.worker is None
+        assert node.set_parameters([Parameter("topk_ratio", value=0.5)])[0].successful  # ddrnet: any K passes
+        assert node.trigger_activate() == R.SUCCESS and node.state == "active"
+        assert node.worker.is_alive() and node.pipeline.params.topk_ratio == 0.5
+        worker = node.worker
+        assert node.trigger_shutdown() == R.SUCCESS and node.state == "finalized" and node.finalized
+        assert not worker.is_alive() and node.segmenter is None and node.pipeline is None
+        assert not [p for p in node.publishers if "semantic" in p.topic_name]
+    finally:
+        node.stop()
+        node.destroy_node()
+        ctx.try_shutdown()
