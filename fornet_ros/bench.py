@@ -229,8 +229,8 @@ def run_segmenter(a):
     from .errors import FornetError
     if a.runs < 1 or min(a.image_size) < 8 or (a.input_size is not None and min(a.input_size) < 8):
         raise FornetError("--runs must be >= 1 and --image-size/--input-size at least 8x8")
-    print(json.dumps(bench_segmenter(a.checkpoint, tuple(a.image_size), a.input_size and tuple(a.input_size), a.topk, a.runs,
-                                     a.threads), indent=2))
+    input_size = tuple(a.input_size) if a.input_size else None
+    print(json.dumps(bench_segmenter(a.checkpoint, tuple(a.image_size), input_size, a.topk, a.runs, a.threads), indent=2))
 
 
 def add_costmap_arguments(p):

@@ -156,7 +156,8 @@ class FolderDataset(SegmentationDataset):
         if not isinstance(mapping, dict) or not mapping:
             raise DatasetError(f"{cfg_path}: 'mapping' must be a non-empty dict of label value -> class ID")
         n = len(self.classes)
-        bad = {k: v for k, v in mapping.items() if not (0 <= int(k) <= 255 and (0 <= int(v) < n or int(v) == IGNORE_INDEX))}
+        bad = {k: v for k, v in mapping.items()
+               if not (0 <= int(k) <= 255 and (0 <= int(v) < n or int(v) == IGNORE_INDEX))}
         if bad:
             raise DatasetError(f"{cfg_path}: invalid entries {bad}")
         pairs = []
