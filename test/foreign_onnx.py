@@ -21,9 +21,11 @@ STD_BGR = [50.0, 60.0, 70.0]
 RGB_OF = {"water": (0, 0, 255), "grass": (0, 255, 0), "crate": (255, 0, 0)}  # the image colour of each class
 
 
-def build(path, output: str = "logits", identity: bool = False, description: dict | None = None) -> Path:
+def build(path, output: str = "logits", identity: bool = False, description: dict | None = None,
+          dynamic: bool = False) -> Path:
     """Write ``path`` (.onnx) and its description (.yaml). ``output``: logits or labels;
-    ``identity``: the graph returns its (NCHW-permuted) input unchanged, to check preprocessing."""
+    ``identity``: the graph returns its (NCHW-permuted) input unchanged, to check preprocessing;
+    ``dynamic``: H and W of the input are dynamic too (the description then gives input_size)."""
     import torch
     from torch import nn
 
@@ -45,11 +47,14 @@ def build(path, output: str = "logits", identity: bool = False, description: dic
     path = Path(path)
     name = "labels" if output == "labels" else "scores"
     torch.onnx.export(ColourNet().eval(), (torch.zeros(1, *SIZE, 3),), str(path), input_names=["bgr_image"],
-                      output_names=[name], dynamic_axes={"bgr_image": {0: "n"}, name: {0: "n"}}, opset_version=17,
-                      dynamo=False)
+                      output_names=[name], opset_version=17, dynamo=False,
+                      dynamic_axes={"bgr_image": {0: "n", 1: "h", 2: "w"} if dynamic else {0: "n"},
+                                    name: {0: "n", 2: "h2", 3: "w2"} if dynamic else {0: "n"}})
     desc = {"name": "colournet", "classes": CLASSES, "palette": PALETTE, "channel_order": "bgr",
             "input_layout": "nhwc", "scale": 1.0, "mean": MEAN_BGR, "std": STD_BGR, "output": output,
             "output_name": name}
+    if dynamic:
+        desc["input_size"] = list(SIZE)
     desc.update(description or {})
     path.with_suffix(".yaml").write_text(yaml.safe_dump(desc))
     return path

@@ -48,12 +48,30 @@ def test_segmenter_runs_the_foreign_model_with_its_classes(models):
         Segmenter.from_checkpoint(models["logits"], device="cpu", input_size=(64, 64))
 
 
-def test_a_labels_output_gives_the_same_labels_and_no_confidence(models):
+@pytest.mark.parametrize("resize_mode", ["stretch", "letterbox"])
+def test_a_labels_output_gives_the_same_labels_and_no_confidence(models, resize_mode):
+    rgb, truth = F.scene(100, 200)  # another aspect ratio than the graph's: letterbox pads
+    kw = dict(device="cpu", resize_mode=resize_mode)
+    a = Segmenter.from_checkpoint(models["logits"], **kw)([rgb, rgb[::-1].copy()])
+    b = Segmenter.from_checkpoint(models["labels"], **kw)([rgb, rgb[::-1].copy()])
+    for x, y, t in zip(a, b, (truth, truth[::-1])):
+        assert x.labels.shape == y.labels.shape == t.shape
+        # a labels output at half resolution places boundaries to 2 network pixels (3 image rows here)
+        assert (x.labels == y.labels).mean() > 0.96 and (y.labels == t).mean() > 0.96
+        assert y.confidence is None and y.importance is None
+
+
+def test_a_graph_with_dynamic_size_runs_at_any_input_size(tmp_path):
+    path = F.build(tmp_path / "d.onnx", dynamic=True)
     rgb, truth = F.scene()
-    a = Segmenter.from_checkpoint(models["logits"], device="cpu")([rgb, rgb[::-1].copy()])
-    b = Segmenter.from_checkpoint(models["labels"], device="cpu")([rgb, rgb[::-1].copy()])
-    for x, y in zip(a, b):
-        assert (x.labels == y.labels).mean() > 0.99 and y.confidence is None and y.importance is None
+    assert Segmenter.from_checkpoint(path, device="cpu").input_size == F.SIZE  # the description's
+    seg = Segmenter.from_checkpoint(path, device="cpu", input_size=(64, 80))
+    assert seg.input_size == (64, 80) and (seg(rgb).labels == truth).mean() > 0.97
+    d = yaml.safe_load(path.with_suffix(".yaml").read_text())
+    del d["input_size"]
+    path.with_suffix(".yaml").write_text(yaml.safe_dump(d))
+    with pytest.raises(CheckpointError, match="not fixed.*set input_size"):
+        Segmenter.from_checkpoint(path, device="cpu")
 
 
 def test_channel_order_matters(models, tmp_path):
