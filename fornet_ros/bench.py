@@ -224,7 +224,8 @@ def add_segmenter_arguments(p):
                      "size) on one image, median of N runs.")
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--image-size", type=int, nargs=2, default=(1024, 2048), metavar=("H", "W"))
-    p.add_argument("--input-size", type=int, nargs=2, default=(512, 1024), metavar=("H", "W"))
+    p.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"),
+                   help="default: the model's (an ONNX graph's is fixed)")
     p.add_argument("--topk", type=float, default=None)
     p.add_argument("--runs", type=int, default=20)
     p.add_argument("--threads", type=int, default=None)
@@ -233,10 +234,10 @@ def add_segmenter_arguments(p):
 def run_segmenter(a):
     import json
     from .errors import FornetError
-    if a.runs < 1 or min(a.image_size) < 8 or min(a.input_size) < 8:
+    if a.runs < 1 or min(a.image_size) < 8 or (a.input_size is not None and min(a.input_size) < 8):
         raise FornetError("--runs must be >= 1 and --image-size/--input-size at least 8x8")
-    print(json.dumps(bench_segmenter(a.checkpoint, tuple(a.image_size), tuple(a.input_size), a.topk, a.runs,
-                                     a.threads), indent=2))
+    input_size = tuple(a.input_size) if a.input_size else None
+    print(json.dumps(bench_segmenter(a.checkpoint, tuple(a.image_size), input_size, a.topk, a.runs, a.threads), indent=2))
 
 
 def add_costmap_arguments(p):

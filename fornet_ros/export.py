@@ -45,9 +45,8 @@ def onnx_metadata(meta: ModelMeta, cfg, topk_ratio: float, size, graph: str) -> 
             "model_config": json.dumps(cfg.to_dict()), "graph": graph}
 
 
-def read_onnx_metadata(path) -> tuple[ModelMeta, dict]:
-    """(ModelMeta, {"topk_ratio", "model_config", "graph"}) of an exported file; CheckpointError if
-    the file is missing or was not written by :func:`export_onnx`."""
+def onnx_properties(path) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX file; CheckpointError if it is missing or unreadable."""
     import onnx
     path = Path(path)
     if not path.is_file():
@@ -56,7 +55,13 @@ def read_onnx_metadata(path) -> tuple[ModelMeta, dict]:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # onnx raises DecodeError and others for corrupt files
         raise CheckpointError(f"cannot read ONNX model {path}: {type(e).__name__}: {e}") from e
-    props = {p.key: p.value for p in model.metadata_props}
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def read_onnx_metadata(path) -> tuple[ModelMeta, dict]:
+    """(ModelMeta, {"topk_ratio", "model_config", "graph"}) of an exported file; CheckpointError if
+    the file is missing or was not written by :func:`export_onnx`."""
+    props = onnx_properties(path)
     if props.get("fornet_format") != ONNX_FORMAT:
         raise CheckpointError(f"{path} has no fornet_ros metadata (export it with `fornet export`)")
     try:

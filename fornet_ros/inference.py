@@ -60,8 +60,10 @@ class Segmenter:
     """FoR-Net inference on RGB images of any size; outputs come back at the image's size.
 
     ``Segmenter(model, meta)`` wraps a torch model and its :class:`~fornet_ros.checkpoint.ModelMeta`;
-    ``Segmenter.from_checkpoint(path)`` loads a ``.pt`` checkpoint (``None``: the packaged model) or
-    an exported ``.onnx`` file (ONNX Runtime backend; K and input size fixed at export)."""
+    ``Segmenter.from_checkpoint(path)`` loads a ``.pt`` checkpoint (``None``: the packaged model), an
+    exported ``.onnx`` file (ONNX Runtime backend; K and input size fixed at export), or another
+    toolbox's ``.onnx`` with its description YAML beside it (:mod:`fornet_ros.model_description`:
+    its own classes; no importance or selected maps, and no confidence if it outputs labels)."""
 
     def __init__(self, model, meta: ModelMeta, device: str = "auto", precision: str = "auto",
                  input_size: tuple[int, int] | None = None, topk_ratio: float | None = None,
@@ -78,7 +80,9 @@ class Segmenter:
         size = tuple(input_size) if input_size is not None else tuple(meta.input_size)
         if len(size) != 2 or min(size) < 8:
             raise ValueError(f"input_size must be (H, W) with both >= 8, got {size}")
-        if self.backend == "onnxruntime" and size != tuple(meta.input_size):
+        if self.backend == "onnxruntime" and not self.runner.any_input_size and size != tuple(meta.input_size):
+            if self.runner.io is not None:
+                raise ValueError(f"this ONNX model's graph is fixed to input {tuple(meta.input_size)}, not {size}")
             raise ValueError(f"this ONNX model was exported for input {tuple(meta.input_size)}, not {size}; "
                              "re-export with `fornet export --size H W`")
         self.input_size = (int(size[0]), int(size[1]))
@@ -132,6 +136,9 @@ class Segmenter:
         value = float(value)
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"topk_ratio must be in [0, 1] (or < 0 for the model's own), got {value}")
+        if self.backend == "onnxruntime" and getattr(self.runner, "io", None) is not None and value != 1.0:
+            raise ValueError(f"{self.cfg.variant} is not a FoR-Net model: it has no Top-K regions (K is 1; "
+                             "leave topk_ratio at -1)")
         if self.backend == "onnxruntime" and abs(value - self.runner.default_topk) > 1e-9:
             raise ValueError(f"this ONNX model was exported with K = {self.runner.default_topk:g}; re-export "
                              f"with `fornet export --topk {value:g}` to run another K")
@@ -179,9 +186,11 @@ class Segmenter:
         image. Hand-written with opencv because a 19-channel bilinear upsample + arg-max at
         1024x2048 costs ~170 ms in torch on this CPU, 4x the network itself; arg-maxing above the
         network's input size adds no information (docs/benchmarks.md)."""
-        logits, importance, selected = (o[i] for o in out)
+        logits, importance, selected = (None if o is None else o[i] for o in out)  # maps: None (foreign model)
         H, W = size
         (h, w), (y0, x0, nh, nw) = self.input_size, self.content_box(size)
+        if getattr(self.runner, "output", "logits") == "labels":  # a foreign graph that ends in an arg-max
+            return self._labels_only(logits, (H, W))
         if (nh, nw) != (h, w):  # letterbox: keep the logits over the image's part of the input only
             up = cv2.resize(logits.transpose(1, 2, 0), (w, h), interpolation=cv2.INTER_LINEAR)[y0:y0 + nh, x0:x0 + nw]
             logits = np.ascontiguousarray(up.transpose(2, 0, 1)) if up.ndim == 3 else up[None]
@@ -194,7 +203,7 @@ class Segmenter:
         if "confidence" in outputs:  # max softmax = 1 / sum(exp(l - max l)), upsampled bilinearly (a smooth map)
             conf = 1.0 / np.exp(logits - logits.max(0, keepdims=True)).sum(0)
             conf = np.clip(cv2.resize(conf.astype(np.float32), (W, H), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
-        if outputs & {"importance", "selected"}:
+        if outputs & {"importance", "selected"} and importance is not None:
             P = self.cfg.region_px
             maps = np.stack([importance[0], selected[0]], -1).astype(np.float32)
             maps = maps.repeat(P, 0).repeat(P, 1)[y0:y0 + nh, x0:x0 + nw]  # a region = P x P network-input pixels
@@ -204,8 +213,20 @@ class Segmenter:
             sel = maps[..., 1] > 0.5 if "selected" in outputs else None
         return Segmentation(labels=labels, importance=imp, confidence=conf, selected=sel)
 
+    def _labels_only(self, labels: np.ndarray, size: tuple[int, int]) -> Segmentation:
+        """A labels-output model's (h, w) labels at the image's size (nearest); no confidence."""
+        (h, w), (y0, x0, nh, nw) = self.input_size, self.content_box(size)
+        if labels.shape != (h, w):
+            labels = cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
+        labels = np.ascontiguousarray(labels[y0:y0 + nh, x0:x0 + nw])
+        if labels.shape != tuple(size):
+            labels = cv2.resize(labels, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+        return Segmentation(labels=labels, importance=None, confidence=None, selected=None)
 
-def add_model_arguments(p, checkpoint_help="checkpoint (.pt) or exported model (.onnx); default: the packaged CamVid model"):
+
+def add_model_arguments(p, checkpoint_help="checkpoint (.pt), exported model (.onnx), or another toolbox's .onnx with "
+                                           "its description <stem>.yaml beside it (docs/deploy.md); default: the "
+                                           "packaged CamVid model"):
     """The command-line options of every command that runs a model (see :func:`segmenter_from_args`)."""
     p.add_argument("--checkpoint", default=None, help=checkpoint_help)
     p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),

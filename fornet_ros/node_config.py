@@ -47,7 +47,10 @@ RELIABILITY = ("reliable", "best_effort")
 
 @dataclass(frozen=True)
 class NodeParams:
-    checkpoint: str = _param("", "FoR-Net checkpoint (.pt) or exported model (.onnx); empty = the packaged default model")
+    autostart: bool = _param(True, "configure and activate at start-up; false: stay unconfigured until a lifecycle "
+                             "manager (nav2_lifecycle_manager, ros2 lifecycle set) drives change_state")
+    checkpoint: str = _param("", "FoR-Net checkpoint (.pt), exported model (.onnx), or another toolbox's .onnx with its "
+                             "description <stem>.yaml beside it; empty = the packaged default model")
     backend: str = _param("auto", "torch, onnxruntime, or auto (onnxruntime for a .onnx checkpoint, torch otherwise)",
                           choices=("auto", "torch", "onnxruntime"))
     allow_untrained: bool = _param(False, "use random weights if the checkpoint cannot be loaded (tests only)")
