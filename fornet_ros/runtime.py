@@ -59,8 +59,13 @@ class TorchRunner:
     def __call__(self, batch: np.ndarray, topk_ratio: float, mode: str = "auto"):
         x = torch.from_numpy(batch)
         x = x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
-        out = self.model(x.to(self.device, self.dtype), topk_ratio=topk_ratio, mode=mode)
-        return tuple(out[k].float().cpu().numpy() for k in ("logits", "importance", "selected"))
+        out = self.run_tensor(x.to(self.device, self.dtype), topk_ratio, mode)
+        return tuple(o.float().cpu().numpy() for o in out)
+
+    def run_tensor(self, x: torch.Tensor, topk_ratio, mode: str = "auto") -> tuple:
+        """The network on a batch already on the device: (logits, importance, selected) tensors there."""
+        out = self.model(x, topk_ratio=topk_ratio, mode=mode)
+        return tuple(out[k] for k in ("logits", "importance", "selected"))
 
 
 def select_providers(available, device: str = "auto") -> list[str]:
