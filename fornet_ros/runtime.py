@@ -82,6 +82,19 @@ def select_providers(available, device: str = "auto") -> list[str]:
     return wanted
 
 
+def tensorrt_options(path, device_id: int, fp16: bool, input_size, max_batch: int | None = None) -> dict:
+    """TensorRT execution provider options: engines cached next to the model (``fornet export
+    --tensorrt`` builds them ahead with these same options, so the runner finds them), and, when
+    the export fixed a largest batch, one optimisation profile for batches 1..max_batch."""
+    opts = {"device_id": device_id, "trt_fp16_enable": fp16, "trt_engine_cache_enable": True,
+            "trt_engine_cache_path": str(Path(path).resolve().parent)}
+    if max_batch:
+        h, w = input_size
+        opts.update(trt_profile_min_shapes=f"image:1x3x{h}x{w}", trt_profile_opt_shapes=f"image:1x3x{h}x{w}",
+                    trt_profile_max_shapes=f"image:{max_batch}x3x{h}x{w}")
+    return opts
+
+
 class OrtRunner:
     backend = "onnxruntime"
 
@@ -96,9 +109,8 @@ class OrtRunner:
             raise ValueError(f"precision must be auto, fp32 or fp16 with onnxruntime, got {precision!r}")
         names = select_providers(ort.get_available_providers(), device)
         dev_id = int(device.split(":")[1]) if device.startswith("cuda:") else 0
-        cache = str(Path(path).resolve().parent)
-        options = {"TensorrtExecutionProvider": {"device_id": dev_id, "trt_fp16_enable": precision != "fp32",
-                                                 "trt_engine_cache_enable": True, "trt_engine_cache_path": cache},
+        options = {"TensorrtExecutionProvider": tensorrt_options(path, dev_id, precision != "fp32", self.meta.input_size,
+                                                                 extra.get("trt_max_batch")),
                    "CUDAExecutionProvider": {"device_id": dev_id}}
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads or torch.get_num_threads()

@@ -118,3 +118,4 @@ def test_segmentation_maps_convert_between_float_and_uint8_once():
     assert u.confidence is u.confidence  # made once
     arrays, skipped = render(u, np.zeros((1, 4, 3), np.uint8), {"confidence", "importance"}, [(0, 0, 0)] * 19, 0.5)
     assert arrays["confidence"][0] is u.map_u8("confidence") and "importance" in skipped
+
