@@ -91,7 +91,8 @@ class SegmentationNode(Node):
         s = self.segmenter
         self.get_logger().info(
             f"FoR-Net {s.cfg.variant} on {s.backend} {s.provider} ({str(s.dtype).split('.')[-1]}), input {s.input_size}, "
-            f"K={s.topk_ratio}, cameras {list(p.cameras)}")
+            f"K={s.topk_ratio}, cameras {list(p.cameras)}, pre/post-processing {s.processing}, "
+            f"CUDA graphs {'on' if s.graphs is not None else 'off'}")
 
     # -- parameters: validated in the on-set callback, applied in the post-set callback ----------
     def _check_changes(self, params) -> SetParametersResult:
