@@ -118,6 +118,12 @@ def test_adaptive_k_and_graphs_off_run_eagerly(seg, small_model):
     assert seg.graphs.captures == 0
 
 
+def test_replays_with_another_top_k_selection_equal_eager_with_a_fake_capture(seg):
+    """The GPU test's check, run here with the fake capture (so the check itself is tested in CI)."""
+    _replay_vs_eager(seg, 0.0)
+    assert seg.graphs.captures == 4
+
+
 def test_least_recently_used_graph_is_dropped():
     made = []
     cache = GraphCache(max_graphs=2, capture=lambda fn, x: (made.append(x), fn)[1])
@@ -134,16 +140,12 @@ def test_cuda_graph_replay_equals_eager_on_fresh_inputs_and_another_k(small_mode
     seg = Segmenter(small_model, ModelMeta.default(19, (128, 256)), device="cuda", precision=precision)
     assert seg.processing == "torch" and seg.graphs is not None
     tol = 1e-4 if precision == "fp32" else 2e-2
+    tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False  # eager and graph alike
-    for k, n in ((0.25, 1), (0.25, 1), (0.1, 1), (0.25, 2), (1.0, 2)):
-        seg.topk_ratio = k
-        x = seg.prepare(_frames(n, int(k * 100) + n))  # fresh inputs each time
-        with torch.inference_mode():
-            eager = [t.clone() for t in seg.infer(x, graph=False)]
-            graph = seg.infer(x)
-            assert torch.equal(graph[2], eager[2])  # the same regions selected
-            torch.testing.assert_close(graph[0].float(), eager[0].float(), atol=tol, rtol=tol)
-            torch.testing.assert_close(graph[1].float(), eager[1].float(), atol=tol, rtol=tol)
+    try:
+        _replay_vs_eager(seg, tol)
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
     assert seg.graphs.captures == 4  # (1, .25) (1, .1) (2, .25) (2, 1.0)
     frames = _frames(2, 99)
     a = seg(frames)
@@ -152,3 +154,22 @@ def test_cuda_graph_replay_equals_eager_on_fresh_inputs_and_another_k(small_mode
     seg.graphs = graphs
     for x, y in zip(a, b):
         assert (x.labels == y.labels).mean() > 0.999 and np.array_equal(x.selected, y.selected)
+
+
+def _replay_vs_eager(seg, tol):
+    """Each key's first call captures, later ones replay; fresh frames every time, so a replay
+    selects other regions than the capture did (checked) and must still equal eager."""
+    selections = {}
+    for i, (k, n) in enumerate(((0.25, 1), (0.25, 1), (0.1, 1), (0.25, 2), (1.0, 2), (0.1, 1))):
+        seg.topk_ratio = k
+        x = seg.prepare(_frames(n, 100 + i))  # fresh inputs each time
+        with torch.inference_mode():
+            eager = [t.clone() for t in seg.infer(x, graph=False)]
+            graph = [t.clone() for t in seg.infer(x)]
+        assert torch.equal(graph[2], eager[2])  # the same regions selected
+        torch.testing.assert_close(graph[0].float(), eager[0].float(), atol=tol, rtol=tol)
+        torch.testing.assert_close(graph[1].float(), eager[1].float(), atol=tol, rtol=tol)
+        selections.setdefault((k, n), []).append(graph[2])
+    for k in (0.25, 0.1):  # the replay's Top-K selection differs from the captured one
+        first, again = selections[(k, 1)]
+        assert not torch.equal(first, again)

@@ -29,6 +29,7 @@ def test_auto_processing_is_opencv_on_the_cpu_and_torch_needs_a_torch_runner(sma
     cv, th = _pair(small_model)
     assert cv.processing == "opencv" and th.processing == "torch"
     assert cv.graphs is None and th.graphs is None  # CUDA graphs: CUDA only
+    pytest.importorskip("onnx")  # installed in CI; a bare GPU machine (scripts/gpu_check.sh) may lack it
     with pytest.raises(FornetError, match="processing must be one of"):
         Segmenter(small_model, ModelMeta.default(19, (64, 64)), device="cpu", processing="gpu")
     from fornet_ros.export import export_onnx
@@ -119,3 +120,20 @@ def test_segmentation_maps_convert_between_float_and_uint8_once():
     arrays, skipped = render(u, np.zeros((1, 4, 3), np.uint8), {"confidence", "importance"}, [(0, 0, 0)] * 19, 0.5)
     assert arrays["confidence"][0] is u.map_u8("confidence") and "importance" in skipped
 
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA; the CPU tests above compare the same ops")
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_cuda_device_path_agrees_with_the_cpu_opencv_path(small_model, rgb, precision):
+    meta = ModelMeta.default(19, (128, 256))
+    cpu = Segmenter(small_model, meta, device="cpu")
+    gpu = Segmenter(small_model, meta, device="cuda", precision=precision)
+    assert gpu.processing == "torch" and gpu.graphs is not None
+    frames = [_image((300, 500), seed=s) for s in range(3)] + [rgb]
+    for i in range(2):  # the second round reuses the pinned upload buffers with other frames
+        batch = frames[i:i + 2]
+        for a, b in zip(cpu(batch), gpu(batch)):
+            assert (a.labels == b.labels).mean() > (0.99 if precision == "fp32" else 0.98)
+            assert np.abs(a.map_u8("confidence").astype(int) - b.map_u8("confidence")).mean() < 2.0
+            assert (a.selected == b.selected).mean() > 0.95
+    assert all(buf.is_pinned() for buf, _ in gpu._upload._pinned.values()) and len(gpu._upload._pinned) == 2
