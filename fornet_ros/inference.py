@@ -93,7 +93,13 @@ class Segmenter:
 
     ``Segmenter(model, meta)`` wraps a torch model and its :class:`~fornet_ros.checkpoint.ModelMeta`;
     ``Segmenter.from_checkpoint(path)`` loads a ``.pt`` checkpoint (``None``: the packaged model) or
-    an exported ``.onnx`` file (ONNX Runtime backend; K and input size fixed at export)."""
+    an exported ``.onnx`` file (ONNX Runtime backend; K and input size fixed at export).
+
+    ``processing``: where resizing/normalising and upsampling/arg-maxing run - ``torch`` ops on the
+    model's device (:mod:`fornet_ros.device_ops`: the frame stays on the GPU, only uint8 maps come
+    back), ``opencv`` on the CPU, or ``auto`` (torch on CUDA, OpenCV on the CPU, where it is the
+    faster). ``cuda_graphs``: on CUDA with torch processing, replay the network from a captured
+    graph per batch shape and K (:mod:`fornet_ros.cuda_graphs`), at most ``max_graphs`` kept."""
 
     def __init__(self, model, meta: ModelMeta, device: str = "auto", precision: str = "auto",
                  input_size: tuple[int, int] | None = None, topk_ratio: float | None = None,
@@ -124,7 +130,9 @@ class Segmenter:
             raise FornetError(f"processing 'torch' needs the torch backend, not {self.backend}")
         cuda = on_device and self.device.type == "cuda"
         self.processing = processing if processing != "auto" else ("torch" if cuda else "opencv")
-        self.graphs = GraphCache(max_graphs) if cuda_graphs and cuda else None
+        if max_graphs < 1:
+            raise FornetError(f"max_graphs must be >= 1, got {max_graphs}")
+        self.graphs = GraphCache(max_graphs) if cuda_graphs and cuda and self.processing == "torch" else None
         if self.processing == "torch":
             self._upload = device_ops.Uploader(self.device)
             self._mean_t = torch.tensor(self.mean, device=self.device)

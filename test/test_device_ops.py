@@ -32,6 +32,8 @@ def test_auto_processing_is_opencv_on_the_cpu_and_torch_needs_a_torch_runner(sma
     pytest.importorskip("onnx")  # installed in CI; a bare GPU machine (scripts/gpu_check.sh) may lack it
     with pytest.raises(FornetError, match="processing must be one of"):
         Segmenter(small_model, ModelMeta.default(19, (64, 64)), device="cpu", processing="gpu")
+    with pytest.raises(FornetError, match="max_graphs must be >= 1"):
+        Segmenter(small_model, ModelMeta.default(19, (64, 64)), device="cpu", max_graphs=0)
     from fornet_ros.export import export_onnx
     export_onnx(checkpoint_path, tmp_path / "m.onnx", check=False)
     with pytest.raises(FornetError, match="processing 'torch' needs the torch backend, not onnxruntime"):
