@@ -184,18 +184,25 @@ def bench_e2e(a) -> dict:
                         if hasattr(seg.runner, "run_tensor"):
                             xt = xt.contiguous(memory_format=torch.channels_last) if seg.runner.channels_last else xt
                             with torch.inference_mode():
-                                network = t(lambda: seg.runner.run_tensor(xt, seg.topk_ratio))
+                                network = t(lambda: seg.runner.run_tensor(xt, seg.topk_ratio, a.mode))
                         else:  # onnxruntime: numpy in, numpy out
-                            network = t(lambda: seg.runner(x, seg.topk_ratio))
-                        graph = t(lambda: seg.infer(x)) if seg.graphs is not None else None
-                        out = seg.infer(x, graph=False)
+                            network = t(lambda: seg.runner(x, seg.topk_ratio, a.mode))
+                        graph = t(lambda: seg.infer(x, a.mode)) if seg.graphs is not None else None
+                        out = seg.infer(x, a.mode, graph=False)
+                        if graph is not None:  # the replay must equal eager (issue #20): say by how much
+                            with torch.inference_mode():
+                                eager = [o.float().clone() for o in out]
+                                replay = [o.float() for o in seg.infer(x, a.mode)]
+                            graph["max_abs_logit_diff"] = float((replay[0] - eager[0]).abs().max())
+                            graph["selected_equal"] = bool(torch.equal(replay[2], eager[2]))
                         rows.append({"variant": name or seg.cfg.variant, "camera_size": list(cam),
                                      "input_size": list(seg.input_size), "cameras": n, "topk": seg.topk_ratio,
+                                     "mode": a.mode,
                                      "network_ms": network, "graph_ms": graph,
                                      "pre_ms": t(lambda: seg.prepare(frames)),
                                      "post_ms": t(lambda: seg.finish(out, sizes, OUTPUTS)),
-                                     "e2e_ms": t(lambda: seg(frames)),
-                                     "e2e_labels_ms": t(lambda: seg(frames, outputs=()))})
+                                     "e2e_ms": t(lambda: seg(frames, a.mode)),
+                                     "e2e_labels_ms": t(lambda: seg(frames, a.mode, outputs=()))})
     s = first
     return {"machine": machine_name(), "threads": torch.get_num_threads(), "device": str(s.device),
             **gpu_info(s.device), "torch": torch.__version__, "backend": s.backend, "provider": s.provider,
@@ -282,6 +289,8 @@ def add_bench_arguments(p):
     e.add_argument("--processing", default="auto", choices=("auto", "opencv", "torch"),
                    help="pre/post-processing: auto (torch ops on CUDA, opencv on the CPU)")
     e.add_argument("--no-cuda-graphs", action="store_true", help="no CUDA graph column (and eager end to end)")
+    e.add_argument("--mode", default="auto", choices=("auto", "sparse", "dense"),
+                   help="focus path (auto: sparse unless every region is selected)")
 
 
 def run_bench(a):

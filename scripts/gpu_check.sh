@@ -2,14 +2,16 @@
 # The GPU check of issue #20, as one script for a session that is lent a GPU (about 15 minutes in all):
 # the GPU-only tests (CUDA graph replay == eager, the device path vs the CPU OpenCV path), then
 # `fornet bench --device cuda --e2e` for the model that ships, then (if this onnxruntime has TensorRT)
-# `fornet export --tensorrt`. Everything lands in one folder as JSON; nothing here needs the network.
+# `fornet export --tensorrt`; `fornet bench-node` too where rclpy is installed. Everything lands in one
+# folder as JSON; nothing here needs the network.
 #
 #   scripts/gpu_check.sh [CHECKPOINT] [OUT_DIR]
 #
 # CHECKPOINT: a .pt (default: the packaged model, whichever it is by then). OUT_DIR: default $OUT (the
 # device tool's return folder) or ./gpu_check_out. Run from the repository root with a Python that has
 # torch built for CUDA, numpy, opencv and pytest ($PYTHON, default python3); onnx/onnxruntime are optional.
-# Each step has its own time limit, so a hang cannot eat the whole lease; total about 5-8 minutes.
+# Each step has its own time limit, so a hang cannot eat the whole lease; total about 4-8 minutes
+# (SKIP_NODE=1 / SKIP_TRT=1 drop the two optional steps; RUNS=N sets the timed runs, default 50).
 set -u
 cd "$(dirname "$0")/.."
 CKPT="${1:-}"
@@ -66,9 +68,19 @@ for SIZE in "" "512 1024"; do
         > "$OUTDIR/bench_e2e_$tag.json" 2> "$OUTDIR/bench_e2e_$tag.err"
     echo "bench $tag rc=$?"; tail -2 "$OUTDIR/bench_e2e_$tag.err"
 done
+
+step "sparse vs dense K = 0.25 and DDRNet-23-slim, graph mode, 1024x2048 input and camera, 4 cameras (untrained)"
+for MODE in sparse dense; do
+    timeout 150 "$PY" -m fornet_ros.cli bench --e2e --device "$DEVICE" --variant fornet_s ddrnet23_slim \
+        --size 1024 2048 --camera-size 1024 2048 --cameras 4 --topk 0.25 --mode "$MODE" --runs "${RUNS_B4:-20}" \
+        --warmup "${WARMUP:-5}" --json > "$OUTDIR/bench_b4_$MODE.json" 2> "$OUTDIR/bench_b4_$MODE.err"
+    echo "bench b4 $MODE rc=$?"; tail -2 "$OUTDIR/bench_b4_$MODE.err"
+done
+
+step "summary of the bench JSON (medians, ms)"
 "$PY" - "$OUTDIR" <<'EOF'
 import glob, json, sys
-for f in sorted(glob.glob(f"{sys.argv[1]}/bench_e2e_*.json")):
+for f in sorted(glob.glob(f"{sys.argv[1]}/bench_*.json")):
     try:
         res = json.load(open(f))
     except ValueError:
@@ -78,21 +90,27 @@ for f in sorted(glob.glob(f"{sys.argv[1]}/bench_e2e_*.json")):
     for r in res["results"]:
         cells = " ".join(f"{c}={'n/a' if r[c + '_ms'] is None else r[c + '_ms']['median']}"
                          for c in ("network", "graph", "pre", "post", "e2e", "e2e_labels"))
-        print(f"{r['camera_size']} in {r['input_size']} x{r['cameras']} K={r['topk']}: {cells}")
+        g = r["graph_ms"] or {}
+        print(f"{r['variant']} {r['camera_size']} in {r['input_size']} x{r['cameras']} K={r['topk']} {r['mode']}: {cells}"
+              + (f" | replay-eager max|dlogit| {g['max_abs_logit_diff']:.2e} same regions {g['selected_equal']}" if g else ""))
 EOF
 
-if [ "$DEVICE" != cpu ]; then
-    step "fornet bench (network alone) sparse vs dense, and DDRNet-23-slim, at 1024x2048, batch 4 (eager only)"
-    timeout 120 "$PY" -m fornet_ros.cli bench --device "$DEVICE" --variant fornet_s ddrnet23_slim --size 1024 2048 \
-        --batch 4 --topk 0.25 --runs 20 --json > "$OUTDIR/bench_network_b4.json" 2> "$OUTDIR/bench_network_b4.err"
-    echo "bench network rc=$?"
+if [ -z "${SKIP_NODE:-}" ] && [ "$DEVICE" != cpu ] && "$PY" -c "import rclpy" 2>/dev/null; then
+    step "fornet bench-node (the node over DDS on CUDA vs the model alone; labels only and every output)"
+    timeout 150 "$PY" -m fornet_ros.cli bench-node "${CK_ARGS[@]}" --size 1024 2048 --rate 10 --seconds 10 \
+        > "$OUTDIR/bench_node.json" 2> "$OUTDIR/bench_node.err"
+    echo "bench-node rc=$?"
+else
+    echo "(bench-node skipped: SKIP_NODE, the CPU, or no rclpy here)"
 fi
 
-step "TensorRT build-ahead (only if this onnxruntime has the TensorRT provider)"
-timeout 240 "$PY" -m fornet_ros.cli export "${CK_ARGS[@]}" --onnx "$OUTDIR/trt/model.onnx" --tensorrt --max-batch 4 \
-    > "$OUTDIR/tensorrt.json" 2> "$OUTDIR/tensorrt.err"
-echo "tensorrt rc=$? $(head -c 400 "$OUTDIR/tensorrt.err")"
-rm -f "$OUTDIR"/trt/*.onnx  # the model is large and already in the repo; keep the report
+if [ -z "${SKIP_TRT:-}" ]; then
+    step "TensorRT build-ahead (only if this onnxruntime has the TensorRT provider)"
+    timeout 180 "$PY" -m fornet_ros.cli export "${CK_ARGS[@]}" --onnx "$OUTDIR/trt/model.onnx" --tensorrt \
+        --max-batch 4 > "$OUTDIR/tensorrt.json" 2> "$OUTDIR/tensorrt.err"
+    echo "tensorrt rc=$? $(head -c 400 "$OUTDIR/tensorrt.err")"
+    rm -f "$OUTDIR"/trt/*.onnx  # large, and rebuilt from the checkpoint at will; the report stays
+fi
 
 step "done: $OUTDIR"
 ls -la "$OUTDIR"

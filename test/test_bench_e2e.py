@@ -9,7 +9,7 @@ from fornet_ros.cli import main as cli
 
 def test_bench_e2e_columns_per_camera_size_and_count(checkpoint_path, capsys):
     assert cli(["bench", "--e2e", "--checkpoint", str(checkpoint_path), "--camera-size", "60", "80",
-                "--camera-size", "200", "300", "--cameras", "1", "2", "--topk", "0.1", "--runs", "3",
+                "--camera-size", "200", "300", "--cameras", "1", "2", "--topk", "0.1", "--mode", "sparse", "--runs", "3",
                 "--warmup", "1", "--threads", "1", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["device"] == "cpu" and res["processing"] == "opencv" and res["cuda_graphs"] is False
@@ -17,7 +17,8 @@ def test_bench_e2e_columns_per_camera_size_and_count(checkpoint_path, capsys):
     rows = {(tuple(r["camera_size"]), r["cameras"]): r for r in res["results"]}
     assert set(rows) == {((60, 80), 1), ((60, 80), 2), ((200, 300), 1), ((200, 300), 2)}
     for r in rows.values():
-        assert r["input_size"] == [128, 256] and r["topk"] == 0.1 and r["graph_ms"] is None  # n/a on the CPU
+        assert r["input_size"] == [128, 256] and r["topk"] == 0.1 and r["mode"] == "sparse"
+        assert r["graph_ms"] is None  # n/a on the CPU
         for col in ("network_ms", "pre_ms", "post_ms", "e2e_ms", "e2e_labels_ms"):
             assert 0 < r[col]["median"] <= r[col]["p95"], col
     assert cli(["bench", "--e2e", "--checkpoint", str(checkpoint_path), "--camera-size", "60", "80", "--runs", "2",
