@@ -52,14 +52,20 @@ class _Captured:
         return self.static_out
 
 
-def graph_key(x: torch.Tensor, topk_ratio: float, mode: str, cfg) -> tuple:
-    """What a captured graph depends on: batch shape (N, 3, H, W), dtype, memory layout, path and the
-    number of regions K refines (K itself for a model without a focus stage config)."""
+def graph_key(x: torch.Tensor, topk_ratio: float, mode: str, model) -> tuple:
+    """What a captured graph depends on: batch shape (N, 3, H, W), dtype, memory layout, path, and
+    what K changes. For this package's sparse head that is only the number of regions refined,
+    round(K * n) over the n regions of the input padded to whole regions (``model.pad_multiple``
+    where the model has one); without a focus stage nothing; for any other head (the paper head
+    scales four nested ratios with K) K itself."""
+    cfg = model.cfg
     if getattr(cfg, "focus", True) is False:
         selected = None  # no focus stage: K changes nothing
-    elif getattr(cfg, "region_px", 0):
+    elif getattr(cfg, "head", "sparse") == "sparse" and getattr(cfg, "region_px", 0):
         P = cfg.region_px
-        selected = num_selected(topk_ratio, math.ceil(x.shape[-2] / P) * math.ceil(x.shape[-1] / P))
+        pad = max(P, getattr(model, "pad_multiple", P))
+        cells = [math.ceil(d / pad) * pad // P for d in x.shape[-2:]]
+        selected = num_selected(topk_ratio, cells[0] * cells[1])
     else:
         selected = float(topk_ratio)
     return tuple(x.shape), x.dtype, x.is_contiguous(memory_format=torch.channels_last), mode, selected

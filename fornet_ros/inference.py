@@ -245,7 +245,7 @@ class Segmenter:
             return self.runner(batch, k, mode)
         with torch.inference_mode():
             if graph and self.graphs is not None and GraphCache.capturable(k):
-                return self.graphs(graph_key(batch, k, mode, self.cfg),
+                return self.graphs(graph_key(batch, k, mode, self.model),
                                    lambda x: self.runner.run_tensor(x, k, mode), batch)
             return self.runner.run_tensor(batch, k, mode)
 

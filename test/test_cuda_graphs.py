@@ -1,6 +1,8 @@
 """CUDA graph cache: keys and re-capture counts on the CPU with a fake capture (CI); replay equals
 eager on a GPU (skipped without CUDA: the CPU tests above it cover the same keying logic)."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -59,18 +61,31 @@ def _eager(seg, frames):
 
 
 def test_graph_key_is_batch_size_dtype_path_and_region_count(small_model):
-    cfg = small_model.cfg  # 32-px regions: a 128x256 input has 4 x 8 = 32 of them
+    m = small_model  # 32-px regions: a 128x256 input has 4 x 8 = 32 of them
     x = torch.zeros(1, 3, 128, 256)
-    assert graph_key(x, 0.25, "auto", cfg) == ((1, 3, 128, 256), torch.float32, False, "auto", 8)
-    assert graph_key(x, 0.25, "auto", cfg) == graph_key(x, 0.26, "auto", cfg)  # round(0.26 * 32) = 8 too
-    assert graph_key(x, 0.25, "auto", cfg) != graph_key(x, 0.3, "auto", cfg)  # 10 regions
-    assert graph_key(x, 0.25, "auto", cfg) != graph_key(torch.zeros(2, 3, 128, 256), 0.25, "auto", cfg)
-    assert graph_key(x, 0.25, "auto", cfg) != graph_key(torch.zeros(1, 3, 128, 192), 0.25, "auto", cfg)
-    assert graph_key(x, 0.25, "auto", cfg) != graph_key(x, 0.25, "sparse", cfg)
-    assert graph_key(x, 0.25, "auto", cfg) != graph_key(x.half(), 0.25, "auto", cfg)
-    assert graph_key(x.contiguous(memory_format=torch.channels_last), 0.25, "auto", cfg)[2] is True
-    off = create_model("fornet_s", focus=False).cfg
+    assert graph_key(x, 0.25, "auto", m) == ((1, 3, 128, 256), torch.float32, False, "auto", 8)
+    assert graph_key(x, 0.25, "auto", m) == graph_key(x, 0.26, "auto", m)  # round(0.26 * 32) = 8 too
+    assert graph_key(x, 0.25, "auto", m) != graph_key(x, 0.3, "auto", m)  # 10 regions
+    assert graph_key(x, 0.25, "auto", m) != graph_key(torch.zeros(2, 3, 128, 256), 0.25, "auto", m)
+    assert graph_key(x, 0.25, "auto", m) != graph_key(torch.zeros(1, 3, 128, 192), 0.25, "auto", m)
+    assert graph_key(x, 0.25, "auto", m) != graph_key(x, 0.25, "sparse", m)
+    assert graph_key(x, 0.25, "auto", m) != graph_key(x.half(), 0.25, "auto", m)
+    assert graph_key(x.contiguous(memory_format=torch.channels_last), 0.25, "auto", m)[2] is True
+    assert graph_key(torch.zeros(1, 3, 100, 230), 0.5, "auto", m)[-1] == 16  # padded to 4 x 8 regions
+    off = create_model("fornet_s", focus=False)
     assert graph_key(x, 0.1, "auto", off) == graph_key(x, 0.9, "auto", off)  # no focus stage: K is moot
+    # a model padding its input further than one region (a backbone's own multiple) has more regions
+    wide = SimpleNamespace(cfg=m.cfg, pad_multiple=64)  # 100x230 -> 128x256: 4 x 8 regions; 130x230 -> 192x256: 6 x 8
+    assert graph_key(torch.zeros(1, 3, 100, 230), 0.5, "auto", wide)[-1] == 16
+    assert graph_key(torch.zeros(1, 3, 130, 230), 0.5, "auto", wide)[-1] == 24  # 192x256 padded: 6 x 8 = 48
+    for size in ((128, 256), (100, 230), (64, 96), (33, 200)):  # the count is what the model really selects
+        for k in (0.1, 0.3):
+            with torch.no_grad():
+                sel = m(torch.randn(1, 3, *size), topk_ratio=k, mode="sparse")["selected"]
+            assert sel.sum() == graph_key(torch.zeros(1, 3, *size), k, "sparse", m)[-1], (size, k)
+    # any other head (the paper head scales nested ratios with K): K itself is the key
+    paper = SimpleNamespace(cfg=SimpleNamespace(focus=True, head="paper", region_px=8))
+    assert graph_key(x, 0.25, "auto", paper)[-1] == 0.25 != graph_key(x, 0.26, "auto", paper)[-1]
 
 
 def test_one_capture_per_key_replays_equal_eager_on_fresh_inputs(seg):
