@@ -151,3 +151,16 @@ def test_packaged_model_end_to_end_torch_processing_agrees_with_opencv():
     a, b = cv(img), th(img)
     assert (a.labels == b.labels).mean() > 0.995 and (a.selected == b.selected).mean() > 0.99
     assert np.abs(a.map_u8("confidence").astype(int) - b.map_u8("confidence")).mean() < 1.0
+
+
+def test_colorize_lut_equals_the_palette_lookup():
+    """colorize (cv2.LUT for uint8 labels) = palette[label], unknown IDs and ignore black, any layout."""
+    from fornet_ros.classes import CITYSCAPES_PALETTE, colorize
+    rng = np.random.default_rng(0)
+    ref = np.zeros((256, 3), np.uint8)
+    ref[:19] = CITYSCAPES_PALETTE
+    big = rng.integers(0, 256, (60, 90)).astype(np.uint8)
+    for lab in (big, big[::2, 1::3], big[:1, :1], rng.integers(0, 19, (5, 7)).astype(np.int64)):
+        out = colorize(lab)
+        assert out.dtype == np.uint8 and np.array_equal(out, ref[lab])
+    assert not colorize(np.full((2, 2), 255, np.uint8)).any()
