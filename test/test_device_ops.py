@@ -164,3 +164,19 @@ def test_colorize_lut_equals_the_palette_lookup():
         out = colorize(lab)
         assert out.dtype == np.uint8 and np.array_equal(out, ref[lab])
     assert not colorize(np.full((2, 2), 255, np.uint8)).any()
+
+
+def test_node_parameters_reach_the_segmenter(checkpoint_path, tmp_path):
+    """processing / cuda_graphs: node parameters passed through to the Segmenter; an impossible
+    combination is the Segmenter's one error (the node exits with it at start-up)."""
+    from fornet_ros.export import export_onnx
+    from fornet_ros.node_config import NodeParams, build_segmenter
+    seg, _ = build_segmenter(NodeParams(checkpoint=str(checkpoint_path), device="cpu", processing="torch",
+                                        cuda_graphs=False))
+    assert seg.processing == "torch" and seg.graphs is None
+    assert build_segmenter(NodeParams(checkpoint=str(checkpoint_path), device="cpu"))[0].processing == "opencv"
+    export_onnx(checkpoint_path, tmp_path / "m.onnx", check=False)
+    with pytest.raises(FornetError, match="needs the torch backend"):
+        build_segmenter(NodeParams(checkpoint=str(tmp_path / "m.onnx"), device="cpu", processing="torch"))
+    with pytest.raises(ValueError, match="processing must be"):
+        NodeParams(processing="gpu")
