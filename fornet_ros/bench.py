@@ -162,12 +162,13 @@ def bench_e2e(a) -> dict:
         torch.set_num_threads(a.threads)
     models = ([(create_model(v), ModelMeta.default(19, (512, 1024)), v) for v in a.variant] if a.variant
               else [(*load_model(a.checkpoint), None)])
-    rows, first = [], None
+    rows, first, segs = [], None, []
     for model, meta, name in models:
         for size in (a.size or [meta.input_size]):
             seg = Segmenter(model, meta, device=a.device, precision=a.precision, input_size=size,
                             processing=a.processing, cuda_graphs=not a.no_cuda_graphs)
             first = first or seg
+            segs.append(seg)
             sync = torch.cuda.synchronize if seg.device.type == "cuda" else (lambda: None)
             for k in (a.topk or [seg.topk_ratio]):
                 seg.topk_ratio = k
@@ -207,7 +208,8 @@ def bench_e2e(a) -> dict:
     return {"machine": machine_name(), "threads": torch.get_num_threads(), "device": str(s.device),
             **gpu_info(s.device), "torch": torch.__version__, "backend": s.backend, "provider": s.provider,
             "precision": str(s.dtype).split(".")[-1], "processing": s.processing,
-            "cuda_graphs": s.graphs is not None, "runs": a.runs, "results": rows}
+            "cuda_graphs": s.graphs is not None, "runs": a.runs, "results": rows,
+            "graph_failures": sorted({m for seg in segs if seg.graphs for m in seg.graphs.failed.values()})}
 
 
 def bench_costmap(size=(1024, 2048), runs: int = 20, grid=(400, 400), resolution: float = 0.1) -> dict:

@@ -10,7 +10,9 @@ new key captures once; every later frame with it replays. At most ``max_graphs``
 holds its own memory pool), the least recently used is dropped.
 
 Not captured: :class:`~fornet_ros.model.focus.AdaptiveK` (its per-image count is read from the
-data, a host synchronisation a graph cannot hold); the caller runs it eagerly.
+data, a host synchronisation a graph cannot hold); the caller runs it eagerly. A capture that fails
+(a model whose forward synchronises with the host) is warned about once and that key runs eagerly
+(``failed`` says why; ``fornet bench --e2e`` reports it).
 
 Why ``torch.cuda.CUDAGraph`` by hand rather than ``torch.compile(mode="reduce-overhead")``: the
 latter needs Triton and compiles for minutes before the first frame, re-compiles silently on new
@@ -23,6 +25,7 @@ the eager and the graph path so the choice can be checked.
 from __future__ import annotations
 
 import math
+import warnings
 from collections import OrderedDict
 
 import torch
@@ -81,6 +84,7 @@ class GraphCache:
         self.max_graphs, self.capture = max_graphs, capture
         self.graphs: OrderedDict = OrderedDict()
         self.captures = 0
+        self.failed: dict = {}  # key -> why its capture failed (that key then runs eagerly)
 
     @staticmethod
     def capturable(topk_ratio) -> bool:
@@ -88,9 +92,18 @@ class GraphCache:
 
     def __call__(self, key, fn, x):
         """``fn(x)`` through the graph for ``key``, capturing it (with ``fn``) on first use."""
+        if key in self.failed:
+            return fn(x)
         replay = self.graphs.get(key)
         if replay is None:
-            replay = self.graphs[key] = self.capture(fn, x)
+            try:
+                replay = self.capture(fn, x)
+            except Exception as e:  # noqa: BLE001 - e.g. an op that synchronises with the host: eager, said once
+                self.failed[key] = f"{type(e).__name__}: {e}"
+                warnings.warn(f"CUDA graph capture failed ({self.failed[key]}); batch {tuple(key[0])} runs eagerly",
+                              RuntimeWarning, stacklevel=2)
+                return fn(x)
+            self.graphs[key] = replay
             self.captures += 1
             if len(self.graphs) > self.max_graphs:
                 self.graphs.popitem(last=False)

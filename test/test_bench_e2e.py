@@ -13,7 +13,7 @@ def test_bench_e2e_columns_per_camera_size_and_count(checkpoint_path, capsys):
                 "--warmup", "1", "--threads", "1", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["device"] == "cpu" and res["processing"] == "opencv" and res["cuda_graphs"] is False
-    assert "gpu" not in res and res["precision"] == "float32" and res["provider"] == "cpu"
+    assert "gpu" not in res and res["precision"] == "float32" and res["provider"] == "cpu" and res["graph_failures"] == []
     rows = {(tuple(r["camera_size"]), r["cameras"]): r for r in res["results"]}
     assert set(rows) == {((60, 80), 1), ((60, 80), 2), ((200, 300), 1), ((200, 300), 2)}
     for r in rows.values():

@@ -139,6 +139,21 @@ def test_replays_with_another_top_k_selection_equal_eager_with_a_fake_capture(se
     assert seg.graphs.captures == 4
 
 
+def test_a_failed_capture_runs_eagerly_warns_once_and_is_not_retried(seg):
+    def broken(fn, x):
+        raise RuntimeError("operation not permitted when stream is capturing")
+    seg.graphs = GraphCache(capture=broken)
+    frames = _frames(1, 0)
+    with pytest.warns(RuntimeWarning, match="capture failed .*not permitted.*runs eagerly"):
+        got = seg(frames)
+    _assert_same(got, _eager(seg, frames))
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _assert_same(seg(_frames(1, 1)), _eager(seg, _frames(1, 1)))  # no second attempt, no second warning
+    assert seg.graphs.captures == 0 and len(seg.graphs.failed) == 1
+
+
 def test_least_recently_used_graph_is_dropped():
     made = []
     cache = GraphCache(max_graphs=2, capture=lambda fn, x: (made.append(x), fn)[1])
@@ -161,6 +176,7 @@ def test_cuda_graph_replay_equals_eager_on_fresh_inputs_and_another_k(small_mode
         _replay_vs_eager(seg, tol)
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
+    assert not seg.graphs.failed, seg.graphs.failed  # capture is not proof, but it must happen
     assert seg.graphs.captures == 4  # (1, .25) (1, .1) (2, .25) (2, 1.0)
     frames = _frames(2, 99)
     a = seg(frames)

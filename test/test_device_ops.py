@@ -1,6 +1,8 @@
 """The device path's torch pre/post-processing agrees with the OpenCV path (on the CPU, in CI):
 labels identical up to ties, maps within one grey level; and the Segmenter picks between them."""
 
+import copy
+
 import cv2
 import numpy as np
 import pytest
@@ -129,7 +131,7 @@ def test_segmentation_maps_convert_between_float_and_uint8_once():
 def test_cuda_device_path_agrees_with_the_cpu_opencv_path(small_model, rgb, precision):
     meta = ModelMeta.default(19, (128, 256))
     cpu = Segmenter(small_model, meta, device="cpu")
-    gpu = Segmenter(small_model, meta, device="cuda", precision=precision)
+    gpu = Segmenter(copy.deepcopy(small_model), meta, device="cuda", precision=precision)  # .to() moves in place
     assert gpu.processing == "torch" and gpu.graphs is not None
     frames = [_image((300, 500), seed=s) for s in range(3)] + [rgb]
     for i in range(2):  # the second round reuses the pinned upload buffers with other frames
