@@ -107,7 +107,8 @@ def build_tensorrt_engine(onnx_path, max_batch: int, precision: str = "auto", de
     cache = Path(opts["trt_engine_cache_path"])
     before = set(cache.iterdir())
     t = time.perf_counter()
-    cuda = [("CUDAExecutionProvider", {"device_id": dev_id})] if "CUDAExecutionProvider" in ort.get_available_providers() else []
+    cuda = ([("CUDAExecutionProvider", {"device_id": dev_id})]
+            if "CUDAExecutionProvider" in ort.get_available_providers() else [])
     sess = ort.InferenceSession(str(onnx_path), providers=[(TRT, opts), *cuda])  # the runner's partitioning
     if sess.get_providers()[0] != TRT:
         raise FornetError(f"onnxruntime did not run {onnx_path} on TensorRT (providers: {sess.get_providers()})")

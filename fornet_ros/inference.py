@@ -15,8 +15,8 @@ import torch
 
 from . import device_ops
 from .checkpoint import ModelMeta, load_model
-from .errors import FornetError
 from .cuda_graphs import GraphCache, graph_key
+from .errors import FornetError
 from .model.focus import AdaptiveK
 from .runtime import OrtRunner, TorchRunner, resolve_device, resolve_precision  # noqa: F401 (re-exported)
 
@@ -233,9 +233,9 @@ class Segmenter:
         if self.processing == "opencv":
             return self.preprocess(images)
         frames = [self._upload(i, im) for i, im in enumerate(images)]
-        return device_ops.preprocess(frames,
-                                     [self.content_box(im.shape[:2]) for im in images], self.input_size,
-                                     self._mean_t, self._std_t, self.dtype, getattr(self.runner, "channels_last", True))
+        boxes = [self.content_box(im.shape[:2]) for im in images]
+        return device_ops.preprocess(frames, boxes, self.input_size, self._mean_t, self._std_t, self.dtype,
+                                     getattr(self.runner, "channels_last", True))
 
     def infer(self, batch, mode: str = "auto", graph: bool = True):
         """The network on a prepared batch: through a cached CUDA graph when there is one to use

@@ -109,8 +109,8 @@ class OrtRunner:
             raise ValueError(f"precision must be auto, fp32 or fp16 with onnxruntime, got {precision!r}")
         names = select_providers(ort.get_available_providers(), device)
         dev_id = int(device.split(":")[1]) if device.startswith("cuda:") else 0
-        options = {"TensorrtExecutionProvider": tensorrt_options(path, dev_id, precision != "fp32", self.meta.input_size,
-                                                                 extra.get("trt_max_batch")),
+        trt = tensorrt_options(path, dev_id, precision != "fp32", self.meta.input_size, extra.get("trt_max_batch"))
+        options = {"TensorrtExecutionProvider": trt,
                    "CUDAExecutionProvider": {"device_id": dev_id}}
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads or torch.get_num_threads()

@@ -78,8 +78,9 @@ def test_postprocessing_agrees_with_opencv(small_model, mode, size):
                                            ((720, 1280), 4.0), ((97, 171), 1.0)])
 def test_preprocessing_agrees_with_opencv(small_model, mode, size, max_grey):
     """Normalised network inputs within a few grey levels: OpenCV rounds the resized uint8 frame
-    (0.5 at most when shrinking by an integer factor; fixed-point bilinear when enlarging), and its INTER_AREA weighs partly covered
-    pixels by coverage where torch's area pool counts them whole (non-integer factors)."""
+    (0.5 at most when shrinking by an integer factor; fixed-point bilinear when enlarging), and its
+    INTER_AREA weighs partly covered pixels by coverage where torch's area pool counts them whole
+    (non-integer factors)."""
     cv, th = _pair(small_model, resize_mode=mode)
     img = _image(size)
     a, b = cv.prepare([img]), th.prepare([img])
