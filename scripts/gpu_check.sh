@@ -54,7 +54,7 @@ print(json.dumps(info))
 EOF
 
 step "GPU tests (CUDA graphs replay == eager; device path vs CPU OpenCV path; Segmenter on CUDA)"
-timeout 240 "$PY" -m pytest -q -p no:cacheprovider -x -rs test/test_cuda_graphs.py test/test_device_ops.py \
+timeout 240 "$PY" -m pytest -q -p no:cacheprovider -rs test/test_cuda_graphs.py test/test_device_ops.py \
     test/test_inference.py --junitxml="$OUTDIR/gpu_tests.xml" > "$OUTDIR/gpu_tests.txt" 2>&1
 echo "tests rc=$?" | tee -a "$OUTDIR/gpu_tests.txt"
 tail -5 "$OUTDIR/gpu_tests.txt"

@@ -33,7 +33,6 @@ def test_tensorrt_engine_is_built_with_the_runners_options(tmp_path, checkpoint_
     class FakeSession:  # what onnxruntime-gpu does with an engine cache: writes the engine there
         def __init__(self, path, providers):
             seen.append(providers)
-            name, opts = providers[0]
             (tmp_path / "TensorrtExecutionProvider_TRTKernel_graph_0.engine").write_bytes(b"engine")
 
         def get_providers(self):
