@@ -62,8 +62,13 @@ class TorchRunner:
     def __call__(self, batch: np.ndarray, topk_ratio: float, mode: str = "auto"):
         x = torch.from_numpy(batch)
         x = x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
-        out = self.model(x.to(self.device, self.dtype), topk_ratio=topk_ratio, mode=mode)
-        return tuple(out[k].float().cpu().numpy() for k in ("logits", "importance", "selected"))
+        out = self.run_tensor(x.to(self.device, self.dtype), topk_ratio, mode)
+        return tuple(o.float().cpu().numpy() for o in out)
+
+    def run_tensor(self, x: torch.Tensor, topk_ratio, mode: str = "auto") -> tuple:
+        """The network on a batch already on the device: (logits, importance, selected) tensors there."""
+        out = self.model(x, topk_ratio=topk_ratio, mode=mode)
+        return tuple(out[k] for k in ("logits", "importance", "selected"))
 
 
 def select_providers(available, device: str = "auto") -> list[str]:
@@ -78,6 +83,19 @@ def select_providers(available, device: str = "auto") -> list[str]:
     else:
         raise ValueError(f"device must be auto, cpu or cuda[:N], got {device!r}")
     return wanted
+
+
+def tensorrt_options(path, device_id: int, fp16: bool, input_size, max_batch: int | None = None) -> dict:
+    """TensorRT execution provider options: engines cached next to the model (``fornet export
+    --tensorrt`` builds them ahead with these same options, so the runner finds them), and, when
+    the export fixed a largest batch, one optimisation profile for batches 1..max_batch."""
+    opts = {"device_id": device_id, "trt_fp16_enable": fp16, "trt_engine_cache_enable": True,
+            "trt_engine_cache_path": str(Path(path).resolve().parent)}
+    if max_batch:
+        h, w = input_size
+        opts.update(trt_profile_min_shapes=f"image:1x3x{h}x{w}", trt_profile_opt_shapes=f"image:1x3x{h}x{w}",
+                    trt_profile_max_shapes=f"image:{max_batch}x3x{h}x{w}")
+    return opts
 
 
 class OrtRunner:
@@ -101,6 +119,7 @@ class OrtRunner:
             self.meta, self.io = desc.meta, desc.io
             self.cfg = ForeignConfig(desc.name, len(desc.meta.classes))
             self.default_topk, self.graph = 1.0, "foreign"
+            extra = {}
         else:
             self.meta, extra = read_onnx_metadata(path)
             self.io = None
@@ -109,9 +128,8 @@ class OrtRunner:
             self.graph = extra["graph"]
         names = select_providers(ort.get_available_providers(), device)
         dev_id = int(device.split(":")[1]) if device.startswith("cuda:") else 0
-        cache = str(Path(path).resolve().parent)
-        options = {"TensorrtExecutionProvider": {"device_id": dev_id, "trt_fp16_enable": precision != "fp32",
-                                                 "trt_engine_cache_enable": True, "trt_engine_cache_path": cache},
+        trt = tensorrt_options(path, dev_id, precision != "fp32", self.meta.input_size, extra.get("trt_max_batch"))
+        options = {"TensorrtExecutionProvider": trt,
                    "CUDAExecutionProvider": {"device_id": dev_id}}
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads or torch.get_num_threads()

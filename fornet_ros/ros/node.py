@@ -114,7 +114,8 @@ class SegmentationNode(ManagedNode):
         s = segmenter
         self.get_logger().info(
             f"{'FoR-Net ' if s.cfg.focus else 'model '}{s.cfg.variant} on {s.backend} {s.provider} "
-            f"({str(s.dtype).split('.')[-1]}), input {s.input_size}, K={s.topk_ratio}, {len(s.classes)} classes; "
+            f"({str(s.dtype).split('.')[-1]}), input {s.input_size}, K={s.topk_ratio}, {len(s.classes)} classes, "
+            f"pre/post-processing {s.processing}, CUDA graphs {'on' if s.graphs is not None else 'off'}; "
             f"loaded and warmed up in {time.monotonic() - t0:.1f} s")
 
     def start(self) -> None:
