@@ -19,7 +19,7 @@ def machine_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _median_ms(fn, runs: int, warmup: int, sync) -> float:
+def _times_ms(fn, runs: int, warmup: int, sync) -> list[float]:
     for _ in range(warmup):
         fn()
     ts = []
@@ -29,7 +29,16 @@ def _median_ms(fn, runs: int, warmup: int, sync) -> float:
         fn()
         sync()
         ts.append((time.perf_counter() - t) * 1000)
-    return statistics.median(ts)
+    return ts
+
+
+def _median_ms(fn, runs: int, warmup: int, sync) -> float:
+    return statistics.median(_times_ms(fn, runs, warmup, sync))
+
+
+def _stats(ts: list[float]) -> dict:
+    import numpy as np
+    return {"median": round(float(np.median(ts)), 3), "p95": round(float(np.percentile(ts, 95)), 3)}
 
 
 class _Network(torch.nn.Module):
@@ -106,12 +115,19 @@ def bench_models(a) -> dict:
             name = cfg.variant if cfg.focus or cfg.arch != "fornet" else f"{cfg.variant} (focus off)"
             for size in sizes:
                 x = torch.randn(a.batch, 3, *size, device=device).contiguous(memory_format=fmt)
-                inputs = model.focus_inputs(x)[2] if cfg.focus else None
+                sparse_head = cfg.focus and getattr(cfg, "head", "sparse") == "sparse"
+                inputs = model.focus_inputs(x)[2] if sparse_head else None
                 for backend in backends:
                     row = {"variant": name, "backend": backend, "size": list(size)}
                     if not cfg.focus:
                         total = timed(_Network(model, 0.0, "dense"), [x], backend)
                         results.append({**row, "topk": None, "mode": "dense", "total_ms": round(total, 3), "focus_ms": 0.0})
+                        continue
+                    if not sparse_head:  # the paper head: masks gate dense convs, one path whatever K
+                        for k in a.topk:
+                            total = timed(_Network(model, k, "dense"), [x], backend)
+                            results.append({**row, "topk": k, "mode": "masked", "total_ms": round(total, 3),
+                                            "focus_ms": None})
                         continue
                     for k in a.topk:
                         for mode in ("sparse", "dense"):
@@ -122,6 +138,85 @@ def bench_models(a) -> dict:
     return {"machine": machine_name(), "threads": torch.get_num_threads(), "device": str(device),
             "sizes": [list(s) for s in sizes], "batch": a.batch, "channels_last": not a.no_channels_last,
             "runs": a.runs, "torch": torch.__version__, "backends": backends, "results": results}
+
+
+def gpu_info(device) -> dict:
+    """Name, driver and torch/CUDA versions of the GPU that ran (docs/benchmarks.md cites every GPU
+    figure with them); empty on the CPU."""
+    if device.type != "cuda":
+        return {}
+    import subprocess
+    try:
+        driver = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader", "-i",
+                                 str(device.index or 0)], capture_output=True, text=True, timeout=20).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        driver = None
+    return {"gpu": torch.cuda.get_device_name(device), "driver": driver or None, "cuda": torch.version.cuda}
+
+
+def bench_e2e(a) -> dict:
+    """The Segmenter's stages one by one and end to end, per model, camera size, input size, camera
+    count and K: the network alone (eager), the network replayed from a CUDA graph (None where
+    graphs do not run: the CPU, opencv processing), pre-processing (frames -> input batch),
+    post-processing (network outputs -> labels and all maps at the camera size), and end to end with
+    every map and with labels only. Medians and p95 of ``--runs``; random uint8 frames."""
+    import numpy as np
+
+    from .checkpoint import ModelMeta, load_model
+    from .inference import OUTPUTS, Segmenter
+    from .model import create_model
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    models = ([(create_model(v), ModelMeta.default(19, (512, 1024)), v) for v in a.variant] if a.variant
+              else [(*load_model(a.checkpoint), None)])
+    rows, first, segs = [], None, []
+    for model, meta, name in models:
+        for size in (a.size or [meta.input_size]):
+            seg = Segmenter(model, meta, device=a.device, precision=a.precision, input_size=size,
+                            processing=a.processing, cuda_graphs=not a.no_cuda_graphs)
+            first = first or seg
+            segs.append(seg)
+            sync = torch.cuda.synchronize if seg.device.type == "cuda" else (lambda: None)
+            for k in (a.topk or [seg.topk_ratio]):
+                seg.topk_ratio = k
+                for cam in a.camera_size:
+                    for n in a.cameras:
+                        rng = np.random.default_rng(0)
+                        frames = [rng.integers(0, 256, (*cam, 3), dtype=np.uint8) for _ in range(n)]
+                        sizes = [tuple(cam)] * n
+
+                        def t(fn):
+                            return _stats(_times_ms(fn, a.runs, a.warmup, sync))
+                        x = seg.prepare(frames)
+                        xt = x if isinstance(x, torch.Tensor) else torch.from_numpy(x).to(seg.device, seg.dtype)
+                        if hasattr(seg.runner, "run_tensor"):
+                            xt = xt.contiguous(memory_format=torch.channels_last) if seg.runner.channels_last else xt
+                            with torch.inference_mode():
+                                network = t(lambda: seg.runner.run_tensor(xt, seg.topk_ratio, a.mode))
+                        else:  # onnxruntime: numpy in, numpy out
+                            network = t(lambda: seg.runner(x, seg.topk_ratio, a.mode))
+                        graph = t(lambda: seg.infer(x, a.mode)) if seg.graphs is not None else None
+                        out = seg.infer(x, a.mode, graph=False)
+                        if graph is not None:  # the replay must equal eager (issue #20): say by how much
+                            with torch.inference_mode():
+                                eager = [o.float().clone() for o in out]
+                                replay = [o.float() for o in seg.infer(x, a.mode)]
+                            graph["max_abs_logit_diff"] = float((replay[0] - eager[0]).abs().max())
+                            graph["selected_equal"] = bool(torch.equal(replay[2], eager[2]))
+                        rows.append({"variant": name or seg.cfg.variant, "camera_size": list(cam),
+                                     "input_size": list(seg.input_size), "cameras": n, "topk": seg.topk_ratio,
+                                     "mode": a.mode,
+                                     "network_ms": network, "graph_ms": graph,
+                                     "pre_ms": t(lambda: seg.prepare(frames)),
+                                     "post_ms": t(lambda: seg.finish(out, sizes, OUTPUTS)),
+                                     "e2e_ms": t(lambda: seg(frames, a.mode)),
+                                     "e2e_labels_ms": t(lambda: seg(frames, a.mode, outputs=()))})
+    s = first
+    return {"machine": machine_name(), "threads": torch.get_num_threads(), "device": str(s.device),
+            **gpu_info(s.device), "torch": torch.__version__, "backend": s.backend, "provider": s.provider,
+            "precision": str(s.dtype).split(".")[-1], "processing": s.processing,
+            "cuda_graphs": s.graphs is not None, "runs": a.runs, "results": rows,
+            "graph_failures": sorted({m for seg in segs if seg.graphs for m in seg.graphs.failed.values()})}
 
 
 def bench_costmap(size=(1024, 2048), runs: int = 20, grid=(400, 400), resolution: float = 0.1) -> dict:
@@ -183,7 +278,7 @@ def add_bench_arguments(p):
                    help="runtimes to time side by side (onnxruntime: the exported graph, CPU provider)")
     p.add_argument("--size", type=int, nargs=2, action="append", metavar=("H", "W"),
                    help="input size; repeat for several (default 512 1024)")
-    p.add_argument("--topk", type=float, nargs="+", default=[0.1, 0.25, 0.5, 1.0])
+    p.add_argument("--topk", type=float, nargs="+", default=None, help="default: 0.1 0.25 0.5 1.0")
     p.add_argument("--runs", type=int, default=20, help="timed runs per setting (median reported)")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--batch", type=int, default=1)
@@ -191,12 +286,29 @@ def add_bench_arguments(p):
     p.add_argument("--no-channels-last", action="store_true", help="NCHW instead of channels_last")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    e = p.add_argument_group("end to end (--e2e): the Segmenter's stages, per camera size and camera count")
+    e.add_argument("--e2e", action="store_true",
+                   help="time network (eager), network in a CUDA graph, pre, post and end to end (all maps; labels "
+                        "only), medians and p95; --size is the network input (default: the model's), --topk "
+                        "default: the model's K")
+    e.add_argument("--camera-size", type=int, nargs=2, action="append", metavar=("H", "W"),
+                   help="camera image size; repeat for several (default 720 1280 and 1024 2048)")
+    e.add_argument("--cameras", type=int, nargs="+", default=[1], help="frames per batch (cameras); several allowed")
+    e.add_argument("--precision", default="auto", help="auto (fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16")
+    e.add_argument("--processing", default="auto", choices=("auto", "opencv", "torch"),
+                   help="pre/post-processing: auto (torch ops on CUDA, opencv on the CPU)")
+    e.add_argument("--no-cuda-graphs", action="store_true", help="no CUDA graph column (and eager end to end)")
+    e.add_argument("--mode", default="auto", choices=("auto", "sparse", "dense"),
+                   help="focus path (auto: sparse unless every region is selected)")
 
 
 def run_bench(a):
     import json
     from .errors import FornetError
+    if a.e2e:
+        return _run_e2e(a)
     a.size = a.size or [(512, 1024)]
+    a.topk = a.topk or [0.1, 0.25, 0.5, 1.0]
     if a.runs < 1 or any(min(s) < 16 for s in a.size) or any(not 0 <= k <= 1 for k in a.topk):
         raise FornetError("--runs must be >= 1, every --size at least 16x16 and every --topk in [0, 1]")
     res = bench_models(a)
@@ -209,7 +321,36 @@ def run_bench(a):
     for r in res["results"]:
         k = "-" if r["topk"] is None else f"{r['topk']:.2f}"
         print(f"{r['variant']:24} {r['backend']:12} {r['size'][0]:>4}x{r['size'][1]:<4} {k:>5} {r['mode']:>7} "
-              f"{r['total_ms']:9.2f} {r['focus_ms']:9.2f}")
+              f"{r['total_ms']:9.2f} {'-' if r['focus_ms'] is None else format(r['focus_ms'], '9.2f'):>9}")
+
+
+def _run_e2e(a):
+    import json
+    from .errors import FornetError
+    a.camera_size = a.camera_size or [(720, 1280), (1024, 2048)]
+    if (a.runs < 1 or any(min(s) < 16 for s in (a.size or []) + a.camera_size) or min(a.cameras) < 1
+            or any(not 0 <= k <= 1 for k in a.topk or [])):
+        raise FornetError("--runs and --cameras must be >= 1, every --size/--camera-size at least 16x16 and every "
+                          "--topk in [0, 1]")
+    if a.backend != ["torch"]:
+        raise FornetError("--e2e times the torch backend (ONNX Runtime: fornet bench-segmenter --checkpoint x.onnx)")
+    try:
+        res = bench_e2e(a)
+    except ValueError as e:  # a device or precision this machine cannot run
+        raise FornetError(str(e)) from e
+    if a.json:
+        print(json.dumps(res, indent=2))
+        return
+    gpu = f", {res['gpu']} (driver {res['driver']}, CUDA {res['cuda']})" if "gpu" in res else ""
+    print(f"# {res['machine']}{gpu}, torch {res['torch']}, {res['device']} {res['precision']}, processing "
+          f"{res['processing']}, CUDA graphs {'on' if res['cuda_graphs'] else 'off'}; ms median / p95 of {a.runs}")
+    cols = ("network", "graph", "pre", "post", "e2e", "e2e_labels")
+    print(f"{'variant':16} {'camera':>9} {'input':>9} {'n':>2} {'K':>5} " + " ".join(f"{c:>13}" for c in cols))
+    for r in res["results"]:
+        cells = [f"{'n/a':>13}" if r[f"{c}_ms"] is None else
+                 f"{r[f'{c}_ms']['median']:6.2f}/{r[f'{c}_ms']['p95']:<6.2f}" for c in cols]
+        print(f"{r['variant']:16} {r['camera_size'][0]:>4}x{r['camera_size'][1]:<4} {r['input_size'][0]:>4}x"
+              f"{r['input_size'][1]:<4} {r['cameras']:>2} {r['topk']:5.2f} " + " ".join(cells))
 
 
 def add_segmenter_arguments(p):
@@ -217,7 +358,8 @@ def add_segmenter_arguments(p):
                      "size) on one image, median of N runs.")
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--image-size", type=int, nargs=2, default=(1024, 2048), metavar=("H", "W"))
-    p.add_argument("--input-size", type=int, nargs=2, default=(512, 1024), metavar=("H", "W"))
+    p.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"),
+                   help="default: the model's (an ONNX graph's is fixed)")
     p.add_argument("--topk", type=float, default=None)
     p.add_argument("--runs", type=int, default=20)
     p.add_argument("--threads", type=int, default=None)
@@ -226,10 +368,10 @@ def add_segmenter_arguments(p):
 def run_segmenter(a):
     import json
     from .errors import FornetError
-    if a.runs < 1 or min(a.image_size) < 8 or min(a.input_size) < 8:
+    if a.runs < 1 or min(a.image_size) < 8 or (a.input_size is not None and min(a.input_size) < 8):
         raise FornetError("--runs must be >= 1 and --image-size/--input-size at least 8x8")
-    print(json.dumps(bench_segmenter(a.checkpoint, tuple(a.image_size), tuple(a.input_size), a.topk, a.runs,
-                                     a.threads), indent=2))
+    input_size = tuple(a.input_size) if a.input_size else None
+    print(json.dumps(bench_segmenter(a.checkpoint, tuple(a.image_size), input_size, a.topk, a.runs, a.threads), indent=2))
 
 
 def add_costmap_arguments(p):

@@ -20,7 +20,10 @@ FORMAT = "fornet_ros/1"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_INPUT_SIZE = (512, 1024)  # (H, W) the network sees; outputs come back at the image's size
-DEFAULT_CHECKPOINT_NAME = "fornet_s_camvid.pt"
+# Models shipped inside the package (fornet_ros/weights/, docs/model_card.md), by name: ``--checkpoint
+# fast`` (CLI) or ``checkpoint: fast`` (node) picks one; no checkpoint means "default".
+PACKAGED = {"default": "fornet_s_camvid.pt", "fast": "fornet_s_camvid.pt"}
+DEFAULT_CHECKPOINT_NAME = PACKAGED["default"]
 
 
 class CheckpointError(FornetError):
@@ -61,9 +64,20 @@ class ModelMeta:
                    mean=tuple(norm["mean"]), std=tuple(norm["std"]), input_size=tuple(int(v) for v in ckpt["input_size"]))
 
 
-def default_checkpoint_path() -> Path:
-    """The model shipped inside the package (trained on CamVid, see docs/model_card.md)."""
-    return Path(str(resources.files("fornet_ros") / "weights" / DEFAULT_CHECKPOINT_NAME))
+def default_checkpoint_path(name: str = "default") -> Path:
+    """A model shipped inside the package (trained on CamVid, see docs/model_card.md): ``name`` is
+    one of :data:`PACKAGED` ("default": the most accurate; "fast": the quickest on a CPU)."""
+    return Path(str(resources.files("fornet_ros") / "weights" / PACKAGED[name]))
+
+
+def resolve_checkpoint(path) -> Path:
+    """A checkpoint argument as a path: None -> the default packaged model; a :data:`PACKAGED` name
+    (that is not also an existing file) -> that packaged model; anything else -> itself."""
+    if path is None or str(path) == "":
+        return default_checkpoint_path()
+    if str(path) in PACKAGED and not Path(path).exists():
+        return default_checkpoint_path(str(path))
+    return Path(path)
 
 
 def make_checkpoint(model, meta: ModelMeta | None = None, **extra) -> dict:
@@ -94,7 +108,7 @@ def save_checkpoint(path, model, meta: ModelMeta | None = None, **extra) -> Path
 
 def read_checkpoint(path) -> dict:
     """Load and validate a checkpoint dict; raises :class:`CheckpointError` saying what is wrong."""
-    path = Path(path) if path is not None else default_checkpoint_path()
+    path = resolve_checkpoint(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, fields
 from .errors import FornetError
 
 ARCHS = ("fornet", "ddrnet")
+BACKBONES = ("light", "mobilenet_v2", "efficientnet_lite0", "resnet101")
+HEADS = ("sparse", "paper", "plain")
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,19 @@ class ModelConfig:
     refine_stride: stride at which the selected regions are refined (4 or 2: backbone features
         of that stride are used).
     topk_ratio: fraction of regions refined (K); 0 disables refinement, 1 refines everything.
-    focus: False builds the "focus off" ablation (no selector, no focus stage): the stride-8 head alone.
+    focus: False builds the "focus off" ablation (no selector, no focus stage): the stride-8 head alone
+        (``head="sparse"`` only; ``head="plain"`` is the focus-off build of the pretrained models).
+    backbone: "light" (this package's dense-conv backbone, ``channels``), or an ImageNet-pretrainable
+        one (:mod:`fornet_ros.model.backbones`): "mobilenet_v2", "efficientnet_lite0", "resnet101";
+        their stride-8/16/32 features are fused into ``neck_channels`` stride-8 features.
+    head: "sparse" (this package's FoR-Net head: Top-K regions refined at ``refine_stride``, compute
+        ∝ K), "paper" (the authors' FoR-Net head: nested Top-K masks gating four multi-scale branches at
+        stride 8, a stride-4 decoder; :mod:`fornet_ros.model.paper_head`), or "plain" (the paper head
+        without selector and branches: the same neck and decoder, the focus-off baseline).
+    neck_channels: width of the fused stride-8 features of a pretrained backbone (and of the paper
+        head's branches).
+    paper_dilations: dilation of each of the paper head's four branches (kernels 1, 3, 5, 7); the
+        authors use (1, 1, 1, 16) on 1024x2048 Cityscapes crops (a 128x256 stride-8 map).
     """
 
     variant: str = "fornet_s"
@@ -41,10 +55,24 @@ class ModelConfig:
     refine_stride: int = 4
     topk_ratio: float = 0.25
     focus: bool = True
+    backbone: str = "light"
+    head: str = "sparse"
+    neck_channels: int = 96
+    paper_dilations: tuple[int, ...] = (1, 1, 1, 16)
 
     def __post_init__(self):
         if self.arch not in ARCHS:
             raise FornetError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+        if self.backbone not in BACKBONES:
+            raise FornetError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
+        if self.head not in HEADS:
+            raise FornetError(f"head must be one of {HEADS}, got {self.head!r}")
+        if self.head != "sparse" and self.region_px != 8:
+            raise FornetError(f"the {self.head} head works on stride-8 cells: region_px must be 8, got {self.region_px}")
+        if (self.head == "plain" and self.focus) or (self.head == "paper" and not self.focus):
+            raise FornetError(f"the {self.head} head needs focus={self.head == 'paper'}")
+        if len(self.paper_dilations) != 4 or min(self.paper_dilations) < 1:
+            raise FornetError(f"paper_dilations needs 4 positive dilations, got {self.paper_dilations}")
         if self.num_classes < 1 or self.num_classes > 255:
             raise FornetError(f"num_classes must be in 1..255, got {self.num_classes}")
         if not 0.0 <= self.topk_ratio <= 1.0:
@@ -62,6 +90,7 @@ class ModelConfig:
         d = asdict(self)
         d["channels"] = list(self.channels)
         d["dilations"] = list(self.dilations)
+        d["paper_dilations"] = list(self.paper_dilations)
         return d
 
     @classmethod
@@ -71,7 +100,7 @@ class ModelConfig:
         if unknown:
             raise FornetError(f"unknown model config keys: {sorted(unknown)}")
         d = dict(d)
-        for key in ("channels", "dilations"):
+        for key in ("channels", "dilations", "paper_dilations"):
             if key in d:
                 d[key] = tuple(d[key])
         return cls(**d)

@@ -98,6 +98,10 @@ def add_arguments(p):
 def run(a):
     ds = build_dataset(a.dataset, a.data_root, a.split, **({"drives": a.drives} if a.drives else {}))
     seg = segmenter_from_args(a)
+    if tuple(seg.classes) != tuple(ds.classes):  # label IDs are positions in these lists: they must agree
+        raise FornetError(f"the model's classes {list(seg.classes)} are not the dataset's {list(ds.classes)}; "
+                          "a folder dataset labelled in the model's classes names them in classes.yaml "
+                          "(classes: [...])")
     res = evaluate(seg, dataset_samples(ds, a.limit), boundary_px=a.boundary_px, progress=not a.json, limit=a.limit)
     res.update(dataset=a.dataset, split=a.split)
     if a.json:

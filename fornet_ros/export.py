@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from .checkpoint import CheckpointError, ModelMeta, load_model
+from .errors import FornetError
 
 ONNX_FORMAT = "fornet_ros/onnx/1"
 OUTPUTS = ("logits", "importance", "selected")
@@ -38,16 +39,19 @@ class _OnnxWrapper(nn.Module):
         return tuple(out[k] for k in OUTPUTS)
 
 
-def onnx_metadata(meta: ModelMeta, cfg, topk_ratio: float, size, graph: str) -> dict[str, str]:
-    return {"fornet_format": ONNX_FORMAT, "classes": json.dumps(list(meta.classes)),
-            "palette": json.dumps([list(c) for c in meta.palette]), "mean": json.dumps(list(meta.mean)),
-            "std": json.dumps(list(meta.std)), "input_size": json.dumps(list(size)), "topk_ratio": json.dumps(topk_ratio),
-            "model_config": json.dumps(cfg.to_dict()), "graph": graph}
+def onnx_metadata(meta: ModelMeta, cfg, topk_ratio: float, size, graph: str,
+                  trt_max_batch: int | None = None) -> dict[str, str]:
+    props = {"fornet_format": ONNX_FORMAT, "classes": json.dumps(list(meta.classes)),
+             "palette": json.dumps([list(c) for c in meta.palette]), "mean": json.dumps(list(meta.mean)),
+             "std": json.dumps(list(meta.std)), "input_size": json.dumps(list(size)),
+             "topk_ratio": json.dumps(topk_ratio), "model_config": json.dumps(cfg.to_dict()), "graph": graph}
+    if trt_max_batch:  # the TensorRT optimisation profile the engine was built for (batches 1..N)
+        props["trt_max_batch"] = str(int(trt_max_batch))
+    return props
 
 
-def read_onnx_metadata(path) -> tuple[ModelMeta, dict]:
-    """(ModelMeta, {"topk_ratio", "model_config", "graph"}) of an exported file; CheckpointError if
-    the file is missing or was not written by :func:`export_onnx`."""
+def onnx_properties(path) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX file; CheckpointError if it is missing or unreadable."""
     import onnx
     path = Path(path)
     if not path.is_file():
@@ -56,7 +60,13 @@ def read_onnx_metadata(path) -> tuple[ModelMeta, dict]:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # onnx raises DecodeError and others for corrupt files
         raise CheckpointError(f"cannot read ONNX model {path}: {type(e).__name__}: {e}") from e
-    props = {p.key: p.value for p in model.metadata_props}
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def read_onnx_metadata(path) -> tuple[ModelMeta, dict]:
+    """(ModelMeta, {"topk_ratio", "model_config", "graph"}) of an exported file; CheckpointError if
+    the file is missing or was not written by :func:`export_onnx`."""
+    props = onnx_properties(path)
     if props.get("fornet_format") != ONNX_FORMAT:
         raise CheckpointError(f"{path} has no fornet_ros metadata (export it with `fornet export`)")
     try:
@@ -64,20 +74,65 @@ def read_onnx_metadata(path) -> tuple[ModelMeta, dict]:
                          tuple(json.loads(props["mean"])), tuple(json.loads(props["std"])),
                          tuple(json.loads(props["input_size"])))
         extra = {"topk_ratio": float(json.loads(props["topk_ratio"])), "model_config": json.loads(props["model_config"]),
-                 "graph": props["graph"]}
+                 "graph": props["graph"], "trt_max_batch": int(props.get("trt_max_batch", 0)) or None}
     except (KeyError, ValueError, TypeError) as e:
         raise CheckpointError(f"bad fornet_ros metadata in {path}: {e}") from e
     return meta, extra
 
 
+TRT = "TensorrtExecutionProvider"
+
+
+def check_tensorrt_available() -> None:
+    """FornetError (one line) unless this onnxruntime offers the TensorRT execution provider."""
+    import onnxruntime as ort
+    have = ort.get_available_providers()
+    if TRT not in have:
+        raise FornetError(f"--tensorrt needs onnxruntime-gpu built with the TensorRT execution provider and TensorRT "
+                          f"installed; this onnxruntime {ort.__version__} offers only {', '.join(have)} "
+                          "(see docs/deploy.md)")
+
+
+def build_tensorrt_engine(onnx_path, max_batch: int, precision: str = "auto", device: str = "cuda") -> dict:
+    """Build the TensorRT engine of an exported model ahead of time, into the engine cache next to
+    it, with the options :class:`~fornet_ros.runtime.OrtRunner` uses (so the node's first frame
+    does not wait minutes for it): a session on the TensorRT provider only, one frame at batch 1
+    and one at ``max_batch``. Returns the cache folder, the engine files written and the time."""
+    import time
+
+    import onnxruntime as ort
+
+    from .runtime import tensorrt_options
+    check_tensorrt_available()
+    if precision not in ("auto", "fp16", "fp32"):
+        raise FornetError(f"--precision must be auto, fp16 or fp32 for TensorRT, got {precision!r}")
+    meta, extra = read_onnx_metadata(onnx_path)
+    dev_id = int(device.split(":")[1]) if device.startswith("cuda:") else 0
+    opts = tensorrt_options(onnx_path, dev_id, precision != "fp32", meta.input_size, max_batch)
+    cache = Path(opts["trt_engine_cache_path"])
+    before = set(cache.iterdir())
+    t = time.perf_counter()
+    cuda = ([("CUDAExecutionProvider", {"device_id": dev_id})]
+            if "CUDAExecutionProvider" in ort.get_available_providers() else [])
+    sess = ort.InferenceSession(str(onnx_path), providers=[(TRT, opts), *cuda])  # the runner's partitioning
+    if sess.get_providers()[0] != TRT:
+        raise FornetError(f"onnxruntime did not run {onnx_path} on TensorRT (providers: {sess.get_providers()})")
+    for n in sorted({1, max_batch}):
+        sess.run(None, {"image": np.zeros((n, 3, *meta.input_size), np.float32)})
+    return {"engine_cache": str(cache), "engine_files": sorted(p.name for p in set(cache.iterdir()) - before),
+            "build_s": round(time.perf_counter() - t, 1), "fp16": opts["trt_fp16_enable"], "max_batch": max_batch}
+
+
 def export_onnx(checkpoint, onnx_path, size=None, topk_ratio=None, dense: bool = False, opset: int = 17,
-                check: bool = True) -> dict:
+                check: bool = True, trt_max_batch: int | None = None) -> dict:
     """Writes ``onnx_path`` (sparse graph unless ``dense``); returns what was written and, when
-    checked, the max |torch - onnxruntime| difference over the outputs for a batch of 2."""
+    checked, the max |torch - onnxruntime| difference over the outputs for a batch of 2.
+    ``trt_max_batch`` records the TensorRT optimisation profile (batches 1..N) in the metadata."""
     model, meta = load_model(checkpoint)
     size = tuple(size or meta.input_size)
     K = model.cfg.topk_ratio if topk_ratio is None or topk_ratio < 0 else float(topk_ratio)
-    graph = "dense" if dense or not model.cfg.focus else "sparse"
+    # the paper head has one graph: its masks gate convolutions that run over the whole map
+    graph = "dense" if dense or not model.cfg.focus or model.cfg.head != "sparse" else "sparse"
     wrapper = _OnnxWrapper(model, K, graph).eval()  # eval on the wrapper: export restores its mode recursively
     onnx_path = Path(onnx_path)
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
@@ -86,7 +141,7 @@ def export_onnx(checkpoint, onnx_path, size=None, topk_ratio=None, dense: bool =
                       output_names=list(OUTPUTS), dynamic_axes=axes, opset_version=opset, dynamo=False)
     import onnx
     proto = onnx.load(str(onnx_path))
-    for key, value in onnx_metadata(meta, model.cfg, K, size, graph).items():
+    for key, value in onnx_metadata(meta, model.cfg, K, size, graph, trt_max_batch).items():
         proto.metadata_props.add(key=key, value=value)
     onnx.save(proto, str(onnx_path))
     info = {"onnx": str(onnx_path), "size": list(size), "topk_ratio": K, "graph": graph, "opset": opset,
@@ -113,8 +168,23 @@ def add_arguments(p):
     p.add_argument("--dense", action="store_true", help="export the dense-masked path (same numbers, cost independent of K)")
     p.add_argument("--opset", type=int, default=17)
     p.add_argument("--no-check", action="store_true", help="skip the onnxruntime parity check")
+    t = p.add_argument_group("TensorRT (onnxruntime-gpu with the TensorRT execution provider)")
+    t.add_argument("--tensorrt", action="store_true",
+                   help="also build the TensorRT engine now, into the engine cache next to the .onnx where the node "
+                        "looks (the first frame then does not wait minutes for the build)")
+    t.add_argument("--max-batch", type=int, default=4, help="largest batch (cameras) the engine serves (default 4)")
+    t.add_argument("--precision", default="auto", choices=("auto", "fp16", "fp32"),
+                   help="engine precision, as the node's precision parameter (auto: fp16)")
+    t.add_argument("--device", default="cuda", help="cuda or cuda:N: the GPU to build for")
 
 
 def run(a):
-    print(json.dumps(export_onnx(a.checkpoint, a.onnx, size=a.size, topk_ratio=a.topk, dense=a.dense, opset=a.opset,
-                                 check=not a.no_check)))
+    if a.tensorrt:
+        if a.max_batch < 1:
+            raise FornetError(f"--max-batch must be >= 1, got {a.max_batch}")
+        check_tensorrt_available()  # before the export: fail fast, in one line
+    info = export_onnx(a.checkpoint, a.onnx, size=a.size, topk_ratio=a.topk, dense=a.dense, opset=a.opset,
+                       check=not a.no_check, trt_max_batch=a.max_batch if a.tensorrt else None)
+    if a.tensorrt:
+        info["tensorrt"] = build_tensorrt_engine(a.onnx, a.max_batch, a.precision, a.device)
+    print(json.dumps(info))

@@ -428,6 +428,12 @@ class LayerConfig:
         except (KeyError, TypeError) as e:
             raise GeometryError(f"missing or malformed field {e}") from e
 
+    def unnamed(self, class_names) -> list[str]:
+        """The model's classes that no ground/obstacle list and no layer names: their pixels never
+        reach the grids (the node reports them once at start-up)."""
+        used = set(self.ground_ids) | set(self.obstacle_ids) | {i for l in self.layers for i in l.class_ids}
+        return [n for i, n in enumerate(class_names) if i not in used]
+
     def lut(self, what: str) -> np.ndarray:
         if what not in self._lut:
             t = np.zeros(256, bool)

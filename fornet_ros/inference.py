@@ -9,27 +9,59 @@ The only entry point the ROS node, the CLI and users' scripts need::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
+import torch
 
+from . import device_ops
 from .checkpoint import ModelMeta, load_model
+from .cuda_graphs import GraphCache, graph_key
 from .errors import FornetError
 from .model.focus import AdaptiveK
 from .runtime import OrtRunner, TorchRunner, resolve_device, resolve_precision  # noqa: F401 (re-exported)
 
 RESIZE_MODES = ("stretch", "letterbox")
+PROCESSING = ("auto", "opencv", "torch")  # where pre/post-processing runs (auto: torch ops on CUDA)
 
 
-@dataclass
 class Segmentation:
-    """Per-image outputs at the image's size; an output not asked for (``outputs=``) is None."""
+    """Per-image outputs at the image's size; an output not asked for (``outputs=``) is None.
 
-    labels: np.ndarray  # (H, W) uint8 class IDs
-    importance: np.ndarray | None  # (H, W) float32 in [0, 1]: selector's region importance
-    confidence: np.ndarray | None  # (H, W) float32 in [0, 1]: max softmax probability
-    selected: np.ndarray | None  # (H, W) bool: inside a region refined by the Top-K branches
+    ``labels`` (H, W) uint8 class IDs; ``importance`` (H, W) float32 in [0, 1], the selector's
+    region importance; ``confidence`` (H, W) float32 in [0, 1], the max softmax probability;
+    ``selected`` (H, W) bool, inside a region refined by the Top-K branches.
+
+    The two float maps may be born as uint8 (round(255 m), what the node publishes): the device
+    path computes them on the GPU and brings back a quarter of the bytes. The float view is then
+    made on first access (within 0.5/255 of the float computation); :meth:`map_u8` gives the
+    uint8 map either way, converting a float one once."""
+
+    MAPS = ("importance", "confidence")
+
+    def __init__(self, labels, importance=None, confidence=None, selected=None, *, importance_u8=None,
+                 confidence_u8=None):
+        self.labels, self.selected = labels, selected
+        self._float = {"importance": importance, "confidence": confidence}
+        self._u8 = {"importance": importance_u8, "confidence": confidence_u8}
+
+    importance = property(lambda self: self._as_float("importance"))
+    confidence = property(lambda self: self._as_float("confidence"))
+
+    def _as_float(self, name: str):
+        if self._float[name] is None and self._u8[name] is not None:
+            self._float[name] = self._u8[name] * np.float32(1 / 255)
+        return self._float[name]
+
+    def map_u8(self, name: str):
+        """``importance`` or ``confidence`` as uint8 round(255 m), or None when not computed."""
+        if self._u8[name] is None and self._float[name] is not None:
+            self._u8[name] = np.rint(self._float[name] * 255).astype(np.uint8)
+        return self._u8[name]
+
+    def __repr__(self):
+        have = [n for n in self.MAPS if self._float[n] is not None or self._u8[n] is not None]
+        have += ["selected"] if self.selected is not None else []
+        return f"Segmentation(labels {self.labels.shape}, maps: {', '.join(have) or 'none'})"
 
 
 OUTPUTS = frozenset({"importance", "confidence", "selected"})  # besides labels, always computed
@@ -60,14 +92,25 @@ class Segmenter:
     """FoR-Net inference on RGB images of any size; outputs come back at the image's size.
 
     ``Segmenter(model, meta)`` wraps a torch model and its :class:`~fornet_ros.checkpoint.ModelMeta`;
-    ``Segmenter.from_checkpoint(path)`` loads a ``.pt`` checkpoint (``None``: the packaged model) or
-    an exported ``.onnx`` file (ONNX Runtime backend; K and input size fixed at export)."""
+    ``Segmenter.from_checkpoint(path)`` loads a ``.pt`` checkpoint (``None``: the packaged model), an
+    exported ``.onnx`` file (ONNX Runtime backend; K and input size fixed at export), or another
+    toolbox's ``.onnx`` with its description YAML beside it (:mod:`fornet_ros.model_description`:
+    its own classes; no importance or selected maps, and no confidence if it outputs labels).
+
+    ``processing``: where resizing/normalising and upsampling/arg-maxing run - ``torch`` ops on the
+    model's device (:mod:`fornet_ros.device_ops`: the frame stays on the GPU, only uint8 maps come
+    back), ``opencv`` on the CPU, or ``auto`` (torch on CUDA, OpenCV on the CPU, where it is the
+    faster). ``cuda_graphs``: on CUDA with torch processing, replay the network from a captured
+    graph per batch shape and K (:mod:`fornet_ros.cuda_graphs`), at most ``max_graphs`` kept."""
 
     def __init__(self, model, meta: ModelMeta, device: str = "auto", precision: str = "auto",
                  input_size: tuple[int, int] | None = None, topk_ratio: float | None = None,
-                 channels_last: bool = True, resize_mode: str = "stretch", runner=None):
+                 channels_last: bool = True, resize_mode: str = "stretch", runner=None,
+                 processing: str = "auto", cuda_graphs: bool = True, max_graphs: int = 8):
         if resize_mode not in RESIZE_MODES:
             raise FornetError(f"resize_mode must be one of {RESIZE_MODES}, got {resize_mode!r}")
+        if processing not in PROCESSING:
+            raise FornetError(f"processing must be one of {PROCESSING}, got {processing!r}")
         self.resize_mode = resize_mode
         self.runner = runner if runner is not None else TorchRunner(model, device, precision, channels_last)
         self.meta = meta
@@ -78,11 +121,26 @@ class Segmenter:
         size = tuple(input_size) if input_size is not None else tuple(meta.input_size)
         if len(size) != 2 or min(size) < 8:
             raise ValueError(f"input_size must be (H, W) with both >= 8, got {size}")
-        if self.backend == "onnxruntime" and size != tuple(meta.input_size):
+        if self.backend == "onnxruntime" and not self.runner.any_input_size and size != tuple(meta.input_size):
+            if self.runner.io is not None:
+                raise ValueError(f"this ONNX model's graph is fixed to input {tuple(meta.input_size)}, not {size}")
             raise ValueError(f"this ONNX model was exported for input {tuple(meta.input_size)}, not {size}; "
                              "re-export with `fornet export --size H W`")
         self.input_size = (int(size[0]), int(size[1]))
         self.topk_ratio = topk_ratio
+        # the device path: torch ops for pre/post-processing, CUDA graphs for the network
+        on_device = hasattr(self.runner, "run_tensor")  # a torch runner hands out device tensors
+        if processing == "torch" and not on_device:
+            raise FornetError(f"processing 'torch' needs the torch backend, not {self.backend}")
+        cuda = on_device and self.device.type == "cuda"
+        self.processing = processing if processing != "auto" else ("torch" if cuda else "opencv")
+        if max_graphs < 1:
+            raise FornetError(f"max_graphs must be >= 1, got {max_graphs}")
+        self.graphs = GraphCache(max_graphs) if cuda_graphs and cuda and self.processing == "torch" else None
+        if self.processing == "torch":
+            self._upload = device_ops.Uploader(self.device)
+            self._mean_t = torch.tensor(self.mean, device=self.device)
+            self._std_t = torch.tensor(self.std, device=self.device)
 
     @classmethod
     def from_checkpoint(cls, path=None, backend: str = "auto", device: str = "auto", precision: str = "auto",
@@ -132,6 +190,9 @@ class Segmenter:
         value = float(value)
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"topk_ratio must be in [0, 1] (or < 0 for the model's own), got {value}")
+        if self.backend == "onnxruntime" and getattr(self.runner, "io", None) is not None and value != 1.0:
+            raise ValueError(f"{self.cfg.variant} is not a FoR-Net model: it has no Top-K regions (K is 1; "
+                             "leave topk_ratio at -1)")
         if self.backend == "onnxruntime" and abs(value - self.runner.default_topk) > 1e-9:
             raise ValueError(f"this ONNX model was exported with K = {self.runner.default_topk:g}; re-export "
                              f"with `fornet export --topk {value:g}` to run another K")
@@ -169,9 +230,42 @@ class Segmenter:
         if not imgs:
             raise ValueError("empty batch: no images given")
         imgs = [validate_image(im, f"image {i}") for i, im in enumerate(imgs)]
-        out = self.runner(self.preprocess(imgs), self.topk_ratio, mode)
-        results = [self._postprocess(out, i, im.shape[:2], outputs) for i, im in enumerate(imgs)]
+        results = self.finish(self.infer(self.prepare(imgs), mode), [im.shape[:2] for im in imgs], outputs)
         return results[0] if single else results
+
+    # -- the three stages (``fornet bench --e2e`` times them one by one) ---------------------------
+    def prepare(self, images: list[np.ndarray]):
+        """Validated images -> the network's input batch: a numpy array (opencv processing) or a
+        device tensor in the network's dtype and layout (torch processing)."""
+        if self.processing == "opencv":
+            return self.preprocess(images)
+        frames = [self._upload(i, im) for i, im in enumerate(images)]
+        boxes = [self.content_box(im.shape[:2]) for im in images]
+        return device_ops.preprocess(frames, boxes, self.input_size, self._mean_t, self._std_t, self.dtype,
+                                     getattr(self.runner, "channels_last", True))
+
+    def infer(self, batch, mode: str = "auto", graph: bool = True):
+        """The network on a prepared batch: through a cached CUDA graph when there is one to use
+        (``graph``, CUDA, a float K), else eagerly."""
+        k = self.topk_ratio
+        if self.processing == "opencv":
+            return self.runner(batch, k, mode)
+        with torch.inference_mode():
+            if graph and self.graphs is not None and GraphCache.capturable(k):
+                return self.graphs(graph_key(batch, k, mode, self.model),
+                                   lambda x: self.runner.run_tensor(x, k, mode), batch)
+            return self.runner.run_tensor(batch, k, mode)
+
+    def finish(self, out, sizes, outputs=OUTPUTS) -> list[Segmentation]:
+        """Network outputs -> one :class:`Segmentation` per image of ``sizes``."""
+        outputs = frozenset(outputs)
+        if self.processing == "opencv":
+            return [self._postprocess(out, i, size, outputs) for i, size in enumerate(sizes)]
+        with torch.inference_mode():
+            maps = [device_ops.postprocess(*(o[i] for o in out), size, self.input_size, self.content_box(size),
+                                           self.cfg.region_px, outputs) for i, size in enumerate(sizes)]
+        return [Segmentation(m["labels"], selected=m.get("selected"), importance_u8=m.get("importance"),
+                             confidence_u8=m.get("confidence")) for m in device_ops.download(maps)]
 
     def _postprocess(self, out, i: int, size: tuple[int, int], outputs=OUTPUTS) -> Segmentation:
         """Upsample the logits (stride 4 in refined models, 8 otherwise) and arg-max at ``work`` =
@@ -179,9 +273,11 @@ class Segmenter:
         image. Hand-written with opencv because a 19-channel bilinear upsample + arg-max at
         1024x2048 costs ~170 ms in torch on this CPU, 4x the network itself; arg-maxing above the
         network's input size adds no information (docs/benchmarks.md)."""
-        logits, importance, selected = (o[i] for o in out)
+        logits, importance, selected = (None if o is None else o[i] for o in out)  # maps: None (foreign model)
         H, W = size
         (h, w), (y0, x0, nh, nw) = self.input_size, self.content_box(size)
+        if getattr(self.runner, "output", "logits") == "labels":  # a foreign graph that ends in an arg-max
+            return self._labels_only(logits, (H, W))
         if (nh, nw) != (h, w):  # letterbox: keep the logits over the image's part of the input only
             up = cv2.resize(logits.transpose(1, 2, 0), (w, h), interpolation=cv2.INTER_LINEAR)[y0:y0 + nh, x0:x0 + nw]
             logits = np.ascontiguousarray(up.transpose(2, 0, 1)) if up.ndim == 3 else up[None]
@@ -194,7 +290,7 @@ class Segmenter:
         if "confidence" in outputs:  # max softmax = 1 / sum(exp(l - max l)), upsampled bilinearly (a smooth map)
             conf = 1.0 / np.exp(logits - logits.max(0, keepdims=True)).sum(0)
             conf = np.clip(cv2.resize(conf.astype(np.float32), (W, H), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
-        if outputs & {"importance", "selected"}:
+        if outputs & {"importance", "selected"} and importance is not None:
             P = self.cfg.region_px
             maps = np.stack([importance[0], selected[0]], -1).astype(np.float32)
             maps = maps.repeat(P, 0).repeat(P, 1)[y0:y0 + nh, x0:x0 + nw]  # a region = P x P network-input pixels
@@ -204,8 +300,20 @@ class Segmenter:
             sel = maps[..., 1] > 0.5 if "selected" in outputs else None
         return Segmentation(labels=labels, importance=imp, confidence=conf, selected=sel)
 
+    def _labels_only(self, labels: np.ndarray, size: tuple[int, int]) -> Segmentation:
+        """A labels-output model's (h, w) labels at the image's size (nearest); no confidence."""
+        (h, w), (y0, x0, nh, nw) = self.input_size, self.content_box(size)
+        if labels.shape != (h, w):
+            labels = cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
+        labels = np.ascontiguousarray(labels[y0:y0 + nh, x0:x0 + nw])
+        if labels.shape != tuple(size):
+            labels = cv2.resize(labels, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+        return Segmentation(labels=labels, importance=None, confidence=None, selected=None)
 
-def add_model_arguments(p, checkpoint_help="checkpoint (.pt) or exported model (.onnx); default: the packaged CamVid model"):
+
+def add_model_arguments(p, checkpoint_help="checkpoint (.pt), exported model (.onnx), or another toolbox's .onnx with "
+                                           "its description <stem>.yaml beside it (docs/deploy.md); default: the "
+                                           "packaged CamVid model"):
     """The command-line options of every command that runs a model (see :func:`segmenter_from_args`)."""
     p.add_argument("--checkpoint", default=None, help=checkpoint_help)
     p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
@@ -220,9 +328,16 @@ def add_model_arguments(p, checkpoint_help="checkpoint (.pt) or exported model (
                         "of them (instead of --topk)")
     p.add_argument("--resize-mode", default="stretch", choices=RESIZE_MODES,
                    help="stretch to the input size, or letterbox (keep the aspect ratio, pad)")
+    p.add_argument("--processing", default="auto", choices=PROCESSING,
+                   help="where resize/normalise and upsample/arg-max run: torch ops on the model's device, opencv on "
+                        "the CPU, auto (torch on CUDA, opencv on the CPU)")
+    p.add_argument("--no-cuda-graphs", action="store_true",
+                   help="run the network eagerly on CUDA instead of replaying captured CUDA graphs")
 
 
 def segmenter_from_args(a) -> Segmenter:
     return Segmenter.from_checkpoint(a.checkpoint, backend=a.backend, device=a.device, precision=a.precision,
                                      input_size=a.input_size, resize_mode=a.resize_mode,
+                                     processing=getattr(a, "processing", "auto"),
+                                     cuda_graphs=not getattr(a, "no_cuda_graphs", False),
                                      topk_ratio=AdaptiveK(*a.adaptive_k) if a.adaptive_k else a.topk)

@@ -41,6 +41,10 @@ ARGUMENTS = {
     "bag_rate": "playback rate for bag:= (ros2 bag play --rate); unset = 1.0",
     "fastdds_profile": f"Fast DDS XML profile; unset = keep ${FASTDDS_ENV} when set, else the packaged "
                        "large-image profile",
+    "autostart": "true/false: the node configures and activates itself at start; false = it waits for a "
+                 "lifecycle manager (e.g. nav2_lifecycle_manager); unset = params_file's value",
+    "managed": "true: the launch itself brings the node up as a lifecycle manager does (autostart false, "
+               "then configure and, once inactive, activate; a failed configure ends the launch); unset = false",
 }
 
 _TRUE = {"true", "1", "yes", "on"}
@@ -117,7 +121,8 @@ def remappings(camera: str, image_topic: str = "", camera_info_topic: str = "") 
 def node_overrides(given: Mapping[str, str]) -> dict:
     """Parameter overrides from the arguments the user gave (keys absent = params_file decides).
 
-    ``checkpoint``/``device``: str; ``camera``: ``cameras`` = [camera]; ``use_sim_time``: bool."""
+    ``checkpoint``/``device``: str; ``camera``: ``cameras`` = [camera]; ``use_sim_time``, ``autostart``:
+    bool; ``managed``: ``autostart`` = False (the launch drives the lifecycle)."""
     given = given_arguments(given)
     out: dict = {}
     for name in ("checkpoint", "device"):
@@ -127,6 +132,13 @@ def node_overrides(given: Mapping[str, str]) -> dict:
         out["cameras"] = [validate_camera(given["camera"])]
     if "use_sim_time" in given:
         out["use_sim_time"] = parse_bool("use_sim_time", given["use_sim_time"])
+    if "autostart" in given:
+        out["autostart"] = parse_bool("autostart", given["autostart"])
+    if "managed" in given and parse_bool("managed", given["managed"]):
+        if out.get("autostart"):
+            raise LaunchArgumentError("managed:=true drives configure and activate itself: leave autostart unset "
+                                      "(or false)")
+        out["autostart"] = False  # the launch's lifecycle events configure and activate it
     return out
 
 
@@ -224,6 +236,7 @@ class LaunchPlan:
     ros_args: list = field(default_factory=list)
     bag_cmd: Optional[list] = None
     fastdds_profile: Optional[str] = None
+    managed: bool = False  # the launch configures and activates the node through lifecycle events
 
 
 def make_plan(values: Mapping[str, str], env: Mapping[str, str], default_params_file: str,
@@ -252,4 +265,5 @@ def make_plan(values: Mapping[str, str], env: Mapping[str, str], default_params_
         ros_args=log_level_args(given.get("log_level", "")),
         bag_cmd=bag_play_cmd(given["bag"], given.get("bag_rate")) if "bag" in given else None,
         fastdds_profile=fastdds_profile(env, default_profile, given.get("fastdds_profile", "")),
+        managed="managed" in given and parse_bool("managed", given["managed"]),
     )

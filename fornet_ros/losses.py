@@ -1,4 +1,5 @@
-"""Training losses: OHEM cross-entropy, auxiliary coarse loss, selector hardness loss."""
+"""Training losses: OHEM cross-entropy, soft Dice, auxiliary coarse loss, and the selector's loss —
+a hardness target for the sparse head, the authors' soft boundary target for the paper head."""
 
 from __future__ import annotations
 
@@ -40,20 +41,65 @@ def region_error_target(coarse_logits, target, region_px: int, grid: tuple[int, 
         return F.avg_pool2d(err, region_px)
 
 
-def fornet_loss(out, target, cfg, aux_weight: float = 0.4, selector_weight: float = 1.0, ohem: bool = True):
-    """Total loss and its parts: main (OHEM) CE on the final logits upsampled to the label, aux CE
-    on the cheap stride-8 head (``coarse``; DDRNet's auxiliary head), BCE of the selector's region
-    logits against the cheap head's per-region error rate."""
+def dice_loss(logits, target):
+    """Multi-class soft Dice over valid pixels, averaged over the classes present in the batch (the
+    FoR-Net authors' L_Dice, smoothing 1)."""
+    valid = (target != IGNORE_INDEX)[:, None]
+    prob = logits.float().softmax(1) * valid
+    onehot = torch.zeros_like(prob).scatter_(1, target.masked_fill(~valid[:, 0], 0)[:, None], 1.0) * valid
+    inter, gsum = (prob * onehot).sum((0, 2, 3)), onehot.sum((0, 2, 3))
+    dice = (2 * inter + 1) / (prob.sum((0, 2, 3)) + gsum + 1)
+    present = (gsum > 0).float()
+    return 1 - (dice * present).sum() / present.sum().clamp(min=1)
+
+
+def boundary_target(target, size, band: int = 2, decay: float = 0.5):
+    """The paper head's selector target (the authors' ``selector_target``): class boundaries found at
+    full resolution (a valid pixel whose 3x3 neighbourhood holds another valid class), max-pooled to
+    the ``size`` grid and dilated ``band`` cells with weight ``decay`` per cell. Returns (target,
+    weight) with weight 0 on cells without any valid pixel."""
+    with torch.no_grad():
+        valid = (target != IGNORE_INDEX)[:, None]
+        t = target[:, None].float()
+        hi = F.max_pool2d(torch.where(valid, t, torch.full_like(t, -1.0)), 3, 1, 1)
+        lo = -F.max_pool2d(torch.where(valid, -t, torch.full_like(t, -1e4)), 3, 1, 1)
+        edge = F.adaptive_max_pool2d((valid & (hi != lo)).float(), size)
+        cell = F.adaptive_max_pool2d(valid.float(), size)
+        tgt = cur = edge
+        for k in range(1, band + 1):
+            cur = F.max_pool2d(cur, 3, 1, 1)
+            tgt = torch.maximum(tgt, cur * decay ** k)
+        return tgt * cell, cell
+
+
+def fornet_loss(out, target, cfg, aux_weight: float = 0.4, selector_weight: float | None = None, ohem: bool = True,
+                dice_weight: float = 0.0):
+    """Total loss and its parts: main (OHEM) CE on the final logits upsampled to the label (+ the
+    soft Dice with ``dice_weight``), aux CE on the cheap stride-8 logits (``coarse``; DDRNet's
+    auxiliary head), and the selector's BCE: against the cheap head's per-region error rate (sparse
+    head, weight 1) or the authors' soft boundary target (paper head, weight 0.5)."""
     size = target.shape[-2:]
     logits = F.interpolate(out["logits"], size=size, mode="bilinear", align_corners=False)
     main = ohem_cross_entropy(logits, target) if ohem else F.cross_entropy(logits, target, ignore_index=IGNORE_INDEX)
     parts = {"main": main}
     total = main
+    if dice_weight > 0:
+        parts["dice"] = dice_loss(logits, target)
+        total = total + dice_weight * parts["dice"]
+    head = getattr(cfg, "head", "sparse")
+    if selector_weight is None:
+        selector_weight = 0.5 if head == "paper" else 1.0
+    if head == "paper" and selector_weight > 0:
+        sel = out["selector_logits"].float()
+        tgt, w = boundary_target(target, sel.shape[-2:])
+        bce = F.binary_cross_entropy_with_logits(sel, tgt, reduction="none")
+        parts["selector"] = (bce * w).sum() / w.sum().clamp(min=1)
+        total = total + selector_weight * parts["selector"]
     if "coarse" in out and aux_weight > 0:
         coarse = F.interpolate(out["coarse"], size=size, mode="bilinear", align_corners=False)
         parts["aux"] = F.cross_entropy(coarse, target, ignore_index=IGNORE_INDEX)
         total = total + aux_weight * parts["aux"]
-    if cfg.focus and "coarse" in out and selector_weight > 0:
+    if head == "sparse" and cfg.focus and "coarse" in out and selector_weight > 0:
         sel = out["selector_logits"]
         tgt = region_error_target(out["coarse"], target, cfg.region_px, sel.shape[-2:])
         parts["selector"] = F.binary_cross_entropy_with_logits(sel, tgt)

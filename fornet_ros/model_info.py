@@ -46,13 +46,36 @@ def run_init(a):
 def add_info_arguments(p):
     p.description = "Variant, classes, parameters and GFLOPs (torch's flop counter) of a checkpoint or a named variant."
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--checkpoint", default=None, help="checkpoint (.pt); default: the packaged model")
+    g.add_argument("--checkpoint", default=None, help="checkpoint (.pt) or ONNX model (.onnx: its classes, input "
+                   "size and input format; no FLOP count); default: the packaged model")
     g.add_argument("--variant", choices=sorted(VARIANTS), help="describe an untrained variant instead")
     p.add_argument("--size", type=int, nargs=2, default=(512, 1024), metavar=("H", "W"))
     p.add_argument("--json", action="store_true")
 
 
+def onnx_info(path) -> dict:
+    """What an ONNX model is (a FoR-Net export or a described foreign model), from the file alone."""
+    from dataclasses import asdict
+    from .inference import Segmenter
+    seg = Segmenter.from_checkpoint(path, device="cpu")
+    r = seg.runner
+    return {"variant": seg.cfg.variant, "backend": "onnxruntime", "graph": r.graph, "topk_ratio": seg.topk_ratio,
+            "classes": list(seg.classes), "palette": [list(c) for c in seg.palette], "input_size": list(seg.input_size),
+            "io": asdict(r.io) if r.io is not None else None}
+
+
 def run_info(a):
+    if a.checkpoint and str(a.checkpoint).endswith(".onnx"):
+        info = onnx_info(a.checkpoint)
+        if a.json:
+            print(json.dumps(info, indent=2))
+            return
+        print(f"variant      {info['variant']}  (ONNX, graph {info['graph']}, K={info['topk_ratio']:g})")
+        print(f"classes      {len(info['classes'])}: {', '.join(info['classes'])}")
+        print(f"input size   {info['input_size']}")
+        if info["io"]:
+            print("input        " + ", ".join(f"{k} {v}" for k, v in info["io"].items() if v is not None))
+        return
     if a.variant:
         model, ckpt = create_model(a.variant), {}
     else:

@@ -47,7 +47,10 @@ RELIABILITY = ("reliable", "best_effort")
 
 @dataclass(frozen=True)
 class NodeParams:
-    checkpoint: str = _param("", "FoR-Net checkpoint (.pt) or exported model (.onnx); empty = the packaged default model")
+    autostart: bool = _param(True, "configure and activate at start-up; false: stay unconfigured until a lifecycle "
+                             "manager (nav2_lifecycle_manager, ros2 lifecycle set) drives change_state")
+    checkpoint: str = _param("", "FoR-Net checkpoint (.pt), exported model (.onnx), or another toolbox's .onnx with its "
+                             "description <stem>.yaml beside it; empty = the packaged default model")
     backend: str = _param("auto", "torch, onnxruntime, or auto (onnxruntime for a .onnx checkpoint, torch otherwise)",
                           choices=("auto", "torch", "onnxruntime"))
     allow_untrained: bool = _param(False, "use random weights if the checkpoint cannot be loaded (tests only)")
@@ -60,6 +63,11 @@ class NodeParams:
                           "to DDS", range=(0, 256))
     resize_mode: str = _param("stretch", "stretch the image to input_size, or letterbox (keep the aspect ratio, pad); "
                               "outputs keep the image size", choices=("stretch", "letterbox"))
+    processing: str = _param("auto", "where resize/normalise and upsample/arg-max run: torch (on the model's device: "
+                             "the frame stays on the GPU), opencv (CPU), auto (torch on CUDA, opencv on the CPU)",
+                             choices=("auto", "opencv", "torch"))
+    cuda_graphs: bool = _param(True, "on CUDA (torch backend and processing), replay the network from CUDA graphs, one "
+                               "captured per camera count and K")
     input_size: tuple[int, ...] = _param((0, 0), "[H, W] the network sees; [0, 0] = the checkpoint's. Outputs "
                                          "keep the image size", check=_input_size_ok,
                                          constraint="[0, 0] or [H, W] with H, W >= 8")
@@ -256,7 +264,7 @@ def build_segmenter(p: NodeParams):
         torch.set_num_threads(p.threads)
     input_size = p.input_size if any(p.input_size) else None
     kw = dict(device=p.device, precision=p.precision, input_size=input_size, topk_ratio=p.topk_ratio,
-              resize_mode=p.resize_mode)
+              resize_mode=p.resize_mode, processing=p.processing, cuda_graphs=p.cuda_graphs)
     try:
         return Segmenter.from_checkpoint(p.checkpoint or None, backend=p.backend, **kw), None
     except CheckpointError as e:

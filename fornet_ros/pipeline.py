@@ -74,10 +74,10 @@ def render(result, rgb: np.ndarray, wanted, palette, overlay_alpha: float):
                 color = colorize(result.labels, palette)
             a = overlay_alpha
             arrays[out] = (color if out == "color" else cv2.addWeighted(rgb, 1.0 - a, color, a, 0.0)), "rgb8"
-        elif (m := getattr(result, out)) is None:
+        elif (m := result.map_u8(out)) is None:  # uint8 round(255 m), as the device path computes it
             skipped.append(out)
         else:
-            arrays[out] = np.rint(m * 255).astype(np.uint8), "mono8"
+            arrays[out] = m, "mono8"
     return arrays, skipped
 
 

@@ -26,8 +26,8 @@ def list_images(path: Path) -> list[Path]:
 
 def add_arguments(p):
     p.description = ("Segment an image or a folder of images. Writes per image <stem>_labels.png (mono8 train "
-                     "IDs, image size), <stem>_color.png (palette overlay) and <stem>_importance.png (heat-map, each "
-                     "image's importance range stretched over the full colour scale).")
+                     "IDs, image size), <stem>_color.png (palette overlay) and, for FoR-Net models, <stem>_importance.png "
+                     "(heat-map, each image's importance range stretched over the full colour scale).")
     p.add_argument("input", help="image file or folder")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the palette colours")
@@ -53,8 +53,9 @@ def run(a):
         r = seg(img)
         color = colorize(r.labels, seg.palette)
         overlay = (img * (1 - a.alpha) + color * a.alpha).astype(np.uint8)
-        heat = cv2.cvtColor(importance_colors(r.importance)[0], cv2.COLOR_RGB2BGR)
         cv2.imwrite(str(out / f"{path.stem}_labels.png"), r.labels)
         cv2.imwrite(str(out / f"{path.stem}_color.png"), cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
-        cv2.imwrite(str(out / f"{path.stem}_importance.png"), heat)
+        if r.importance is not None:  # a model from another toolbox has no importance map
+            heat = cv2.cvtColor(importance_colors(r.importance)[0], cv2.COLOR_RGB2BGR)
+            cv2.imwrite(str(out / f"{path.stem}_importance.png"), heat)
     print(f"wrote {len(images)} prediction(s) to {out}")

@@ -1,6 +1,8 @@
 """Backends that run the network for :class:`~fornet_ros.inference.Segmenter`: eager PyTorch, or
-an exported ONNX model under ONNX Runtime. Both take a normalised float32 NCHW batch and return
-numpy ``logits`` (N, C, h, w), ``importance`` and ``selected`` (N, 1, Hr, Wr).
+an ONNX model under ONNX Runtime. Both take a normalised float32 NCHW RGB batch and return numpy
+``logits`` (N, C, h, w), ``importance`` and ``selected`` (N, 1, Hr, Wr). A foreign ONNX model
+(another toolbox's export, described by a YAML beside it) returns None for the two maps, and its
+``labels`` (N, h, w) uint8 in place of the logits when its graph ends in an arg-max.
 
 ONNX Runtime execution providers are chosen the way ``device: auto`` chooses for torch: TensorRT,
 then CUDA, then CPU — whichever the installed onnxruntime offers (``onnxruntime`` is CPU-only;
@@ -16,6 +18,7 @@ import numpy as np
 import torch
 
 from .config import ModelConfig
+from .model_description import ForeignConfig
 
 PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
@@ -59,8 +62,13 @@ class TorchRunner:
     def __call__(self, batch: np.ndarray, topk_ratio: float, mode: str = "auto"):
         x = torch.from_numpy(batch)
         x = x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
-        out = self.model(x.to(self.device, self.dtype), topk_ratio=topk_ratio, mode=mode)
-        return tuple(out[k].float().cpu().numpy() for k in ("logits", "importance", "selected"))
+        out = self.run_tensor(x.to(self.device, self.dtype), topk_ratio, mode)
+        return tuple(o.float().cpu().numpy() for o in out)
+
+    def run_tensor(self, x: torch.Tensor, topk_ratio, mode: str = "auto") -> tuple:
+        """The network on a batch already on the device: (logits, importance, selected) tensors there."""
+        out = self.model(x, topk_ratio=topk_ratio, mode=mode)
+        return tuple(out[k] for k in ("logits", "importance", "selected"))
 
 
 def select_providers(available, device: str = "auto") -> list[str]:
@@ -77,32 +85,131 @@ def select_providers(available, device: str = "auto") -> list[str]:
     return wanted
 
 
+def tensorrt_options(path, device_id: int, fp16: bool, input_size, max_batch: int | None = None) -> dict:
+    """TensorRT execution provider options: engines cached next to the model (``fornet export
+    --tensorrt`` builds them ahead with these same options, so the runner finds them), and, when
+    the export fixed a largest batch, one optimisation profile for batches 1..max_batch."""
+    opts = {"device_id": device_id, "trt_fp16_enable": fp16, "trt_engine_cache_enable": True,
+            "trt_engine_cache_path": str(Path(path).resolve().parent)}
+    if max_batch:
+        h, w = input_size
+        opts.update(trt_profile_min_shapes=f"image:1x3x{h}x{w}", trt_profile_opt_shapes=f"image:1x3x{h}x{w}",
+                    trt_profile_max_shapes=f"image:{max_batch}x3x{h}x{w}")
+    return opts
+
+
 class OrtRunner:
+    """An ONNX model under ONNX Runtime: a FoR-Net export (metadata inside), or a foreign
+    segmentation model with a description file beside it (:mod:`fornet_ros.model_description`),
+    fed in its own channel order and layout; a foreign model has no importance or selected maps
+    (None), and one whose output is ``labels`` returns them in place of the logits."""
+
     backend = "onnxruntime"
+    any_input_size = False  # True: a foreign graph with dynamic H, W (any input_size runs)
 
     def __init__(self, path, device: str = "auto", precision: str = "auto", threads: int | None = None):
         import onnxruntime as ort
-        from .export import read_onnx_metadata
-        self.meta, extra = read_onnx_metadata(path)
-        self.cfg = ModelConfig.from_dict(extra["model_config"])
-        self.default_topk = extra["topk_ratio"]
-        self.graph = extra["graph"]
+        from .export import ONNX_FORMAT, onnx_properties, read_onnx_metadata
         if precision not in ("auto", "fp32", "fp16"):
             raise ValueError(f"precision must be auto, fp32 or fp16 with onnxruntime, got {precision!r}")
+        foreign = onnx_properties(path).get("fornet_format") != ONNX_FORMAT
+        if foreign:
+            from .model_description import read_description
+            desc = read_description(path)
+            self.meta, self.io = desc.meta, desc.io
+            self.cfg = ForeignConfig(desc.name, len(desc.meta.classes))
+            self.default_topk, self.graph = 1.0, "foreign"
+            extra = {}
+        else:
+            self.meta, extra = read_onnx_metadata(path)
+            self.io = None
+            self.cfg = ModelConfig.from_dict(extra["model_config"])
+            self.default_topk = extra["topk_ratio"]
+            self.graph = extra["graph"]
         names = select_providers(ort.get_available_providers(), device)
         dev_id = int(device.split(":")[1]) if device.startswith("cuda:") else 0
-        cache = str(Path(path).resolve().parent)
-        options = {"TensorrtExecutionProvider": {"device_id": dev_id, "trt_fp16_enable": precision != "fp32",
-                                                 "trt_engine_cache_enable": True, "trt_engine_cache_path": cache},
+        trt = tensorrt_options(path, dev_id, precision != "fp32", self.meta.input_size, extra.get("trt_max_batch"))
+        options = {"TensorrtExecutionProvider": trt,
                    "CUDAExecutionProvider": {"device_id": dev_id}}
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads or torch.get_num_threads()
-        self.session = ort.InferenceSession(str(path), so, providers=[(n, options.get(n, {})) for n in names])
+        try:
+            self.session = ort.InferenceSession(str(path), so, providers=[(n, options.get(n, {})) for n in names])
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types for invalid graphs
+            from .checkpoint import CheckpointError
+            raise CheckpointError(f"onnxruntime cannot load {path}: {' '.join(str(e).split())[:300]}") from e
+        if foreign:
+            desc_size = desc.meta.input_size if desc.input_size_given else None
+            self._bind_foreign(path, desc_size)
         self.provider = self.session.get_providers()[0]
         self.device = torch.device("cuda" if self.provider != "CPUExecutionProvider" else "cpu")
         self.dtype = torch.float32
 
+    @property
+    def output(self) -> str:
+        """What the graph answers: logits (N, C, h, w) or labels (N, h, w)."""
+        return "logits" if self.io is None else self.io.output
+
+    def _bind_foreign(self, path, desc_size) -> None:
+        """Check the graph against its description (input and output names, ranks, channels, the
+        class count, the input size) and settle the input size; CheckpointError saying what differs."""
+        from dataclasses import replace
+        from .checkpoint import CheckpointError
+        io, n_cls = self.io, len(self.meta.classes)
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        where = f"{path} (model description {Path(path).with_suffix('.yaml')})"
+        if io.input_name is None and len(inputs) != 1:
+            raise CheckpointError(f"{where}: the graph has inputs {[i.name for i in inputs]}: set input_name")
+        inp = next((i for i in inputs if io.input_name in (None, i.name)), None)
+        out = next((o for o in outputs if io.output_name in (None, o.name)), None)
+        if inp is None or out is None:
+            missing = ("input", io.input_name, [i.name for i in inputs]) if inp is None else \
+                ("output", io.output_name, [o.name for o in outputs])
+            raise CheckpointError(f"{where}: no {missing[0]} named {missing[1]!r}; the graph has {missing[2]}")
+        if inp.type not in ("tensor(float)", "tensor(float16)"):
+            raise CheckpointError(f"{where}: input {inp.name!r} is {inp.type}; float or float16 images are supported")
+        if len(inp.shape) != 4:
+            raise CheckpointError(f"{where}: input {inp.name!r} has shape {inp.shape}; expected 4-D ({io.input_layout})")
+        hwc = (1, 2, 3) if io.input_layout == "nhwc" else (2, 3, 1)
+        h, w, c = (inp.shape[k] for k in hwc)
+        if isinstance(c, int) and c != 3:
+            raise CheckpointError(f"{where}: input {inp.name!r} {list(inp.shape)} has {c} channels where "
+                                  f"input_layout {io.input_layout} puts them; expected 3 (check input_layout)")
+        fixed = (h, w) if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0 else None
+        if fixed and desc_size and tuple(desc_size) != fixed:
+            raise CheckpointError(f"{where}: input_size {list(desc_size)} but the graph's input is {list(fixed)}")
+        if not fixed and not desc_size:
+            raise CheckpointError(f"{where}: the graph's input H, W are not fixed ({inp.shape}): set input_size")
+        self.meta = replace(self.meta, input_size=tuple(fixed or desc_size))
+        self.any_input_size = fixed is None  # a dynamic graph runs at any input_size the user picks
+        shape = out.shape
+        if io.output == "logits":
+            if len(shape) != 4:
+                raise CheckpointError(f"{where}: output {out.name!r} has shape {shape}; logits must be (N, C, h, w)")
+            if isinstance(shape[1], int) and shape[1] != n_cls:
+                raise CheckpointError(f"{where}: output {out.name!r} has {shape[1]} channels but the description "
+                                      f"lists {n_cls} classes")
+        elif len(shape) not in (3, 4) or (len(shape) == 4 and isinstance(shape[1], int) and shape[1] != 1):
+            raise CheckpointError(f"{where}: output {out.name!r} has shape {shape}; labels must be (N, h, w) or "
+                                  "(N, 1, h, w)")
+        self._names = inp.name, out.name
+        self._in_dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
+
+    def _run_foreign(self, batch: np.ndarray):
+        io = self.io
+        x = batch[:, ::-1] if io.channel_order == "bgr" else batch  # batch: RGB NCHW, normalised
+        if io.input_layout == "nhwc":
+            x = x.transpose(0, 2, 3, 1)
+        (y,) = self.session.run([self._names[1]], {self._names[0]: np.ascontiguousarray(x, self._in_dtype)})
+        if io.output == "labels":
+            y = y.reshape(y.shape[0], *y.shape[-2:])
+            n = len(self.meta.classes)
+            y = np.where((y >= 0) & (y < n), y, 255).astype(np.uint8)  # out-of-range values: ignore
+        return y.astype(np.float32, copy=False) if io.output == "logits" else y, None, None
+
     def __call__(self, batch: np.ndarray, topk_ratio: float, mode: str = "auto"):
+        if self.io is not None:
+            return self._run_foreign(batch)
         if abs(topk_ratio - self.default_topk) > 1e-9:
             raise ValueError(f"this ONNX model was exported with K = {self.default_topk:g}; re-export with "
                              f"`fornet export --topk {topk_ratio:g}` to run another K")

@@ -13,6 +13,7 @@ import math
 import os
 import random
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,8 @@ from .evaluation import dataset_samples, evaluate
 from .inference import Segmenter
 from .losses import fornet_loss
 from .model import VARIANTS, create_model
+from .model.backbones import NORMALIZATION
+from .model.pretrained import load_backbone_weights
 
 
 def poly_lr(step: int, total: int, warmup: int, power: float = 0.9) -> float:
@@ -45,7 +48,7 @@ def collate(batch, mean=IMAGENET_MEAN, std=IMAGENET_STD):
 
 
 def train_one_epoch(model, loader, optimizer, scheduler, cfg, steps: int, start_step: int, device,
-                    log=None, amp: bool = False, progress: bool = True, scaler=None):
+                    log=None, amp: bool = False, progress: bool = True, scaler=None, dice_weight: float = 0.0):
     """Runs ``steps`` optimisation steps (an "epoch" here is a fixed number of steps). With ``amp``
     (CUDA) the forward runs in fp16 autocast and ``scaler`` (torch.amp.GradScaler) scales the loss."""
     model.train()
@@ -60,7 +63,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, cfg, steps: int, start_
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
             out = model(x)
-        loss, parts = fornet_loss({k: v.float() for k, v in out.items()}, y, cfg)
+        loss, parts = fornet_loss({k: v.float() for k, v in out.items()}, y, cfg, dice_weight=dice_weight)
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -93,7 +96,13 @@ def add_arguments(p):
     p.add_argument("--val-drives", nargs="*", help="CamVid: validate only on these drives")
     p.add_argument("--val-limit", type=int, default=None, help="validate on at most N images")
     p.add_argument("--variant", default="fornet_s", choices=sorted(VARIANTS))
-    p.add_argument("--topk", type=float, default=0.25, help="Top-K ratio of regions refined during training")
+    p.add_argument("--topk", type=float, default=None,
+                   help="Top-K ratio during training (default: the variant's: 0.25 sparse heads, 0.4 paper heads)")
+    p.add_argument("--backbone-weights", default=None, metavar="PATH",
+                   help="ImageNet weights for a pretrainable backbone (default: the file shipped in its package, "
+                        "see fornet_ros/model/pretrained.py; required for resnet101)")
+    p.add_argument("--no-pretrained", action="store_true", help="train a pretrainable backbone from scratch")
+    p.add_argument("--dice", type=float, default=0.0, help="weight of the soft Dice loss (the FoR-Net authors use 1)")
     p.add_argument("--no-focus", action="store_true", help="ablation: no selector and no branches")
     p.add_argument("--region-px", type=int, default=None, help="override the variant's region side (input pixels)")
     p.add_argument("--refine-stride", type=int, default=None, choices=(2, 4), help="override the variant's refine stride")
@@ -163,13 +172,18 @@ def run(args) -> dict:
     input_size = tuple(args.input_size) if args.input_size else train_ds.load(0)[1].shape
 
     overrides = {k: v for k, v in (("region_px", args.region_px), ("refine_stride", args.refine_stride)) if v}
+    weights_file = None
     if args.init:
         model = load_model(args.init)[0].train()
     else:
         model = create_model(args.variant, num_classes=len(train_ds.classes), topk_ratio=args.topk,
                              **({"focus": False} if args.no_focus else {}), **overrides)
+        if model.cfg.backbone != "light" and not args.no_pretrained:
+            weights_file = load_backbone_weights(model.backbone, model.cfg.backbone, args.backbone_weights)
     cfg = model.cfg
-    meta = ModelMeta(tuple(train_ds.classes), tuple(tuple(c) for c in train_ds.palette), input_size=tuple(input_size))
+    mean, std = NORMALIZATION[cfg.backbone] if cfg.arch == "fornet" else (IMAGENET_MEAN, IMAGENET_STD)
+    meta = ModelMeta(tuple(train_ds.classes), tuple(tuple(c) for c in train_ds.palette), mean=mean, std=std,
+                     input_size=tuple(input_size))
     model = model.to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: poly_lr(s, args.iters, args.warmup))
@@ -185,10 +199,10 @@ def run(args) -> dict:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     sampler = DistributedSampler(train_ds, seed=args.seed) if world > 1 else RandomSampler(train_ds)
     loader = DataLoader(train_ds, batch_size=args.batch_size, sampler=sampler, num_workers=args.workers,
-                        collate_fn=collate, drop_last=len(train_ds) >= args.batch_size * world)
+                        collate_fn=partial(collate, mean=mean, std=std), drop_last=len(train_ds) >= args.batch_size * world)
 
     log_path = out_dir / "log.csv"
-    fields = ["step", "lr", "main", "aux", "selector", "total", "val_miou", "val_boundary_iou", "val_thin_miou", "time_s"]
+    fields = ["step", "lr", "main", "dice", "aux", "selector", "total", "val_miou", "val_boundary_iou", "val_thin_miou", "time_s"]
     t_start = time.time()
 
     def log(row):
@@ -209,13 +223,16 @@ def run(args) -> dict:
         if isinstance(sampler, DistributedSampler):
             sampler.set_epoch(step)
         step = train_one_epoch(net, loader, optimizer, scheduler, cfg, n, step, device, log, amp,
-                               progress=is_main and not args.no_progress, scaler=scaler)
+                               progress=is_main and not args.no_progress, scaler=scaler, dice_weight=args.dice)
         if is_main:
             seg = Segmenter(model, meta, device=str(device), precision="fp32")
             result = evaluate(seg, dataset_samples(val_ds, args.val_limit), progress=not args.no_progress,
                               limit=args.val_limit)
             model.train()
-            ckpt = make_checkpoint(model, meta, train={"dataset": args.dataset, "iters": args.iters, "step": step})
+            ckpt = make_checkpoint(model, meta, train={
+                "dataset": args.dataset, "iters": args.iters, "step": step, "splits": list(args.split),
+                "drives": args.drives, "exclude_drives": args.exclude_drives,
+                "backbone_weights": weights_file.name if weights_file else None})
             ckpt["train"]["val"] = {k: result[k] for k in ("miou", "boundary_iou", "thin_miou", "pixel_accuracy")}
             log({"step": step, "val_miou": result["miou"], "val_boundary_iou": result["boundary_iou"],
                  "val_thin_miou": result["thin_miou"]})

@@ -1,6 +1,6 @@
 """ros2 launch fornet_ros segment.launch.py [params_file:=...] [checkpoint:=...] [camera:=camera]
 [image_topic:=/my_cam/image_raw] [camera_info_topic:=...] [use_sim_time:=true] [device:=auto]
-[log_level:=info] [bag:=PATH] [bag_rate:=1.0] [fastdds_profile:=...]
+[log_level:=info] [bag:=PATH] [bag_rate:=1.0] [fastdds_profile:=...] [autostart:=false] [managed:=true]
 
 Every argument defaults to '' (= not given): only the arguments you give override params_file.
 The launch ends when the node exits, and with an error (exit code 1) when the node or the bag
@@ -48,6 +48,35 @@ def _on_exit(what, stops_launch):
     return handler
 
 
+def _managed_node(node_kw, actions):
+    """managed:=true: the launch brings the node up as a lifecycle manager does (the node runs with
+    autostart false): configure at start, activate once configuring reached inactive; a configure
+    that fails (back to unconfigured) ends the launch with an error."""
+    from launch.events import matches_action
+    from launch_ros.actions import LifecycleNode
+    from launch_ros.event_handlers import OnStateTransition
+    from launch_ros.events.lifecycle import ChangeState
+    from lifecycle_msgs.msg import Transition
+
+    node = LifecycleNode(namespace="", **node_kw)
+
+    def change(transition):
+        return EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(node), transition_id=transition))
+
+    def failed(context):
+        raise RuntimeError("segmentation node: configure failed (its log says why); ending the launch")
+
+    actions.extend([
+        node,
+        RegisterEventHandler(OnStateTransition(target_lifecycle_node=node, start_state="configuring",
+                                               goal_state="inactive", entities=[change(Transition.TRANSITION_ACTIVATE)])),
+        RegisterEventHandler(OnStateTransition(target_lifecycle_node=node, start_state="configuring",
+                                               goal_state="unconfigured", entities=[OpaqueFunction(function=failed)])),
+        change(Transition.TRANSITION_CONFIGURE),
+    ])
+    return node
+
+
 def _launch_setup(context, share):
     values = {name: LaunchConfiguration(name).perform(context) for name in launch_logic.ARGUMENTS}
     plan = launch_logic.make_plan(values, context.environment,
@@ -59,10 +88,15 @@ def _launch_setup(context, share):
     parameters = [plan.params_file]
     if plan.overrides:
         parameters.append({k: _parameter(v) for k, v in plan.overrides.items()})
-    node = Node(package="fornet_ros", executable="segmentation_node", name=launch_logic.NODE_NAME,
-                output="screen", parameters=parameters, remappings=plan.remappings,
-                arguments=["--ros-args", *plan.ros_args] if plan.ros_args else None)
-    actions += [node, RegisterEventHandler(OnProcessExit(
+    node_kw = dict(package="fornet_ros", executable="segmentation_node", name=launch_logic.NODE_NAME,
+                   output="screen", parameters=parameters, remappings=plan.remappings,
+                   arguments=["--ros-args", *plan.ros_args] if plan.ros_args else None)
+    if plan.managed:
+        node = _managed_node(node_kw, actions)
+    else:
+        node = Node(**node_kw)
+        actions.append(node)
+    actions += [RegisterEventHandler(OnProcessExit(
         target_action=node, on_exit=_on_exit("segmentation node", stops_launch=True)))]
     if plan.bag_cmd:
         bag = ExecuteProcess(cmd=plan.bag_cmd, name="bag_play", output="screen")
@@ -86,5 +120,7 @@ def generate_launch_description():
         DeclareLaunchArgument("bag", default_value="", description=d["bag"]),
         DeclareLaunchArgument("bag_rate", default_value="", description=d["bag_rate"]),
         DeclareLaunchArgument("fastdds_profile", default_value="", description=d["fastdds_profile"]),
+        DeclareLaunchArgument("autostart", default_value="", description=d["autostart"]),
+        DeclareLaunchArgument("managed", default_value="", description=d["managed"]),
         OpaqueFunction(function=_launch_setup, args=[share]),
     ])

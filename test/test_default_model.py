@@ -26,3 +26,16 @@ def test_default_segmenter_predicts_only_classes_it_was_trained_on():
     never_trained = np.isin(r.labels, [3, 6, 9, 14, 15, 16, 17, 18])
     assert never_trained.mean() < 0.01
     assert (seg(img).labels == r.labels).all()  # deterministic
+
+
+def test_packaged_models_are_picked_by_name(tmp_path, monkeypatch):
+    from fornet_ros.checkpoint import PACKAGED, resolve_checkpoint
+    assert set(PACKAGED) >= {"default", "fast"}
+    for name, file in PACKAGED.items():
+        assert resolve_checkpoint(name) == default_checkpoint_path(name) and default_checkpoint_path(name).name == file
+        assert default_checkpoint_path(name).is_file()
+    assert resolve_checkpoint(None) == resolve_checkpoint("") == default_checkpoint_path()
+    assert read_checkpoint("fast")["model_config"]["variant"] == "fornet_s"  # the quick CPU model
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fast").write_bytes(b"")  # a file of that name wins over the packaged name
+    assert resolve_checkpoint("fast") == tmp_path.joinpath("fast").relative_to(tmp_path)

@@ -242,6 +242,25 @@ def test_plan_errors(values, words, path_with_ros2):
     one_line_error(e, *words)
 
 
+def test_plan_lifecycle_bring_up():
+    """autostart:=false leaves the node to an external manager (nav2_lifecycle_manager); managed:=true
+    makes the launch that manager: the node runs with autostart false and the plan says managed."""
+    no = {name: "" for name in L.ARGUMENTS}
+    assert not L.make_plan(no, {}, PARAMS, PROFILE).managed
+    plan = L.make_plan({**no, "autostart": "false"}, {}, PARAMS, PROFILE)
+    assert plan.overrides == {"autostart": False} and not plan.managed
+    plan = L.make_plan({**no, "managed": "true"}, {}, PARAMS, PROFILE)
+    assert plan.overrides == {"autostart": False} and plan.managed
+    plan = L.make_plan({**no, "managed": "false", "autostart": "true"}, {}, PARAMS, PROFILE)
+    assert plan.overrides == {"autostart": True} and not plan.managed
+    with pytest.raises(LaunchArgumentError) as e:
+        L.make_plan({**no, "managed": "true", "autostart": "true"}, {}, PARAMS, PROFILE)
+    one_line_error(e, "managed:=true", "autostart")
+    with pytest.raises(LaunchArgumentError) as e:
+        L.make_plan({**no, "managed": "maybe"}, {}, PARAMS, PROFILE)
+    one_line_error(e, "managed:=")
+
+
 def test_plan_bag_needs_ros2_on_path(tmp_path):
     # launch emits no exit event for a process it cannot start: check before starting anything
     with pytest.raises(LaunchArgumentError) as e:

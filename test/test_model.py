@@ -10,10 +10,12 @@ from fornet_ros.losses import fornet_loss, region_error_target
 from fornet_ros.model import VARIANTS, create_model, num_selected
 from fornet_ros.model.focus import gather_crops
 
-BUILDS = [(v, {}) for v in sorted(VARIANTS)] + [("fornet_s", {"focus": False}), ("fornet_s", {"refine_stride": 2}),
-                                                ("fornet_s", {"region_px": 16})]
+# r101_paper (42 M parameters) gets its own shape test below; every other variant the whole battery
+BUILDS = [(v, {}) for v in sorted(VARIANTS) if v != "r101_paper"] + [
+    ("fornet_s", {"focus": False}), ("fornet_s", {"refine_stride": 2}), ("fornet_s", {"region_px": 16})]
 IDS = [v + "".join(f"-{k}={w}" for k, w in kw.items()) for v, kw in BUILDS]
-FOCUS_BUILDS = [(v, kw) for v, kw in BUILDS if ModelConfig(**{**VARIANTS[v], **kw}).focus]
+_CFG = {i: ModelConfig(**{**VARIANTS[v], **kw}) for (v, kw), i in zip(BUILDS, IDS)}
+FOCUS_BUILDS = [(v, kw) for (v, kw), i in zip(BUILDS, IDS) if _CFG[i].focus and _CFG[i].head == "sparse"]
 FOCUS_IDS = [i for (v, kw), i in zip(BUILDS, IDS) if (v, kw) in FOCUS_BUILDS]
 
 
@@ -22,7 +24,10 @@ def _model(variant, kw, seed=0):
     non-zero, so that the focus stage does something measurable."""
     torch.manual_seed(seed)
     m = create_model(variant, num_classes=7, topk_ratio=0.3, **kw).eval()
-    if m.cfg.focus:
+    if m.cfg.focus and m.cfg.head == "paper":
+        with torch.no_grad():
+            m.paper.selector[1].weight.normal_(0, 2.0)
+    elif m.cfg.focus:
         with torch.no_grad():
             m.selector.net[-1].weight.normal_(0, 2.0)
             m.refiner.branches.classifier.weight.normal_(0, 0.1)
@@ -34,7 +39,9 @@ def test_shapes_any_size_and_batch(variant, kw):
     m = _model(variant, kw)
     with torch.no_grad():
         out = m(torch.randn(2, 3, 75, 133))
-    s = m.cfg.refine_stride if m.cfg.focus else 8
+    s = m.output_stride
+    assert s == (4 if m.cfg.head != "sparse" or m.cfg.focus and m.cfg.refine_stride == 4 else
+                 2 if m.cfg.focus else 8) or m.cfg.arch == "ddrnet"
     assert out["logits"].shape == (2, 7, -(-75 // s), -(-133 // s))
     if m.cfg.arch == "fornet":  # DDRNet's auxiliary head runs only while training
         assert out["coarse"].shape == (2, 7, 10, 17)  # ceil(75/8), ceil(133/8)
@@ -65,6 +72,7 @@ def test_forward_backward_reaches_every_parameter(variant, kw):
         return sorted(n for n, p in m.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0)
     expected = sorted(n for n, _ in m.named_parameters()
                       if (n.startswith("refiner.branches.") and "classifier" not in n) or n.startswith("context."))
+    # the paper and plain heads have no zero-initialised layer: every parameter learns from step 0
     assert starved() == expected
     torch.optim.SGD(m.parameters(), lr=0.1).step()
     m.zero_grad()
@@ -241,3 +249,74 @@ def test_adaptive_k_batch_equals_single_images_and_dense_equals_sparse():
     imp, sel = batch["importance"].flatten(1), batch["selected"].flatten(1) > 0
     for i in range(3):
         assert imp[i][sel[i]].min() >= imp[i][~sel[i]].max()
+
+
+def test_paper_head_masks_are_nested_top_k_of_the_selector():
+    """The authors' Top-K: four masks at K/4, 2K/4, 3K/4, K of the stride-8 cells, each the highest
+    selector scores of its image, each inside the next; ``selected`` is the largest."""
+    from fornet_ros.model.paper_head import nested_topk_masks
+    scores = torch.randn(2, 1, 6, 10, generator=torch.Generator().manual_seed(0))
+    masks = nested_topk_masks(scores, [0.1, 0.2, 0.3, 0.4])
+    for m, r in zip(masks, (0.1, 0.2, 0.3, 0.4)):
+        k = num_selected(r, 60)
+        assert m.flatten(1).sum(1).tolist() == [k, k]
+        for i in range(2):  # the kept cells are the k highest
+            kept, rest = scores[i].flatten()[m[i].flatten() > 0], scores[i].flatten()[m[i].flatten() == 0]
+            assert kept.min() > rest.max()
+    for a, b in zip(masks, masks[1:]):
+        assert bool((a <= b).all())
+    m = _model("mnv2_paper", {})
+    with torch.no_grad():
+        out = m(torch.randn(1, 3, 64, 96), topk_ratio=0.4)
+    assert out["selected"].sum() == num_selected(0.4, 8 * 12)
+    sel, imp = out["selected"].flatten() > 0, out["importance"].flatten()
+    assert imp[sel].min() >= imp[~sel].max()
+
+
+def test_paper_head_selector_learns_through_the_straight_through_masks():
+    """Without its own loss the selector still gets gradient from the segmentation loss (the hard
+    mask's straight-through term), and K changes the output (the masks gate the branches)."""
+    m = _model("mnv2_paper", {}).train()
+    x, y = torch.randn(2, 3, 64, 96), torch.randint(0, 7, (2, 64, 96))
+    loss, parts = fornet_loss(m(x), y, m.cfg, aux_weight=0, selector_weight=0)
+    assert "selector" not in parts
+    loss.backward()
+    assert m.paper.selector[1].weight.grad.abs().sum() > 0
+    m.eval()
+    with torch.no_grad():
+        assert (m(x, topk_ratio=0.1)["logits"] - m(x, topk_ratio=0.8)["logits"]).abs().max() > 1e-4
+
+
+def test_boundary_target_marks_class_edges_with_a_decaying_band():
+    from fornet_ros.losses import boundary_target
+    target = torch.zeros(1, 64, 64, dtype=torch.long)
+    target[0, :, 32:] = 1  # a vertical edge between columns 31 and 32
+    target[0, :8, :8] = 255  # an ignored corner: weight 0 there
+    tgt, w = boundary_target(target, (8, 8), band=2, decay=0.5)
+    row = tgt[0, 0, 4].tolist()  # cells of 8 px: the edge lies in cells 3 and 4
+    assert row == [0.0, 0.25, 0.5, 1.0, 1.0, 0.5, 0.25, 0.0]
+    assert w[0, 0, 0, 0] == 0 and w[0, 0, 4, 4] == 1 and tgt[0, 0, 0, 0] == 0
+
+
+def test_dice_loss_is_zero_for_a_perfect_prediction_and_ignores_void():
+    from fornet_ros.losses import dice_loss
+    y = torch.randint(0, 3, (2, 16, 16))
+    perfect = torch.nn.functional.one_hot(y, 3).permute(0, 3, 1, 2).float() * 50
+    assert dice_loss(perfect, y).item() < 1e-3
+    y_void = y.clone()
+    y_void[:, :8] = 255
+    wrong = perfect.clone()
+    wrong[:, :, :8] = wrong[:, :, :8].roll(1, 1)  # wrong only where the label is void
+    assert dice_loss(wrong, y_void).item() < 1e-3
+    assert dice_loss(perfect.roll(1, 1), y).item() > 0.99
+
+
+def test_r101_paper_is_the_authors_configuration():
+    m = create_model("r101_paper", num_classes=19).eval()
+    enc = m.backbone.encoder
+    assert sum(p.numel() for p in enc.parameters()) == 42_500_160  # torchvision resnet101 without fc
+    assert enc.layer4[1].conv2.dilation == (4, 4) and enc.layer3[1].conv2.dilation == (2, 2)  # output stride 8
+    assert m.cfg.topk_ratio == 0.4 and m.cfg.paper_dilations == (1, 1, 1, 16) and m.cfg.neck_channels == 256
+    with torch.no_grad():
+        out = m(torch.randn(1, 3, 64, 80))
+    assert out["logits"].shape == (1, 19, 16, 20) and out["selected"].sum() == num_selected(0.4, 8 * 10)

@@ -368,6 +368,8 @@ def test_node_runs_an_exported_onnx_model(tmp_path, graph):
         assert ok, (tmp_path / "node.log").read_text()[-2000:]
         values, _ = _diag_values(col, "cam0")
         assert values["backend"] == "onnxruntime" and values["provider"] == "CPUExecutionProvider"
+        log = (tmp_path / "node.log").read_text()  # the provider that runs, logged at start-up
+        assert "on onnxruntime CPUExecutionProvider" in log and "pre/post-processing opencv, CUDA graphs off" in log
         want = Segmenter.from_checkpoint(onnx_path, device="cpu")(to_rgb(frame)).labels
         np.testing.assert_array_equal(to_mono8(col.get("cam0/semantic/labels")[-1]), want)
     finally:

@@ -128,18 +128,36 @@ class Cityscapes(SegmentationDataset):
 class FolderDataset(SegmentationDataset):
     """``<root>/images/<split>/*`` + ``<root>/labels/<split>/*.png`` + ``<root>/classes.yaml``.
 
-    classes.yaml: ``mapping: {stored value: cityscapes train ID}`` (values not listed are ignored).
+    classes.yaml: ``mapping: {stored value: class ID}`` (values not listed are ignored). Class IDs
+    are Cityscapes train IDs unless the file names its own classes: ``classes: [name, ...]`` (and
+    optionally ``palette: [[r, g, b], ...]``); then ID i is ``classes[i]`` and, without a
+    ``mapping``, stored value i is class i (the labels of a model with its own classes).
     """
 
     def __init__(self, root, split: str = "train", transform=None, cache=False):
         root = Path(root)
         cfg_path = root / "classes.yaml"
         if not cfg_path.is_file():
-            raise DatasetError(f"folder dataset needs {cfg_path} with a 'mapping' of label value -> train ID")
-        mapping = (yaml.safe_load(cfg_path.read_text()) or {}).get("mapping")
+            raise DatasetError(f"folder dataset needs {cfg_path} with a 'mapping' of label value -> train ID "
+                               "(or its own 'classes')")
+        cfg = yaml.safe_load(cfg_path.read_text()) or {}
+        names, mapping = cfg.get("classes"), cfg.get("mapping")
+        if names is not None:
+            if not isinstance(names, list) or not names or len(set(names)) != len(names) or len(names) > 255:
+                raise DatasetError(f"{cfg_path}: 'classes' must be a list of 1..255 distinct names")
+            self.classes = tuple(str(n) for n in names)
+            palette = cfg.get("palette") or [((i * 67) % 256, (i * 131) % 256, (i * 199) % 256)
+                                             for i in range(len(names))]
+            if len(palette) != len(names):
+                raise DatasetError(f"{cfg_path}: {len(palette)} palette colours for {len(names)} classes")
+            self.palette = tuple(tuple(int(v) for v in c) for c in palette)
+            if mapping is None:
+                mapping = {i: i for i in range(len(names))}
         if not isinstance(mapping, dict) or not mapping:
-            raise DatasetError(f"{cfg_path}: 'mapping' must be a non-empty dict of label value -> train ID")
-        bad = {k: v for k, v in mapping.items() if not (0 <= int(k) <= 255 and (0 <= int(v) < 19 or int(v) == IGNORE_INDEX))}
+            raise DatasetError(f"{cfg_path}: 'mapping' must be a non-empty dict of label value -> class ID")
+        n = len(self.classes)
+        bad = {k: v for k, v in mapping.items()
+               if not (0 <= int(k) <= 255 and (0 <= int(v) < n or int(v) == IGNORE_INDEX))}
         if bad:
             raise DatasetError(f"{cfg_path}: invalid entries {bad}")
         pairs = []

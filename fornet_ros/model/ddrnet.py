@@ -131,6 +131,8 @@ class DDRNet(nn.Module):
         self.aux_head = SegHead(hi, head_planes, cfg.num_classes)
         self.final_layer = SegHead(planes * 4, head_planes, cfg.num_classes)
 
+    output_stride = 8
+
     def forward(self, x, topk_ratio: float | None = None, mode: str = "auto"):
         if mode not in ("auto", "sparse", "dense"):
             raise ValueError(f"mode must be auto, sparse or dense, got {mode!r}")

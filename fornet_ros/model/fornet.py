@@ -1,6 +1,11 @@
-"""FoR-Net: backbone -> cheap stride-8 head -> selector -> Top-K activation -> multi-scale branches
-refining the selected regions at stride 4 (or 2) -> logits (arXiv 2605.02764; the paper gives no
-code, choices are documented in :mod:`fornet_ros.model.focus`)."""
+"""FoR-Net: a registered backbone (:mod:`fornet_ros.model.backbones`) and one of three heads:
+
+- ``sparse`` (this package's): cheap stride-8 head -> selector -> Top-K regions -> multi-scale branches
+  refining only the selected regions at stride 4 (or 2); compute ∝ K (:mod:`fornet_ros.model.focus`);
+- ``paper`` (the authors'): nested Top-K masks gating four multi-scale branches at stride 8, then a
+  stride-4 decoder (:mod:`fornet_ros.model.paper_head`);
+- ``plain``: the paper head without selector and branches (the focus-off baseline of pretrained models).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
-from .backbone import Backbone
-from .focus import FocusRefiner
+from .backbones import PAD_MULTIPLE, build_backbone
+from .focus import AdaptiveK, FocusRefiner
 from .layers import ConvBNReLU
+from .paper_head import PaperHead
 from .selector import Selector
 
 
@@ -20,8 +26,12 @@ class FoRNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.topk_ratio = cfg.topk_ratio  # run-time setting, may differ from the trained one
-        self.backbone = Backbone(cfg.channels)
+        self.backbone = build_backbone(cfg)
         c2, c4, c8 = self.backbone.out_channels
+        self.pad_multiple = max(cfg.region_px, PAD_MULTIPLE[cfg.backbone])
+        if cfg.head != "sparse":
+            self.paper = PaperHead(c4, c8, cfg.num_classes, cfg.neck_channels, cfg.paper_dilations, cfg.head == "paper")
+            return
         self.head = nn.Sequential(ConvBNReLU(c8, cfg.head_channels), nn.Conv2d(cfg.head_channels, cfg.num_classes, 1))
         if cfg.focus:
             s = cfg.refine_stride
@@ -31,10 +41,21 @@ class FoRNet(nn.Module):
                                         cfg.branch_channels, cfg.refine_channels, cfg.dilations,
                                         cfg.region_px // s, 8 // s)
 
+    @property
+    def output_stride(self) -> int:
+        """Stride of ``logits``: 4 for the paper and plain heads, the refine stride for the sparse
+        head with focus, 8 for the focus-off stride-8 head."""
+        if self.cfg.head != "sparse":
+            return 4
+        return self.cfg.refine_stride if self.cfg.focus else 8
+
     def focus_inputs(self, x):
         """Everything before the focus stage, on the input zero-padded to whole regions:
-        (coarse stride-8 logits, selector logits, refiner inputs (fine, context, coarse_up, importance))."""
-        P = self.cfg.region_px
+        (coarse stride-8 logits, selector logits, refiner inputs (fine, context, coarse_up, importance)).
+        The sparse head only (the paper head's masks gate features inside its head)."""
+        if self.cfg.head != "sparse":
+            raise ValueError(f"focus_inputs is the sparse head's; this model has the {self.cfg.head} head")
+        P = self.pad_multiple
         x = F.pad(x, (0, (-x.shape[-1]) % P, 0, (-x.shape[-2]) % P))
         f2, f4, f8 = self.backbone(x)
         coarse = self.head(f8)
@@ -59,6 +80,8 @@ class FoRNet(nn.Module):
             raise ValueError(f"mode must be auto, sparse or dense, got {mode!r}")
         K = self.topk_ratio if topk_ratio is None else topk_ratio
         H, W = x.shape[-2:]
+        if self.cfg.head != "sparse":
+            return self._paper_forward(x, K)
         coarse, sel_logits, inputs = self.focus_inputs(x)
         out = {"coarse": coarse[:, :, :-(-H // 8), :-(-W // 8)]}
         if inputs is None:
@@ -72,3 +95,21 @@ class FoRNet(nn.Module):
                    selector_logits=sel_logits, selected=selected)
         return out
 
+
+    def _paper_forward(self, x, K):
+        """The paper / plain head: same output dict, regions = stride-8 cells (``region_px`` 8)."""
+        H, W = x.shape[-2:]
+        P = self.pad_multiple
+        f2, f4, f8 = self.backbone(F.pad(x, (0, (-W) % P, 0, (-H) % P)))
+        if isinstance(K, AdaptiveK):
+            raise ValueError("the paper head takes a fixed K (its four nested ratios scale with it)")
+        h8, w8 = -(-H // 8), -(-W // 8)
+        logits, coarse, sel, mask = self.paper(f4, f8, K, (h8, w8))
+        out = {"logits": logits[:, :, :-(-H // 4), :-(-W // 4)], "coarse": coarse[:, :, :h8, :w8]}
+        if sel is None:
+            zeros = coarse.new_zeros((x.shape[0], 1, h8, w8))
+            out.update(importance=zeros, selector_logits=zeros, selected=zeros)
+        else:
+            out.update(importance=torch.sigmoid(sel)[:, :, :h8, :w8], selector_logits=sel[:, :, :h8, :w8],
+                       selected=mask[:, :, :h8, :w8])
+        return out

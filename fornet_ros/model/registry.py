@@ -13,10 +13,21 @@ from ..config import ModelConfig
 from .ddrnet import DDRNet
 from .fornet import FoRNet
 
+_PAPER = dict(head="paper", region_px=8, topk_ratio=0.4, paper_dilations=(1, 1, 1, 6))  # see model/paper_head.py
+_PLAIN = dict(head="plain", region_px=8, topk_ratio=0.0, focus=False)
 VARIANTS: dict[str, dict] = {
     "fornet_s": dict(),
     "fornet_m": dict(channels=(32, 64, 128, 192), head_channels=96, branch_channels=48, refine_channels=96),
     "ddrnet23_slim": dict(arch="ddrnet", focus=False, topk_ratio=0.0),
+    # ImageNet-pretrainable backbones (model/pretrained.py) with the three heads
+    "mnv2_paper": dict(backbone="mobilenet_v2", **_PAPER),
+    "mnv2_sparse": dict(backbone="mobilenet_v2"),
+    "mnv2_plain": dict(backbone="mobilenet_v2", **_PLAIN),
+    "lite0_paper": dict(backbone="efficientnet_lite0", **_PAPER),
+    "lite0_sparse": dict(backbone="efficientnet_lite0"),
+    "lite0_plain": dict(backbone="efficientnet_lite0", **_PLAIN),
+    # the authors' configuration: dilated ResNet-101, 256-wide head, dilation 16, K = 0.4 (bring the weights)
+    "r101_paper": dict(backbone="resnet101", head="paper", region_px=8, topk_ratio=0.4, neck_channels=256),
 }
 
 

@@ -175,6 +175,7 @@ def run_demo(out: str, inp: str | None = None, checkpoint: str | None = None, fr
     rate = rate or auto_rate([s for s, _, _ in played])
     inputs = {stamp: (rgb, gt) for stamp, rgb, gt in played}
 
+    _check_demo_classes(checkpoint)
     ckpt_label = checkpoint or "packaged default"
     ckpt_sha = None
     if checkpoint and Path(checkpoint).is_file():
@@ -440,6 +441,24 @@ def _timing(diag: dict, sent_t: list, recv: dict, order: list, rate: float, play
         "node_processed": int(diag["processed"]) if str(diag.get("processed", "")).isdigit() else None,
         "drops": drops, "not_segmented": len(sent_t) - len(e2e), "rate": rate, "play_s": round(play_s, 2),
     }
+
+
+def _check_demo_classes(checkpoint) -> None:
+    """The demo scores against Cityscapes train-ID ground truth: a foreign ONNX model with its own
+    classes (fornet_ros.model_description) would be scored on IDs that mean other things."""
+    if not checkpoint or not str(checkpoint).endswith(".onnx"):
+        return
+    from ..classes import CITYSCAPES_CLASSES
+    from ..errors import FornetError
+    from ..export import ONNX_FORMAT, onnx_properties
+    from ..model_description import read_description
+    if onnx_properties(checkpoint).get("fornet_format") == ONNX_FORMAT:
+        return
+    classes = read_description(checkpoint).meta.classes
+    if tuple(classes) != CITYSCAPES_CLASSES:
+        raise FornetError(f"the demo scores against Cityscapes train IDs, but {checkpoint} has its own classes "
+                          f"{list(classes)}: run it with `fornet predict`, `fornet eval` on data in its classes, or "
+                          "the node (docs/deploy.md)")
 
 
 # -- reference: the same checkpoint here, as `fornet eval` runs it ------------------------------------

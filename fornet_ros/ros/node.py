@@ -9,13 +9,17 @@ turning arrays into messages with the input header; /diagnostics follows
 :func:`fornet_ros.diagnostics.camera_status` on a wall-clock timer (it keeps reporting with
 ``use_sim_time`` and no /clock).
 
+A managed (lifecycle) node, :mod:`fornet_ros.ros.lifecycle`: nothing below exists until it is
+active; ``autostart`` (default true) configures and activates it at start-up, ``autostart: false``
+leaves that to a lifecycle manager (docs/nav2.md).
+
 Topics (relative to the node namespace, per camera ``<cam>``):
   in : <cam>/image_raw (sensor_msgs/Image) or <cam>/image_raw/compressed (parameter ``compressed``),
        <cam>/camera_info
-  out: <cam>/semantic/labels      mono8, train IDs (255 = ignore)
+  out: <cam>/semantic/labels      mono8, class IDs of the model (255 = ignore)
        <cam>/semantic/color       rgb8, palette colours
-       <cam>/semantic/importance  mono8, selector importance x 255 (0 = unimportant, 255 = most)
-       <cam>/semantic/confidence  mono8, max softmax probability x 255
+       <cam>/semantic/importance  mono8, selector importance x 255 (0 = unimportant, 255 = most; FoR-Net only)
+       <cam>/semantic/confidence  mono8, max softmax probability x 255 (not for a labels-output model)
        <cam>/semantic/camera_info the input CameraInfo with the output header (same resolution)
        semantic_costmap/*, semantic_points: see :mod:`fornet_ros.ros.costmap`
   semantic/label_info (latched): vision_msgs/LabelInfo when installed, else std_msgs/String with
@@ -35,13 +39,13 @@ import sys
 import threading
 import time
 
+import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Float32
@@ -53,62 +57,120 @@ from ..node_config import CAMERA_POSE, SPECS, NodeParams, build_segmenter, camer
 from ..pipeline import IMAGE_OUTPUTS, FramePipeline, check_k_control
 from .conversions import descriptor, fill_image, label_info, publication_seq, qos
 from .costmap import CostmapFrame, SemanticCostmap
+from .lifecycle import ManagedNode
 
 K_PARAMS = {"topk_ratio", "latency_target_ms", "k_min", "k_max"}
 
 
-class SegmentationNode(Node):
+class SegmentationNode(ManagedNode):
+    """A managed node (:mod:`fornet_ros.ros.lifecycle`): *configure* loads and warms up the model,
+    *activate* creates the topics and starts the worker, *deactivate* stops it (the model stays),
+    *cleanup* frees the model. With ``autostart`` (default) construction runs configure + activate
+    and raises on failure, so the node runs as a plain node would."""
+
     def __init__(self, **kwargs):
         super().__init__("fornet_segmentation", **kwargs)
-        self.params = p = NodeParams.from_values(
-            {s.name: self.declare_parameter(s.name, s.default, descriptor(s)).value for s in SPECS.values()})
-        self.segmenter, problem = build_segmenter(p)
+        values = {s.name: self.declare_parameter(s.name, s.default, descriptor(s)).value for s in SPECS.values()}
+        self.segmenter = self.layers = self.pipeline = self.worker = self.slots = None
+        self.grid = self.points3d = None
+        try:  # static parameters cannot change later: a bad one fails every configure, with its reason
+            self.params, self._param_error = NodeParams.from_values(values), None
+            self.poses = {cam: self._pose_parameter(cam) for cam in self.params.cameras}
+        except ValueError as e:
+            self.params, self._param_error = None, e
+        self.add_on_set_parameters_callback(self._check_changes)
+        self.add_post_set_parameters_callback(self._apply_changes)
+        if values["autostart"]:
+            self.autostart()
+        else:
+            self.get_logger().info("autostart is false: waiting for a lifecycle manager (configure, activate)")
+
+    # -- lifecycle hooks (fornet_ros.ros.lifecycle.ManagedNode) ---------------------------------
+    def load(self) -> None:
+        """configure: the parameters, the model (loaded and warmed up), the costmap layers."""
+        if self._param_error is not None:
+            raise self._param_error
+        p = self.params = NodeParams.from_values({name: self.get_parameter(name).value for name in SPECS})
+        t0 = time.monotonic()
+        segmenter, problem = build_segmenter(p)
         if problem:
             self.get_logger().warning(problem)
-        self.slots = FrameSlots(p.cameras)
-        self.camera_info = dict.fromkeys(p.cameras)
-        self.poses = {cam: self._pose_parameter(cam) for cam in p.cameras}
-        self._make_io()
-        self.grid = self.points3d = None
+        check_k_control(p, segmenter)
+        segmenter([np.zeros((*segmenter.input_size, 3), np.uint8)])  # warm-up: first-call allocations, kernels
+        layers = None
         if p.costmap_enabled:
             try:
-                layers = load_layer_config(p.costmap_config, self.segmenter.classes)
+                layers = load_layer_config(p.costmap_config, segmenter.classes)
             except GeometryError as e:
-                raise ValueError(f"parameter 'costmap_config': {e}") from e
-            self.grid = SemanticCostmap(self, p, layers, self.poses)
+                hint = "" if p.costmap_config else (
+                    " (the built-in layers name Cityscapes classes: give this model's classes a costmap_config, "
+                    "or set costmap_enabled: false)")
+                raise ValueError(f"parameter 'costmap_config': {e}{hint}") from e
+            unnamed = layers.unnamed(segmenter.classes)
+            if unnamed:  # reported once, here
+                self.get_logger().info(f"costmap: classes in no ground/obstacle list or layer (never in the grids): "
+                                       f"{', '.join(unnamed)}")
+        self.segmenter, self.layers = segmenter, layers
+        s = segmenter
+        self.get_logger().info(
+            f"{'FoR-Net ' if s.cfg.focus else 'model '}{s.cfg.variant} on {s.backend} {s.provider} "
+            f"({str(s.dtype).split('.')[-1]}), input {s.input_size}, K={s.topk_ratio}, {len(s.classes)} classes, "
+            f"pre/post-processing {s.processing}, CUDA graphs {'on' if s.graphs is not None else 'off'}; "
+            f"loaded and warmed up in {time.monotonic() - t0:.1f} s")
+
+    def start(self) -> None:
+        """activate: topics, costmap, 3D points, the worker."""
+        p = self.params
+        self.slots = FrameSlots(p.cameras)
+        self.camera_info = dict.fromkeys(p.cameras)
+        self._make_io()
+        if self.layers is not None:
+            self.grid = SemanticCostmap(self, p, self.layers, self.poses)
         if p.depth_enabled or p.lidar_topic:
             from .points3d import LabelledPoints
             self.points3d = LabelledPoints(self, p, self.poses, qos(p.input_reliability, p.input_depth),
                                            qos(p.output_reliability, p.output_depth))
         self.pipeline = FramePipeline(self.segmenter, self.slots, p, self, self.get_logger(),
                                       lambda: self.get_clock().now().nanoseconds)
-        self.add_on_set_parameters_callback(self._check_changes)
-        self.add_post_set_parameters_callback(self._apply_changes)
         self.create_timer(p.diagnostics_period_s, self._publish_diagnostics,
                           clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.worker = threading.Thread(target=self.pipeline.run, name="fornet_worker", daemon=True)
         self.worker.start()
-        s = self.segmenter
-        self.get_logger().info(
-            f"FoR-Net {s.cfg.variant} on {s.backend} {s.provider} ({str(s.dtype).split('.')[-1]}), input {s.input_size}, "
-            f"K={s.topk_ratio}, cameras {list(p.cameras)}")
+        self.get_logger().info(f"active: cameras {list(p.cameras)}")
+
+    def halt(self) -> None:
+        """deactivate: the worker stops (a batch in flight is not published); the model stays."""
+        if not self.stop(timeout=10.0):
+            self.get_logger().warning("the worker is still inside one inference call; it publishes nothing more")
+        self.pipeline = self.worker = self.grid = self.points3d = None
+
+    def unload(self) -> None:
+        """cleanup: drop the model (ManagedNode then returns the memory to the OS)."""
+        self.segmenter = self.layers = None
 
     # -- parameters: validated in the on-set callback, applied in the post-set callback ----------
     def _check_changes(self, params) -> SetParametersResult:
+        if self.params is None:  # invalid static parameters: configure reports them
+            return SetParametersResult(successful=True)
         try:
-            check_k_control(self.params.changed({p.name: p.value for p in params if p.name in SPECS}), self.segmenter)
+            changed = self.params.changed({p.name: p.value for p in params if p.name in SPECS})
+            if self.segmenter is not None:  # configured: K rules of the loaded model
+                check_k_control(changed, self.segmenter)
         except ValueError as e:
             return SetParametersResult(successful=False, reason=str(e))
         return SetParametersResult(successful=True)
 
     def _apply_changes(self, params) -> None:
         changes = {p.name: p.value for p in params if p.name in SPECS}
+        if self.params is None:
+            return
         self.params = self.params.changed(changes)
-        self.pipeline.configure(self.params, k_changed=bool(changes.keys() & K_PARAMS))
+        if self.pipeline is not None:  # active; otherwise activate hands self.params to a new pipeline
+            self.pipeline.configure(self.params, k_changed=bool(changes.keys() & K_PARAMS))
 
     def _pose_parameter(self, cam: str) -> Pose:
         name = camera_pose_name(cam)
-        try:
+        try:  # declared at construction (static): configure reads the same value every time
             return Pose.from_list(self.declare_parameter(name, CAMERA_POSE.default, descriptor(CAMERA_POSE)).value)
         except GeometryError as e:
             raise ValueError(f"parameter '{name}': {e}") from e
@@ -179,7 +241,9 @@ class SegmentationNode(Node):
 
     def stop(self, timeout: float = 5.0) -> bool:
         """Stop the worker (it finishes or abandons its batch without publishing more); True when
-        it ended within ``timeout`` s."""
+        it ended within ``timeout`` s (or none runs)."""
+        if self.worker is None:
+            return True
         self.pipeline.stopping.set()
         self.slots.close()
         self.worker.join(timeout=timeout)
@@ -211,8 +275,12 @@ def main(args=None):
         node = SegmentationNode()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        while not stop.is_set() and rclpy.ok():
+        while not stop.is_set() and rclpy.ok() and not node.finalized:
             executor.spin_once(timeout_sec=0.1)
+        if node.finalized:  # the shutdown transition ran: answer its change_state call, then exit 0
+            end = time.monotonic() + 0.5
+            while time.monotonic() < end and rclpy.ok():
+                executor.spin_once(timeout_sec=0.05)
     except ExternalShutdownException:
         pass
     except (RuntimeError, ValueError, ParameterException) as e:

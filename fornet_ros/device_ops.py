@@ -1,0 +1,110 @@
+"""The Segmenter's pre- and post-processing as torch ops, so that a frame on a GPU stays there.
+
+On a GPU the network is a few milliseconds while resizing the camera frame, normalising it in
+numpy, copying every logit to the host and arg-maxing with OpenCV cost 4-10x that (issue #20).
+Here the uint8 frame is uploaded once (through a pinned host buffer, non-blocking), resized,
+normalised and cast on the device; the logits are upsampled, arg-maxed and turned into the
+confidence and importance maps on the device, and only the uint8 maps asked for come back.
+
+Each step mirrors the OpenCV path of :class:`~fornet_ros.inference.Segmenter` (same resize kind,
+same letterbox crop, same arg-max resolution), so the two agree: labels identical up to ties,
+maps within one grey level (``test/test_device_ops.py``, on the CPU). The differences are the
+resampling filters: OpenCV's INTER_AREA weighs partly covered source pixels by their coverage,
+torch's ``area`` (an adaptive average pool) counts them whole, identical at integer factors; and
+OpenCV resizes the uint8 frame in fixed point, torch in float.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+class Uploader:
+    """numpy image -> device tensor. On CUDA through one pinned host buffer per batch slot, copied
+    with ``non_blocking``; a slot's buffer is rewritten only after its previous copy finished."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self._pinned: dict[int, tuple[torch.Tensor, torch.cuda.Event]] = {}
+
+    def __call__(self, slot: int, img: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(np.ascontiguousarray(img))
+        if self.device.type != "cuda":
+            return t
+        buf, done = self._pinned.get(slot, (None, None))
+        if buf is None or buf.shape != t.shape or buf.dtype != t.dtype:
+            buf, done = torch.empty(t.shape, dtype=t.dtype, pin_memory=True), torch.cuda.Event()
+            self._pinned[slot] = buf, done
+        else:
+            done.synchronize()
+        buf.copy_(t)
+        out = buf.to(self.device, non_blocking=True)
+        done.record()
+        return out
+
+
+def preprocess(frames, boxes, input_size, mean: torch.Tensor, std: torch.Tensor, dtype: torch.dtype,
+               channels_last: bool = True) -> torch.Tensor:
+    """Device frames (H, W, 3) uint8 (0-255) or float (0-1) -> the normalised batch (N, 3, h, w) in
+    ``dtype``; ``boxes[i]`` = (y0, x0, nh, nw) where frame i lands (letterbox padding: 0 after
+    normalisation, the mean colour). Resize as the OpenCV path: area when shrinking, bilinear
+    when enlarging; done in float32 (``mean``/``std``: (3,) on the device, in 0-255 units)."""
+    h, w = input_size
+    nhwc = torch.zeros((len(frames), h, w, 3), device=mean.device, dtype=torch.float32)
+    for i, (img, (y0, x0, nh, nw)) in enumerate(zip(frames, boxes)):
+        t = img.float() if img.dtype == torch.uint8 else img.float() * 255.0
+        if tuple(img.shape[:2]) != (nh, nw):
+            shrink = img.shape[0] > nh
+            t = F.interpolate(t.permute(2, 0, 1)[None], (nh, nw), mode="area" if shrink else "bilinear",
+                              **({} if shrink else {"align_corners": False}))[0].permute(1, 2, 0)
+        nhwc[i, y0:y0 + nh, x0:x0 + nw] = (t - mean) / std
+    x = nhwc.permute(0, 3, 1, 2)  # NCHW view of NHWC memory = channels_last
+    return x.to(dtype) if channels_last else x.contiguous().to(dtype)
+
+
+def _resize(t: torch.Tensor, size, mode: str) -> torch.Tensor:
+    """(C, h, w) -> (C, *size); bilinear with half-pixel centres (cv2.INTER_LINEAR) or nearest
+    with floor(dst * src / dst) (cv2.INTER_NEAREST)."""
+    if tuple(t.shape[-2:]) == tuple(size):
+        return t
+    kw = {"align_corners": False} if mode == "bilinear" else {}
+    return F.interpolate(t[None], tuple(size), mode=mode, **kw)[0]
+
+
+def postprocess(logits, importance, selected, size, input_size, box, region_px: int, outputs) -> dict:
+    """One image's outputs on the device from its network outputs (``logits`` (C, h/s, w/s),
+    ``importance`` / ``selected`` (1, Hr, Wr)): ``labels`` (H, W) uint8 always; ``importance`` and
+    ``confidence`` as uint8 round(255 m), ``selected`` as bool, when named in ``outputs``."""
+    H, W = size
+    (h, w), (y0, x0, nh, nw) = input_size, box
+    logits = logits.float()
+    if (nh, nw) != (h, w):  # letterbox: keep the logits over the image's part of the input only
+        logits = _resize(logits, (h, w), "bilinear")[:, y0:y0 + nh, x0:x0 + nw]
+    work = (H, W) if H * W <= nh * nw else (nh, nw)  # arg-maxing above the input size adds nothing
+    labels = _resize(logits, work, "bilinear").argmax(0).to(torch.uint8)
+    out = {"labels": _resize(labels[None], (H, W), "nearest")[0]}
+    if "confidence" in outputs:  # max softmax = 1 / sum(exp(l - max l)), upsampled bilinearly
+        conf = 1.0 / torch.exp(logits - logits.amax(0, keepdim=True)).sum(0, keepdim=True)
+        out["confidence"] = (_resize(conf, (H, W), "bilinear")[0].clamp(0, 1) * 255).round().to(torch.uint8)
+    if {"importance", "selected"} & set(outputs):
+        P = region_px  # a region = P x P network-input pixels
+        maps = torch.cat([importance, selected]).float().repeat_interleave(P, 1).repeat_interleave(P, 2)
+        maps = _resize(maps[:, y0:y0 + nh, x0:x0 + nw], (H, W), "nearest")
+        if "importance" in outputs:
+            out["importance"] = (maps[0] * 255).round().to(torch.uint8)
+        if "selected" in outputs:
+            out["selected"] = maps[1] > 0.5
+    return out
+
+
+def download(maps: list[dict]) -> list[dict]:
+    """Device tensors -> numpy, all copies queued at once (pinned, non-blocking on CUDA) and one
+    synchronisation; on the CPU the tensors' own memory."""
+    if not maps or next(iter(maps[0].values())).device.type != "cuda":
+        return [{k: v.numpy() for k, v in m.items()} for m in maps]
+    host = [{k: torch.empty(v.shape, dtype=v.dtype, pin_memory=True).copy_(v, non_blocking=True)
+             for k, v in m.items()} for m in maps]
+    torch.cuda.current_stream().synchronize()
+    return [{k: v.numpy() for k, v in m.items()} for m in host]

@@ -1,0 +1,160 @@
+"""Bring your own ONNX model: the description file that says how to run a segmentation model this
+project did not export (no ROS, no onnxruntime imports: pure parsing and checks).
+
+A FoR-Net export carries its classes, palette, normalisation and input size in its
+``metadata_props`` (:mod:`fornet_ros.export`). A model exported by another toolbox
+(segmentation_models_pytorch, mmsegmentation/mmdeploy, torchvision, ...) carries none of that, so
+it comes with a small YAML file **next to it, same stem**: ``model.onnx`` + ``model.yaml``::
+
+    classes: [floor, wall, person]     # required; output channel / label value i is classes[i]
+    palette: [[128, 64, 128], ...]     # optional, RGB per class (default: generated colours)
+    input_size: [512, 512]             # [H, W]; optional when the graph's input H, W are fixed
+    channel_order: rgb                 # rgb or bgr: the order the network expects
+    input_layout: nchw                 # nchw or nhwc
+    scale: 0.00392156862745098         # x = pixel (0..255) * scale, then (x - mean) / std  (default 1/255)
+    mean: [0.485, 0.456, 0.406]        # per channel, in the network's channel order (default 0)
+    std: [0.229, 0.224, 0.225]         # (default 1)
+    output: logits                     # logits (N, C, h, w; any h, w) or labels (N, h, w) / (N, 1, h, w)
+    output_name: logits                # optional: default the graph's first output
+    input_name: input                  # optional: default the graph's only input
+    name: unet_r18_floor               # optional: shown in /diagnostics (default: the file's stem)
+
+Unknown keys are errors (a misspelt ``chanel_order`` must not silently run the model on RGB).
+mmsegmentation gives ``mean``/``std`` in 0..255 units: write ``scale: 1``; smp/torchvision use
+ImageNet statistics in 0..1 units: keep the default scale.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from .checkpoint import CheckpointError, ModelMeta
+
+LAYOUTS = ("nchw", "nhwc")
+CHANNEL_ORDERS = ("rgb", "bgr")
+OUTPUT_KINDS = ("logits", "labels")
+KEYS = {"classes", "palette", "input_size", "channel_order", "input_layout", "scale", "mean", "std", "output",
+        "output_name", "input_name", "name"}
+
+
+@dataclass(frozen=True)
+class OnnxIO:
+    """How to feed a foreign graph and read its answer (the normalisation is in the ModelMeta)."""
+
+    channel_order: str = "rgb"
+    input_layout: str = "nchw"
+    output: str = "logits"
+    input_name: str | None = None  # None: the graph's only input
+    output_name: str | None = None  # None: the graph's first output
+
+
+@dataclass(frozen=True)
+class ForeignConfig:
+    """What the rest of the package reads of a model's config (``Segmenter.cfg``) for a model that
+    is not FoR-Net: its name, its classes, no Top-K focus stage (K is 1: the whole image)."""
+
+    variant: str
+    num_classes: int
+    focus: bool = False
+    topk_ratio: float = 1.0
+
+
+@dataclass(frozen=True)
+class ModelDescription:
+    meta: ModelMeta  # classes, palette, RGB-order mean/std in 0..1 units (as FoR-Net's), input_size
+    io: OnnxIO
+    name: str
+    input_size_given: bool  # False: input_size comes from the graph
+
+
+def description_path(model_path) -> Path:
+    """The description file of ``model_path``: same folder, same stem, ``.yaml``."""
+    return Path(model_path).with_suffix(".yaml")
+
+
+def generated_palette(n: int) -> tuple[tuple[int, int, int], ...]:
+    """Distinct colours for ``n`` classes (the same rule as ModelMeta.default's)."""
+    return tuple(((i * 67) % 256, (i * 131) % 256, (i * 199) % 256) for i in range(n))
+
+
+def _numbers(d: dict, key: str, default, n: int, positive: bool = False) -> tuple[float, ...]:
+    v = d.get(key, default)
+    if not isinstance(v, (list, tuple)) or len(v) != n or not all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v):
+        raise ValueError(f"{key} must be {n} finite numbers, got {v!r}")
+    if positive and min(v) <= 0:
+        raise ValueError(f"{key} must be > 0, got {list(v)}")
+    return tuple(float(x) for x in v)
+
+
+def _choice(d: dict, key: str, choices: tuple[str, ...]) -> str:
+    v = str(d.get(key, choices[0])).lower()
+    if v not in choices:
+        raise ValueError(f"{key} must be one of {', '.join(choices)}, got {d.get(key)!r}")
+    return v
+
+
+def parse_description(d, stem: str = "model") -> ModelDescription:
+    """A description dict (the YAML) -> :class:`ModelDescription`; ValueError says what is wrong."""
+    if not isinstance(d, dict):
+        raise ValueError("expected a mapping (classes: [...], ...)")
+    unknown = sorted(set(d) - KEYS)
+    if unknown:
+        raise ValueError(f"unknown keys {unknown}; known: {sorted(KEYS)}")
+    classes = d.get("classes")
+    if (not isinstance(classes, list) or not classes
+            or not all(isinstance(c, str) and c.strip() for c in classes)):
+        raise ValueError(f"classes must be a non-empty list of names, got {classes!r}")
+    if len(set(classes)) != len(classes):
+        raise ValueError(f"classes must be distinct, got {classes}")
+    if len(classes) > 255:
+        raise ValueError(f"at most 255 classes (label images are mono8, 255 = ignore), got {len(classes)}")
+    palette = d.get("palette")
+    if palette is None:
+        palette = generated_palette(len(classes))
+    elif (not isinstance(palette, list) or len(palette) != len(classes) or not all(
+            isinstance(c, (list, tuple)) and len(c) == 3 and all(type(v) is int and 0 <= v <= 255 for v in c)
+            for c in palette)):
+        raise ValueError(f"palette must be {len(classes)} [r, g, b] colours (0..255), one per class")
+    io = OnnxIO(channel_order=_choice(d, "channel_order", CHANNEL_ORDERS),
+                input_layout=_choice(d, "input_layout", LAYOUTS), output=_choice(d, "output", OUTPUT_KINDS),
+                input_name=None if d.get("input_name") is None else str(d["input_name"]),
+                output_name=None if d.get("output_name") is None else str(d["output_name"]))
+    scale = d.get("scale", 1.0 / 255.0)
+    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not math.isfinite(scale) or scale <= 0:
+        raise ValueError(f"scale must be a number > 0, got {scale!r}")
+    mean = _numbers(d, "mean", (0.0, 0.0, 0.0), 3)
+    std = _numbers(d, "std", (1.0, 1.0, 1.0), 3, positive=True)
+    if io.channel_order == "bgr":  # the description's order is the network's; ModelMeta's is RGB
+        mean, std = mean[::-1], std[::-1]
+    size = d.get("input_size")
+    if size is not None:
+        size = _numbers(d, "input_size", None, 2)
+        if any(v != int(v) or v < 8 for v in size):
+            raise ValueError(f"input_size must be [H, W] integers >= 8, got {d['input_size']}")
+        size = (int(size[0]), int(size[1]))
+    # (pixel * scale - mean) / std == (pixel - mean / scale) / (std / scale): ModelMeta keeps
+    # mean and std in 0..1 units of the 0..255 pixel (x 255 in the Segmenter)
+    meta = ModelMeta(tuple(classes), tuple(tuple(c) for c in palette),
+                     tuple(m / (scale * 255.0) for m in mean), tuple(s / (scale * 255.0) for s in std),
+                     size or (512, 512))
+    return ModelDescription(meta, io, str(d.get("name") or stem), size is not None)
+
+
+def read_description(model_path) -> ModelDescription:
+    """The description next to ``model_path``; CheckpointError naming the file and the problem."""
+    import yaml
+    path = description_path(model_path)
+    if not path.is_file():
+        raise CheckpointError(f"{model_path} has no fornet_ros metadata and no model description {path} beside it "
+                              "(a YAML with classes, input_size, mean/std, channel_order, ...: docs/deploy.md)")
+    try:
+        d = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise CheckpointError(f"model description {path}: {' '.join(str(e).split())}") from e
+    try:
+        return parse_description(d, Path(model_path).stem)
+    except (ValueError, CheckpointError) as e:
+        raise CheckpointError(f"model description {path}: {e}") from e
