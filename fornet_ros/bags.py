@@ -354,7 +354,7 @@ def evaluate_bag(segmenter, path, camera=None, limit=None, boundary_px: int = 3,
 def _costmap_scorer(path, camera, class_names, camera_pose, costmap_config):
     """(CostmapScorer, None), or (None, why) when the bag has no CameraInfo for the camera."""
     from .costmap_score import CostmapScorer
-    from .geometry import CameraModel, Pose, load_layer_config
+    from .geometry import CameraModel, GeometryError, Pose, load_layer_config
     if camera is None:
         reader = open_reader(path)
         try:
@@ -371,4 +371,11 @@ def _costmap_scorer(path, camera, class_names, camera_pose, costmap_config):
     if camera_pose is None:
         from .node_config import CAMERA_POSE
         camera_pose = Pose.from_list(CAMERA_POSE.default)
-    return CostmapScorer(model, camera_pose, load_layer_config(costmap_config, class_names)), None
+    try:
+        cfg = load_layer_config(costmap_config, class_names)
+    except GeometryError as e:
+        if costmap_config:  # the user's own layers: their mistake, said in one line
+            raise
+        return None, (f"the built-in layers name classes the model does not have ({e}); give --costmap-config "
+                      "with layers in the model's classes")
+    return CostmapScorer(model, camera_pose, cfg), None

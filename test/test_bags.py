@@ -158,3 +158,22 @@ def test_bag_eval_scores_the_costmap_the_labels_make(tmp_path, cityscapes):
     p = subprocess.run(args[:-6] + ["--camera-pose", "0", "0", "nan", "0", "0", "0"], capture_output=True, text=True,
                        timeout=300)
     assert p.returncode == 2 and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_bag_eval_of_a_model_in_other_classes_skips_the_costmap_and_says_why(tmp_path, cityscapes):
+    root, _ = cityscapes
+    from_cityscapes(root, tmp_path / "b")
+    truth = {rgb.tobytes(): gt for _, _, rgb, gt in iter_frames(tmp_path / "b")}
+    seg = Oracle(truth)
+    seg.classes = [f"class{i}" for i in range(19)]  # a model of another toolbox, 19 classes of its own
+    res = evaluate_bag(seg, tmp_path / "b", progress=False)
+    assert res["costmap"] is None and "--costmap-config" in res["costmap_skipped"] and res["miou"] == 1.0
+    layers = tmp_path / "layers.yaml"
+    layers.write_text("ground_classes: [class0]\nobstacle_classes: [class13]\n"
+                      "layers: [{name: ground, classes: [class0], cost: 0}, {name: x, classes: [class13], cost: 100}]\n")
+    ok = evaluate_bag(seg, tmp_path / "b", progress=False, costmap_config=str(layers))["costmap"]
+    assert ok["layers"]["ground"]["gt_cells"] > 100 and ok["layers"]["ground"]["iou"] == 1.0
+    layers.write_text("layers: [{name: x, classes: [unicorn], cost: 100}]\n")
+    from fornet_ros.geometry import GeometryError
+    with pytest.raises(GeometryError, match="unknown classes"):
+        evaluate_bag(seg, tmp_path / "b", progress=False, costmap_config=str(layers))
