@@ -1,7 +1,13 @@
 """fornet_ros: FoR-Net semantic segmentation (focus on hard regions) for ROS 2.
 
-The core (config, classes, model, inference, geometry, metrics, data, train) imports
-no ROS package; only :mod:`fornet_ros.ros` talks to rclpy.
+The folders are the architecture (docs/architecture.md): ``model/`` (torch modules) ->
+``inference/`` (Segmenter, runtimes, checkpoint, export) -> ``training/``; ``mapping/`` (camera,
+ground projection, grid fusion; numpy) and ``node/`` (the ROS-free node core) beside them;
+``tools/`` (CLI features) and, on top, ``ros/``, the only package that imports rclpy.
 """
 
+from ._moved import install as _install_moved
+
 __version__ = "0.1.0"
+
+_install_moved()  # old flat module paths (fornet_ros.mapping, fornet_ros.tools.bags, ...) keep importing

@@ -13,20 +13,20 @@ import sys
 
 # command: (module, function suffix ("" = add_arguments/run), one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "init": ("fornet_ros.model_info", "init", "write a checkpoint with untrained weights"),
-    "info": ("fornet_ros.model_info", "info", "variant, parameters, GFLOPs of a checkpoint or variant"),
-    "predict": ("fornet_ros.predict", "", "segment images: label PNG, colour overlay, importance heat-map"),
-    "eval": ("fornet_ros.evaluation", "", "score a model on a dataset split (JSON with --json)"),
-    "train": ("fornet_ros.train", "", "train FoR-Net or a baseline (AdamW, poly LR, OHEM; torchrun for DDP)"),
-    "export": ("fornet_ros.export", "", "export to ONNX (sparse graph, metadata inside) and check it in onnxruntime"),
-    "bench": ("fornet_ros.bench", "bench", "network latency vs K, sparse vs dense, baselines, one run"),
-    "bench-segmenter": ("fornet_ros.bench", "segmenter", "the inference API end to end on one image"),
-    "bench-costmap": ("fornet_ros.bench", "costmap", "ground projection time per frame and lookup build time"),
-    "bench-points": ("fornet_ros.bench", "points", "depth fusion and LiDAR labelling time per frame"),
+    "init": ("fornet_ros.tools.model_info", "init", "write a checkpoint with untrained weights"),
+    "info": ("fornet_ros.tools.model_info", "info", "variant, parameters, GFLOPs of a checkpoint or variant"),
+    "predict": ("fornet_ros.tools.predict", "", "segment images: label PNG, colour overlay, importance heat-map"),
+    "eval": ("fornet_ros.training.evaluation", "", "score a model on a dataset split (JSON with --json)"),
+    "train": ("fornet_ros.training.train", "", "train FoR-Net or a baseline (AdamW, poly LR, OHEM; torchrun for DDP)"),
+    "export": ("fornet_ros.inference.export", "", "export to ONNX (sparse graph, metadata inside) and check it in onnxruntime"),
+    "bench": ("fornet_ros.tools.bench", "bench", "network latency vs K, sparse vs dense, baselines, one run"),
+    "bench-segmenter": ("fornet_ros.tools.bench", "segmenter", "the inference API end to end on one image"),
+    "bench-costmap": ("fornet_ros.tools.bench", "costmap", "ground projection time per frame and lookup build time"),
+    "bench-points": ("fornet_ros.tools.bench", "points", "depth fusion and LiDAR labelling time per frame"),
     "bench-node": ("fornet_ros.ros.tools_cli", "bench_node", "node end-to-end latency vs the model alone; overload"),
     "bag": ("fornet_ros.ros.tools_cli", "bag", "rosbag2: from-cityscapes, from-folder, play, eval, info"),
     "demo": ("fornet_ros.ros.tools_cli", "demo", "the whole pipeline through DDS with a report (index.html)"),
-    "synth": ("fornet_ros.synthetic", "", "write procedural Cityscapes-format scenes (exact labels, camera JSON)"),
+    "synth": ("fornet_ros.tools.synthetic", "", "write procedural Cityscapes-format scenes (exact labels, camera JSON)"),
 }
 
 

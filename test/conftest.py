@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from fornet_ros.checkpoint import ModelMeta, save_checkpoint
+from fornet_ros.inference.checkpoint import ModelMeta, save_checkpoint
 from fornet_ros.model import create_model
 
 

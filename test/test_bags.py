@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from fornet_ros.bags import BagError, T0_NS, evaluate_bag, from_cityscapes, from_folder, iter_frames, open_reader
+from fornet_ros.tools.bags import BagError, T0_NS, evaluate_bag, from_cityscapes, from_folder, iter_frames, open_reader
 from fornet_ros.classes import CAMVID_TO_TRAINID, CITYSCAPES_CLASSES, CITYSCAPES_LABELID_TO_TRAINID, lookup_table
-from fornet_ros.synthetic import write_cityscapes_like
+from fornet_ros.tools.synthetic import write_cityscapes_like
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def test_from_cityscapes_round_trip(tmp_path, cityscapes, storage, compressed):
 
 
 def test_camera_info_from_camera_json(tmp_path, cityscapes):
-    from fornet_ros.bags import typestore
+    from fornet_ros.tools.bags import typestore
     root, cam = cityscapes
     from_cityscapes(root, tmp_path / "b")
     r = open_reader(tmp_path / "b")
@@ -57,7 +57,7 @@ def test_camera_info_from_camera_json(tmp_path, cityscapes):
 
 
 def test_from_folder_with_camvid_labels(tmp_path):
-    from fornet_ros.synthetic import write_camvid_like
+    from fornet_ros.tools.synthetic import write_camvid_like
     root = write_camvid_like(tmp_path / "cv", n=2, size=(48, 64), splits=("train",))
     info = from_folder(root / "train", tmp_path / "b", labels=root / "trainannot", mapping="camvid")
     assert info == {"bag": str(tmp_path / "b"), "frames": 2, "camera": "camera", "with_labels": 2}
@@ -123,7 +123,7 @@ def test_bag_eval_scores_the_costmap_the_labels_make(tmp_path, cityscapes):
     a perfect segmenter scores cell IoU 1 with no false or missed obstacles; shifted classes miss
     every ground-truth obstacle cell. The CLI's --json carries the same numbers."""
     import json
-    from fornet_ros.geometry import Pose
+    from fornet_ros.mapping import Pose
     root, cam = cityscapes
     info = from_cityscapes(root, tmp_path / "b")
     pose = Pose.from_list(info["camera_pose"])
@@ -143,7 +143,7 @@ def test_bag_eval_scores_the_costmap_the_labels_make(tmp_path, cityscapes):
     # the CLI: --camera-pose, --json; a bad pose is one line, exit 2
     ckpt = tmp_path / "m.pt"
     import torch
-    from fornet_ros.checkpoint import ModelMeta, save_checkpoint
+    from fornet_ros.inference.checkpoint import ModelMeta, save_checkpoint
     from fornet_ros.model import create_model
     torch.manual_seed(0)
     save_checkpoint(ckpt, create_model("fornet_s"), ModelMeta.default(19, (64, 128)))
@@ -174,6 +174,6 @@ def test_bag_eval_of_a_model_in_other_classes_skips_the_costmap_and_says_why(tmp
     ok = evaluate_bag(seg, tmp_path / "b", progress=False, costmap_config=str(layers))["costmap"]
     assert ok["layers"]["ground"]["gt_cells"] > 100 and ok["layers"]["ground"]["iou"] == 1.0
     layers.write_text("layers: [{name: x, classes: [unicorn], cost: 100}]\n")
-    from fornet_ros.geometry import GeometryError
+    from fornet_ros.mapping import GeometryError
     with pytest.raises(GeometryError, match="unknown classes"):
         evaluate_bag(seg, tmp_path / "b", progress=False, costmap_config=str(layers))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fornet_ros.cli import main as cli
-from fornet_ros.synthetic import make_scene
+from fornet_ros.tools.synthetic import make_scene
 
 
 def run(*args):
@@ -75,7 +75,7 @@ def test_export_cli(tmp_path, checkpoint_path):
 
 
 def test_eval_cli_json(tmp_path, checkpoint_path):
-    from fornet_ros.synthetic import write_camvid_like
+    from fornet_ros.tools.synthetic import write_camvid_like
     root = write_camvid_like(tmp_path / "cv", n=3, size=(96, 128), splits=("test",))
     p = run("eval", "--dataset", "camvid", "--data-root", str(root), "--split", "test",
             "--checkpoint", str(checkpoint_path), "--json")

@@ -6,10 +6,10 @@ import math
 import numpy as np
 import pytest
 
-from fornet_ros import clip
-from fornet_ros.bags import open_reader, typestore
+from fornet_ros.tools import clip
+from fornet_ros.tools.bags import open_reader, typestore
 from fornet_ros.classes import CITYSCAPES_CLASSES
-from fornet_ros.geometry import DEFAULT_LAYER_CONFIG, GridFuser, GridSpec, LayerConfig, build_lookup
+from fornet_ros.mapping import DEFAULT_LAYER_CONFIG, GridFuser, GridSpec, LayerConfig, build_lookup
 
 CAMVID_TRAIN_IDS = {0, 1, 2, 4, 5, 7, 8, 10, 11, 12, 13, 255}  # what CAMVID_TO_TRAINID can produce
 RES = 0.1
@@ -58,7 +58,7 @@ def test_clip_loads(loaded):
 
 def ground_point(u: float, v: float) -> tuple[float, float]:
     """Where the pinhole model + pose put pixel (u, v) on z = 0, written out independently of
-    fornet_ros.geometry: ray (xn, yn, 1) in the optical frame, pitched down by `pitch` about y."""
+    fornet_ros.mapping: ray (xn, yn, 1) in the optical frame, pitched down by `pitch` about y."""
     x, y, h, _, pitch, _ = clip.DEMO_CAMERA_POSE
     xn, yn = (u - clip.CX) / clip.FX, (v - clip.CY) / clip.FY
     fwd, up = math.cos(pitch) - math.sin(pitch) * yn, -math.sin(pitch) - math.cos(pitch) * yn

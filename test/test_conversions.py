@@ -6,8 +6,8 @@ import pytest
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from fornet_ros.geometry import GeometryError, GridSpec
-from fornet_ros.images import to_mono8, to_rgb
+from fornet_ros.mapping import GeometryError, GridSpec
+from fornet_ros.node.images import to_mono8, to_rgb
 from fornet_ros.ros.conversions import camera_model_from_info, fill_image, make_cloud, make_grid, rgb_to_image
 
 RGB = np.random.default_rng(0).integers(0, 256, (6, 10, 3), dtype=np.uint8)

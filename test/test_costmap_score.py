@@ -1,11 +1,11 @@
-"""Costmap scoring (fornet_ros.costmap_score) against hand-counted cells, and end to end on the clip."""
+"""Costmap scoring (fornet_ros.mapping.costmap_score) against hand-counted cells, and end to end on the clip."""
 
 import numpy as np
 import pytest
 
 from fornet_ros.classes import CITYSCAPES_CLASSES
-from fornet_ros.costmap_score import CostmapScorer, GridScore, combined_values, score_marks
-from fornet_ros.geometry import DEFAULT_LAYER_CONFIG, CameraModel, GridSpec, LayerConfig, Pose
+from fornet_ros.mapping.costmap_score import CostmapScorer, GridScore, combined_values, score_marks
+from fornet_ros.mapping import DEFAULT_LAYER_CONFIG, CameraModel, GridSpec, LayerConfig, Pose
 
 NAMES, COSTS = ("road", "side", "cars"), (0, 50, 100)
 
@@ -102,7 +102,7 @@ def test_scorer_projects_both_label_images_with_one_lookup():
 
 
 def test_clip_ground_truth_scores_perfectly_against_itself():
-    from fornet_ros import clip
+    from fornet_ros.tools import clip
     c = clip.load_clip(limit=2)
     cfg = LayerConfig.from_dict(DEFAULT_LAYER_CONFIG, CITYSCAPES_CLASSES)
     sc = CostmapScorer(clip.camera_model(c.camera_info), clip.camera_pose(), cfg)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from fornet_ros.checkpoint import ModelMeta
-from fornet_ros.cuda_graphs import GraphCache, graph_key
+from fornet_ros.inference.checkpoint import ModelMeta
+from fornet_ros.inference.cuda_graphs import GraphCache, graph_key
 from fornet_ros.inference import Segmenter
 from fornet_ros.model import create_model
 from fornet_ros.model.focus import AdaptiveK

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from fornet_ros.checkpoint import load_model, read_checkpoint
+from fornet_ros.inference.checkpoint import load_model, read_checkpoint
 from fornet_ros.classes import IGNORE_INDEX
 from fornet_ros.data import CamVid, FolderDataset, TrainTransform, build_dataset
-from fornet_ros.data.datasets import DatasetError
-from fornet_ros.synthetic import make_scene, write_camvid_like
-from fornet_ros.train import main as train_main, poly_lr
+from fornet_ros.training.datasets import DatasetError
+from fornet_ros.tools.synthetic import make_scene, write_camvid_like
+from fornet_ros.training.train import main as train_main, poly_lr
 
 
 @pytest.fixture
@@ -88,7 +88,7 @@ def test_training_reduces_loss_and_writes_loadable_checkpoint(camvid_root, tmp_p
 
 def test_distributed_training_two_processes_gloo(camvid_root, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29731",
-           "-m", "fornet_ros.train", *_train_args(camvid_root, tmp_path / "ddp", 4), "--device", "cpu", "--threads", "1"]
+           "-m", "fornet_ros.training.train", *_train_args(camvid_root, tmp_path / "ddp", 4), "--device", "cpu", "--threads", "1"]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     line = [l for l in p.stdout.splitlines() if l.startswith("{")][-1]

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from fornet_ros.checkpoint import default_checkpoint_path, read_checkpoint
+from fornet_ros.inference.checkpoint import default_checkpoint_path, read_checkpoint
 from fornet_ros.inference import Segmenter
-from fornet_ros.synthetic import make_scene
+from fornet_ros.tools.synthetic import make_scene
 
 
 def test_default_checkpoint_is_packaged_and_small():
@@ -29,7 +29,7 @@ def test_default_segmenter_predicts_only_classes_it_was_trained_on():
 
 
 def test_packaged_models_are_picked_by_name(tmp_path, monkeypatch):
-    from fornet_ros.checkpoint import PACKAGED, resolve_checkpoint
+    from fornet_ros.inference.checkpoint import PACKAGED, resolve_checkpoint
     assert set(PACKAGED) >= {"default", "fast"}
     for name, file in PACKAGED.items():
         assert resolve_checkpoint(name) == default_checkpoint_path(name) and default_checkpoint_path(name).name == file

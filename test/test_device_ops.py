@@ -9,10 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fornet_ros.checkpoint import ModelMeta
+from fornet_ros.inference.checkpoint import ModelMeta
 from fornet_ros.errors import FornetError
 from fornet_ros.inference import Segmentation, Segmenter
-from fornet_ros.pipeline import render
+from fornet_ros.node.pipeline import render
 
 
 def _pair(model, input_size=(128, 256), **kw):
@@ -36,7 +36,7 @@ def test_auto_processing_is_opencv_on_the_cpu_and_torch_needs_a_torch_runner(sma
         Segmenter(small_model, ModelMeta.default(19, (64, 64)), device="cpu", processing="gpu")
     with pytest.raises(FornetError, match="max_graphs must be >= 1"):
         Segmenter(small_model, ModelMeta.default(19, (64, 64)), device="cpu", max_graphs=0)
-    from fornet_ros.export import export_onnx
+    from fornet_ros.inference.export import export_onnx
     export_onnx(checkpoint_path, tmp_path / "m.onnx", check=False)
     with pytest.raises(FornetError, match="processing 'torch' needs the torch backend, not onnxruntime"):
         Segmenter.from_checkpoint(tmp_path / "m.onnx", device="cpu", processing="torch")
@@ -147,7 +147,7 @@ def test_cuda_device_path_agrees_with_the_cpu_opencv_path(small_model, rgb, prec
 def test_packaged_model_end_to_end_torch_processing_agrees_with_opencv():
     """A trained model on a camera-sized scene (720x1280 -> its input size): whole-pipeline labels
     agree (the resampling filters differ a little), the same regions are refined."""
-    from fornet_ros.synthetic import make_scene
+    from fornet_ros.tools.synthetic import make_scene
     cv = Segmenter.from_checkpoint(None, device="cpu")
     th = Segmenter.from_checkpoint(None, device="cpu", processing="torch")
     img = make_scene(720, 1280, seed=1)[0]
@@ -172,8 +172,8 @@ def test_colorize_lut_equals_the_palette_lookup():
 def test_node_parameters_reach_the_segmenter(checkpoint_path, tmp_path):
     """processing / cuda_graphs: node parameters passed through to the Segmenter; an impossible
     combination is the Segmenter's one error (the node exits with it at start-up)."""
-    from fornet_ros.export import export_onnx
-    from fornet_ros.node_config import NodeParams, build_segmenter
+    from fornet_ros.inference.export import export_onnx
+    from fornet_ros.node.params import NodeParams, build_segmenter
     seg, _ = build_segmenter(NodeParams(checkpoint=str(checkpoint_path), device="cpu", processing="torch",
                                         cuda_graphs=False))
     assert seg.processing == "torch" and seg.graphs is None

@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 import foreign_onnx as F
-from fornet_ros.checkpoint import CheckpointError
+from fornet_ros.inference.checkpoint import CheckpointError
 from fornet_ros.inference import Segmenter
-from fornet_ros.model_description import parse_description
+from fornet_ros.inference.model_description import parse_description
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +179,7 @@ def test_fornet_eval_refuses_a_dataset_in_other_classes(models, tmp_path, capsys
 
 
 def test_layer_config_names_the_models_classes():
-    from fornet_ros.geometry import GeometryError, LayerConfig
+    from fornet_ros.mapping import GeometryError, LayerConfig
     cfg = LayerConfig.from_dict({"ground_classes": ["grass"], "obstacle_classes": ["crate"],
                                  "layers": [{"name": "crates", "classes": ["crate"], "cost": 100}]}, F.CLASSES)
     assert cfg.obstacle_ids == (2,) and cfg.unnamed(F.CLASSES) == ["water"]

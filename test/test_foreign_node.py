@@ -39,7 +39,7 @@ def model(tmp_path_factory):
 
 def test_the_node_runs_a_foreign_model_with_its_classes(model, tmp_path):
     from nav_msgs.msg import OccupancyGrid
-    from fornet_ros.images import to_mono8, to_rgb
+    from fornet_ros.node.images import to_mono8, to_rgb
     from fornet_ros.inference import Segmenter
     layers = tmp_path / "layers.yaml"  # water is named nowhere: reported once
     layers.write_text(yaml.safe_dump({"ground_classes": ["grass"], "obstacle_classes": ["crate"], "layers": [

@@ -4,9 +4,9 @@ import threading
 
 import pytest
 
-from fornet_ros.diagnostics import ERROR, OK, WARN, camera_status
-from fornet_ros.frames import CameraStats, FrameSlots
-from fornet_ros.node_config import NodeParams
+from fornet_ros.node.diagnostics import ERROR, OK, WARN, camera_status
+from fornet_ros.node.frames import CameraStats, FrameSlots
+from fornet_ros.node.params import NodeParams
 
 
 class Clock:

@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fornet_ros.synthetic import make_scene
+from fornet_ros.tools.synthetic import make_scene
 from ros_harness import Collector, add_publisher, add_subscription, ros_env, start_node_with
 
 DOMAIN = 180 + os.getpid() % 40
@@ -119,7 +119,7 @@ def _send(cam, msg, info=None):
 def _labels_exact_for(cam, msg_of, options=None):
     """Send an odd-but-valid frame and also check its own labels against a local Segmenter."""
     def act(rig, sec):
-        from fornet_ros.images import DecodeOptions, to_rgb
+        from fornet_ros.node.images import DecodeOptions, to_rgb
         msg = msg_of(sec)
         rig.publish(cam, msg)
         got = rig.labels(cam, sec, timeout=20)
@@ -385,7 +385,7 @@ class Rig:
         return self._want[key]
 
     def labels(self, cam, sec, timeout=15.0):
-        from fornet_ros.images import to_mono8
+        from fornet_ros.node.images import to_mono8
 
         def find():
             return next((m for m in reversed(self.col.get(f"{cam}/semantic/labels")) if m.header.stamp.sec == sec), None)
@@ -418,7 +418,7 @@ class Rig:
 
     def good(self, cam, sec):
         """A good frame (SCENES[sec % 2]) on ``cam``; its labels and whether they are exact."""
-        from fornet_ros.images import to_rgb
+        from fornet_ros.node.images import to_rgb
         i = sec % 2
         if cam == "ccam":
             msg = compressed_msg(encoded(".png", SCENES[i]), "png", sec)
@@ -541,7 +541,7 @@ def matrix(tmp_path_factory):
     import torch
     import yaml
     from conftest import spread_selector
-    from fornet_ros.checkpoint import ModelMeta, save_checkpoint
+    from fornet_ros.inference.checkpoint import ModelMeta, save_checkpoint
     from fornet_ros.classes import CITYSCAPES_CLASSES
     from fornet_ros.inference import Segmenter
     from fornet_ros.model import create_model

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fornet_ros.classes import CITYSCAPES_CLASSES
-from fornet_ros.geometry import (DEFAULT_LAYER_CONFIG, UNKNOWN, CameraModel, GeometryError, GridFuser, GridSpec,
+from fornet_ros.mapping import (DEFAULT_LAYER_CONFIG, UNKNOWN, CameraModel, GeometryError, GridFuser, GridSpec,
                                  LayerConfig, Pose, build_lookup, contact_mask, transform_from_quaternion)
 
 ROAD, CAR, SKY, PERSON = 0, 13, 10, 11
@@ -193,7 +193,7 @@ def test_shipped_layer_config_equals_builtin_default():
 
 
 def test_fusion_window_keeps_cameras_received_within_the_window():
-    from fornet_ros.geometry import FusionWindow
+    from fornet_ros.mapping import FusionWindow
     w = FusionWindow(0.5)
     assert w.current(0.0) == []
     w.add("front", 10.0, "f0")
@@ -216,7 +216,7 @@ def test_pose_from_list():
 
 
 def test_load_layer_config(tmp_path):
-    from fornet_ros.geometry import load_layer_config
+    from fornet_ros.mapping import load_layer_config
     assert [l.name for l in load_layer_config("", CITYSCAPES_CLASSES).layers] == [
         l["name"] for l in DEFAULT_LAYER_CONFIG["layers"]]
     f = tmp_path / "layers.yaml"
@@ -234,7 +234,7 @@ def test_load_layer_config(tmp_path):
 
 
 def test_grid_memory_holds_fades_and_forgets_unseen_cells():
-    from fornet_ros.geometry import GridMemory
+    from fornet_ros.mapping import GridMemory
     mem = GridMemory(decay_s=2.0)
     g = lambda *v: {"car": np.array([v], np.int8)}  # noqa: E731 - one row of cells
     # cells: [obstacle seen then unseen, obstacle then seen free, free then unseen, never seen]

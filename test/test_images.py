@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fornet_ros.images import ENCODINGS, BadImageError, decode_compressed, decode_raw, to_rgb
+from fornet_ros.node.images import ENCODINGS, BadImageError, decode_compressed, decode_raw, to_rgb
 
 RGB = np.random.default_rng(0).integers(0, 256, (6, 10, 3), dtype=np.uint8)
 GRAY = RGB[:, :, 0].copy()
@@ -124,6 +124,6 @@ def test_message_data_types():
 @pytest.mark.parametrize("enc", ["yuv422", "uyvy", "yuv422_yuy2", "yuyv"])
 def test_odd_width_422_is_a_bad_image_not_a_crash(enc):
     """Found by the fuzz matrix: OpenCV raised on an odd width; now a counted bad message."""
-    from fornet_ros.images import BadImageError, decode_raw
+    from fornet_ros.node.images import BadImageError, decode_raw
     with pytest.raises(BadImageError, match="even width"):
         decode_raw(enc, 4, 5, 10, bytes(40))

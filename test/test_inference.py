@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from fornet_ros.checkpoint import CheckpointError, ModelMeta, load_model, make_checkpoint, read_checkpoint, save_checkpoint
+from fornet_ros.inference.checkpoint import CheckpointError, ModelMeta, load_model, make_checkpoint, read_checkpoint, save_checkpoint
 from fornet_ros.inference import Segmenter, resolve_device, resolve_precision
 from fornet_ros.model import create_model
 
@@ -119,20 +119,20 @@ def test_auto_device_is_cpu_without_cuda():
 
 @pytest.mark.parametrize("k", [0.1, 0.25, 1.0])
 def test_sparse_onnx_export_matches_torch_and_keeps_the_sparse_ops(tmp_path, checkpoint_path, k):
-    from fornet_ros.export import export_onnx
+    from fornet_ros.inference.export import export_onnx
     info = export_onnx(checkpoint_path, tmp_path / "m.onnx", size=(128, 256), topk_ratio=k)
     assert info["graph"] == "sparse" and info["max_abs_diff"] <= 1e-3
     assert {"TopK", "Gather", "ScatterND"} <= set(info["ops"])
 
 
 def test_dense_onnx_export_has_no_region_gather(tmp_path, checkpoint_path):
-    from fornet_ros.export import export_onnx
+    from fornet_ros.inference.export import export_onnx
     info = export_onnx(checkpoint_path, tmp_path / "d.onnx", size=(128, 256), dense=True)
     assert info["graph"] == "dense" and info["max_abs_diff"] <= 1e-3 and "ScatterND" not in info["ops"]
 
 
 def test_onnx_file_alone_runs_the_segmenter(tmp_path, checkpoint_path, rgb):
-    from fornet_ros.export import export_onnx, read_onnx_metadata
+    from fornet_ros.inference.export import export_onnx, read_onnx_metadata
     export_onnx(checkpoint_path, tmp_path / "m.onnx", topk_ratio=0.25, check=False)
     meta, extra = read_onnx_metadata(tmp_path / "m.onnx")
     assert meta == load_model(checkpoint_path)[1] and extra["topk_ratio"] == 0.25 and extra["graph"] == "sparse"
@@ -156,7 +156,7 @@ def test_onnx_file_alone_runs_the_segmenter(tmp_path, checkpoint_path, rgb):
 
 
 def test_execution_provider_order():
-    from fornet_ros.runtime import select_providers
+    from fornet_ros.inference.runtime import select_providers
     gpu = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
     assert select_providers(gpu, "auto") == gpu
     assert select_providers(gpu[1:], "cuda:0") == gpu[1:]

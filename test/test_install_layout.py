@@ -24,7 +24,7 @@ def test_share_directory_holds_launch_and_config():
 
 
 def test_params_file_declares_only_known_parameters():
-    from fornet_ros.node_config import NodeParams
+    from fornet_ros.node.params import NodeParams
     from dataclasses import fields
     params = yaml.safe_load((ROOT / "config" / "fornet.yaml").read_text())["/**"]["ros__parameters"]
     known = {f.name for f in fields(NodeParams)}

@@ -4,7 +4,7 @@ a load step (the base cost doubles, as when a second process takes half the CPU)
 import numpy as np
 import pytest
 
-from fornet_ros.k_controller import LatencyKController
+from fornet_ros.node.k_controller import LatencyKController
 
 
 def simulate(ctrl, base, slope=80.0, noise=3.0, seed=0):

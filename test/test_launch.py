@@ -1,4 +1,4 @@
-"""launch/segment.launch.py: its argument logic (fornet_ros/launch_logic.py, no launch needed) and,
+"""launch/segment.launch.py: its argument logic (fornet_ros/node/launch_logic.py, no launch needed) and,
 when the ``launch``/``launch_ros`` packages are importable, the launch file's actions evaluated with
 launch's own API (skipped otherwise: CI has no launch package). docs/launch.md says what was run
 with the real ``ros2 launch``."""
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from fornet_ros import launch_logic as L
-from fornet_ros.launch_logic import LaunchArgumentError
+from fornet_ros.node import launch_logic as L
+from fornet_ros.node.launch_logic import LaunchArgumentError
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = str(ROOT / "config" / "fornet.yaml")

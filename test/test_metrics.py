@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from fornet_ros.metrics import ConfusionMatrix, SegmentationMetrics, boundary_region
+from fornet_ros.training.metrics import ConfusionMatrix, SegmentationMetrics, boundary_region
 
 
 def test_confusion_matrix_hand_computed():
@@ -63,7 +63,7 @@ def test_hard_region_recall():
 
 def test_boundary_band_includes_the_image_border():
     """As in the Boundary IoU reference code: a mask cut by the image border has boundary there."""
-    from fornet_ros.metrics import boundary_region
+    from fornet_ros.training.metrics import boundary_region
     full = np.ones((10, 12), bool)
     band = boundary_region(full, 2)
     assert band[:2].all() and band[-2:].all() and band[:, :2].all() and band[:, -2:].all()
@@ -71,6 +71,6 @@ def test_boundary_band_includes_the_image_border():
 
 
 def test_nanmean_skips_undefined_values():
-    from fornet_ros.metrics import nanmean
+    from fornet_ros.training.metrics import nanmean
     assert nanmean([1.0, float("nan"), 0.5]) == 0.75
     assert nanmean([float("nan")]) is None and nanmean([]) is None

@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from fornet_ros.checkpoint import ModelMeta, load_model, save_checkpoint
+from fornet_ros.inference.checkpoint import ModelMeta, load_model, save_checkpoint
 from fornet_ros.config import ModelConfig
-from fornet_ros.losses import fornet_loss, region_error_target
+from fornet_ros.training.losses import fornet_loss, region_error_target
 from fornet_ros.model import VARIANTS, create_model, num_selected
 from fornet_ros.model.focus import gather_crops
 
@@ -288,7 +288,7 @@ def test_paper_head_selector_learns_through_the_straight_through_masks():
 
 
 def test_boundary_target_marks_class_edges_with_a_decaying_band():
-    from fornet_ros.losses import boundary_target
+    from fornet_ros.training.losses import boundary_target
     target = torch.zeros(1, 64, 64, dtype=torch.long)
     target[0, :, 32:] = 1  # a vertical edge between columns 31 and 32
     target[0, :8, :8] = 255  # an ignored corner: weight 0 there
@@ -299,7 +299,7 @@ def test_boundary_target_marks_class_edges_with_a_decaying_band():
 
 
 def test_dice_loss_is_zero_for_a_perfect_prediction_and_ignores_void():
-    from fornet_ros.losses import dice_loss
+    from fornet_ros.training.losses import dice_loss
     y = torch.randint(0, 3, (2, 16, 16))
     perfect = torch.nn.functional.one_hot(y, 3).permute(0, 3, 1, 2).float() * 50
     assert dice_loss(perfect, y).item() < 1e-3

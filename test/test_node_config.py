@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fornet_ros.node_config import CAMERA_POSE, SPECS, NodeParams
+from fornet_ros.node.params import CAMERA_POSE, SPECS, NodeParams
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,7 +79,7 @@ def test_run_time_changes():
 
 
 def test_build_segmenter_falls_back_only_when_allowed(tmp_path):
-    from fornet_ros.node_config import build_segmenter
+    from fornet_ros.node.params import build_segmenter
     missing = str(tmp_path / "nope.pt")
     with pytest.raises(RuntimeError, match=f"parameter 'checkpoint' = {missing}: checkpoint not found"):
         build_segmenter(NodeParams(checkpoint=missing, device="cpu"))

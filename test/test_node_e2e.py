@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from fornet_ros.synthetic import make_scene
+from fornet_ros.tools.synthetic import make_scene
 from ros_harness import Collector, ros_env, start_node
 
 DOMAIN = 40 + os.getpid() % 50
@@ -19,7 +19,7 @@ def graph(tmp_path_factory, request):
     tmp = tmp_path_factory.mktemp("node")
     from conftest import spread_selector
     import torch
-    from fornet_ros.checkpoint import ModelMeta, save_checkpoint
+    from fornet_ros.inference.checkpoint import ModelMeta, save_checkpoint
     from fornet_ros.model import create_model
     torch.manual_seed(0)
     ckpt = save_checkpoint(tmp / "m.pt", spread_selector(create_model("fornet_s", topk_ratio=0.125)),
@@ -97,7 +97,7 @@ def test_outputs_carry_input_header_and_size(graph):
         assert (info.width, info.height, info.header.stamp.sec) == (200, 150, 1001)
     # the outputs are the Segmenter's for that image (the node batches two cameras: allow float noise)
     from fornet_ros.classes import colorize
-    from fornet_ros.images import to_mono8, to_rgb
+    from fornet_ros.node.images import to_mono8, to_rgb
     from fornet_ros.inference import Segmenter
     want = Segmenter.from_checkpoint(ckpt, device="cpu", topk_ratio=0.25)(to_rgb(_frame(1)))
     labels = to_mono8(col.get("cam0/semantic/labels")[-1])
@@ -284,7 +284,7 @@ def test_outputs_nobody_subscribes_to_are_not_computed(graph):
     proc, col, _, _ = graph
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
-    from fornet_ros.images import to_rgb
+    from fornet_ros.node.images import to_rgb
 
     def skipped():
         return int((_diag_values(col, "cam0")[0] or {}).get("not_published_overlay", 0))
@@ -351,9 +351,9 @@ def test_invalid_parameter_fails_at_start_up():
 def test_node_runs_an_exported_onnx_model(tmp_path, graph):
     """The .onnx file alone (metadata inside) runs the node on ONNX Runtime's CPU provider; the
     labels over DDS equal a local Segmenter on the same file and frame."""
-    from fornet_ros.export import export_onnx
+    from fornet_ros.inference.export import export_onnx
     from fornet_ros.inference import Segmenter
-    from fornet_ros.images import to_mono8, to_rgb
+    from fornet_ros.node.images import to_mono8, to_rgb
     onnx_path = tmp_path / "m.onnx"
     export_onnx(graph[3], onnx_path, check=False)
     domain = DOMAIN + 50

@@ -53,7 +53,7 @@ def _frame(seq: int):
     from sensor_msgs.msg import Image
     from std_msgs.msg import Header
     from fornet_ros.ros.conversions import rgb_to_image
-    from fornet_ros.synthetic import make_scene
+    from fornet_ros.tools.synthetic import make_scene
     rgb, _ = make_scene(120, 160, seed=seq % 3)
     return rgb_to_image(Image(), rgb, Header(stamp=Time(sec=100 + seq), frame_id="cam0_optical"), "rgb8")
 
@@ -93,7 +93,7 @@ def checkpoint(tmp_path_factory):
     """A model large enough that loading and freeing it shows in the RSS (DDRNet-23-slim, 23 MB)."""
     import torch
     import yaml
-    from fornet_ros.checkpoint import ModelMeta, save_checkpoint
+    from fornet_ros.inference.checkpoint import ModelMeta, save_checkpoint
     from fornet_ros.classes import CITYSCAPES_CLASSES
     from fornet_ros.model import create_model
     tmp = tmp_path_factory.mktemp("lifecycle")

@@ -17,7 +17,7 @@ def ros(tmp_path_factory):
     import rclpy
     import torch
     from rclpy.parameter import Parameter
-    from fornet_ros.checkpoint import ModelMeta, save_checkpoint
+    from fornet_ros.inference.checkpoint import ModelMeta, save_checkpoint
     from fornet_ros.model import create_model
     from fornet_ros.ros.node import SegmentationNode
     torch.manual_seed(0)
@@ -42,7 +42,7 @@ def _set(node, name, value):
 
 
 def test_descriptors_follow_the_table(ros):
-    from fornet_ros.node_config import SPECS
+    from fornet_ros.node.params import SPECS
     node, _ = ros
     topk, device, depth = node.describe_parameters(["topk_ratio", "device", "input_depth"])
     assert topk.description == SPECS["topk_ratio"].description and not topk.read_only

@@ -1,4 +1,4 @@
-"""The node's per-frame path without ROS (fornet_ros.pipeline): what is published, what is counted,
+"""The node's per-frame path without ROS (fornet_ros.node.pipeline): what is published, what is counted,
 and that one camera's or one batch's failure costs only that camera or batch. A fake segmenter and
 sink make every failure reproducible; the DDS tests keep what only DDS can show."""
 
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from fornet_ros.classes import CITYSCAPES_PALETTE, colorize
-from fornet_ros.frames import FrameSlots
+from fornet_ros.node.frames import FrameSlots
 from fornet_ros.inference import Segmentation, Segmenter
-from fornet_ros.node_config import NodeParams
-from fornet_ros.pipeline import FramePipeline, render
+from fornet_ros.node.params import NodeParams
+from fornet_ros.node.pipeline import FramePipeline, render
 
 NOW = 1_700_000_000 * 10**9
 

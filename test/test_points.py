@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from fornet_ros.geometry import CameraModel, Pose
-from fornet_ros.points import (CLOUD_DTYPE, PointsError, StampMatcher, cloud_array, depth_points, lidar_labels,
+from fornet_ros.mapping import CameraModel, Pose
+from fornet_ros.mapping.points import (CLOUD_DTYPE, PointsError, StampMatcher, cloud_array, depth_points, lidar_labels,
                                lidar_to_optical, obstacle_points, project, to_base)
 
 CAM = CameraModel(320, 240, (200.0, 0, 159.5, 0, 200.0, 119.5, 0, 0, 1))
@@ -76,7 +76,7 @@ def test_depth_obstacles_replace_flat_ground_contacts_in_the_grid(bottom):
     barrier: its lowest visible pixel is not on the ground). Flat-ground contacts put the raised one
     3 m behind its face (the ray through its lower edge meets the ground at x = 6 * 1.5 / 1.0 = 9 m);
     depth puts every car cell within one cell of the face, in both cases."""
-    from fornet_ros.geometry import GridFuser, GridSpec, LayerConfig, build_lookup
+    from fornet_ros.mapping import GridFuser, GridSpec, LayerConfig, build_lookup
     depth, cls = render(bottom)
     names = [str(i) for i in range(19)]
     cfg = LayerConfig.from_dict({"ground_classes": [str(ROAD)], "obstacle_classes": [str(CAR)],
@@ -107,7 +107,7 @@ def test_columns_without_depth_keep_their_flat_ground_contacts():
     """Depth holes (here: no depth in the left half of the image) must not erase an obstacle:
     those columns keep their contacts (the raised box: ~3 m behind its face), the measured ones
     are placed by depth."""
-    from fornet_ros.geometry import GridFuser, GridSpec, LayerConfig, build_lookup
+    from fornet_ros.mapping import GridFuser, GridSpec, LayerConfig, build_lookup
     depth, cls = render(0.5)
     depth[:, : CAM.width // 2] = 0.0  # no return
     names = [str(i) for i in range(19)]
@@ -202,7 +202,7 @@ def test_projection_matches_opencv_with_distortion_and_drops_folded_points():
                                      ("equidistant", (-0.01, 0.02, -0.003, 0.001)), ("plumb_bob", ())])
 def test_numpy_distortion_equals_opencv(model, d):
     import cv2
-    from fornet_ros.points import distort
+    from fornet_ros.mapping.points import distort
     cam = CameraModel(640, 480, (500.0, 0.5, 320, 0, 505.0, 240, 0, 0, 1), d, model)
     rng = np.random.default_rng(1)
     xy = rng.uniform(-0.6, 0.6, (500, 2))
@@ -241,8 +241,8 @@ def test_costmap_adapter_uses_depth_gates_by_confidence_and_decays():
     from builtin_interfaces.msg import Time
     from sensor_msgs.msg import CameraInfo
     from std_msgs.msg import Header
-    from fornet_ros.geometry import LayerConfig
-    from fornet_ros.node_config import NodeParams
+    from fornet_ros.mapping import LayerConfig
+    from fornet_ros.node.params import NodeParams
     from fornet_ros.ros.costmap import CostmapFrame, SemanticCostmap
     from ros_harness import FakeNode
     from fornet_ros.classes import CITYSCAPES_CLASSES
@@ -280,7 +280,7 @@ def test_depth_registration_reprojects_a_depth_camera_into_the_colour_camera():
     """A 160x120 depth camera 5 cm to the right of the 320x240 colour camera, other intrinsics:
     registered into the colour camera, its depth matches the colour camera's own rendered depth
     (the nearest point wins where several land on a pixel)."""
-    from fornet_ros.points import register_depth
+    from fornet_ros.mapping.points import register_depth
     dcam = CameraModel(160, 120, (110.0, 0, 80.0, 0, 110.0, 60.0, 0, 0, 1))
     dpose = Pose(0.0, -0.05, 1.5, 0.0, 0.0, 0.0)
     depth_d, _ = render(0.0, dcam, dpose)
@@ -306,7 +306,7 @@ def test_the_node_registers_depth_from_the_depth_cameras_info_and_the_extrinsic(
     from sensor_msgs.msg import CameraInfo, Image
     from std_msgs.msg import Header
     from fornet_ros.inference import Segmentation
-    from fornet_ros.node_config import NodeParams
+    from fornet_ros.node.params import NodeParams
     from fornet_ros.ros.conversions import fill_image
     from fornet_ros.ros.points3d import LabelledPoints
     from ros_harness import FakeNode

@@ -18,7 +18,7 @@ def depth_graph(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("points")
     import torch
     from conftest import spread_selector
-    from fornet_ros.checkpoint import ModelMeta, save_checkpoint
+    from fornet_ros.inference.checkpoint import ModelMeta, save_checkpoint
     from fornet_ros.model import create_model
     torch.manual_seed(0)
     ckpt = save_checkpoint(tmp / "m.pt", spread_selector(create_model("fornet_s")), ModelMeta.default(19, (64, 96)))
@@ -45,9 +45,9 @@ def _messages(seq: int, depth_offset_ns: int = 0, h=60, w=80):
     from builtin_interfaces.msg import Time
     from sensor_msgs.msg import CameraInfo, Image
     from std_msgs.msg import Header
-    from fornet_ros.points import CLOUD_DTYPE
+    from fornet_ros.mapping.points import CLOUD_DTYPE
     from fornet_ros.ros.conversions import fill_image, make_labelled_cloud, rgb_to_image
-    from fornet_ros.synthetic import make_scene
+    from fornet_ros.tools.synthetic import make_scene
     rgb, _ = make_scene(h, w, seed=seq)
     hdr = Header(stamp=Time(sec=100 + seq), frame_id="cam0_optical")
     info = CameraInfo(header=hdr, height=h, width=w, distortion_model="plumb_bob", d=[0.0] * 5,
@@ -65,8 +65,8 @@ def _messages(seq: int, depth_offset_ns: int = 0, h=60, w=80):
 
 def test_depth_and_lidar_give_labelled_clouds(depth_graph):
     proc, col, log = depth_graph
-    from fornet_ros.images import to_mono8
-    from fornet_ros.points import CLOUD_DTYPE
+    from fornet_ros.node.images import to_mono8
+    from fornet_ros.mapping.points import CLOUD_DTYPE
     img, info, dmsg, lidar = _messages(1)
 
     def publish():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fornet_ros.classes import CITYSCAPES_CLASSES
-from fornet_ros.geometry import CameraModel, GeometryError, GridSpec, LayerConfig, Pose, build_lookup
+from fornet_ros.mapping import CameraModel, GeometryError, GridSpec, LayerConfig, Pose, build_lookup
 from ros_harness import FakeNode
 
 W, H, F = 200, 150, 100.0
@@ -32,7 +32,7 @@ def test_distortion_vector_of_the_right_length_projects(model, n):
 
 
 def _costmap(**kw):
-    from fornet_ros.node_config import NodeParams
+    from fornet_ros.node.params import NodeParams
     from fornet_ros.ros.costmap import SemanticCostmap
     cfg = LayerConfig.from_dict({"ground_classes": list(CITYSCAPES_CLASSES),
                                  "layers": [{"name": "road", "classes": ["road"], "cost": 10}]}, CITYSCAPES_CLASSES)
@@ -78,7 +78,7 @@ def test_bad_distortion_from_camera_info_is_reported_not_raised():
 
 # -- 2: stamps ----------------------------------------------------------------------------------
 def test_stamp_verdicts():
-    from fornet_ros.frames import stamp_verdict
+    from fornet_ros.node.frames import stamp_verdict
     now = 5_000 * 10**9
     assert stamp_verdict(now - 10**8, now, 0, 1000) == (None, None, 100.0)
     assert stamp_verdict(now + 3600 * 10**9, now, 0, 1000)[:2] == ("future", None)
@@ -108,9 +108,9 @@ def test_zero_stamped_camera_is_fused_and_the_grid_gets_the_clock():
 
 
 def test_counters_and_diagnostics_levels_for_errors_and_stamps():
-    from fornet_ros.diagnostics import ERROR, OK, WARN, camera_status
-    from fornet_ros.frames import FrameSlots
-    from fornet_ros.node_config import NodeParams
+    from fornet_ros.node.diagnostics import ERROR, OK, WARN, camera_status
+    from fornet_ros.node.frames import FrameSlots
+    from fornet_ros.node.params import NodeParams
     t = [100.0]
     slots = FrameSlots(["a", "b"], clock=lambda: t[0])
     for cam in ("a", "b"):
@@ -133,7 +133,7 @@ def test_counters_and_diagnostics_levels_for_errors_and_stamps():
 
 # -- 9: losses in transport -----------------------------------------------------------------------
 def test_sequence_gaps_count_as_lost_per_publisher():
-    from fornet_ros.frames import FrameSlots
+    from fornet_ros.node.frames import FrameSlots
     slots = FrameSlots(["cam"])
     for seq in (1, 2, 5, 6):
         slots.put("cam", "f", seq, "pubA")
@@ -162,7 +162,7 @@ def _png_header(w, h):
 
 
 def test_compressed_size_is_read_from_the_header():
-    from fornet_ros.images import compressed_size
+    from fornet_ros.node.images import compressed_size
     ok, png = cv2.imencode(".png", np.zeros((37, 53, 3), np.uint8))
     ok, jpg = cv2.imencode(".jpg", np.zeros((37, 53, 3), np.uint8))
     ok, prog = cv2.imencode(".jpg", np.zeros((37, 53, 3), np.uint8), [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])
@@ -174,7 +174,7 @@ def test_compressed_size_is_read_from_the_header():
 
 
 def test_huge_images_are_rejected_before_decoding():
-    from fornet_ros.images import BadImageError, DecodeOptions, decode_compressed, decode_raw
+    from fornet_ros.node.images import BadImageError, DecodeOptions, decode_compressed, decode_raw
     opt = DecodeOptions(max_pixels=20_000_000)
     t = time.monotonic()
     with pytest.raises(BadImageError, match="10000x10000 = 100000000 pixels > max_input_pixels 20000000"):
@@ -189,7 +189,7 @@ def test_huge_images_are_rejected_before_decoding():
 
 
 def test_lookup_cache_is_bounded_by_bytes():
-    from fornet_ros.geometry import LookupCache
+    from fornet_ros.mapping import LookupCache
     built = []
 
     def make(n):
@@ -233,14 +233,14 @@ def _raw(arr, enc):
 @pytest.mark.parametrize("enc,dtype,nchan", [("32FC3", np.float32, 3), ("32FC1", np.float32, 1),
                                              ("64FC1", np.float64, 1), ("16SC1", np.int16, 1), ("8SC3", np.int8, 3)])
 def test_float_and_signed_encodings_are_not_camera_images(enc, dtype, nchan):
-    from fornet_ros.images import BadImageError, decode_raw
+    from fornet_ros.node.images import BadImageError, decode_raw
     arr = np.full((4, 6, nchan), np.nan if dtype in (np.float32, np.float64) else 1, dtype)
     with pytest.raises(BadImageError, match=f"'{enc}' is not a camera image"):
         decode_raw(**_raw(arr, enc))
 
 
 def test_generic_colour_encodings_need_an_explicit_order():
-    from fornet_ros.images import BadImageError, DecodeOptions, decode_raw
+    from fornet_ros.node.images import BadImageError, DecodeOptions, decode_raw
     rgb = np.random.default_rng(0).integers(0, 256, (4, 6, 3), dtype=np.uint8)
     with pytest.raises(BadImageError, match="'8UC3' has no channel order"):
         decode_raw(**_raw(rgb, "8UC3"), options=DecodeOptions(generic_order="reject"))
@@ -252,13 +252,13 @@ def test_generic_colour_encodings_need_an_explicit_order():
 
 
 def test_the_node_default_rejects_generic_colour_encodings():
-    from fornet_ros.node_config import NodeParams
+    from fornet_ros.node.params import NodeParams
     assert NodeParams().generic_color_order == "reject"
 
 
 @pytest.mark.parametrize("bits", [10, 12, 14])
 def test_12_bit_data_in_mono16_is_not_black(bits):
-    from fornet_ros.images import DecodeOptions, decode_raw
+    from fornet_ros.node.images import DecodeOptions, decode_raw
     ramp = (np.arange(64, dtype=np.int64).reshape(8, 8) * ((1 << bits) - 1) // 63).astype(np.uint16)
     out = decode_raw(**_raw(ramp, "mono16"))
     assert out.max() == 255 and out[..., 0].ravel().tolist() == sorted(out[..., 0].ravel().tolist())

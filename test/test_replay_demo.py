@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from fornet_ros.bags import from_cityscapes, iter_frames
-from fornet_ros.synthetic import write_cityscapes_like
+from fornet_ros.tools.bags import from_cityscapes, iter_frames
+from fornet_ros.tools.synthetic import write_cityscapes_like
 from ros_harness import Collector, ros_env, start_node
 
 DOMAIN = 140 + os.getpid() % 50
@@ -19,7 +19,7 @@ DOMAIN = 140 + os.getpid() % 50
 def trained_like_ckpt(tmp_path_factory):
     import torch
     from conftest import spread_selector
-    from fornet_ros.checkpoint import ModelMeta, save_checkpoint
+    from fornet_ros.inference.checkpoint import ModelMeta, save_checkpoint
     from fornet_ros.model import create_model
     torch.manual_seed(0)
     return save_checkpoint(tmp_path_factory.mktemp("ck") / "m.pt", spread_selector(create_model("fornet_s")),
@@ -56,8 +56,8 @@ def test_demo_on_the_real_clip_matches_fornet_eval(tmp_path, trained_like_ckpt):
     """`fornet demo` on 3 frames of the packaged clip over DDS: sim time from the bag (no wall-vs-bag
     ages), compressed input, the clip's camera pose, the full report, and the clip mIoU equal to
     evaluate(Segmenter(checkpoint)) on the same frames (the same decoded JPEGs, the same model)."""
-    from fornet_ros.clip import DEMO_CAMERA_POSE, load_clip
-    from fornet_ros.evaluation import evaluate
+    from fornet_ros.tools.clip import DEMO_CAMERA_POSE, load_clip
+    from fornet_ros.training.evaluation import evaluate
     from fornet_ros.inference import Segmenter
     env = {**os.environ, "ROS_DOMAIN_ID": str(DOMAIN + 1)}
     p = subprocess.run([sys.executable, "-m", "fornet_ros.cli", "demo", "--out", str(tmp_path / "rep"),

@@ -12,7 +12,7 @@ from ros_harness import ROOT
 def test_short_soak_reports_rss_latency_and_exact_accounting(tmp_path):
     import torch
     from conftest import spread_selector
-    from fornet_ros.checkpoint import ModelMeta, save_checkpoint
+    from fornet_ros.inference.checkpoint import ModelMeta, save_checkpoint
     from fornet_ros.model import create_model
     torch.manual_seed(0)
     ckpt = save_checkpoint(tmp_path / "m.pt", spread_selector(create_model("fornet_s", topk_ratio=0.25)),

@@ -23,8 +23,8 @@ def test_export_tensorrt_fails_in_one_line_without_the_provider(tmp_path, checkp
 def test_tensorrt_engine_is_built_with_the_runners_options(tmp_path, checkpoint_path, monkeypatch):
     import onnxruntime as ort
 
-    from fornet_ros import export
-    from fornet_ros.runtime import OrtRunner, tensorrt_options
+    from fornet_ros.inference import export
+    from fornet_ros.inference.runtime import OrtRunner, tensorrt_options
     info = export.export_onnx(checkpoint_path, tmp_path / "m.onnx", check=False, trt_max_batch=3)
     assert export.read_onnx_metadata(tmp_path / "m.onnx")[1]["trt_max_batch"] == 3
     assert OrtRunner(tmp_path / "m.onnx", "cpu").default_topk == info["topk_ratio"]  # the CPU still runs it

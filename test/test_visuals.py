@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 
 from fornet_ros.classes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
-from fornet_ros.visuals import colorbar, importance_colors, legend_panel, with_legend
+from fornet_ros.tools.visuals import colorbar, importance_colors, legend_panel, with_legend
 
 INFERNO = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[None], cv2.COLORMAP_INFERNO)[0, :, ::-1]
 
@@ -41,8 +41,8 @@ def test_legend_names_every_class_shown_with_visible_grey_swatches():
 
 
 def test_grid_image_tells_free_cost_and_unknown_apart_and_html_renders_markdown():
-    from fornet_ros.demo_report import UNKNOWN_RGB, grid_image, md_to_html
-    from fornet_ros.geometry import GridSpec, Pose
+    from fornet_ros.tools.demo_report import UNKNOWN_RGB, grid_image, md_to_html
+    from fornet_ros.mapping import GridSpec, Pose
     spec = GridSpec(1.0, 4, 1, (0.0, 0.0))
     img = grid_image((np.array([[0, 50, 100, -1]], np.int8), spec), Pose(x=-100.0, z=1.0), None, scale=1)
     # x runs up the image: cells 0..3 from the bottom row to the top

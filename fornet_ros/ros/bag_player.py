@@ -18,7 +18,7 @@ import time
 import rclpy
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-from ..bags import BagError, open_reader
+from ..tools.bags import BagError, open_reader
 
 
 def _msg_class(msgtype: str):

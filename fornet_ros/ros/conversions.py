@@ -1,5 +1,5 @@
 """numpy -> ROS messages (and the few message fields the node reads). Decoding images is
-:mod:`fornet_ros.images` (pure); everything here builds or reads rclpy messages."""
+:mod:`fornet_ros.node.images` (pure); everything here builds or reads rclpy messages."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import String
 
 from ..classes import IGNORE_INDEX
-from ..geometry import CameraModel
+from ..mapping import CameraModel
 
 try:
     from vision_msgs.msg import LabelInfo, VisionClass  # type: ignore
@@ -80,7 +80,7 @@ LABELLED_FIELDS = [PointField(name=n, offset=o, datatype=t, count=1) for n, o, t
 
 
 def make_labelled_cloud(header, records: np.ndarray) -> PointCloud2:
-    """PointCloud2 from :data:`fornet_ros.points.CLOUD_DTYPE` records; an (H, W) array stays
+    """PointCloud2 from :data:`fornet_ros.mapping.points.CLOUD_DTYPE` records; an (H, W) array stays
     organised (height H, width W: pixel-aligned with the image), NaN points kept (is_dense False)."""
     h, w = records.shape if records.ndim == 2 else (1, records.shape[0])
     return PointCloud2(header=header, height=h, width=w, fields=LABELLED_FIELDS, is_bigendian=False,
@@ -124,7 +124,7 @@ def label_info(classes, palette):
 
 
 def descriptor(spec) -> ParameterDescriptor:
-    """The ROS descriptor of a :class:`~fornet_ros.node_config.ParamSpec`: static parameters are
+    """The ROS descriptor of a :class:`~fornet_ros.node.params.ParamSpec`: static parameters are
     read-only (rclpy itself rejects changes); floats also take integers."""
     d = ParameterDescriptor(description=spec.description, additional_constraints=spec.constraint,
                             read_only=not spec.runtime, dynamic_typing=spec.type.startswith("float"))

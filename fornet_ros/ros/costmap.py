@@ -1,7 +1,7 @@
 """Semantic costmap publishing: label images -> nav_msgs/OccupancyGrid layers + PointCloud2.
 
 The geometry (projection, layers, the multi-camera fusion window, the lookup cache) is
-:mod:`fornet_ros.geometry`; this module adds TF look-ups and publishers.
+:mod:`fornet_ros.mapping`; this module adds TF look-ups and publishers.
 
 Topics: semantic_costmap/<layer> and semantic_costmap/combined (OccupancyGrid, -1 unknown,
 0..100 cost, stamped with the newest non-zero image stamp used), semantic_points (PointCloud2 x, y,
@@ -11,7 +11,7 @@ semantic_ground_points (drivable-surface points at z = 0, a clearing source).
 Robustness: each camera's contribution is computed on its own - one camera whose CameraInfo or
 projection fails is left out (and reported to the caller), the others still make the grids. The
 fusion window runs on receipt time, so a wrong header stamp cannot pin or empty the grids, and
-labels are projected at a bounded resolution (:data:`fornet_ros.geometry.PROJECTION_MAX_PIXELS`)
+labels are projected at a bounded resolution (:data:`fornet_ros.mapping.PROJECTION_MAX_PIXELS`)
 with a byte-bounded lookup cache, so a huge frame costs one bounded lookup build.
 """
 
@@ -25,10 +25,10 @@ from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
 
 from ..classes import IGNORE_INDEX
-from ..geometry import (FusionWindow, GridFuser, GridMemory, GridSpec, LookupCache, Pose, build_lookup,
+from ..mapping import (FusionWindow, GridFuser, GridMemory, GridSpec, LookupCache, Pose, build_lookup,
                         downsample_labels, transform_from_quaternion)
-from ..points import obstacle_points
-from ..frames import stamp_ns
+from ..mapping.points import obstacle_points
+from ..node.frames import stamp_ns
 from .conversions import camera_model_from_info, make_cloud, make_grid, qos
 
 LOOKUP_CACHE_BYTES = 256 << 20

@@ -1,6 +1,6 @@
 """``fornet demo``: the whole pipeline through real DDS, with a report.
 
-Takes the packaged real clip (CamVid 0006R0, :mod:`fornet_ros.clip`; the default), procedural scenes
+Takes the packaged real clip (CamVid 0006R0, :mod:`fornet_ros.tools.clip`; the default), procedural scenes
 (``synth``) or any bag / Cityscapes root / image folder -> starts segmentation_node in its own process
 on an isolated DDS domain (loopback only) with ``use_sim_time`` -> replays the bag into it with
 rclpy, publishing /clock from the bag's time -> records the node's outputs -> scores them against the
@@ -13,15 +13,15 @@ the bag's /clock (so it is ``rate`` times the wall-clock delay).
 
 The selected (Top-K) regions are not a topic: the report runs the same checkpoint locally
 (:class:`~fornet_ros.inference.Segmenter`, as ``fornet eval`` does) on the frames the node segmented,
-takes ``selected`` from it and scores it with :func:`fornet_ros.evaluation.evaluate`: that reference
+takes ``selected`` from it and scores it with :func:`fornet_ros.training.evaluation.evaluate`: that reference
 mIoU is reported beside the node's (both on the same decoded frames, so they agree). When the
 checkpoint cannot be loaded here (``allow_untrained``), the outline is the node's importance image
 thresholded at its K-th quantile instead.
 
 The costmap is scored too: the node's labels and the ground truth projected through one lookup
-(:mod:`fornet_ros.costmap_score`, the node's grid, camera and layers); the node's published grid is
+(:mod:`fornet_ros.mapping.costmap_score`, the node's grid, camera and layers); the node's published grid is
 checked against that projection of its labels. The report itself (images, index.md/index.html) is
-rendered by :mod:`fornet_ros.demo_report`, which needs no ROS; this module drives the node.
+rendered by :mod:`fornet_ros.tools.demo_report`, which needs no ROS; this module drives the node.
 """
 
 from __future__ import annotations
@@ -36,15 +36,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bags import BagError, bag_cameras, from_cityscapes, from_folder, iter_frames, open_reader, read_camera_info
+from ..tools.bags import BagError, bag_cameras, from_cityscapes, from_folder, iter_frames, open_reader, read_camera_info
 from ..classes import CITYSCAPES_CLASSES, IGNORE_INDEX
-from ..costmap_score import EVAL_GRID, EVAL_MAX_RANGE
-from ..demo_report import (_write, _write_layers, error_map, grid_image, importance_view, montage_frame,
+from ..mapping.costmap_score import EVAL_GRID, EVAL_MAX_RANGE
+from ..tools.demo_report import (_write, _write_layers, error_map, grid_image, importance_view, montage_frame,
                            overlay, write_animation, write_index, write_montage)
-from ..geometry import GeometryError, Pose, read_layer_config
-from ..visuals import colorbar, legend_panel, with_legend
-from ..images import to_mono8
-from ..frames import stamp_ns
+from ..mapping import GeometryError, Pose, read_layer_config
+from ..tools.visuals import colorbar, legend_panel, with_legend
+from ..node.images import to_mono8
+from ..node.frames import stamp_ns
 from .processes import Spinner, isolated_env, start_node, stop_node
 
 PLAYBACK_FPS = 2.0  # automatic --rate: about this many frames per wall-clock second (never slower than recorded)
@@ -72,12 +72,12 @@ def prepare_input(inp: str | None, work: Path, frames: int | None, size) -> Demo
     folder, a Cityscapes root or an image folder (written to ``work/input.bag``)."""
     pose, desc, is_clip = None, str(inp), False
     if inp in (None, "clip"):
-        from ..clip import CLIP_NAME, DEMO_CAMERA_POSE, demo_clip_path
+        from ..tools.clip import CLIP_NAME, DEMO_CAMERA_POSE, demo_clip_path
         bag, pose, desc, is_clip = demo_clip_path(), DEMO_CAMERA_POSE, f"packaged real clip {CLIP_NAME}", True
         if not (bag / "metadata.yaml").is_file():
             raise BagError(f"the packaged clip is missing: {bag}")
     elif inp == "synth":
-        from ..synthetic import write_cityscapes_like
+        from ..tools.synthetic import write_cityscapes_like
         work.mkdir(parents=True, exist_ok=True)
         write_cityscapes_like(work / "scenes", frames or SYNTH_FRAMES, size)
         info = from_cityscapes(work / "scenes", work / "input.bag", split="val", storage="mcap", rate_hz=5.0)
@@ -305,7 +305,7 @@ def run_demo(out: str, inp: str | None = None, checkpoint: str | None = None, fr
         reference["checkpoint"] = ckpt_label
     selected = reference.pop("selected", {})
     classes = reference.pop("classes", None)
-    from ..metrics import SegmentationMetrics
+    from ..training.metrics import SegmentationMetrics
     metrics = SegmentationMetrics(len(classes), classes) if classes else SegmentationMetrics()
     k = _float(diag.get("topk_ratio"))
     for s in segmented:
@@ -382,7 +382,7 @@ def run_demo(out: str, inp: str | None = None, checkpoint: str | None = None, fr
             below = [legend_panel(sorted(set(np.unique(labels[s]).tolist()) |
                                          (set(np.unique(gt).tolist()) if gt is not None else set())), 4 * rgb.shape[1])]
             if s in importance:
-                from ..visuals import importance_colors
+                from ..tools.visuals import importance_colors
                 _, lo, hi = importance_colors(importance[s])
                 below.append(colorbar(rgb.shape[1], lo, hi))
     summary["costmap_layers"], summary["costmap_frame"] = _write_layers(images, got, grid_layers, shown["stamp"],
@@ -445,13 +445,13 @@ def _timing(diag: dict, sent_t: list, recv: dict, order: list, rate: float, play
 
 def _check_demo_classes(checkpoint) -> None:
     """The demo scores against Cityscapes train-ID ground truth: a foreign ONNX model with its own
-    classes (fornet_ros.model_description) would be scored on IDs that mean other things."""
+    classes (fornet_ros.inference.model_description) would be scored on IDs that mean other things."""
     if not checkpoint or not str(checkpoint).endswith(".onnx"):
         return
     from ..classes import CITYSCAPES_CLASSES
     from ..errors import FornetError
-    from ..export import ONNX_FORMAT, onnx_properties
-    from ..model_description import read_description
+    from ..inference.export import ONNX_FORMAT, onnx_properties
+    from ..inference.model_description import read_description
     if onnx_properties(checkpoint).get("fornet_format") == ONNX_FORMAT:
         return
     classes = read_description(checkpoint).meta.classes
@@ -466,7 +466,7 @@ def _check_demo_classes(checkpoint) -> None:
 def _reference(checkpoint, frames) -> dict:
     """evaluate(Segmenter(checkpoint)) on (stamp, rgb, gt) frames: its metrics, classes, and the
     ``selected`` mask of each frame; {'error': why} when the checkpoint does not load here."""
-    from ..evaluation import evaluate
+    from ..training.evaluation import evaluate
     from ..inference import Segmenter
     try:
         seg = Segmenter.from_checkpoint(checkpoint)
@@ -487,11 +487,11 @@ def _threshold_topk(imp: np.ndarray, k: float) -> np.ndarray:
 
 
 def _costmap_scorer(layer_dict: dict, classes, cam_info: dict | None, pose: Pose):
-    """The :class:`~fornet_ros.costmap_score.CostmapScorer` of the node's grid, camera and layers
+    """The :class:`~fornet_ros.mapping.costmap_score.CostmapScorer` of the node's grid, camera and layers
     (None without CameraInfo or with layers that do not fit the model's classes)."""
-    from ..clip import camera_model
-    from ..costmap_score import CostmapScorer
-    from ..geometry import LayerConfig
+    from ..tools.clip import camera_model
+    from ..mapping.costmap_score import CostmapScorer
+    from ..mapping import LayerConfig
     if not cam_info:
         return None
     try:
@@ -533,5 +533,5 @@ def _costmap_summary(layer_dict: dict, scorer, got: dict, labels: dict, segmente
 
 
 def _default_pose() -> Pose:
-    from ..node_config import CAMERA_POSE
+    from ..node.params import CAMERA_POSE
     return Pose.from_list(CAMERA_POSE.default)

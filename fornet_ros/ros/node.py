@@ -1,12 +1,12 @@
 """segmentation_node: camera images in; labels, colour, importance, confidence, camera_info out.
 
 A thin adapter: subscriptions, publishers, the worker thread and the parameter bridge. Parameters
-come from the table in :mod:`fornet_ros.node_config`; frames wait in
-:class:`fornet_ros.frames.FrameSlots` (the newest per camera; never blocks, never queues); the
-worker runs :class:`fornet_ros.pipeline.FramePipeline` (stamp check, decode, one batched
+come from the table in :mod:`fornet_ros.node.params`; frames wait in
+:class:`fornet_ros.node.frames.FrameSlots` (the newest per camera; never blocks, never queues); the
+worker runs :class:`fornet_ros.node.pipeline.FramePipeline` (stamp check, decode, one batched
 segmentation, output arrays, accounting, K controller: all ROS-free) and this node is its sink,
 turning arrays into messages with the input header; /diagnostics follows
-:func:`fornet_ros.diagnostics.camera_status` on a wall-clock timer (it keeps reporting with
+:func:`fornet_ros.node.diagnostics.camera_status` on a wall-clock timer (it keeps reporting with
 ``use_sim_time`` and no /clock).
 
 A managed (lifecycle) node, :mod:`fornet_ros.ros.lifecycle`: nothing below exists until it is
@@ -27,7 +27,7 @@ Topics (relative to the node namespace, per camera ``<cam>``):
   semantic/topk_ratio (latched): std_msgs/Float32, the K in use (moves when latency_target_ms > 0)
   /diagnostics: diagnostic_msgs/DiagnosticArray, one status per camera, every diagnostics_period_s
 
-Failures are per frame and per camera (see :mod:`fornet_ros.pipeline`). SIGINT/SIGTERM stop the
+Failures are per frame and per camera (see :mod:`fornet_ros.node.pipeline`). SIGINT/SIGTERM stop the
 worker before the context goes; a second signal during that clean-up is ignored.
 """
 
@@ -50,11 +50,11 @@ from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Float32
 
-from ..diagnostics import camera_status, model_values
-from ..frames import FrameSlots
-from ..geometry import GeometryError, Pose, load_layer_config
-from ..node_config import CAMERA_POSE, SPECS, NodeParams, build_segmenter, camera_pose_name
-from ..pipeline import IMAGE_OUTPUTS, FramePipeline, check_k_control
+from ..node.diagnostics import camera_status, model_values
+from ..node.frames import FrameSlots
+from ..mapping import GeometryError, Pose, load_layer_config
+from ..node.params import CAMERA_POSE, SPECS, NodeParams, build_segmenter, camera_pose_name
+from ..node.pipeline import IMAGE_OUTPUTS, FramePipeline, check_k_control
 from .conversions import descriptor, fill_image, label_info, publication_seq, qos
 from .costmap import CostmapFrame, SemanticCostmap
 from .lifecycle import ManagedNode

@@ -89,7 +89,7 @@ def _node_run(checkpoint, frames, rate, seconds, threads, domain, input_size, ou
     from sensor_msgs.msg import Image
     from std_msgs.msg import Header
 
-    from ..frames import stamp_ns
+    from ..node.frames import stamp_ns
     from .conversions import fill_image
 
     topics = ["labels"] + (list(OPTIONAL_OUTPUTS) if outputs == "all" else [])
@@ -139,7 +139,7 @@ def bench_node(checkpoint, size, rate: float, seconds: float, threads: int | Non
     """The node end to end (one run per ``outputs`` mode) and the model alone on the same frames,
     in one command: ``overhead_ratio_p50`` = node e2e p50 / model alone p50 per mode."""
     from ..inference import Segmenter
-    from ..synthetic import make_scene
+    from ..tools.synthetic import make_scene
 
     H, W = size
     frames = [make_scene(H, W, seed=i)[0] for i in range(4)]
@@ -204,8 +204,8 @@ def soak_node(checkpoint, size, rate: float, minutes: float, threads: int | None
     from sensor_msgs.msg import CameraInfo, Image
     from std_msgs.msg import Header
 
-    from ..frames import stamp_ns
-    from ..synthetic import make_scene
+    from ..node.frames import stamp_ns
+    from ..tools.synthetic import make_scene
     from .conversions import fill_image
 
     H, W = size
@@ -348,7 +348,7 @@ def _load_step_run(checkpoint, frames, rate, seconds, threads, domain, input_siz
     from sensor_msgs.msg import Image
     from std_msgs.msg import Float32, Header
 
-    from ..frames import stamp_ns
+    from ..node.frames import stamp_ns
     from .conversions import fill_image
 
     cams = ["cam0", "cam1"]
@@ -427,7 +427,7 @@ def load_step(checkpoint, size, rate: float, seconds: float, threads: int | None
               second_camera: bool = True, progress=None) -> dict:
     """The same load step twice: fixed K = ``topk`` (controller off), then the latency controller
     on (``latency_target_ms`` = ``target_ms``, K in [k_min, k_max])."""
-    from ..synthetic import make_scene
+    from ..tools.synthetic import make_scene
     H, W = size
     frames = [make_scene(H, W, seed=i)[0] for i in range(4)]
     runs = {}

@@ -1,5 +1,5 @@
 """Depth and LiDAR inputs -> labelled PointCloud2 outputs (issue #14); the work is in
-:mod:`fornet_ros.points`, this is message plumbing.
+:mod:`fornet_ros.mapping.points`, this is message plumbing.
 
 - ``<cam>/depth/image_raw`` (16UC1 mm or 32FC1 m, registered to the colour camera, or registered
   here with ``depth_registration``: ``<cam>/depth/camera_info`` + ``depth_extrinsic``) -> the colour
@@ -18,10 +18,10 @@ import threading
 
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from ..geometry import Pose
-from ..images import decode_depth
-from ..points import StampMatcher, cloud_array, depth_points, lidar_labels, lidar_to_optical, register_depth
-from ..frames import stamp_ns
+from ..mapping import Pose
+from ..node.images import decode_depth
+from ..mapping.points import StampMatcher, cloud_array, depth_points, lidar_labels, lidar_to_optical, register_depth
+from ..node.frames import stamp_ns
 from .conversions import camera_model_from_info, cloud_xyz, make_labelled_cloud
 
 

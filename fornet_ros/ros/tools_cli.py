@@ -57,7 +57,7 @@ def add_bag_arguments(p):
 
 
 def run_bag(a):
-    from .. import bags
+    from ..tools import bags
     if a.action == "from-cityscapes":
         print(json.dumps(bags.from_cityscapes(a.root, a.out, a.split, a.city, a.limit, a.storage, a.compressed,
                                               a.camera, a.sequence, a.rate)))
@@ -76,10 +76,10 @@ def run_bag(a):
         n = play(a.bag, a.rate, a.loop, a.clock, a.topics, wait_for_subscribers=a.wait_for_subscribers)
         print(f"published {n} messages")
     elif a.action == "eval":
-        from ..geometry import Pose
+        from ..mapping import Pose
         bag, pose = a.bag, Pose.from_list(a.camera_pose) if a.camera_pose else None
         if bag == "clip":
-            from ..clip import DEMO_CAMERA_POSE, demo_clip_path
+            from ..tools.clip import DEMO_CAMERA_POSE, demo_clip_path
             bag, pose = demo_clip_path(), pose or Pose.from_list(DEMO_CAMERA_POSE)
         res = bags.evaluate_bag(segmenter_from_args(a), bag, a.camera, a.limit, a.boundary_px, progress=not a.json,
                                 costmap=not a.no_costmap, camera_pose=pose, costmap_config=a.costmap_config)
@@ -89,7 +89,7 @@ def run_bag(a):
         print(f"{res['images']} frames ({res['scored']} with ground truth), {res['images_per_s']:.2f} frames/s, "
               f"mIoU {res.get('miou')}")
         if res.get("costmap"):
-            from ..costmap_score import format_table
+            from ..mapping.costmap_score import format_table
             print(f"costmap score (camera pose {res['costmap']['camera_pose']}; see docs/costmap.md):")
             print(format_table(res["costmap"]))
         elif "costmap_skipped" in res:
@@ -167,7 +167,7 @@ def add_bench_node_arguments(p):
 def run_bench_node(a):
     import sys
 
-    from ..checkpoint import read_checkpoint
+    from ..inference.checkpoint import read_checkpoint
     from ..errors import FornetError
     from .node_bench import bench_node, load_step, plot_load_step, soak_node
     if a.rate <= 0 or a.seconds <= 0 or min(a.size) < 16:

@@ -18,10 +18,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .classes import CAMVID_TO_TRAINID, CITYSCAPES_LABELID_TO_TRAINID, lookup_table
-from .errors import FornetError
-from .frames import stamp_ns
-from .images import BadImageError, to_mono8, to_rgb
+from ..classes import CAMVID_TO_TRAINID, CITYSCAPES_LABELID_TO_TRAINID, lookup_table
+from ..errors import FornetError
+from ..node.frames import stamp_ns
+from ..node.images import BadImageError, to_mono8, to_rgb
 
 RATE_HZ = 17.0  # Cityscapes sequences are recorded at 17 Hz
 T0_NS = 1_700_000_000 * 10**9  # first stamp of written bags (arbitrary, fixed for reproducibility)
@@ -325,15 +325,15 @@ def read_camera_info(path, camera: str = "camera") -> dict:
 
 def evaluate_bag(segmenter, path, camera=None, limit=None, boundary_px: int = 3, progress: bool = True,
                  costmap: bool = True, camera_pose=None, costmap_config: str | None = None) -> dict:
-    """:func:`fornet_ros.evaluation.evaluate` over every frame of the bag (no dropping, unlike the
+    """:func:`fornet_ros.training.evaluation.evaluate` over every frame of the bag (no dropping, unlike the
     node); frames with ground truth are scored.
 
-    ``costmap``: also score the semantic costmap the labels make (:mod:`fornet_ros.costmap_score`:
+    ``costmap``: also score the semantic costmap the labels make (:mod:`fornet_ros.mapping.costmap_score`:
     the predicted and the ground-truth labels projected with the bag's CameraInfo and ``camera_pose``,
-    a :class:`~fornet_ros.geometry.Pose`, default the node's camera_pose default; layers from
+    a :class:`~fornet_ros.mapping.Pose`, default the node's camera_pose default; layers from
     ``costmap_config``, default the built-in ones) into ``result['costmap']``; None with a reason in
     ``result['costmap_skipped']`` when the bag has no CameraInfo."""
-    from .evaluation import SampleError, evaluate
+    from ..training.evaluation import SampleError, evaluate
     scorer, skipped = None, None
     if costmap:
         scorer, skipped = _costmap_scorer(path, camera, segmenter.classes, camera_pose, costmap_config)
@@ -353,8 +353,8 @@ def evaluate_bag(segmenter, path, camera=None, limit=None, boundary_px: int = 3,
 
 def _costmap_scorer(path, camera, class_names, camera_pose, costmap_config):
     """(CostmapScorer, None), or (None, why) when the bag has no CameraInfo for the camera."""
-    from .costmap_score import CostmapScorer
-    from .geometry import CameraModel, GeometryError, Pose, load_layer_config
+    from ..mapping.costmap_score import CostmapScorer
+    from ..mapping import CameraModel, GeometryError, Pose, load_layer_config
     if camera is None:
         reader = open_reader(path)
         try:
@@ -369,7 +369,7 @@ def _costmap_scorer(path, camera, class_names, camera_pose, costmap_config):
     model = CameraModel(info["width"], info["height"], tuple(info["k"]), tuple(info["d"]),
                         info["distortion_model"], info["binning_x"], info["binning_y"], tuple(info["roi"]))
     if camera_pose is None:
-        from .node_config import CAMERA_POSE
+        from ..node.params import CAMERA_POSE
         camera_pose = Pose.from_list(CAMERA_POSE.default)
     try:
         cfg = load_layer_config(costmap_config, class_names)

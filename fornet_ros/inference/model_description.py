@@ -2,7 +2,7 @@
 project did not export (no ROS, no onnxruntime imports: pure parsing and checks).
 
 A FoR-Net export carries its classes, palette, normalisation and input size in its
-``metadata_props`` (:mod:`fornet_ros.export`). A model exported by another toolbox
+``metadata_props`` (:mod:`fornet_ros.inference.export`). A model exported by another toolbox
 (segmentation_models_pytorch, mmsegmentation/mmdeploy, torchvision, ...) carries none of that, so
 it comes with a small YAML file **next to it, same stem**: ``model.onnx`` + ``model.yaml``::
 

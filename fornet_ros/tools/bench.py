@@ -85,9 +85,9 @@ def bench_models(a) -> dict:
     backend. The onnxruntime rows run the graph `fornet export` writes (same K, same path)."""
     import warnings
 
-    from .checkpoint import load_model
-    from .inference import resolve_device
-    from .model import create_model
+    from ..inference.checkpoint import load_model
+    from ..inference import resolve_device
+    from ..model import create_model
     if a.threads:
         torch.set_num_threads(a.threads)
     backends = getattr(a, "backend", None) or ["torch"]
@@ -162,9 +162,9 @@ def bench_e2e(a) -> dict:
     every map and with labels only. Medians and p95 of ``--runs``; random uint8 frames."""
     import numpy as np
 
-    from .checkpoint import ModelMeta, load_model
-    from .inference import OUTPUTS, Segmenter
-    from .model import create_model
+    from ..inference.checkpoint import ModelMeta, load_model
+    from ..inference import OUTPUTS, Segmenter
+    from ..model import create_model
     if a.threads:
         torch.set_num_threads(a.threads)
     models = ([(create_model(v), ModelMeta.default(19, (512, 1024)), v) for v in a.variant] if a.variant
@@ -222,8 +222,8 @@ def bench_e2e(a) -> dict:
 def bench_costmap(size=(1024, 2048), runs: int = 20, grid=(400, 400), resolution: float = 0.1) -> dict:
     """Per-frame projection time of a label image into the default 5 layers (lookup precomputed)
     and the one-off lookup build time; Cityscapes' camera (f = 2262 px, 1.22 m, pitch 0.05 rad)."""
-    from .classes import CITYSCAPES_CLASSES
-    from .geometry import DEFAULT_LAYER_CONFIG, CameraModel, GridFuser, GridSpec, LayerConfig, Pose, build_lookup
+    from ..classes import CITYSCAPES_CLASSES
+    from ..mapping import DEFAULT_LAYER_CONFIG, CameraModel, GridFuser, GridSpec, LayerConfig, Pose, build_lookup
     from .synthetic import make_scene
     H, W = size
     s = W / 2048
@@ -252,7 +252,7 @@ def bench_segmenter(checkpoint, image_size, input_size, topk: float | None, runs
     """Segmenter end to end on one uint8 RGB image of ``image_size``: resize to ``input_size``,
     network, labels/confidence/importance back at the image size."""
     import numpy as np
-    from .inference import Segmenter
+    from ..inference import Segmenter
     if threads:
         torch.set_num_threads(threads)
     seg = Segmenter.from_checkpoint(checkpoint, device="cpu", input_size=input_size, topk_ratio=topk)
@@ -266,7 +266,7 @@ def bench_segmenter(checkpoint, image_size, input_size, topk: float | None, runs
 # -- command line: fornet bench / bench-segmenter / bench-costmap ------------------------------------
 
 def add_bench_arguments(p):
-    from .model import VARIANTS
+    from ..model import VARIANTS
     p.description = ("Latency of the network vs K, sparse (gather the Top-K regions) and dense (all regions, "
                      "masked) paths, median of N runs, all models and sizes in one run. focus_ms times the Top-K + "
                      "branches stage alone on the same inputs. Baselines without a focus stage get one row per size.")
@@ -304,7 +304,7 @@ def add_bench_arguments(p):
 
 def run_bench(a):
     import json
-    from .errors import FornetError
+    from ..errors import FornetError
     if a.e2e:
         return _run_e2e(a)
     a.size = a.size or [(512, 1024)]
@@ -326,7 +326,7 @@ def run_bench(a):
 
 def _run_e2e(a):
     import json
-    from .errors import FornetError
+    from ..errors import FornetError
     a.camera_size = a.camera_size or [(720, 1280), (1024, 2048)]
     if (a.runs < 1 or any(min(s) < 16 for s in (a.size or []) + a.camera_size) or min(a.cameras) < 1
             or any(not 0 <= k <= 1 for k in a.topk or [])):
@@ -367,7 +367,7 @@ def add_segmenter_arguments(p):
 
 def run_segmenter(a):
     import json
-    from .errors import FornetError
+    from ..errors import FornetError
     if a.runs < 1 or min(a.image_size) < 8 or (a.input_size is not None and min(a.input_size) < 8):
         raise FornetError("--runs must be >= 1 and --image-size/--input-size at least 8x8")
     input_size = tuple(a.input_size) if a.input_size else None
@@ -385,7 +385,7 @@ def add_costmap_arguments(p):
 
 def run_costmap(a):
     import json
-    from .errors import FornetError
+    from ..errors import FornetError
     if a.runs < 1 or min(a.size) < 16 or min(a.grid) < 1 or not a.resolution > 0:
         raise FornetError("--runs and --grid must be >= 1, --size at least 16x16 and --resolution > 0")
     print(json.dumps(bench_costmap(tuple(a.size), a.runs, tuple(a.grid), a.resolution), indent=2))
@@ -395,8 +395,8 @@ def bench_points(size=(480, 640), lidar_points: int = 100_000, runs: int = 20) -
     """Per-frame cost of depth fusion (depth -> organised labelled cloud records) at ``size`` and of
     LiDAR labelling (project, z-buffer, look up) for ``lidar_points`` points; median of ``runs``."""
     import numpy as np
-    from .geometry import CameraModel, Pose
-    from .points import cloud_array, depth_points, lidar_labels, lidar_to_optical, obstacle_points, register_depth
+    from ..mapping import CameraModel, Pose
+    from ..mapping.points import cloud_array, depth_points, lidar_labels, lidar_to_optical, obstacle_points, register_depth
     H, W = size
     f = 0.8 * W
     cam = CameraModel(W, H, (f, 0, (W - 1) / 2, 0, f, (H - 1) / 2, 0, 0, 1), (-0.1, 0.01, 0.0, 0.0, 0.0))
@@ -436,7 +436,7 @@ def add_points_arguments(p):
 
 def run_points(a):
     import json
-    from .errors import FornetError
+    from ..errors import FornetError
     if a.runs < 1 or min(a.size) < 8 or a.lidar_points < 1:
         raise FornetError("--runs and --lidar-points must be >= 1 and --size at least 8x8")
     print(json.dumps(bench_points(tuple(a.size), a.lidar_points, a.runs), indent=2))

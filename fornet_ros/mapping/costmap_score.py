@@ -1,7 +1,7 @@
 """Score the semantic costmap, not only the labels (numpy only, no ROS).
 
 A driving stack consumes the grid, so a model is also scored by the grid its labels make: the
-predicted labels and the ground-truth labels are projected by the same :class:`~fornet_ros.geometry.GridFuser`
+predicted labels and the ground-truth labels are projected by the same :class:`~fornet_ros.mapping.GridFuser`
 (same camera model, pose, grid and layers: one lookup) and compared cell by cell, per layer:
 
 - **scored cells**: the cells the ground truth observes (a ground or contact pixel of a non-void
@@ -38,7 +38,9 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from .geometry import GridFuser, GridSpec, LayerConfig, Pose, build_lookup, downsample_labels
+from .camera import Pose
+from .fusion import GridFuser, LayerConfig
+from .projection import GridSpec, build_lookup, downsample_labels
 
 LETHAL = 100  # Nav2: an OccupancyGrid value >= lethal_threshold (default 100) is a lethal obstacle
 
@@ -162,7 +164,7 @@ def score_marks(pred_hits, pred_observed, gt_hits, gt_observed, names, costs, le
 class CostmapScorer:
     """Predicted and ground-truth labels of one camera -> the same layers -> :class:`GridScore`.
 
-    ``camera``: :class:`~fornet_ros.geometry.CameraModel`; ``pose``: :class:`~fornet_ros.geometry.Pose`
+    ``camera``: :class:`~fornet_ros.mapping.CameraModel`; ``pose``: :class:`~fornet_ros.mapping.Pose`
     (or (R, t) of the optical frame); labels are downsampled as the node does (large images) and the
     lookup is built once per label size."""
 

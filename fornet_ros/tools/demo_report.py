@@ -11,8 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .classes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, IGNORE_INDEX, colorize
-from .geometry import Pose
+from ..classes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, IGNORE_INDEX, colorize
+from ..mapping import Pose
 from .visuals import colorbar, importance_colors
 
 ANIMATION_WIDTH = 320  # px; the animated overlay is downscaled to this width
@@ -230,7 +230,7 @@ def report_text(s: dict) -> dict:
                            f"({m['boundary_px']} px band), thin-structure mIoU {_fmt(m['thin_miou'], 4)}.")
     if ref.get("metrics"):
         text["reference"] = (f"`fornet eval` on the same {ref['frames']} frames (the same checkpoint run here by "
-                             f"fornet_ros.evaluation.evaluate): mIoU {ref['metrics']['miou']:.4f}; difference "
+                             f"fornet_ros.training.evaluation.evaluate): mIoU {ref['metrics']['miou']:.4f}; difference "
                              f"{_fmt(ref.get('miou_difference'), 7)}.")
     elif ref.get("error"):
         text["reference"] = f"No `fornet eval` reference: the checkpoint does not load here ({ref['error']})."
@@ -271,7 +271,7 @@ def _per_frame_images(s: dict):
 def costmap_text(s: dict) -> list[str]:
     """Markdown lines explaining the grids: extent, resolution, what 0 / cost / unknown mean, the
     classes of each layer, the footprint range; then the costmap score table."""
-    from .costmap_score import format_table
+    from ..mapping.costmap_score import format_table
     c = s.get("costmap") or {}
     g = c.get("grid")
     if not g:
@@ -311,7 +311,7 @@ def costmap_text(s: dict) -> list[str]:
         lines += [
             "### Costmap score", "",
             f"The node's labels and the ground truth projected into the same layers (same camera model, pose, grid "
-            f"and lookup: `fornet_ros.costmap_score`) over {sc['frames']} scored frames. Scored cells are those the "
+            f"and lookup: `fornet_ros.mapping.costmap_score`) over {sc['frames']} scored frames. Scored cells are those the "
             "ground truth observes. **Cell IoU**: cells holding the layer's classes in both grids over either. **False "
             "obstacles**: the share of ground-truth free cells (observed, without the layer's classes) the prediction "
             "marks with the layer's cost. **Missed obstacles**: the share of ground-truth marked cells the prediction "

@@ -30,7 +30,7 @@ from collections import OrderedDict
 
 import torch
 
-from .model.focus import AdaptiveK, num_selected
+from ..model.focus import AdaptiveK, num_selected
 
 
 class _Captured:

@@ -16,8 +16,8 @@ import torch
 from . import device_ops
 from .checkpoint import ModelMeta, load_model
 from .cuda_graphs import GraphCache, graph_key
-from .errors import FornetError
-from .model.focus import AdaptiveK
+from ..errors import FornetError
+from ..model.focus import AdaptiveK
 from .runtime import OrtRunner, TorchRunner, resolve_device, resolve_precision  # noqa: F401 (re-exported)
 
 RESIZE_MODES = ("stretch", "letterbox")
@@ -91,17 +91,17 @@ def validate_image(img, name: str = "image") -> np.ndarray:
 class Segmenter:
     """FoR-Net inference on RGB images of any size; outputs come back at the image's size.
 
-    ``Segmenter(model, meta)`` wraps a torch model and its :class:`~fornet_ros.checkpoint.ModelMeta`;
+    ``Segmenter(model, meta)`` wraps a torch model and its :class:`~fornet_ros.inference.checkpoint.ModelMeta`;
     ``Segmenter.from_checkpoint(path)`` loads a ``.pt`` checkpoint (``None``: the packaged model), an
     exported ``.onnx`` file (ONNX Runtime backend; K and input size fixed at export), or another
-    toolbox's ``.onnx`` with its description YAML beside it (:mod:`fornet_ros.model_description`:
+    toolbox's ``.onnx`` with its description YAML beside it (:mod:`fornet_ros.inference.model_description`:
     its own classes; no importance or selected maps, and no confidence if it outputs labels).
 
     ``processing``: where resizing/normalising and upsampling/arg-maxing run - ``torch`` ops on the
-    model's device (:mod:`fornet_ros.device_ops`: the frame stays on the GPU, only uint8 maps come
+    model's device (:mod:`fornet_ros.inference.device_ops`: the frame stays on the GPU, only uint8 maps come
     back), ``opencv`` on the CPU, or ``auto`` (torch on CUDA, OpenCV on the CPU, where it is the
     faster). ``cuda_graphs``: on CUDA with torch processing, replay the network from a captured
-    graph per batch shape and K (:mod:`fornet_ros.cuda_graphs`), at most ``max_graphs`` kept."""
+    graph per batch shape and K (:mod:`fornet_ros.inference.cuda_graphs`), at most ``max_graphs`` kept."""
 
     def __init__(self, model, meta: ModelMeta, device: str = "auto", precision: str = "auto",
                  input_size: tuple[int, int] | None = None, topk_ratio: float | None = None,

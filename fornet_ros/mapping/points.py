@@ -1,6 +1,6 @@
 """Labelled 3D points (issue #14): the segmentation fused with depth images or LiDAR sweeps.
 
-Pure numpy/OpenCV on :mod:`fornet_ros.geometry`'s camera model and poses; the node only converts
+Pure numpy/OpenCV on :mod:`fornet_ros.mapping`'s camera model and poses; the node only converts
 messages. Flat-ground projection (the costmap) is right for the road surface but smears obstacles
 along the viewing ray; measured depth puts every labelled pixel where it is.
 
@@ -28,8 +28,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from .errors import FornetError
-from .geometry import CameraModel, Pose, optical_in_grid
+from ..errors import FornetError
+from .camera import CameraModel, Pose, optical_in_grid
 
 CLOUD_DTYPE = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("label", "<u4"), ("confidence", "<f4")])
 

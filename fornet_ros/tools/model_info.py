@@ -8,8 +8,8 @@ import json
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .checkpoint import ModelMeta, model_from_checkpoint, read_checkpoint, save_checkpoint
-from .model import VARIANTS, create_model
+from ..inference.checkpoint import ModelMeta, model_from_checkpoint, read_checkpoint, save_checkpoint
+from ..model import VARIANTS, create_model
 
 
 def model_stats(model, size=(512, 1024)) -> dict:
@@ -56,7 +56,7 @@ def add_info_arguments(p):
 def onnx_info(path) -> dict:
     """What an ONNX model is (a FoR-Net export or a described foreign model), from the file alone."""
     from dataclasses import asdict
-    from .inference import Segmenter
+    from ..inference import Segmenter
     seg = Segmenter.from_checkpoint(path, device="cpu")
     r = seg.runner
     return {"variant": seg.cfg.variant, "backend": "onnxruntime", "graph": r.graph, "topk_ratio": seg.topk_ratio,

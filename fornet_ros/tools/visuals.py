@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .classes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
+from ..classes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
 
 
 def importance_colors(imp: np.ndarray) -> tuple[np.ndarray, float, float]:

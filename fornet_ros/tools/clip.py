@@ -50,22 +50,22 @@ def demo_clip_path() -> Path:
 
 
 def camera_info() -> dict:
-    """The CameraInfo fields written into the clip (see :func:`fornet_ros.bags.pinhole_info`)."""
+    """The CameraInfo fields written into the clip (see :func:`fornet_ros.tools.bags.pinhole_info`)."""
     from .bags import pinhole_info
     return pinhole_info(WIDTH, HEIGHT, FX, FY, CX, CY)
 
 
 def camera_model(info: dict | None = None):
-    """:class:`fornet_ros.geometry.CameraModel` from CameraInfo fields (default: the clip's)."""
-    from .geometry import CameraModel
+    """:class:`fornet_ros.mapping.CameraModel` from CameraInfo fields (default: the clip's)."""
+    from ..mapping import CameraModel
     info = info or camera_info()
     return CameraModel(int(info["width"]), int(info["height"]), tuple(float(v) for v in info["k"]),
                        tuple(float(v) for v in info["d"]), info.get("distortion_model", "plumb_bob"))
 
 
 def camera_pose():
-    """:data:`DEMO_CAMERA_POSE` as a :class:`fornet_ros.geometry.Pose`."""
-    from .geometry import Pose
+    """:data:`DEMO_CAMERA_POSE` as a :class:`fornet_ros.mapping.Pose`."""
+    from ..mapping import Pose
     return Pose.from_list(DEMO_CAMERA_POSE)
 
 

@@ -2,8 +2,8 @@
 hand-over, then the accounting and the latency K controller.
 
 Data flows one way: the ROS adapter (:mod:`fornet_ros.ros.node`) puts messages into
-:class:`~fornet_ros.frames.FrameSlots`; :meth:`FramePipeline.process` takes them, checks the
-header stamp (:func:`~fornet_ros.frames.stamp_verdict`), decodes (:mod:`fornet_ros.images`),
+:class:`~fornet_ros.node.frames.FrameSlots`; :meth:`FramePipeline.process` takes them, checks the
+header stamp (:func:`~fornet_ros.node.frames.stamp_verdict`), decodes (:mod:`fornet_ros.node.images`),
 segments every admitted camera in one :class:`~fornet_ros.inference.Segmenter` call, renders the
 wanted outputs as arrays (:func:`render`) and gives them to the adapter's :class:`Sink`, which
 turns them into messages. Only the sink knows ROS, so everything here runs in unit tests with a
@@ -23,7 +23,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from .classes import colorize
+from ..classes import colorize
 from .frames import FrameSlots, stamp_ns, stamp_verdict
 from .images import BadImageError, DecodeOptions, to_rgb
 from .k_controller import LatencyKController
@@ -93,7 +93,7 @@ def check_k_control(params, segmenter) -> None:
 
 class FramePipeline:
     """One worker's path from taken frames to published arrays. ``params`` is the node's
-    :class:`~fornet_ros.node_config.NodeParams` (replace it with :meth:`configure`); ``now_ns``
+    :class:`~fornet_ros.node.params.NodeParams` (replace it with :meth:`configure`); ``now_ns``
     the node's clock (ROS time: simulated under ``use_sim_time``, 0 before the first /clock)."""
 
     def __init__(self, segmenter, slots: FrameSlots, params, sink: Sink, log: Log, now_ns):

@@ -1,5 +1,5 @@
 """Training: ``train_one_epoch`` / ``main(args)`` (torchvision references style); validation uses
-the one :func:`fornet_ros.evaluation.evaluate`. One process or many with ``torchrun`` (DistributedDataParallel; gloo on CPU,
+the one :func:`fornet_ros.training.evaluation.evaluate`. One process or many with ``torchrun`` (DistributedDataParallel; gloo on CPU,
 nccl on CUDA). Writes ``<out>/last.pt`` (resumable), ``<out>/best.pt`` (inference checkpoint),
 ``<out>/log.csv`` and ``<out>/args.json``.
 """
@@ -22,14 +22,15 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from tqdm import tqdm
 
-from .checkpoint import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, load_model, make_checkpoint
-from .data import DATASETS, TrainTransform, build_dataset
+from ..inference.checkpoint import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, load_model, make_checkpoint
+from .datasets import DATASETS, build_dataset
+from .transforms import TrainTransform
 from .evaluation import dataset_samples, evaluate
-from .inference import Segmenter
+from ..inference import Segmenter
 from .losses import fornet_loss
-from .model import VARIANTS, create_model
-from .model.backbones import NORMALIZATION
-from .model.pretrained import load_backbone_weights
+from ..model import VARIANTS, create_model
+from ..model.backbones import NORMALIZATION
+from ..model.pretrained import load_backbone_weights
 
 
 def poly_lr(step: int, total: int, warmup: int, power: float = 0.9) -> float:
@@ -146,7 +147,7 @@ def _setup_distributed(device_arg: str):
 
 
 def main(argv=None) -> dict:
-    """``python -m fornet_ros.train`` (torchrun) and tests: parse ``argv`` and train."""
+    """``python -m fornet_ros.training.train`` (torchrun) and tests: parse ``argv`` and train."""
     return run(parse_args(argv))
 
 

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from .checkpoint import CheckpointError, ModelMeta, load_model
-from .errors import FornetError
+from ..errors import FornetError
 
 ONNX_FORMAT = "fornet_ros/onnx/1"
 OUTPUTS = ("logits", "importance", "selected")
@@ -95,7 +95,7 @@ def check_tensorrt_available() -> None:
 
 def build_tensorrt_engine(onnx_path, max_batch: int, precision: str = "auto", device: str = "cuda") -> dict:
     """Build the TensorRT engine of an exported model ahead of time, into the engine cache next to
-    it, with the options :class:`~fornet_ros.runtime.OrtRunner` uses (so the node's first frame
+    it, with the options :class:`~fornet_ros.inference.runtime.OrtRunner` uses (so the node's first frame
     does not wait minutes for it): a session on the TensorRT provider only, one frame at batch 1
     and one at ``max_batch``. Returns the cache folder, the engine files written and the time."""
     import time

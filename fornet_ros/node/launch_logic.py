@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional
 
-from .errors import FornetError
-from .node_config import ROS_NAME_RE, NodeParams
+from ..errors import FornetError
+from .params import ROS_NAME_RE, NodeParams
 
 NODE_NAME = "fornet_segmentation"
 FASTDDS_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"

@@ -257,8 +257,8 @@ def _check(f, value) -> None:
 def build_segmenter(p: NodeParams):
     """(Segmenter, warning or None) for the parameters. With ``allow_untrained``, a checkpoint that
     cannot be loaded gives random weights and a warning; otherwise RuntimeError naming it."""
-    from .checkpoint import CheckpointError, ModelMeta, default_checkpoint_path
-    from .inference import Segmenter
+    from ..inference.checkpoint import CheckpointError, ModelMeta, default_checkpoint_path
+    from ..inference import Segmenter
     if p.threads:
         import torch
         torch.set_num_threads(p.threads)
@@ -271,7 +271,7 @@ def build_segmenter(p: NodeParams):
         where = p.checkpoint or f"(default) {default_checkpoint_path()}"
         if not p.allow_untrained:
             raise RuntimeError(f"parameter 'checkpoint' = {where}: {e}") from e
-        from .model import create_model
+        from ..model import create_model
         return (Segmenter(create_model("fornet_s"), ModelMeta.default(19, input_size or (512, 1024)), **kw),
                 f"parameter 'checkpoint' = {where}: {e}; allow_untrained is set, using RANDOM weights "
                 "(outputs are meaningless)")

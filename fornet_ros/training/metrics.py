@@ -15,7 +15,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .classes import CITYSCAPES_CLASSES, IGNORE_INDEX, THIN_CLASSES
+from ..classes import CITYSCAPES_CLASSES, IGNORE_INDEX, THIN_CLASSES
 
 
 class ConfusionMatrix:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import torch
 
-from .classes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
-from .config import ModelConfig
-from .errors import FornetError
-from .model import build_model
+from ..classes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
+from ..config import ModelConfig
+from ..errors import FornetError
+from ..model import build_model
 
 FORMAT = "fornet_ros/1"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .classes import IGNORE_INDEX
+from ..classes import IGNORE_INDEX
 
 
 def ohem_cross_entropy(logits, target, thresh: float = 0.7, min_kept_frac: float = 1 / 16):

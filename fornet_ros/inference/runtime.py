@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import ModelConfig
+from ..config import ModelConfig
 from .model_description import ForeignConfig
 
 PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
@@ -100,7 +100,7 @@ def tensorrt_options(path, device_id: int, fp16: bool, input_size, max_batch: in
 
 class OrtRunner:
     """An ONNX model under ONNX Runtime: a FoR-Net export (metadata inside), or a foreign
-    segmentation model with a description file beside it (:mod:`fornet_ros.model_description`),
+    segmentation model with a description file beside it (:mod:`fornet_ros.inference.model_description`),
     fed in its own channel order and layout; a foreign model has no importance or selected maps
     (None), and one whose output is ``labels`` returns them in place of the logits."""
 

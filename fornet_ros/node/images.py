@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .errors import FornetError
+from ..errors import FornetError
 
 
 class BadImageError(FornetError):

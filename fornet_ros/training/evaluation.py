@@ -1,6 +1,6 @@
 """One evaluation loop for every caller (training validation, ``fornet eval``, ``fornet bag eval``,
 the demo): a :class:`~fornet_ros.inference.Segmenter` over (image, label) samples, scored by
-:class:`~fornet_ros.metrics.SegmentationMetrics` at the label's full resolution."""
+:class:`~fornet_ros.training.metrics.SegmentationMetrics` at the label's full resolution."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from collections.abc import Iterable
 import numpy as np
 from tqdm import tqdm
 
-from .errors import FornetError
-from .data import DATASETS, build_dataset
-from .inference import add_model_arguments, segmenter_from_args
+from ..errors import FornetError
+from .datasets import DATASETS, build_dataset
+from ..inference import add_model_arguments, segmenter_from_args
 from .metrics import SegmentationMetrics
 
 
@@ -68,12 +68,12 @@ def evaluate(segmenter, samples: Iterable[tuple[np.ndarray, np.ndarray]], bounda
 def evaluate_with_costmap(segmenter, samples, camera, pose, layer_config: str | None = None, boundary_px: int = 3,
                           progress: bool = True, limit: int | None = None) -> dict:
     """:func:`evaluate`, plus ``result['costmap']``: the semantic costmap the predicted labels make,
-    scored against the one the ground truth makes (:class:`fornet_ros.costmap_score.CostmapScorer`;
-    ``camera`` a :class:`~fornet_ros.geometry.CameraModel`, ``pose`` a :class:`~fornet_ros.geometry.Pose`,
+    scored against the one the ground truth makes (:class:`fornet_ros.mapping.costmap_score.CostmapScorer`;
+    ``camera`` a :class:`~fornet_ros.mapping.CameraModel`, ``pose`` a :class:`~fornet_ros.mapping.Pose`,
     ``layer_config`` a layer YAML or None for the built-in layers). For CamVid drive 0006R0 use the
-    clip's calibration: ``fornet_ros.clip.camera_model()``, ``fornet_ros.clip.camera_pose()``."""
-    from .costmap_score import CostmapScorer
-    from .geometry import load_layer_config
+    clip's calibration: ``fornet_ros.tools.clip.camera_model()``, ``fornet_ros.tools.clip.camera_pose()``."""
+    from ..mapping.costmap_score import CostmapScorer
+    from ..mapping import load_layer_config
     scorer = CostmapScorer(camera, pose, load_layer_config(layer_config, segmenter.classes))
     res = evaluate(segmenter, samples, boundary_px, progress, limit,
                    on_scored=lambda label, r: scorer.update(r.labels, label))

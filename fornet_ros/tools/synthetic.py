@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .classes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
+from ..classes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
 
 C = {name: i for i, name in enumerate(CITYSCAPES_CLASSES)}
 
@@ -77,7 +77,7 @@ def make_scene(height: int = 256, width: int = 512, seed: int = 0, horizon: floa
 def write_camvid_like(root, n: int = 6, size=(96, 128), splits=("train", "val"), drives=("0001TP", "0006R0")):
     """Write a tiny dataset in the CamVid SegNet layout (labels as CamVid ids 0..11)."""
     from pathlib import Path
-    from .classes import CAMVID_TO_TRAINID
+    from ..classes import CAMVID_TO_TRAINID
     inv = np.full(256, 11, np.uint8)
     for cam, tid in CAMVID_TO_TRAINID.items():
         if tid != 255:
@@ -103,7 +103,7 @@ def write_cityscapes_like(root, n: int = 4, size=(256, 512), split: str = "val",
     whose horizon matches the scenes' (f = W px, level roll, pitch putting the horizon at 0.45 H)."""
     import json
     from pathlib import Path
-    from .classes import CITYSCAPES_LABELID_TO_TRAINID
+    from ..classes import CITYSCAPES_LABELID_TO_TRAINID
     root = Path(root)
     H, W = size
     to_labelid = np.zeros(256, np.uint8)  # trainId -> labelId (0 = unlabeled for ignore)
@@ -137,7 +137,7 @@ def add_arguments(p):
 def run(a):
     import json
     if a.frames < 1 or min(a.size) < 16:
-        from .errors import FornetError
+        from ..errors import FornetError
         raise FornetError(f"--frames must be >= 1 and --size at least 16x16, got {a.frames} frames of {tuple(a.size)}")
     cam = write_cityscapes_like(a.out, a.frames, tuple(a.size), a.split, seed=a.seed)
     print(json.dumps({"out": a.out, "frames": a.frames, "camera": cam}))
