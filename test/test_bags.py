@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from fornet_ros.tools.bags import BagError, T0_NS, evaluate_bag, from_cityscapes, from_folder, iter_frames, open_reader
+from fornet_ros.tools.bag_eval import evaluate_bag
+from fornet_ros.tools.bags import BagError, T0_NS, from_cityscapes, from_folder, iter_frames, open_reader
 from fornet_ros.classes import CAMVID_TO_TRAINID, CITYSCAPES_CLASSES, CITYSCAPES_LABELID_TO_TRAINID, lookup_table
 from fornet_ros.tools.synthetic import write_cityscapes_like
 

@@ -203,7 +203,7 @@ def test_the_demo_refuses_a_model_it_cannot_score(models, tmp_path):
     """The demo's ground truth is Cityscapes train IDs; a water/grass/crate model is refused before
     anything starts (a FoR-Net export or .pt passes)."""
     from fornet_ros.errors import FornetError
-    from fornet_ros.ros.demo import _check_demo_classes
+    from fornet_ros.tools.demo_input import check_demo_classes as _check_demo_classes
     with pytest.raises(FornetError, match=r"own classes \['water', 'grass', 'crate'\]"):
         _check_demo_classes(str(models["logits"]))
     _check_demo_classes(None)

@@ -41,7 +41,8 @@ def test_legend_names_every_class_shown_with_visible_grey_swatches():
 
 
 def test_grid_image_tells_free_cost_and_unknown_apart_and_html_renders_markdown():
-    from fornet_ros.tools.demo_report import UNKNOWN_RGB, grid_image, md_to_html
+    from fornet_ros.tools.demo_images import UNKNOWN_RGB, grid_image
+    from fornet_ros.tools.demo_report import md_to_html
     from fornet_ros.mapping import GridSpec, Pose
     spec = GridSpec(1.0, 4, 1, (0.0, 0.0))
     img = grid_image((np.array([[0, 50, 100, -1]], np.int8), spec), Pose(x=-100.0, z=1.0), None, scale=1)

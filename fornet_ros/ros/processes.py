@@ -6,7 +6,10 @@ import os
 import subprocess
 import sys
 import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 
@@ -50,3 +53,65 @@ class Spinner:
     def close(self):
         self._stop.set()
         self._thread.join(2)
+
+
+# -- a node under benchmark (bench-node, soak, load step) -------------------------------------
+def start_bench_node(params, checkpoint, threads, input_size, domain):
+    """The node in its own process on an isolated domain, with the benchmark's shared settings."""
+    env = isolated_env(domain)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+        params = [*params, f"threads:={threads}"]
+    if checkpoint:
+        params = [*params, f"checkpoint:={checkpoint}"]
+    if input_size:
+        params = [*params, f"input_size:=[{input_size[0]}, {input_size[1]}]"]
+    return start_node(params, env)
+
+
+@contextmanager
+def bench_graph(name, params, checkpoint, threads, input_size, domain, setup):
+    """segmentation_node in its own process and our rclpy node ``name`` beside it. ``setup(node)``
+    creates our publishers and subscriptions (before the spin thread starts); its result is
+    ``g.io``. Yields ``g`` (``proc``, ``node``, ``io``); whatever ends the benchmark, the spin
+    thread stops, the node gets SIGINT (``g.exit_code``) and our node and context go."""
+    import rclpy
+
+    g = SimpleNamespace(proc=start_bench_node(params, checkpoint, threads, input_size, domain), node=None, io=None,
+                        exit_code=None)
+    try:
+        rclpy.init(domain_id=domain)
+        g.node = rclpy.create_node(name)
+        g.io = setup(g.node)
+        spinner = Spinner(g.node)
+        try:
+            yield g
+        finally:
+            spinner.close()
+    finally:
+        g.exit_code = stop_node(g.proc)
+        if g.node is not None:
+            g.node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def wait_subscribed(g, topic: str, deadline: float) -> None:
+    """Until the node subscribes to ``topic`` (or ``deadline``, monotonic); a node that exited fails."""
+    while g.node.count_subscribers(topic) == 0 and time.monotonic() < deadline:
+        check_alive(g.proc)
+        time.sleep(0.1)
+    check_alive(g.proc)
+
+
+def check_alive(proc) -> None:
+    """A node that exited (bad parameter, model that cannot run) fails the benchmark with its code,
+    instead of a run over nothing."""
+    if proc.poll() is not None:
+        from ..errors import FornetError
+        raise FornetError(f"segmentation_node exited with code {proc.returncode} before the benchmark started "
+                          "(run it alone with the same parameters to see why)")
+
+
+def pct(v, q):
+    v = sorted(v)
+    return v[min(len(v) - 1, int(q * len(v)))] if v else float("nan")

@@ -81,8 +81,9 @@ def run_bag(a):
         if bag == "clip":
             from ..tools.clip import DEMO_CAMERA_POSE, demo_clip_path
             bag, pose = demo_clip_path(), pose or Pose.from_list(DEMO_CAMERA_POSE)
-        res = bags.evaluate_bag(segmenter_from_args(a), bag, a.camera, a.limit, a.boundary_px, progress=not a.json,
-                                costmap=not a.no_costmap, camera_pose=pose, costmap_config=a.costmap_config)
+        from ..tools.bag_eval import evaluate_bag
+        res = evaluate_bag(segmenter_from_args(a), bag, a.camera, a.limit, a.boundary_px, progress=not a.json,
+                           costmap=not a.no_costmap, camera_pose=pose, costmap_config=a.costmap_config)
         if a.json:
             print(json.dumps(res))
             return
@@ -169,7 +170,9 @@ def run_bench_node(a):
 
     from ..inference.checkpoint import read_checkpoint
     from ..errors import FornetError
-    from .node_bench import bench_node, load_step, plot_load_step, soak_node
+    from .load_step import load_step, plot_load_step
+    from .node_bench import bench_node
+    from .soak import soak_node
     if a.rate <= 0 or a.seconds <= 0 or min(a.size) < 16:
         raise FornetError(f"--rate and --seconds must be > 0 and --size at least 16x16, got {a.rate}, {a.seconds}, "
                           f"{tuple(a.size)}")
