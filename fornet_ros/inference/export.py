@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import CheckpointError, ModelMeta, load_model
 from ..errors import FornetError
+from .checkpoint import CheckpointError, ModelMeta, load_model
 
 ONNX_FORMAT = "fornet_ros/onnx/1"
 OUTPUTS = ("logits", "importance", "selected")

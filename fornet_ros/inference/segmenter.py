@@ -13,11 +13,11 @@ import cv2
 import numpy as np
 import torch
 
+from ..errors import FornetError
+from ..model.focus import AdaptiveK
 from . import device_ops
 from .checkpoint import ModelMeta, load_model
 from .cuda_graphs import GraphCache, graph_key
-from ..errors import FornetError
-from ..model.focus import AdaptiveK
 from .runtime import OrtRunner, TorchRunner, resolve_device, resolve_precision  # noqa: F401 (re-exported)
 
 RESIZE_MODES = ("stretch", "letterbox")

@@ -257,8 +257,8 @@ def _check(f, value) -> None:
 def build_segmenter(p: NodeParams):
     """(Segmenter, warning or None) for the parameters. With ``allow_untrained``, a checkpoint that
     cannot be loaded gives random weights and a warning; otherwise RuntimeError naming it."""
-    from ..inference.checkpoint import CheckpointError, ModelMeta, default_checkpoint_path
     from ..inference import Segmenter
+    from ..inference.checkpoint import CheckpointError, ModelMeta, default_checkpoint_path
     if p.threads:
         import torch
         torch.set_num_threads(p.threads)

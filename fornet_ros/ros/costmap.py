@@ -26,7 +26,7 @@ from std_msgs.msg import Header
 
 from ..classes import IGNORE_INDEX
 from ..mapping import (FusionWindow, GridFuser, GridMemory, GridSpec, LookupCache, Pose, build_lookup,
-                        downsample_labels, transform_from_quaternion)
+                      downsample_labels, transform_from_quaternion)
 from ..mapping.points import obstacle_points
 from ..node.frames import stamp_ns
 from .conversions import camera_model_from_info, make_cloud, make_grid, qos

@@ -42,10 +42,10 @@ from ..mapping.costmap_score import EVAL_GRID, EVAL_MAX_RANGE
 from ..node.frames import stamp_ns
 from ..node.images import to_mono8
 from ..tools.bags import BagError, iter_frames, read_camera_info
-from ..tools.demo_input import (as_float, auto_rate, check_demo_classes, costmap_scorer, costmap_summary, default_pose,
-                                demo_timing, last_diagnostics, prepare_input, reference_run, say, threshold_topk)
 from ..tools.demo_images import (error_map, grid_image, importance_view, montage_frame, overlay, write_animation,
                                  write_image, write_layers, write_montage)
+from ..tools.demo_input import (as_float, auto_rate, check_demo_classes, costmap_scorer, costmap_summary, default_pose,
+                                demo_timing, last_diagnostics, prepare_input, reference_run, say, threshold_topk)
 from ..tools.demo_report import write_index
 from ..tools.visuals import colorbar, legend_panel, with_legend
 from .processes import Spinner, isolated_env, start_node, stop_node

@@ -50,9 +50,9 @@ from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Float32
 
+from ..mapping import GeometryError, Pose, load_layer_config
 from ..node.diagnostics import camera_status, model_values
 from ..node.frames import FrameSlots
-from ..mapping import GeometryError, Pose, load_layer_config
 from ..node.params import CAMERA_POSE, SPECS, NodeParams, build_segmenter, camera_pose_name
 from ..node.pipeline import IMAGE_OUTPUTS, FramePipeline, check_k_control
 from .conversions import descriptor, fill_image, label_info, publication_seq, qos

@@ -19,9 +19,9 @@ import threading
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from ..mapping import Pose
-from ..node.images import decode_depth
 from ..mapping.points import StampMatcher, cloud_array, depth_points, lidar_labels, lidar_to_optical, register_depth
 from ..node.frames import stamp_ns
+from ..node.images import decode_depth
 from .conversions import camera_model_from_info, cloud_xyz, make_labelled_cloud
 
 

@@ -168,8 +168,8 @@ def add_bench_node_arguments(p):
 def run_bench_node(a):
     import sys
 
-    from ..inference.checkpoint import read_checkpoint
     from ..errors import FornetError
+    from ..inference.checkpoint import read_checkpoint
     from .load_step import load_step, plot_load_step
     from .node_bench import bench_node
     from .soak import soak_node

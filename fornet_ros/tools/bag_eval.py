@@ -36,8 +36,8 @@ def evaluate_bag(segmenter, path, camera=None, limit=None, boundary_px: int = 3,
 
 def _costmap_scorer(path, camera, class_names, camera_pose, costmap_config):
     """(CostmapScorer, None), or (None, why) when the bag has no CameraInfo for the camera."""
-    from ..mapping.costmap_score import CostmapScorer
     from ..mapping import CameraModel, GeometryError, Pose, load_layer_config
+    from ..mapping.costmap_score import CostmapScorer
     if camera is None:
         reader = open_reader(path)
         try:

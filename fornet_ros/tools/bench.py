@@ -85,8 +85,8 @@ def bench_models(a) -> dict:
     backend. The onnxruntime rows run the graph `fornet export` writes (same K, same path)."""
     import warnings
 
-    from ..inference.checkpoint import load_model
     from ..inference import resolve_device
+    from ..inference.checkpoint import load_model
     from ..model import create_model
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -162,8 +162,8 @@ def bench_e2e(a) -> dict:
     every map and with labels only. Medians and p95 of ``--runs``; random uint8 frames."""
     import numpy as np
 
-    from ..inference.checkpoint import ModelMeta, load_model
     from ..inference import OUTPUTS, Segmenter
+    from ..inference.checkpoint import ModelMeta, load_model
     from ..model import create_model
     if a.threads:
         torch.set_num_threads(a.threads)

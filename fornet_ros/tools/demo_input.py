@@ -170,8 +170,8 @@ def check_demo_classes(checkpoint) -> None:
 def reference_run(checkpoint, frames) -> dict:
     """evaluate(Segmenter(checkpoint)) on (stamp, rgb, gt) frames: its metrics, classes, and the
     ``selected`` mask of each frame; {'error': why} when the checkpoint does not load here."""
-    from ..training.evaluation import evaluate
     from ..inference import Segmenter
+    from ..training.evaluation import evaluate
     try:
         seg = Segmenter.from_checkpoint(checkpoint)
     except Exception as e:  # noqa: BLE001 - allow_untrained: the node runs random weights, nothing to compare
@@ -193,9 +193,9 @@ def threshold_topk(imp: np.ndarray, k: float) -> np.ndarray:
 def costmap_scorer(layer_dict: dict, classes, cam_info: dict | None, pose: Pose):
     """The :class:`~fornet_ros.mapping.costmap_score.CostmapScorer` of the node's grid, camera and layers
     (None without CameraInfo or with layers that do not fit the model's classes)."""
-    from .clip import camera_model
-    from ..mapping.costmap_score import CostmapScorer
     from ..mapping import LayerConfig
+    from ..mapping.costmap_score import CostmapScorer
+    from .clip import camera_model
     if not cam_info:
         return None
     try:

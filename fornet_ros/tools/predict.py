@@ -10,9 +10,9 @@ import numpy as np
 from tqdm import tqdm
 
 from ..classes import colorize
-from ..training.datasets import DatasetError, read_rgb
 from ..errors import FornetError
 from ..inference import add_model_arguments, segmenter_from_args
+from ..training.datasets import DatasetError, read_rgb
 from .visuals import importance_colors
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm")

@@ -12,8 +12,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import FornetError
-from .datasets import DATASETS, build_dataset
 from ..inference import add_model_arguments, segmenter_from_args
+from .datasets import DATASETS, build_dataset
 from .metrics import SegmentationMetrics
 
 
@@ -72,8 +72,8 @@ def evaluate_with_costmap(segmenter, samples, camera, pose, layer_config: str | 
     ``camera`` a :class:`~fornet_ros.mapping.CameraModel`, ``pose`` a :class:`~fornet_ros.mapping.Pose`,
     ``layer_config`` a layer YAML or None for the built-in layers). For CamVid drive 0006R0 use the
     clip's calibration: ``fornet_ros.tools.clip.camera_model()``, ``fornet_ros.tools.clip.camera_pose()``."""
-    from ..mapping.costmap_score import CostmapScorer
     from ..mapping import load_layer_config
+    from ..mapping.costmap_score import CostmapScorer
     scorer = CostmapScorer(camera, pose, load_layer_config(layer_config, segmenter.classes))
     res = evaluate(segmenter, samples, boundary_px, progress, limit,
                    on_scored=lambda label, r: scorer.update(r.labels, label))

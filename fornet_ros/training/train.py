@@ -22,15 +22,15 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from tqdm import tqdm
 
-from ..inference.checkpoint import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, load_model, make_checkpoint
-from .datasets import DATASETS, build_dataset
-from .transforms import TrainTransform
-from .evaluation import dataset_samples, evaluate
 from ..inference import Segmenter
-from .losses import fornet_loss
+from ..inference.checkpoint import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, load_model, make_checkpoint
 from ..model import VARIANTS, create_model
 from ..model.backbones import NORMALIZATION
 from ..model.pretrained import load_backbone_weights
+from .datasets import DATASETS, build_dataset
+from .evaluation import dataset_samples, evaluate
+from .losses import fornet_loss
+from .transforms import TrainTransform
 
 
 def poly_lr(step: int, total: int, warmup: int, power: float = 0.9) -> float:
