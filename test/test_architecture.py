@@ -1,6 +1,7 @@
 """The import rules: the core never imports ROS; only fornet_ros.ros does (relative imports resolved)."""
 
 import ast
+import sys
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "fornet_ros"
@@ -63,3 +64,114 @@ def test_rules_catch_violations():
 def test_core_never_imports_ros():
     offenders = [v for path in sorted(PKG.rglob("*.py")) for v in violations(path.read_text(), path.relative_to(PKG))]
     assert not offenders, offenders
+
+
+# -- the folders are layers: imports only run down ---------------------------------------------------
+# folder -> the package folders it may import (besides the foundation at the root). mapping/ is the numpy
+# sibling of model/ at the bottom: training scores costmaps with it, the node and tools project with it.
+LAYERS = {
+    "model": set(),
+    "mapping": set(),
+    "inference": {"model"},
+    "training": {"model", "inference", "mapping"},
+    "node": {"model", "inference", "mapping"},
+    "tools": {"model", "inference", "training", "mapping", "node"},
+    "ros": {"model", "inference", "training", "mapping", "node", "tools"},
+    "data": {"training"},  # package data (the demo clip) + the old names of training/datasets, transforms
+}
+FOUNDATION = ("errors", "classes", "config")  # root modules everything may import; they import only each other
+NO_TORCH = ("mapping", "node")  # load without torch (node/params.py reaches the model inside build_segmenter only)
+ROOT_FILES = {"__init__.py", "_moved.py", "cli.py", *(f"{m}.py" for m in FOUNDATION)}
+
+
+def layer_of(mod: str) -> str | None:
+    """The folder (or foundation/root module) a fornet_ros module belongs to; None outside the package."""
+    parts = mod.split(".")
+    if parts[0] != "fornet_ros":
+        return None
+    return parts[1] if len(parts) > 1 else "fornet_ros"
+
+
+def layer_violations(source: str, rel: Path) -> list[str]:
+    here = rel.parts[0] if len(rel.parts) > 1 else rel.stem
+    if here in ("cli", "__init__", "_moved"):
+        return []  # the CLI dispatches to every folder; __init__ installs the old-path table
+    allowed = set(FOUNDATION) | ({here} | LAYERS[here] if here in LAYERS else set())
+    out = []
+    for mod, at_top in imports(source, rel):
+        top = mod.split(".")[0]
+        if here in NO_TORCH and at_top and top in ("torch", "torchvision"):
+            out.append(f"{rel}: {mod} (no torch in {here}/)")
+        there = layer_of(mod)
+        if there is not None and there not in allowed:
+            out.append(f"{rel}: {mod} ({here} may import {sorted(allowed)})")
+    return out
+
+
+def test_layer_rules_catch_violations():
+    assert layer_violations("from ..inference import Segmenter\n", Path("model/fornet.py")) == [
+        "model/fornet.py: fornet_ros.inference (model may import ['classes', 'config', 'errors', 'model'])"]
+    assert layer_violations("import torch\nfrom ..errors import FornetError\n", Path("mapping/camera.py")) == [
+        "mapping/camera.py: torch (no torch in mapping/)"]
+    assert layer_violations("def f():\n    import torch\n", Path("node/params.py")) == []  # inside a function: allowed
+    assert layer_violations("def f():\n    from ..tools.synthetic import make_scene\n", Path("node/params.py")) == [
+        "node/params.py: fornet_ros.tools.synthetic (node may import ['classes', 'config', 'errors', 'inference', "
+        "'mapping', 'model', 'node'])"]
+    assert layer_violations("from ..training.train import main\n", Path("inference/export.py"))  # up: refused
+    assert layer_violations("from ..inference import Segmenter\nfrom ..mapping import Pose\n",
+                            Path("training/evaluation.py")) == []
+    assert layer_violations("from .model import build_model\n", Path("errors.py"))  # the foundation imports nothing above
+    assert layer_violations("def f():\n    from .ros.demo import run_demo\n", Path("cli.py")) == []
+
+
+def test_layers_only_run_down():
+    """The folder graph has no cycle (a topological order exists), so every import runs down."""
+    order, todo = [], dict(LAYERS)
+    while todo:
+        ready = [f for f, deps in todo.items() if deps <= set(order)]
+        assert ready, f"cycle among {sorted(todo)}"
+        order += sorted(ready)
+        for f in ready:
+            del todo[f]
+    assert order.index("model") < order.index("inference") < order.index("training") < order.index("tools") \
+        < order.index("ros")
+
+
+def test_every_module_keeps_to_its_layer():
+    folders = {p.name for p in PKG.iterdir() if p.is_dir() and (p / "__init__.py").is_file()}
+    assert folders == set(LAYERS), folders  # a new folder needs its row in LAYERS (and in docs/architecture.md)
+    assert {p.name for p in PKG.glob("*.py")} == ROOT_FILES  # the root is the map, not a heap of modules
+    offenders = [v for path in sorted(PKG.rglob("*.py"))
+                 for v in layer_violations(path.read_text(), path.relative_to(PKG))]
+    assert not offenders, offenders
+
+
+def test_old_module_paths_still_import_for_one_release():
+    import importlib
+    import warnings
+
+    from fornet_ros._moved import MOVED
+    for old, new in MOVED.items():
+        sys.modules.pop(old, None)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            mod = importlib.import_module(old)
+        assert mod is importlib.import_module(new), old
+        assert any(issubclass(w.category, DeprecationWarning) and f"moved to {new}" in str(w.message)
+                   for w in caught), old
+    from fornet_ros.geometry import GridFuser, Pose  # noqa: F401 - names through the old path
+    from fornet_ros.inference import OUTPUTS, Segmentation, Segmenter, resolve_device  # noqa: F401 - now a package
+    from fornet_ros.data import DATASETS, TrainTransform  # noqa: F401
+    from fornet_ros import bags
+    assert bags.iter_frames.__module__ == "fornet_ros.tools.bags"
+
+
+def test_mapping_and_node_load_without_torch():
+    """What the NO_TORCH rule is for, checked in a fresh interpreter: the map and the node's core import
+    without pulling torch in (transitively too)."""
+    import subprocess
+    mods = ["fornet_ros.mapping", *(f"fornet_ros.node.{p.stem}" for p in sorted((PKG / "node").glob("[!_]*.py")))]
+    code = f"import sys\nfor m in {mods!r}: __import__(m)\nprint(sorted(m for m in sys.modules if m.split('.')[0] == 'torch')[:3])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout
