@@ -1,4 +1,5 @@
-"""Running segmentation_node in its own process beside an rclpy node of ours (demo, benchmarks)."""
+"""Running segmentation_node in its own process beside an rclpy node of ours (demo, benchmarks), and the
+graph the node benchmarks share (bench-node, soak, load step)."""
 
 from __future__ import annotations
 
@@ -113,5 +114,6 @@ def check_alive(proc) -> None:
 
 
 def pct(v, q):
+    """The ``q`` (0..1) quantile of ``v`` by nearest rank; NaN when ``v`` is empty."""
     v = sorted(v)
     return v[min(len(v) - 1, int(q * len(v)))] if v else float("nan")
