@@ -73,8 +73,9 @@ def _train_args(root, out, iters, extra=()):
 def test_training_reduces_loss_and_writes_loadable_checkpoint(camvid_root, tmp_path):
     torch.manual_seed(0)
     res = train_main(_train_args(camvid_root, tmp_path / "run", 30))
-    rows = [l.split(",") for l in (tmp_path / "run" / "log.csv").read_text().splitlines()[1:]]
-    losses = [float(r[5]) for r in rows if r[5]]
+    import csv
+    with open(tmp_path / "run" / "log.csv") as f:
+        losses = [float(r["total"]) for r in csv.DictReader(f) if r["total"]]
     assert len(losses) == 30
     assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5])
     assert 0 <= res["miou"] <= 1 and "boundary_iou" in res

@@ -320,3 +320,19 @@ def test_r101_paper_is_the_authors_configuration():
     with torch.no_grad():
         out = m(torch.randn(1, 3, 64, 80))
     assert out["logits"].shape == (1, 19, 16, 20) and out["selected"].sum() == num_selected(0.4, 8 * 10)
+
+
+@pytest.mark.parametrize("variant", ["mnv2_paper", "mnv2_sparse", "mnv2_plain"])
+def test_half_precision_runs_under_autocast_and_converted(variant):
+    """GPUs train under fp16 autocast and infer with a .half() model; bf16 on the CPU exercises the
+    same dtype paths (the paper head's fp32 selector logit must accept a low-precision input)."""
+    m = _model(variant, {})
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = m(x)
+    assert torch.isfinite(out["logits"].float()).all()
+    with torch.no_grad():
+        out = m.to(torch.bfloat16)(x.to(torch.bfloat16))
+    assert torch.isfinite(out["logits"].float()).all()
+    if m.cfg.head == "paper":
+        assert out["selector_logits"].dtype == torch.float32

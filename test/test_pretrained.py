@@ -87,3 +87,27 @@ def test_the_real_shipped_weights_load_and_are_imagenet_features(backbone, varia
     mean, std = NORMALIZATION[backbone]
     assert (mean, std) == (((0.5,) * 3, (0.5,) * 3) if backbone == "efficientnet_lite0" else
                            ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)))
+
+
+def test_files_without_batchnorm_counters_load(tmp_path):
+    """torchvision's pre-0.4 files (ResNet IMAGENET1K_V1) lack num_batches_tracked: still a fit."""
+    src = MobileNetV2()
+    path = _file(tmp_path, src, lambda s: [s.pop(k) for k in list(s) if k.endswith("num_batches_tracked")])
+    m = create_model("mnv2_plain", num_classes=5)
+    P.load_backbone_weights(m.backbone, "mobilenet_v2", path)
+    assert torch.equal(m.backbone.encoder.features[2].conv[0][0].weight, src.features[2].conv[0][0].weight)
+
+
+def test_efficientnet_stride2_convs_pad_like_tensorflow_same():
+    """TF "SAME" on an even input pads (k-2)//2 before and the rest after: stem k=3 -> (0, 1)."""
+    torch.manual_seed(0)
+    enc = EfficientNetLite0().eval()
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        got = enc._conv_stem(torch.nn.functional.pad(x, (0, 1, 0, 1)))
+        ref = torch.nn.functional.conv2d(torch.nn.functional.pad(x, (0, 1, 0, 1)), enc._conv_stem.weight, stride=2)
+        assert torch.equal(got, ref) and got.shape[-2:] == (32, 48)
+        taps = enc(x)
+    assert [t.shape[-1] for t in taps] == [48, 24, 12, 6, 3]
+    k5 = enc._blocks[3]  # a 5x5 stride-2 block: (1, 2)
+    assert k5.k == 5 and k5.stride == 2 and k5._depthwise_conv.padding == (0, 0)

@@ -71,6 +71,17 @@ class MobileNetV2(nn.Module):
         return taps
 
 
+def tf_same_pad(x, k: int, stride: int):
+    """TensorFlow's "SAME" padding of a stride-2 conv on an even-sized input: (k-2)//2 before, the
+    rest after (asymmetric); the weights converted from TF expect it. Stride 1: symmetric, k//2 as a
+    conv's own padding does, so nothing to add. (The model pads inputs to a multiple of 32, so every
+    stride-2 input is even.)"""
+    if stride == 1:
+        return x
+    lo = (k - 2) // 2
+    return F.pad(x, (lo, k - 2 - lo, lo, k - 2 - lo))
+
+
 class MBConv(nn.Module):
     """EfficientNet-Lite block in the ``efficientnet_lite_pytorch`` layout (``_expand_conv``, ``_bn0``,
     ``_depthwise_conv``, ``_bn1``, ``_project_conv``, ``_bn2``): no squeeze-excitation, ReLU6."""
@@ -82,7 +93,8 @@ class MBConv(nn.Module):
         if self.expand:
             self._expand_conv = nn.Conv2d(cin, hidden, 1, bias=False)
             self._bn0 = nn.BatchNorm2d(hidden, eps=1e-3)
-        self._depthwise_conv = nn.Conv2d(hidden, hidden, k, stride, k // 2, groups=hidden, bias=False)
+        self.k, self.stride = k, stride
+        self._depthwise_conv = nn.Conv2d(hidden, hidden, k, stride, k // 2 if stride == 1 else 0, groups=hidden, bias=False)
         self._bn1 = nn.BatchNorm2d(hidden, eps=1e-3)
         self._project_conv = nn.Conv2d(hidden, cout, 1, bias=False)
         self._bn2 = nn.BatchNorm2d(cout, eps=1e-3)
@@ -90,14 +102,16 @@ class MBConv(nn.Module):
 
     def forward(self, x):
         y = F.relu6(self._bn0(self._expand_conv(x))) if self.expand else x
-        y = self._bn2(self._project_conv(F.relu6(self._bn1(self._depthwise_conv(y)))))
+        y = self._depthwise_conv(tf_same_pad(y, self.k, self.stride))
+        y = self._bn2(self._project_conv(F.relu6(self._bn1(y))))
         return x + y if self.residual else y
 
 
 class EfficientNetLite0(nn.Module):
     """EfficientNet-Lite0 (Google's TF release, converted): stem + 16 MBConv blocks (the 1280-wide
-    head conv is not built). TF pads stride-2 convs asymmetrically ("SAME"); symmetric padding is used
-    here (a half-pixel shift that fine-tuning absorbs). Inputs in [-1, 1] (mean = std = 0.5)."""
+    head conv is not built). Stride-2 convs pad as TF's "SAME" does (:func:`tf_same_pad`): symmetric
+    padding shifts features by half a pixel and measurably blurs the ImageNet features (a review
+    measured top-1 confidence 0.20 vs 0.28 on CamVid frames). Inputs in [-1, 1] (mean = std = 0.5)."""
 
     TAPS = (0, 2, 4, 10, 15)
     CHANNELS = (16, 24, 40, 112, 320)
@@ -106,7 +120,7 @@ class EfficientNetLite0(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self._conv_stem = nn.Conv2d(3, 32, 3, 2, 1, bias=False)
+        self._conv_stem = nn.Conv2d(3, 32, 3, 2, 0, bias=False)
         self._bn0 = nn.BatchNorm2d(32, eps=1e-3)
         blocks, cin = [], 32
         for k, s, e, c, n in self.STAGES:
@@ -116,7 +130,7 @@ class EfficientNetLite0(nn.Module):
         self._blocks = nn.ModuleList(blocks)
 
     def forward(self, x):
-        x = F.relu6(self._bn0(self._conv_stem(x)))
+        x = F.relu6(self._bn0(self._conv_stem(tf_same_pad(x, 3, 2))))
         taps = []
         for i, block in enumerate(self._blocks):
             x = block(x)

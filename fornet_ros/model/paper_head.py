@@ -3,7 +3,7 @@ MIT; written anew here from the paper's equations and that file), and the same h
 (``plain``) as the ablation baseline.
 
 Followed as published:
-- stride-8 features projected to the head's width (the authors: 1x1 conv-BN-ReLU 2048 -> 256);
+- stride-8 features projected to the head's width by a 1x1 conv-BN-ReLU (the authors: 2048 -> 256);
 - selector phi: 3x3 conv-BN-ReLU to half the width, 1x1 to one logit, computed in fp32 (ties under AMP);
 - **nested Top-K masks** over the stride-8 positions, ratios 0.1 / 0.2 / 0.3 / 0.4 of them, exactly
   round(r * n) (at least 1) per image, built from one sorted TopK so that they nest;
@@ -28,7 +28,16 @@ Departures (each a constructor argument, so the published values are one config 
 - a 1x1 classifier on the stride-8 projection gives ``coarse`` logits for an auxiliary loss
   (training only uses it; the authors have no auxiliary loss);
 - the selector's input is the projection F itself, as theirs (our sparse head also feeds it the coarse
-  prediction).
+  prediction);
+- the stride-8 features: every pretrained backbone (ResNet-101 included) goes through the
+  :class:`~fornet_ros.model.backbones.Neck` (stride-8/16/32 taps fused, an LR-ASPP global gate), so the
+  projection is neck width -> head width; the authors project ResNet-101's layer4 (2048) directly;
+- the loss (:func:`fornet_ros.losses.fornet_loss`): OHEM cross-entropy (the recipe of every model this
+  package trains) where the authors use plain mean CE; Dice 1 and selector BCE 0.5 as theirs, plus the
+  0.4 auxiliary CE above; the trainer's ``--dice`` defaults to 1 for the paper and plain heads.
+Not handled: training crops padded with ignore labels (scale < 1) may spend Top-K on those cells (no
+loss reaches them), and inference pads the input to a multiple of 32 with zeros that the global
+averages (psi, the neck's gate) include.
 """
 
 from __future__ import annotations
@@ -110,13 +119,14 @@ class PaperHead(nn.Module):
         coarse = self.aux(f)
         if not self.focus:
             return self.decoder(f, f4), coarse, None, None
-        with torch.autocast(device_type=f.device.type, enabled=False):
-            sel = self.selector[1](self.selector[0](f).float())  # fp32 logit: Top-K sees no fp16 ties
+        h, head = self.selector[0](f), self.selector[1]
+        with torch.autocast(device_type=f.device.type, enabled=False):  # fp32 logit: Top-K sees no fp16 ties
+            sel = F.conv2d(h.float(), head.weight.float(), head.bias.float())  # also in a .half() model
         s = torch.sigmoid(sel)
         K = float(topk_ratio)
         masks = nested_topk_masks(sel, [K * (i + 1) / len(self.branches) for i in range(len(self.branches))], valid)
         ctx = f + self.psi(F.adaptive_avg_pool2d(f, 1))
         agg = f
         for branch, m in zip(self.branches, masks):
-            agg = agg + branch(ctx * (m + s - s.detach()).to(ctx.dtype))  # hard mask, straight-through to S
+            agg = agg + branch(ctx * (m + (s - s.detach())).to(ctx.dtype))  # exactly the hard mask; gradient to S
         return self.decoder(agg, f4), coarse, sel, masks[-1]

@@ -84,7 +84,9 @@ def load_backbone_weights(backbone_module, backbone: str, path=None, check_sha: 
         raise PretrainedWeightsError(f"{path}: not a state dict of tensors")
     encoder = backbone_module.encoder
     own = encoder.state_dict()
-    missing = sorted(set(own) - set(state))
+    # BatchNorm's num_batches_tracked counters are absent from torchvision's pre-0.4 files (ResNet's
+    # IMAGENET1K_V1) and are not weights: torch fills them itself
+    missing = sorted(k for k in set(own) - set(state) if not k.endswith("num_batches_tracked"))
     extra = sorted(k for k in set(state) - set(own) if not k.startswith(UNUSED.get(backbone, ())))
     wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
     if missing or extra or wrong:
@@ -92,5 +94,5 @@ def load_backbone_weights(backbone_module, backbone: str, path=None, check_sha: 
                 f"{len(extra)} unexpected key(s) (e.g. {extra[0]})" if extra else
                 f"{len(wrong)} shape mismatch(es) (e.g. {wrong[0]}: {tuple(state[wrong[0]].shape)} vs {tuple(own[wrong[0]].shape)})")
         raise PretrainedWeightsError(f"{path}: does not fit backbone {backbone}: {what}")
-    encoder.load_state_dict({k: state[k] for k in own}, strict=True)
+    encoder.load_state_dict({k: state.get(k, own[k]) for k in own}, strict=True)
     return path

@@ -22,11 +22,12 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from tqdm import tqdm
 
+from ..errors import FornetError
 from ..inference import Segmenter
 from ..inference.checkpoint import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, load_model, make_checkpoint
 from ..model import VARIANTS, create_model
 from ..model.backbones import NORMALIZATION
-from ..model.pretrained import load_backbone_weights
+from ..model.pretrained import load_backbone_weights, sha256
 from .datasets import DATASETS, build_dataset
 from .evaluation import dataset_samples, evaluate
 from .losses import fornet_loss
@@ -103,7 +104,9 @@ def add_arguments(p):
                    help="ImageNet weights for a pretrainable backbone (default: the file shipped in its package, "
                         "see fornet_ros/model/pretrained.py; required for resnet101)")
     p.add_argument("--no-pretrained", action="store_true", help="train a pretrainable backbone from scratch")
-    p.add_argument("--dice", type=float, default=0.0, help="weight of the soft Dice loss (the FoR-Net authors use 1)")
+    p.add_argument("--dice", type=float, default=None,
+                   help="weight of the soft Dice loss (default: 1 for the paper and plain heads, as the FoR-Net authors; "
+                        "0 for the sparse head and DDRNet, the recipe of the models trained before)")
     p.add_argument("--no-focus", action="store_true", help="ablation: no selector and no branches")
     p.add_argument("--region-px", type=int, default=None, help="override the variant's region side (input pixels)")
     p.add_argument("--refine-stride", type=int, default=None, choices=(2, 4), help="override the variant's refine stride")
@@ -181,7 +184,14 @@ def run(args) -> dict:
                              **({"focus": False} if args.no_focus else {}), **overrides)
         if model.cfg.backbone != "light" and not args.no_pretrained:
             weights_file = load_backbone_weights(model.backbone, model.cfg.backbone, args.backbone_weights)
+    if args.backbone_weights and weights_file is None:
+        raise FornetError("--backbone-weights needs a pretrainable backbone (not the light one), without "
+                          "--no-pretrained or --init")
     cfg = model.cfg
+    if args.dice is None:
+        args.dice = 1.0 if getattr(cfg, "head", "sparse") != "sparse" else 0.0
+    if is_main:  # again, with the defaults that depend on the model resolved
+        (out_dir / "args.json").write_text(json.dumps(vars(args), indent=2))
     mean, std = NORMALIZATION[cfg.backbone] if cfg.arch == "fornet" else (IMAGENET_MEAN, IMAGENET_STD)
     meta = ModelMeta(tuple(train_ds.classes), tuple(tuple(c) for c in train_ds.palette), mean=mean, std=std,
                      input_size=tuple(input_size))
@@ -233,7 +243,8 @@ def run(args) -> dict:
             ckpt = make_checkpoint(model, meta, train={
                 "dataset": args.dataset, "iters": args.iters, "step": step, "splits": list(args.split),
                 "drives": args.drives, "exclude_drives": args.exclude_drives,
-                "backbone_weights": weights_file.name if weights_file else None})
+                "backbone_weights": weights_file.name if weights_file else None,
+                "backbone_weights_sha256": sha256(weights_file) if weights_file else None})
             ckpt["train"]["val"] = {k: result[k] for k in ("miou", "boundary_iou", "thin_miou", "pixel_accuracy")}
             log({"step": step, "val_miou": result["miou"], "val_boundary_iou": result["boundary_iou"],
                  "val_thin_miou": result["thin_miou"]})
