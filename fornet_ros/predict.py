@@ -13,6 +13,7 @@ from .classes import colorize
 from .data.datasets import DatasetError, read_rgb
 from .errors import FornetError
 from .inference import add_model_arguments, segmenter_from_args
+from .validation import check_number, check_output_dir
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm")
 
@@ -28,7 +29,7 @@ def add_arguments(p):
                      "IDs, image size), <stem>_color.png (palette overlay) and <stem>_importance.png (heat-map).")
     p.add_argument("input", help="image file or folder")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the palette colours")
+    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the palette colours, in [0, 1]")
     add_model_arguments(p)
 
 
@@ -39,9 +40,10 @@ def run(a):
     images = list_images(src)
     if not images:
         raise FornetError(f"no images ({', '.join(IMAGE_EXTS)}) in {src}")
+    check_number("--alpha", a.alpha, 0.0, 1.0)
+    out = check_output_dir(a.out)
     seg = segmenter_from_args(a)
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
+    written = 0
     for path in tqdm(images, desc="predict", disable=len(images) < 2):
         try:
             img = read_rgb(path)
@@ -54,5 +56,14 @@ def run(a):
         heat = cv2.applyColorMap((r.importance * 255).astype(np.uint8), cv2.COLORMAP_INFERNO)
         cv2.imwrite(str(out / f"{path.stem}_labels.png"), r.labels)
         cv2.imwrite(str(out / f"{path.stem}_color.png"), cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
-        cv2.imwrite(str(out / f"{path.stem}_importance.png"), heat)
-    print(f"wrote {len(images)} prediction(s) to {out}")
+        if not written:
+            out.mkdir(parents=True, exist_ok=True)
+        for suffix, arr in (("labels", r.labels), ("color", cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR)),
+                            ("importance", heat)):
+            if not cv2.imwrite(str(out / f"{path.stem}_{suffix}.png"), arr):
+                raise FornetError(f"cannot write {out / f'{path.stem}_{suffix}.png'}")
+        written += 1
+    skipped = len(images) - written
+    if not written:
+        raise FornetError(f"no prediction written: all {len(images)} image(s) in {src} were unreadable")
+    print(f"wrote {written} prediction(s) to {out}" + (f", skipped {skipped} unreadable image(s)" if skipped else ""))

@@ -16,28 +16,32 @@ import numpy as np
 import torch
 
 from .config import ModelConfig
+from .errors import FornetError
+from .validation import PRECISIONS, check_choice, check_device
 
 PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
 
 def resolve_device(device: str = "auto") -> torch.device:
+    check_device(device)
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available")
+        raise FornetError(f"device {device!r} requested but CUDA is not available (torch {torch.__version__} "
+                          f"{'was built without CUDA' if torch.version.cuda is None else 'finds no GPU'})")
     if not (device == "cpu" or device.startswith("cuda")):
         raise ValueError(f"device must be auto, cpu or cuda[:N], got {device!r}")
     return torch.device(device)
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
-    if precision == "auto":
-        return torch.float16 if device.type == "cuda" else torch.float32
+    check_choice("precision", precision, PRECISIONS)
+    if precision == "auto": torch.float16 if device.type == "cuda" else torch.float32
     table = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
     if precision not in table:
         raise ValueError(f"precision must be auto, fp32, fp16 or bf16, got {precision!r}")
     if table[precision] is torch.float16 and device.type != "cuda":
-        raise ValueError("fp16 inference needs a CUDA device; use fp32 (or bf16) on the CPU")
+        raise FornetError("fp16 inference needs a CUDA device; use fp32 (or bf16) on the CPU")
     return table[precision]
 
 
@@ -65,13 +69,14 @@ class TorchRunner:
 
 def select_providers(available, device: str = "auto") -> list[str]:
     """Execution providers in preference order for ``device`` (auto, cpu, cuda[:N])."""
+    check_device(device)
     if device == "cpu":
         wanted = ["CPUExecutionProvider"]
     elif device == "auto" or device.startswith("cuda"):
         wanted = [p for p in PROVIDER_ORDER if p in available]
         if device.startswith("cuda") and not any(p in wanted for p in PROVIDER_ORDER[:2]):
-            raise ValueError(f"device {device!r} requested but this onnxruntime offers only {list(available)} "
-                             "(install onnxruntime-gpu)")
+            raise FornetError(f"device {device!r} requested but this onnxruntime offers only {list(available)} "
+                              "(install onnxruntime-gpu)")
     else:
         raise ValueError(f"device must be auto, cpu or cuda[:N], got {device!r}")
     return wanted
@@ -88,7 +93,7 @@ class OrtRunner:
         self.default_topk = extra["topk_ratio"]
         self.graph = extra["graph"]
         if precision not in ("auto", "fp32", "fp16"):
-            raise ValueError(f"precision must be auto, fp32 or fp16 with onnxruntime, got {precision!r}")
+            raise FornetError(f"precision must be auto, fp32 or fp16 with onnxruntime, got {precision!r}")
         names = select_providers(ort.get_available_providers(), device)
         dev_id = int(device.split(":")[1]) if device.startswith("cuda:") else 0
         cache = str(Path(path).resolve().parent)
@@ -104,6 +109,6 @@ class OrtRunner:
 
     def __call__(self, batch: np.ndarray, topk_ratio: float, mode: str = "auto"):
         if abs(topk_ratio - self.default_topk) > 1e-9:
-            raise ValueError(f"this ONNX model was exported with K = {self.default_topk:g}; re-export with "
+            raise FornetError(f"this ONNX model was exported with K = {self.default_topk:g}; re-export with "
                              f"`fornet export --topk {topk_ratio:g}` to run another K")
         return tuple(self.session.run(["logits", "importance", "selected"], {"image": np.ascontiguousarray(batch)}))
