@@ -327,6 +327,7 @@ def evaluate_bag(segmenter, path, camera=None, limit=None, boundary_px: int = 3,
     """:func:`fornet_ros.evaluation.evaluate` over every frame of the bag (no dropping, unlike the
     node); frames with ground truth are scored."""
     from .evaluation import SampleError, evaluate
+    open_reader(path).close()  # a missing or corrupt bag fails here, before the progress bar starts
     try:
         res = evaluate(segmenter, ((rgb, gt) for _, _, rgb, gt in iter_frames(path, camera)), boundary_px,
                        progress, limit)

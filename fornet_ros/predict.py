@@ -43,12 +43,12 @@ def run(a):
     check_number("--alpha", a.alpha, 0.0, 1.0)
     out = check_output_dir(a.out)
     seg = segmenter_from_args(a)
-    written = 0
+    written, unreadable = 0, []
     for path in tqdm(images, desc="predict", disable=len(images) < 2):
         try:
             img = read_rgb(path)
         except DatasetError as e:
-            print(f"fornet: skipping {path}: {e}", file=sys.stderr)
+            unreadable.append(str(e))
             continue
         r = seg(img)
         color = colorize(r.labels, seg.palette)
@@ -63,7 +63,10 @@ def run(a):
             if not cv2.imwrite(str(out / f"{path.stem}_{suffix}.png"), arr):
                 raise FornetError(f"cannot write {out / f'{path.stem}_{suffix}.png'}")
         written += 1
-    skipped = len(images) - written
-    if not written:
-        raise FornetError(f"no prediction written: all {len(images)} image(s) in {src} were unreadable")
-    print(f"wrote {written} prediction(s) to {out}" + (f", skipped {skipped} unreadable image(s)" if skipped else ""))
+    if not written:  # one line (the CLI's error), naming the first problem
+        raise FornetError(unreadable[0] if len(unreadable) == 1 else
+                          f"no prediction written: all {len(images)} images in {src} are unreadable ({unreadable[0]}, ...)")
+    for problem in unreadable:
+        print(f"fornet predict: skipped: {problem}", file=sys.stderr)
+    print(f"wrote {written} prediction(s) to {out}" + (f", skipped {len(unreadable)} unreadable image(s)"
+                                                       if unreadable else ""))

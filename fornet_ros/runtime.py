@@ -29,17 +29,14 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise FornetError(f"device {device!r} requested but CUDA is not available (torch {torch.__version__} "
                           f"{'was built without CUDA' if torch.version.cuda is None else 'finds no GPU'})")
-    if not (device == "cpu" or device.startswith("cuda")):
-        raise ValueError(f"device must be auto, cpu or cuda[:N], got {device!r}")
     return torch.device(device)
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     check_choice("precision", precision, PRECISIONS)
-    if precision == "auto": torch.float16 if device.type == "cuda" else torch.float32
+    if precision == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
     table = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-    if precision not in table:
-        raise ValueError(f"precision must be auto, fp32, fp16 or bf16, got {precision!r}")
     if table[precision] is torch.float16 and device.type != "cuda":
         raise FornetError("fp16 inference needs a CUDA device; use fp32 (or bf16) on the CPU")
     return table[precision]
@@ -77,8 +74,6 @@ def select_providers(available, device: str = "auto") -> list[str]:
         if device.startswith("cuda") and not any(p in wanted for p in PROVIDER_ORDER[:2]):
             raise FornetError(f"device {device!r} requested but this onnxruntime offers only {list(available)} "
                               "(install onnxruntime-gpu)")
-    else:
-        raise ValueError(f"device must be auto, cpu or cuda[:N], got {device!r}")
     return wanted
 
 
