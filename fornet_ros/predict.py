@@ -67,6 +67,6 @@ def run(a):
         raise FornetError(unreadable[0] if len(unreadable) == 1 else
                           f"no prediction written: all {len(images)} images in {src} are unreadable ({unreadable[0]}, ...)")
     for problem in unreadable:
-        print(f"fornet predict: skipped: {problem}", file=sys.stderr)
+        print(f"fornet predict: skipping: {problem}", file=sys.stderr)
     print(f"wrote {written} prediction(s) to {out}" + (f", skipped {len(unreadable)} unreadable image(s)"
                                                        if unreadable else ""))
