@@ -17,7 +17,7 @@ import numpy as np
 from .checkpoint import ModelMeta, load_model
 from .errors import FornetError
 from .model.focus import AdaptiveK
-from .validation import check_choice, check_size, check_topk
+from .validation import check_adaptive_k, check_choice, check_size, check_topk
 from .runtime import OrtRunner, TorchRunner, resolve_device, resolve_precision  # noqa: F401 (re-exported)
 
 RESIZE_MODES = ("stretch", "letterbox")
@@ -221,4 +221,4 @@ def add_model_arguments(p, checkpoint_help="checkpoint (.pt) or exported model (
 def segmenter_from_args(a) -> Segmenter:
     return Segmenter.from_checkpoint(a.checkpoint, backend=a.backend, device=a.device, precision=a.precision,
                                      input_size=a.input_size, resize_mode=a.resize_mode,
-                                     topk_ratio=AdaptiveK(*a.adaptive_k) if a.adaptive_k else a.topk)
+                                     topk_ratio=AdaptiveK(*check_adaptive_k(*a.adaptive_k)) if a.adaptive_k else a.topk)

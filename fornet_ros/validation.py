@@ -65,6 +65,15 @@ def check_topk(value, name: str = "topk_ratio"):
     return value
 
 
+def check_adaptive_k(threshold, k_min, k_max) -> tuple[float, float, float]:
+    """The content-adaptive K rule's numbers: all finite, in [0, 1], k_min <= k_max."""
+    for name, v in (("threshold", threshold), ("k_min", k_min), ("k_max", k_max)):
+        check_number(f"adaptive K {name}", v, 0.0, 1.0)
+    if k_min > k_max:
+        raise FornetError(f"adaptive K needs k_min <= k_max, got k_min {k_min:g} > k_max {k_max:g}")
+    return float(threshold), float(k_min), float(k_max)
+
+
 def check_device(device: str) -> str:
     """The spelling of a device (availability is the runner's check)."""
     d = str(device)
@@ -170,7 +179,7 @@ RANGES = {
     "runs": COUNT, "limit": COUNT, "threads": COUNT, "batch": COUNT, "batch_size": COUNT, "iters": COUNT,
     "eval_every": COUNT, "cameras": COUNT, "lidar_points": dict(kind=int, lo=1, hi=100_000_000), "frames": COUNT,
     "val_limit": COUNT, "grid": dict(kind=int, lo=1, hi=100_000), "region_px": dict(kind=int, lo=1, hi=1024),
-    "num_classes": dict(kind=int, lo=1, hi=255), "opset": dict(kind=int, lo=13, hi=23),
+    "num_classes": dict(kind=int, lo=1, hi=255), "opset": dict(kind=int, lo=13, hi=20),  # 20: torch's TorchScript exporter's newest
     "domain": dict(kind=int, lo=0, hi=232), "seed": dict(kind=int, lo=0, hi=2**32 - 1),
     "warmup": INT0, "workers": INT0, "load_procs": INT0, "boundary_px": dict(kind=int, lo=0, hi=1000),
 }

@@ -137,3 +137,11 @@ def test_export_keeps_real_warnings_only(tmp_path, capsys):
         export_onnx(ck, tmp_path / "big.onnx", size=(100000 // 10, 100000 // 10))
     with pytest.raises(FornetError, match="is a file"):
         export_onnx(ck, tmp_path / "m.onnx" / "x.onnx")
+
+
+def test_adaptive_k_relation_is_one_line(tmp_path, capsys):
+    import cv2
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((20, 30, 3), np.uint8))
+    assert cli(["predict", str(tmp_path), "--out", str(tmp_path / "o"), "--adaptive-k", "0.5", "0.9", "0.1"]) == 2
+    err = capsys.readouterr().err
+    assert "k_min <= k_max" in err and err.count("\n") == 1, err
