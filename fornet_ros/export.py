@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from .checkpoint import CheckpointError, ModelMeta, load_model
-from .validation import check_number, check_output_file, check_size, check_topk
+from .validation import OPSETS, check_number, check_output_file, check_size, check_topk
 
 ONNX_FORMAT = "fornet_ros/onnx/1"
 OUTPUTS = ("logits", "importance", "selected")
@@ -77,7 +77,7 @@ def export_onnx(checkpoint, onnx_path, size=None, topk_ratio=None, dense: bool =
     """Writes ``onnx_path`` (sparse graph unless ``dense``); returns what was written and, when
     checked, the max |torch - onnxruntime| difference over the outputs for a batch of 2."""
     check_topk(topk_ratio, "topk_ratio")
-    check_number("opset", opset, 13, 20)  # 20: torch's TorchScript exporter's newest
+    check_number("opset", opset, *OPSETS)
     size = check_size("size", size) if size is not None else None
     onnx_path = check_output_file(onnx_path)
     model, meta = load_model(checkpoint)

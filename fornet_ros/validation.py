@@ -23,6 +23,7 @@ MAX_SIDE = 16384
 DEVICES = "auto, cpu, cuda, cuda:N"
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 INF = math.inf
+OPSETS = (13, 20)  # ONNX opsets export accepts: 20 is torch's TorchScript exporter's newest
 
 
 def check_number(name: str, value, lo: float = -INF, hi: float = INF, lo_open: bool = False):
@@ -179,7 +180,7 @@ RANGES = {
     "runs": COUNT, "limit": COUNT, "threads": COUNT, "batch": COUNT, "batch_size": COUNT, "iters": COUNT,
     "eval_every": COUNT, "cameras": COUNT, "lidar_points": dict(kind=int, lo=1, hi=100_000_000), "frames": COUNT,
     "val_limit": COUNT, "grid": dict(kind=int, lo=1, hi=100_000), "region_px": dict(kind=int, lo=1, hi=1024),
-    "num_classes": dict(kind=int, lo=1, hi=255), "opset": dict(kind=int, lo=13, hi=20),  # 20: torch's TorchScript exporter's newest
+    "num_classes": dict(kind=int, lo=1, hi=255), "opset": dict(kind=int, lo=OPSETS[0], hi=OPSETS[1]),
     "domain": dict(kind=int, lo=0, hi=232), "seed": dict(kind=int, lo=0, hi=2**32 - 1),
     "warmup": INT0, "workers": INT0, "load_procs": INT0, "boundary_px": dict(kind=int, lo=0, hi=1000),
 }
