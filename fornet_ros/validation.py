@@ -35,9 +35,9 @@ def check_number(name: str, value, lo: float = -INF, hi: float = INF, lo_open: b
     if not math.isfinite(v):
         raise FornetError(f"{name} must be a finite number, got {value!r}")
     if v < lo or v > hi or (lo_open and v == lo):
-        lo_s = f"> {lo:g}" if lo_open else f">= {lo:g}"
-        rule = (f"in [{lo:g}, {hi:g}]" if not lo_open else f"{lo_s} and <= {hi:g}") if hi < INF and lo > -INF else (
-            lo_s if lo > -INF else f"<= {hi:g}")
+        low = [f"> {lo:g}" if lo_open else f">= {lo:g}"] if lo > -INF else []
+        rule = (f"in [{lo:g}, {hi:g}]" if low and hi < INF and not lo_open
+                else " and ".join(low + ([f"<= {hi:g}"] if hi < INF else [])))
         raise FornetError(f"{name} must be {rule}, got {value!r}")
     return value
 
