@@ -44,7 +44,8 @@ def build_parser(name: str) -> tuple[argparse.ArgumentParser, callable]:
     run = getattr(mod, f"run_{suffix}" if suffix else "run")
     parser = _Parser(prog=f"fornet {name}", description=help_)
     add(parser)
-    return parser, run
+    from .validation import harden
+    return harden(parser, name), run
 
 
 def main(argv=None) -> int:
@@ -65,6 +66,8 @@ def main(argv=None) -> int:
     try:
         run(args)
     except (FornetError, OSError) as e:
+        if isinstance(e, OSError) and e.strerror:  # "[Errno 17] File exists: 'x'" -> "x: file exists"
+            e = f"{e.filename}: {e.strerror.lower()}" if e.filename else e.strerror
         msg = " ".join(str(e).split()) or type(e).__name__
         print(f"fornet {name}: error: {msg}", file=sys.stderr)
         return 2

@@ -34,7 +34,7 @@ def start_node(env: dict, *params: str, log_path: Path | None = None) -> subproc
 class Collector:
     """A test-side node: publishes camera frames, records everything the node publishes."""
 
-    def __init__(self, cameras=("cam0", "cam1"), domain: int = 0):
+    def __init__(self, cameras=("cam0", "cam1"), domain: int = 0, outputs=("labels", "color", "importance", "confidence")):
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -52,7 +52,7 @@ class Collector:
         for cam in cameras:
             self.pubs[cam] = self.node.create_publisher(Image, f"{cam}/image_raw", reliable)
             self.info_pubs[cam] = self.node.create_publisher(CameraInfo, f"{cam}/camera_info", reliable)
-            for out in ("labels", "color", "importance", "confidence"):
+            for out in outputs:  # the node computes an optional map only when it is subscribed
                 self._sub(Image, f"{cam}/semantic/{out}", reliable)
             self._sub(CameraInfo, f"{cam}/semantic/camera_info", reliable)
         self._sub(DiagnosticArray, "/diagnostics", reliable)

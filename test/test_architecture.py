@@ -79,7 +79,8 @@ LAYERS = {
     "ros": {"model", "inference", "training", "mapping", "node", "tools"},
     "data": {"training"},  # package data (the demo clip) + the old names of training/datasets, transforms
 }
-FOUNDATION = ("errors", "classes", "config")  # root modules everything may import; they import only each other
+FOUNDATION = ("errors", "classes", "config", "validation")  # root modules everything may import; they
+# import only each other (validation: the argument checks the CLI and the library share, issue #21)
 NO_TORCH = ("mapping", "node")  # load without torch (node/params.py reaches the model inside build_segmenter only)
 ROOT_FILES = {"__init__.py", "_moved.py", "cli.py", *(f"{m}.py" for m in FOUNDATION)}
 
@@ -110,13 +111,13 @@ def layer_violations(source: str, rel: Path) -> list[str]:
 
 def test_layer_rules_catch_violations():
     assert layer_violations("from ..inference import Segmenter\n", Path("model/fornet.py")) == [
-        "model/fornet.py: fornet_ros.inference (model may import ['classes', 'config', 'errors', 'model'])"]
+        "model/fornet.py: fornet_ros.inference (model may import ['classes', 'config', 'errors', 'model', 'validation'])"]
     assert layer_violations("import torch\nfrom ..errors import FornetError\n", Path("mapping/camera.py")) == [
         "mapping/camera.py: torch (no torch in mapping/)"]
     assert layer_violations("def f():\n    import torch\n", Path("node/params.py")) == []  # inside a function: allowed
     assert layer_violations("def f():\n    from ..tools.synthetic import make_scene\n", Path("node/params.py")) == [
         "node/params.py: fornet_ros.tools.synthetic (node may import ['classes', 'config', 'errors', 'inference', "
-        "'mapping', 'model', 'node'])"]
+        "'mapping', 'model', 'node', 'validation'])"]
     assert layer_violations("from ..training.train import main\n", Path("inference/export.py"))  # up: refused
     assert layer_violations("from ..inference import Segmenter\nfrom ..mapping import Pose\n",
                             Path("training/evaluation.py")) == []

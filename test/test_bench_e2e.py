@@ -28,11 +28,15 @@ def test_bench_e2e_columns_per_camera_size_and_count(checkpoint_path, capsys):
 
 
 def test_bench_e2e_bad_input_is_one_line(checkpoint_path, capsys):
-    cases = [(["--cameras", "0"], "--cameras must be >= 1"), (["--runs", "0"], "--runs"),
+    cases = [(["--cameras", "0"], "--cameras"), (["--runs", "0"], "--runs"),
              (["--backend", "onnxruntime"], "--e2e times the torch backend")]
     if not torch.cuda.is_available():
         cases.append((["--device", "cuda"], "CUDA is not available"))
     for args, msg in cases:
-        assert cli(["bench", "--e2e", "--checkpoint", str(checkpoint_path), *args]) == 2
+        try:  # a value the parser rejects exits from argparse; a run-time check returns 2
+            rc = cli(["bench", "--e2e", "--checkpoint", str(checkpoint_path), *args])
+        except SystemExit as e:
+            rc = e.code
+        assert rc == 2
         err = capsys.readouterr().err
         assert msg in err and len(err.strip().splitlines()) == 1, err

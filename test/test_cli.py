@@ -43,7 +43,15 @@ def test_init_info_predict(tmp_path, capsys):
         assert lab.shape == (90, 150) and lab.dtype == np.uint8 and lab.max() < 19
         assert cv2.imread(str(tmp_path / "pred" / f"f{i}_color.png")).shape == (90, 150, 3)
         assert cv2.imread(str(tmp_path / "pred" / f"f{i}_importance.png")).shape == (90, 150, 3)
-    assert "skipping" in capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert "skipping" in err and "broken.png" in err
+    assert "wrote 2 prediction(s)" in out and "skipped 1 unreadable" in out  # the count is what was written
+    assert sorted(p.name for p in (tmp_path / "pred").iterdir()) == sorted(
+        f"f{i}_{k}.png" for i in range(2) for k in ("labels", "color", "importance"))
+    # nothing readable: exit 2, one line, no folder
+    assert cli(["predict", str(imgs / "broken.png"), "--checkpoint", str(ck), "--out", str(tmp_path / "p2")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot read image" in err and not (tmp_path / "p2").exists(), err
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
@@ -104,14 +112,22 @@ def test_bench_segmenter_cli(checkpoint_path):
     assert r["image_size"] == [120, 200] and r["input_size"] == [64, 128] and r["segmenter_ms_median"] > 0
 
 
+def _exit_code(fn) -> int:
+    """The CLI's exit code whether it returned it (run-time errors) or argparse exited (parse time)."""
+    try:
+        return fn()
+    except SystemExit as e:
+        return e.code
+
+
 BAD_INPUT = {  # every sub-command: a missing file or a bad value -> one line on stderr, exit 2
-    "init": (["--out", "{file}/x.pt"], "File exists"),
+    "init": (["--out", "{file}/x.pt"], "{file} is a file"),
     "info": (["--checkpoint", "{tmp}/none.pt"], "checkpoint not found"),
     "predict": (["{tmp}/none", "--out", "{tmp}/o"], "input not found"),
     "eval": (["--data-root", "{tmp}/none"], "{tmp}/none"),
     "train": (["--data-root", "{tmp}/none", "--out", "{tmp}/o"], "{tmp}/none"),
     "export": (["--checkpoint", "{tmp}/none.pt", "--onnx", "{tmp}/m.onnx"], "checkpoint not found"),
-    "bench": (["--variant", "fornet_s", "--runs", "0"], "--runs"),
+    "bench": (["--variant", "fornet_s", "--runs", "0"], "--runs"),  # (rejected at parse time now)
     "bench-segmenter": (["--checkpoint", "{tmp}/none.pt"], "checkpoint not found"),
     "bench-costmap": (["--size", "0", "0"], "--size"),
     "bench-points": (["--runs", "0"], "--runs"),
@@ -129,7 +145,7 @@ def test_every_subcommand_fails_in_one_line(tmp_path, capsys, name):
     (tmp_path / "file").write_text("not a folder")
     args, expect = BAD_INPUT[name]
     fill = lambda t: t.format(tmp=tmp_path, file=tmp_path / "file")  # noqa: E731
-    assert cli([name, *map(fill, args)]) == 2
+    assert _exit_code(lambda: cli([name, *map(fill, args)])) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"fornet {name}: error: ") and fill(expect) in err, err
 
@@ -150,3 +166,82 @@ def test_usage_errors_are_one_line(capsys, args):
         cli(args)
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.count("\n") == 1 and err.startswith(f"fornet {args[0]}: error: "), err
+
+
+def _bad_values(action) -> list[list[str]]:
+    """Out-of-range or malformed values for one argparse action, from what the action declares."""
+    import argparse
+
+    from fornet_ros.validation import Device, Number, SizeAction, Text
+    if action.nargs == 0:
+        return [["=x"]]  # a flag given a value
+    if isinstance(action, SizeAction):
+        return [["7", "9"], ["-5", "10"], ["4097", "4097"], ["100000", "100000"], ["8", "x"]]
+    n = action.nargs if isinstance(action.nargs, int) else 1
+    t = action.type
+    if action.choices is not None:
+        singles = ["bogus"]
+    elif isinstance(t, Number):
+        singles = ["x", "nan", "inf", "1.5" if t.kind is int else "1e400"]
+        if t.lo > float("-inf"):
+            singles.append(f"{t.lo:g}" if t.lo_open else f"{t.lo - (1 if t.kind is int else 0.5):g}")
+        if t.hi < float("inf"):
+            singles.append(f"{t.hi + (1 if t.kind is int else 0.5):g}")
+    elif isinstance(t, Device):
+        singles = ["cudo", "cuda:x", ""]
+    elif isinstance(t, Text):
+        singles = ["", " ", "a\nb"]
+    else:
+        raise AssertionError(f"{action.dest}: no checked type ({t!r}): validation.harden must give it one")
+    assert not isinstance(action, argparse._SubParsersAction)
+    return [[v] * n for v in singles]
+
+
+def _generated_cases():
+    """(command words, option, bad values) for every option of every sub-command, walked from the
+    parsers the CLI builds (sub-commands such as ``bag eval`` included)."""
+    import argparse
+
+    from fornet_ros.cli import COMMANDS, build_parser
+
+    def walk(parser, words):
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            if isinstance(action, argparse._SubParsersAction):
+                for sub_name, sub in action.choices.items():
+                    yield from walk(sub, [*words, sub_name])
+                continue
+            for values in _bad_values(action):
+                yield words, (action.option_strings[-1] if action.option_strings else None), values
+
+    for name in COMMANDS:
+        yield from walk(build_parser(name)[0], [name])
+
+
+GENERATED = list(_generated_cases())
+
+
+def test_generated_cases_cover_every_option():
+    from fornet_ros.cli import COMMANDS
+    covered = {(tuple(w), o) for w, o, _ in GENERATED}
+    assert {w[0] for w, _ in covered} == set(COMMANDS)
+    for opt in ("--topk", "--input-size", "--device", "--precision", "--alpha", "--out", "--size", "--runs"):
+        assert any(o == opt for _, o in covered), opt
+    assert len(covered) > 150 and len(GENERATED) > 500
+
+
+@pytest.mark.parametrize("words,option,values", GENERATED,
+                         ids=[" ".join([*w, o or "<pos>", *v]) for w, o, v in GENERATED])
+def test_every_option_rejects_bad_values_in_one_line(tmp_path, monkeypatch, capsys, words, option, values):
+    monkeypatch.chdir(tmp_path)
+    if option is None:
+        argv = [*words, *values]
+    elif values == ["=x"]:
+        argv = [*words, option + "=x"]
+    else:
+        argv = [*words, option, *values]
+    assert _exit_code(lambda: cli(argv)) == 2, argv
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"fornet {words[0]}") and "Traceback" not in err, err
+    assert list(tmp_path.iterdir()) == [], "a file was written"

@@ -95,3 +95,40 @@ def test_values_report_counters_and_percentiles():
                  "inference_ms_p95": "29.0", "latency_ms_p50": "50.0", "latency_ms_p95": "59.0",
                  "input_age_ms_p50": "70.0"}
     assert camera_status(CameraStats(), P)[2]["latency_ms_p50"] == "nan"
+
+
+def test_input_age_is_measured_only_when_stamp_and_clock_agree():
+    from fornet_ros.node.frames import CLOCK_DISAGREEMENT_MS, input_age
+    now = 1_700_000_000 * 10**9
+    assert input_age(now - 30 * 10**6, now) == (30.0, "")
+    assert input_age(0, now) == (None, "")  # a zero stamp: counted as zero_stamp elsewhere
+    age, note = input_age(now, 0)  # use_sim_time before /clock
+    assert age is None and "clock reads 0" in note
+    age, note = input_age(now, 5 * 10**9)  # sim time at 5 s, camera on wall time
+    assert age is None and note.startswith("input stamps are 1699999995 s ahead of the node's clock")
+    age, note = input_age(5 * 10**9, now)  # a bag's old stamps, node on wall time
+    assert age is None and "behind the node's clock" in note
+    lim = int(CLOCK_DISAGREEMENT_MS * 1e6)
+    assert input_age(now - lim + 1, now)[0] is not None and input_age(now - lim - 1, now)[0] is None
+
+
+def test_clock_note_is_said_once_per_report_instead_of_a_meaningless_age():
+    clock = Clock()
+    slots = FrameSlots(["cam"], clock=clock)
+    for _ in range(3):
+        slots.put("cam", "f")
+        (cam, _, t_rx), = slots.take(timeout=0)
+        slots.done(cam, t_rx, infer_ms=10.0, input_age_ms=None, clock_note="input stamps are 9 s ahead")
+    clock.t += 1.0
+    s = slots.stats()["cam"]
+    assert s.input_age_ms == () and s.clock_note == "input stamps are 9 s ahead"
+    assert s.input_hz == pytest.approx(3.0) and s.processed_hz == pytest.approx(3.0)  # rates: the steady clock
+    level, message, values = camera_status(s, NodeParams())
+    assert message.count("input stamps are 9 s ahead") == 1 and message.startswith("ok; ")
+    assert values["input_age_ms_p50"] == "nan" and values["processed"] == "3"
+    assert slots.stats()["cam"].clock_note == ""  # a window without the problem says nothing
+
+
+def test_rates_use_a_steady_clock_by_default():
+    import time
+    assert FrameSlots(["cam"]).clock is time.monotonic  # never the ROS clock (sim time may stand still)

@@ -117,3 +117,47 @@ def test_diagnostics_run_on_the_wall_clock_with_sim_time_and_no_clock(ros):
     assert len(got) >= 3
     st = got[-1].status[0]
     assert st.name == "fornet_ros: cam0" and st.level == DiagnosticStatus.ERROR and st.message == "no images"
+
+
+def test_diagnostics_under_sim_time_measure_rates_and_say_the_clocks_disagree(ros):
+    """Frames stamped on the wall clock reach a node on sim time with no /clock (issue #21): rates
+    are throughput on a steady clock (not 0), the array is stamped (not 0), and instead of a
+    meaningless input age the status message says the node's clock reads 0."""
+    import numpy as np
+    import rclpy
+    from builtin_interfaces.msg import Time
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Header
+    from fornet_ros.ros.conversions import rgb_to_image
+    node, ctx = ros
+    peer = rclpy.create_node("diag_peer", context=ctx)
+    got = []
+    peer.create_subscription(DiagnosticArray, "/diagnostics", got.append, 10)
+    pub = peer.create_publisher(Image, "cam0/image_raw", QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    ex = MultiThreadedExecutor(context=ctx)
+    ex.add_node(node)
+    ex.add_node(peer)
+    rgb = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    end, last_pub, seen = time.monotonic() + 30, 0.0, None
+    while time.monotonic() < end and seen is None:
+        if time.monotonic() - last_pub > 0.05:
+            ns = time.time_ns()
+            pub.publish(rgb_to_image(Image(), rgb, Header(stamp=Time(sec=ns // 10**9, nanosec=ns % 10**9),
+                                                             frame_id="cam0"), "rgb8"))
+            last_pub = time.monotonic()
+        ex.spin_once(timeout_sec=0.02)
+        for arr in got:
+            v = {kv.key: kv.value for kv in arr.status[0].values}
+            if float(v["processed_hz"]) > 0 and float(v["input_hz"]) > 0:
+                seen = (arr, arr.status[0], v)
+    ex.remove_node(node)
+    peer.destroy_node()
+    assert seen is not None, [s.status[0].message for s in got][-3:]
+    arr, st, v = seen
+    assert node.get_clock().now().nanoseconds == 0  # still no /clock
+    assert arr.header.stamp.sec > 1_600_000_000  # stamped on the wall clock, not 0
+    assert "clock reads 0" in st.message and st.message.count("input age not measured") == 1, st.message
+    assert v["input_age_ms_p50"] == "nan" and int(v["processed"]) >= 1

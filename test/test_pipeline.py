@@ -294,3 +294,23 @@ def test_a_controller_replaced_during_its_update_does_not_write_its_k_back():
     for _ in range(10):
         run_once(pipe, slots, [("cam0", image_msg())])
     assert pipe.k_ctrl is None and seg.topk_ratio == 0.3 and sink.k[-1] == 0.3
+
+
+def test_input_age_under_sim_time_is_not_a_number_but_a_note():
+    """use_sim_time before /clock (node clock 0), and sim time vs a camera on wall time: frames are
+    processed, no age is recorded, the camera's stats say why (issue #21)."""
+    pipe, slots, *_ = make(cams=("cam0",), now=0)
+    s = run_once(pipe, slots, [("cam0", image_msg(stamp_ns=NOW))])["cam0"]
+    assert s.processed == 1 and s.input_age_ms == () and "clock reads 0" in s.clock_note
+    pipe, slots, *_ = make(cams=("cam0",), now=NOW - 3600 * 10**9, max_stamp_ahead_ms=0.0)  # (default: dropped)
+    s = run_once(pipe, slots, [("cam0", image_msg(stamp_ns=NOW))])["cam0"]
+    assert s.processed == 1 and s.input_age_ms == () and "3600 s ahead of the node's clock" in s.clock_note
+    pipe, slots, *_ = make(cams=("cam0",))
+    s = run_once(pipe, slots, [("cam0", image_msg(stamp_ns=NOW - 20 * 10**6))])["cam0"]
+    assert s.input_age_ms == (20.0,) and s.clock_note == ""
+
+
+def test_labelled_clouds_make_the_pipeline_compute_confidence():
+    pipe, slots, seg, _ = make(cams=("cam0",), sink=FakeSink(wanted=("labels", "points")))
+    run_once(pipe, slots, [("cam0", image_msg())])
+    assert seg.calls == [(1, {"confidence"})]

@@ -27,7 +27,7 @@ def depth_graph(tmp_path_factory):
                       "lidar_topic:=lidar/points", "lidar_pose:=[0.0, 0.0, 1.5, 0.0, 0.0, 0.0]",
                       "camera_pose.cam0:=[0.0, 0.0, 1.5, 0.0, 0.0, 0.0]", "sync_slop_ms:=20.0",
                       "diagnostics_period_s:=0.5", log_path=tmp / "node.log")
-    col = Collector(("cam0",), DOMAIN)
+    col = Collector(("cam0",), DOMAIN, outputs=("labels",))  # nobody subscribes to the confidence image
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image, PointCloud2
     reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -83,11 +83,16 @@ def test_depth_and_lidar_give_labelled_clouds(depth_graph):
     labels = next(to_mono8(m) for m in reversed(col.get("cam0/semantic/labels")) if m.header == img.header)
     np.testing.assert_array_equal(rec["label"], labels)  # pixel-aligned with the mask
     assert np.isnan(rec["z"][0, 0]) and np.allclose(rec["z"][1:, 1:], 5.0)
+    # the clouds alone are subscribed: their confidence is computed (issue #21), not NaN or 1.0
+    conf = rec["confidence"]
+    assert np.isfinite(conf).all() and (conf > 0).all() and (conf <= 1).all() and conf.min() < 0.99, conf
+    assert len(np.unique(conf)) > 10
     lid = col.get("semantic/lidar_points")[-1]
     assert lid.header.frame_id == "lidar" and lid.width == 1  # behind and outside the image: dropped
     lrec = np.frombuffer(bytes(lid.data), CLOUD_DTYPE)
     # LiDAR and camera share the pose: the point 4 m ahead projects to the principal point (39.5, 29.5)
-    assert lrec["x"][0] == 4.0 and lrec["label"][0] == labels[30, 40] and 0 < lrec["confidence"][0] <= 1
+    assert lrec["confidence"][0] == pytest.approx(float(conf[30, 40]), abs=0.05)  # the same map, sampled
+    assert lrec["x"][0] == 4.0 and lrec["label"][0] == labels[30, 40] and 0 < lrec["confidence"][0] < 1
 
 
 def test_depth_outside_the_slop_is_counted_not_waited_for(depth_graph):

@@ -114,7 +114,9 @@ def read_checkpoint(path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt files
-        raise CheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from e
+        # Not torch's text: for a file holding anything but tensors and plain containers it advises
+        # retrying with weights_only=False, which would run code from the file.
+        raise CheckpointError(f"cannot read checkpoint {path}: {_load_problem(path, e)}") from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a {FORMAT} checkpoint (format={ckpt.get('format') if isinstance(ckpt, dict) else type(ckpt).__name__})")
     for key in ("model_config", "state_dict", "classes", "palette", "normalization", "input_size"):
@@ -125,6 +127,19 @@ def read_checkpoint(path) -> dict:
         raise CheckpointError(f"checkpoint {path}: model has {n} classes but {len(ckpt['classes'])} names "
                               f"and {len(ckpt['palette'])} colours")
     return ckpt
+
+
+def _load_problem(path: Path, error: Exception) -> str:
+    """What is wrong with a file torch.load(weights_only=True) refused, in this package's words."""
+    import zipfile
+    if path.stat().st_size == 0:
+        return "the file is empty"
+    if not zipfile.is_zipfile(path):
+        return "not a PyTorch checkpoint (no zip archive inside: truncated, corrupt or another format)"
+    if "weights_only" in str(error):
+        return ("it holds Python objects other than tensors and plain containers; fornet_ros loads only "
+                "weights-only checkpoints (written by fornet init or train), never code")
+    return f"the archive is damaged or incomplete ({type(error).__name__})"
 
 
 def model_from_checkpoint(ckpt: dict):

@@ -16,6 +16,7 @@ Metadata (``metadata_props``, all strings, JSON where structured): ``fornet_form
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 
 from ..errors import FornetError
+from ..validation import OPSETS, check_number, check_output_file, check_size, check_topk
 from .checkpoint import CheckpointError, ModelMeta, load_model
 
 ONNX_FORMAT = "fornet_ros/onnx/1"
@@ -128,6 +130,10 @@ def export_onnx(checkpoint, onnx_path, size=None, topk_ratio=None, dense: bool =
     """Writes ``onnx_path`` (sparse graph unless ``dense``); returns what was written and, when
     checked, the max |torch - onnxruntime| difference over the outputs for a batch of 2.
     ``trt_max_batch`` records the TensorRT optimisation profile (batches 1..N) in the metadata."""
+    check_topk(topk_ratio, "topk_ratio")
+    check_number("opset", opset, *OPSETS)
+    size = check_size("size", size) if size is not None else None
+    onnx_path = check_output_file(onnx_path)
     model, meta = load_model(checkpoint)
     size = tuple(size or meta.input_size)
     K = model.cfg.topk_ratio if topk_ratio is None or topk_ratio < 0 else float(topk_ratio)
@@ -137,8 +143,17 @@ def export_onnx(checkpoint, onnx_path, size=None, topk_ratio=None, dense: bool =
     onnx_path = Path(onnx_path)
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
     axes = {name: {0: "batch"} for name in ("image", *OUTPUTS)}
-    torch.onnx.export(wrapper, (torch.randn(1, 3, *size),), str(onnx_path), input_names=["image"],
-                      output_names=list(OUTPUTS), dynamic_axes=axes, opset_version=opset, dynamo=False)
+    with warnings.catch_warnings():
+        # Expected, and harmless here, because H, W and K are fixed at export (module doc): the tracer
+        # warns that the region count int(K * regions) and the "no region selected" test become
+        # constants (they are, for the fixed size and K), and that advanced indexing is wrong for
+        # negative indices (ours are TopK / arange indices, never negative; the parity check below
+        # runs the graph). Only these messages are silenced; any other warning still shows.
+        warnings.filterwarnings("ignore", r"Converting a tensor to a Python (float|boolean|integer|index)",
+                                category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", r"Exporting aten::index operator of advanced indexing", category=UserWarning)
+        torch.onnx.export(wrapper, (torch.randn(1, 3, *size),), str(onnx_path), input_names=["image"],
+                          output_names=list(OUTPUTS), dynamic_axes=axes, opset_version=opset, dynamo=False)
     import onnx
     proto = onnx.load(str(onnx_path))
     for key, value in onnx_metadata(meta, model.cfg, K, size, graph, trt_max_batch).items():
@@ -164,7 +179,8 @@ def add_arguments(p):
     p.add_argument("--checkpoint", default=None, help="checkpoint (.pt); default: the packaged model")
     p.add_argument("--onnx", required=True, help="output .onnx path")
     p.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"), help="default: the model's input size")
-    p.add_argument("--topk", type=float, default=None, help="K baked into the graph (default: the model's)")
+    p.add_argument("--topk", type=float, default=None,
+                   help="K baked into the graph, in [0, 1]; default or any negative value: the model's own K")
     p.add_argument("--dense", action="store_true", help="export the dense-masked path (same numbers, cost independent of K)")
     p.add_argument("--opset", type=int, default=17)
     p.add_argument("--no-check", action="store_true", help="skip the onnxruntime parity check")

@@ -18,29 +18,30 @@ import numpy as np
 import torch
 
 from ..config import ModelConfig
+from ..errors import FornetError
+from ..validation import PRECISIONS, check_choice, check_device
 from .model_description import ForeignConfig
 
 PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
 
 def resolve_device(device: str = "auto") -> torch.device:
+    check_device(device)
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available")
-    if not (device == "cpu" or device.startswith("cuda")):
-        raise ValueError(f"device must be auto, cpu or cuda[:N], got {device!r}")
+        raise FornetError(f"device {device!r} requested but CUDA is not available (torch {torch.__version__} "
+                          f"{'was built without CUDA' if torch.version.cuda is None else 'finds no GPU'})")
     return torch.device(device)
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    check_choice("precision", precision, PRECISIONS)
     if precision == "auto":
         return torch.float16 if device.type == "cuda" else torch.float32
     table = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-    if precision not in table:
-        raise ValueError(f"precision must be auto, fp32, fp16 or bf16, got {precision!r}")
     if table[precision] is torch.float16 and device.type != "cuda":
-        raise ValueError("fp16 inference needs a CUDA device; use fp32 (or bf16) on the CPU")
+        raise FornetError("fp16 inference needs a CUDA device; use fp32 (or bf16) on the CPU")
     return table[precision]
 
 
@@ -73,15 +74,14 @@ class TorchRunner:
 
 def select_providers(available, device: str = "auto") -> list[str]:
     """Execution providers in preference order for ``device`` (auto, cpu, cuda[:N])."""
+    check_device(device)
     if device == "cpu":
         wanted = ["CPUExecutionProvider"]
     elif device == "auto" or device.startswith("cuda"):
         wanted = [p for p in PROVIDER_ORDER if p in available]
         if device.startswith("cuda") and not any(p in wanted for p in PROVIDER_ORDER[:2]):
-            raise ValueError(f"device {device!r} requested but this onnxruntime offers only {list(available)} "
-                             "(install onnxruntime-gpu)")
-    else:
-        raise ValueError(f"device must be auto, cpu or cuda[:N], got {device!r}")
+            raise FornetError(f"device {device!r} requested but this onnxruntime offers only {list(available)} "
+                              "(install onnxruntime-gpu)")
     return wanted
 
 
@@ -111,7 +111,7 @@ class OrtRunner:
         import onnxruntime as ort
         from .export import ONNX_FORMAT, onnx_properties, read_onnx_metadata
         if precision not in ("auto", "fp32", "fp16"):
-            raise ValueError(f"precision must be auto, fp32 or fp16 with onnxruntime, got {precision!r}")
+            raise FornetError(f"precision must be auto, fp32 or fp16 with onnxruntime, got {precision!r}")
         foreign = onnx_properties(path).get("fornet_format") != ONNX_FORMAT
         if foreign:
             from .model_description import read_description
@@ -211,6 +211,6 @@ class OrtRunner:
         if self.io is not None:
             return self._run_foreign(batch)
         if abs(topk_ratio - self.default_topk) > 1e-9:
-            raise ValueError(f"this ONNX model was exported with K = {self.default_topk:g}; re-export with "
+            raise FornetError(f"this ONNX model was exported with K = {self.default_topk:g}; re-export with "
                              f"`fornet export --topk {topk_ratio:g}` to run another K")
         return tuple(self.session.run(["logits", "importance", "selected"], {"image": np.ascontiguousarray(batch)}))

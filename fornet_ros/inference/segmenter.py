@@ -15,6 +15,7 @@ import torch
 
 from ..errors import FornetError
 from ..model.focus import AdaptiveK
+from ..validation import check_adaptive_k, check_choice, check_size, check_topk
 from . import device_ops
 from .checkpoint import ModelMeta, load_model
 from .cuda_graphs import GraphCache, graph_key
@@ -68,24 +69,24 @@ OUTPUTS = frozenset({"importance", "confidence", "selected"})  # besides labels,
 
 
 def validate_image(img, name: str = "image") -> np.ndarray:
-    """Check one RGB image; returns it as (H, W, 3). Raises ValueError that says what is wrong."""
+    """Check one RGB image; returns it as (H, W, 3). Raises FornetError (a ValueError) that says what is wrong."""
     if not isinstance(img, np.ndarray):
-        raise ValueError(f"{name}: expected a numpy array, got {type(img).__name__}")
+        raise FornetError(f"{name}: expected a numpy array, got {type(img).__name__}")
     if img.ndim == 2:
-        raise ValueError(f"{name}: got a single-channel {img.shape} array; expected (H, W, 3) RGB")
+        raise FornetError(f"{name}: got a single-channel {img.shape} array; expected (H, W, 3) RGB")
     if img.ndim != 3 or img.shape[2] != 3:
-        raise ValueError(f"{name}: expected shape (H, W, 3) RGB, got {img.shape}")
+        raise FornetError(f"{name}: expected shape (H, W, 3) RGB, got {img.shape}")
     if img.shape[0] == 0 or img.shape[1] == 0:
-        raise ValueError(f"{name}: empty image {img.shape}")
+        raise FornetError(f"{name}: empty image {img.shape}")
     if img.dtype == np.uint8:
         return img
     if img.dtype in (np.float32, np.float64):
         if not np.isfinite(img).all():
-            raise ValueError(f"{name}: contains NaN or infinite values")
+            raise FornetError(f"{name}: contains NaN or infinite values")
         if img.min() < 0 or img.max() > 1:
-            raise ValueError(f"{name}: float images must be in [0, 1], got [{img.min():.3g}, {img.max():.3g}]")
+            raise FornetError(f"{name}: float images must be in [0, 1], got [{img.min():.3g}, {img.max():.3g}]")
         return img
-    raise ValueError(f"{name}: dtype {img.dtype} not supported; use uint8 (0-255) or float32 in [0, 1]")
+    raise FornetError(f"{name}: dtype {img.dtype} not supported; use uint8 (0-255) or float32 in [0, 1]")
 
 
 class Segmenter:
@@ -107,10 +108,8 @@ class Segmenter:
                  input_size: tuple[int, int] | None = None, topk_ratio: float | None = None,
                  channels_last: bool = True, resize_mode: str = "stretch", runner=None,
                  processing: str = "auto", cuda_graphs: bool = True, max_graphs: int = 8):
-        if resize_mode not in RESIZE_MODES:
-            raise FornetError(f"resize_mode must be one of {RESIZE_MODES}, got {resize_mode!r}")
-        if processing not in PROCESSING:
-            raise FornetError(f"processing must be one of {PROCESSING}, got {processing!r}")
+        check_choice("resize_mode", resize_mode, RESIZE_MODES)
+        check_choice("processing", processing, PROCESSING)
         self.resize_mode = resize_mode
         self.runner = runner if runner is not None else TorchRunner(model, device, precision, channels_last)
         self.meta = meta
@@ -118,13 +117,11 @@ class Segmenter:
         self.palette = [tuple(c) for c in meta.palette]
         self.mean = np.asarray(meta.mean, np.float32) * 255.0
         self.std = np.asarray(meta.std, np.float32) * 255.0
-        size = tuple(input_size) if input_size is not None else tuple(meta.input_size)
-        if len(size) != 2 or min(size) < 8:
-            raise ValueError(f"input_size must be (H, W) with both >= 8, got {size}")
+        size = check_size("input_size", input_size) if input_size is not None else tuple(meta.input_size)
         if self.backend == "onnxruntime" and not self.runner.any_input_size and size != tuple(meta.input_size):
             if self.runner.io is not None:
-                raise ValueError(f"this ONNX model's graph is fixed to input {tuple(meta.input_size)}, not {size}")
-            raise ValueError(f"this ONNX model was exported for input {tuple(meta.input_size)}, not {size}; "
+                raise FornetError(f"this ONNX model's graph is fixed to input {tuple(meta.input_size)}, not {size}")
+            raise FornetError(f"this ONNX model was exported for input {tuple(meta.input_size)}, not {size}; "
                              "re-export with `fornet export --size H W`")
         self.input_size = (int(size[0]), int(size[1]))
         self.topk_ratio = topk_ratio
@@ -147,16 +144,15 @@ class Segmenter:
                         **kw) -> "Segmenter":
         """Load a model file. ``backend``: torch (a ``.pt`` checkpoint), onnxruntime (a ``.onnx``
         from ``fornet export``), or auto (by the file's suffix)."""
-        if backend not in ("auto", "torch", "onnxruntime"):
-            raise ValueError(f"backend must be auto, torch or onnxruntime, got {backend!r}")
+        check_choice("backend", backend, ("auto", "torch", "onnxruntime"))
         is_onnx = path is not None and str(path).endswith(".onnx")
         if backend == "onnxruntime" or (backend == "auto" and is_onnx):
             if not is_onnx:
-                raise ValueError(f"the onnxruntime backend needs a .onnx model (fornet export), got {path}")
+                raise FornetError(f"the onnxruntime backend needs a .onnx model (fornet export), got {path}")
             runner = OrtRunner(path, device, precision)
             return cls(None, runner.meta, runner=runner, **kw)
         if is_onnx:
-            raise ValueError(f"{path} is an ONNX model: use backend onnxruntime (or auto)")
+            raise FornetError(f"{path} is an ONNX model: use backend onnxruntime (or auto)")
         model, meta = load_model(path)
         return cls(model, meta, device=device, precision=precision, **kw)
 
@@ -185,16 +181,14 @@ class Segmenter:
             if self.backend != "torch":
                 raise FornetError("adaptive K needs the torch backend (the ONNX graph has K fixed at export)")
             return value
-        if value is None or float(value) < 0:
+        if value is None or float(check_topk(value)) < 0:
             value = self.runner.default_topk
         value = float(value)
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"topk_ratio must be in [0, 1] (or < 0 for the model's own), got {value}")
         if self.backend == "onnxruntime" and getattr(self.runner, "io", None) is not None and value != 1.0:
-            raise ValueError(f"{self.cfg.variant} is not a FoR-Net model: it has no Top-K regions (K is 1; "
-                             "leave topk_ratio at -1)")
+            raise FornetError(f"{self.cfg.variant} is not a FoR-Net model: it has no Top-K regions (K is 1; "
+                              "leave topk_ratio at -1)")
         if self.backend == "onnxruntime" and abs(value - self.runner.default_topk) > 1e-9:
-            raise ValueError(f"this ONNX model was exported with K = {self.runner.default_topk:g}; re-export "
+            raise FornetError(f"this ONNX model was exported with K = {self.runner.default_topk:g}; re-export "
                              f"with `fornet export --topk {value:g}` to run another K")
         return value
 
@@ -228,7 +222,7 @@ class Segmenter:
         single, outputs = isinstance(images, np.ndarray), frozenset(outputs)
         imgs = [images] if single else list(images)
         if not imgs:
-            raise ValueError("empty batch: no images given")
+            raise FornetError("empty batch: no images given")
         imgs = [validate_image(im, f"image {i}") for i, im in enumerate(imgs)]
         results = self.finish(self.infer(self.prepare(imgs), mode), [im.shape[:2] for im in imgs], outputs)
         return results[0] if single else results
@@ -320,7 +314,8 @@ def add_model_arguments(p, checkpoint_help="checkpoint (.pt), exported model (.o
                    help="auto: onnxruntime for a .onnx, torch otherwise")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
     p.add_argument("--precision", default="auto", help="auto (fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16")
-    p.add_argument("--topk", type=float, default=None, help="Top-K ratio of refined regions (default: the model's)")
+    p.add_argument("--topk", type=float, default=None,
+                   help="Top-K ratio of refined regions, in [0, 1]; default or any negative value: the model's own K")
     p.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"),
                    help="size the network sees (default: the model's); outputs keep the image size")
     p.add_argument("--adaptive-k", type=float, nargs=3, default=None, metavar=("THRESHOLD", "K_MIN", "K_MAX"),
@@ -340,4 +335,4 @@ def segmenter_from_args(a) -> Segmenter:
                                      input_size=a.input_size, resize_mode=a.resize_mode,
                                      processing=getattr(a, "processing", "auto"),
                                      cuda_graphs=not getattr(a, "no_cuda_graphs", False),
-                                     topk_ratio=AdaptiveK(*a.adaptive_k) if a.adaptive_k else a.topk)
+                                     topk_ratio=AdaptiveK(*check_adaptive_k(*a.adaptive_k)) if a.adaptive_k else a.topk)

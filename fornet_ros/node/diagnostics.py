@@ -32,6 +32,8 @@ def camera_status(stats: CameraStats, params) -> tuple[int, str, dict[str, str]]
         level, message = WARN, f"p95 latency {p95:.0f} ms > budget {params.latency_budget_ms:.0f} ms"
     else:
         level, message = OK, "ok"
+    if stats.clock_note:  # the ages are not measured, and why: once per report, not as a number
+        message = f"{message}; {stats.clock_note}"
     values = {
         "input_hz": f"{stats.input_hz:.2f}", "processed_hz": f"{stats.processed_hz:.2f}",
         "received": str(stats.received), "processed": str(stats.processed),
@@ -42,7 +44,7 @@ def camera_status(stats: CameraStats, params) -> tuple[int, str, dict[str, str]]
         "inference_ms_p50": f"{percentile(stats.infer_ms, 50):.1f}",
         "inference_ms_p95": f"{percentile(stats.infer_ms, 95):.1f}",
         "latency_ms_p50": f"{percentile(stats.latency_ms, 50):.1f}", "latency_ms_p95": f"{p95:.1f}",
-        "input_age_ms_p50": f"{percentile(stats.input_age_ms, 50):.1f}",
+        "input_age_ms_p50": f"{percentile(stats.input_age_ms, 50):.1f}",  # nan: none measured (clock_note)
         **{f"not_published_{out}": str(n) for out, n in stats.skipped},
     }
     return level, message, values

@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 HISTORY = 200  # frames in the latency percentiles
+CLOCK_DISAGREEMENT_MS = 60_000.0  # |stamp -> now| beyond this is no latency: the clocks differ
 
 @dataclass(frozen=True)
 class CameraStats:
@@ -41,6 +42,7 @@ class CameraStats:
     latency_ms: tuple[float, ...] = ()  # receipt -> published
     input_age_ms: tuple[float, ...] = ()  # header stamp -> published (on the ROS clock)
     skipped: tuple[tuple[str, int], ...] = ()  # (output, frames not computed: disabled or nobody subscribed)
+    clock_note: str = ""  # since the previous read: why input ages were not measured (clocks disagree)
 
 
 COUNTERS = ("received", "processed", "overwritten", "stale", "bad", "future", "zero_stamp", "errors", "lost")
@@ -71,6 +73,24 @@ def stamp_verdict(stamp_ns: int, now_ns: int, max_age_ms: float, max_ahead_ms: f
     return None, None, age
 
 
+def input_age(stamp_ns: int, now_ns: int) -> tuple[float | None, str]:
+    """(age in ms, note) of a published frame: header stamp -> the node's clock now. The age is None,
+    with a note saying why, when it would be meaningless: a zero stamp, the node's clock at 0
+    (``use_sim_time`` before the first /clock), or stamp and clock more than
+    :data:`CLOCK_DISAGREEMENT_MS` apart (sim time vs a camera on wall time, a bag replayed without
+    /clock) - no processing takes that long."""
+    if stamp_ns == 0:
+        return None, ""  # counted as zero_stamp already
+    if now_ns <= 0:
+        return None, "the node's clock reads 0 (use_sim_time and no /clock yet?): input age not measured"
+    age = (now_ns - stamp_ns) / 1e6
+    if abs(age) > CLOCK_DISAGREEMENT_MS:
+        side = "behind" if age > 0 else "ahead of"
+        return None, (f"input stamps are {abs(age) / 1000:.0f} s {side} the node's clock (use_sim_time without "
+                      "/clock, or the camera on another clock?): input age not measured")
+    return age, ""
+
+
 @dataclass
 class _Slot:
     pending: tuple | None = None  # (frame, receipt time)
@@ -83,6 +103,7 @@ class _Slot:
     latency_ms: deque = field(default_factory=lambda: deque(maxlen=HISTORY))
     input_age_ms: deque = field(default_factory=lambda: deque(maxlen=HISTORY))
     skipped: dict = field(default_factory=dict)  # output -> frames it was not computed (nobody subscribed)
+    clock_note: str = ""
 
 
 class FrameSlots:
@@ -163,8 +184,10 @@ class FrameSlots:
         with self._cond:
             self._count(self._slots[camera], "errors", detail)
 
-    def done(self, camera: str, receipt: float, infer_ms: float, input_age_ms: float | None = None) -> None:
-        """A taken frame (received at ``receipt``) was published now."""
+    def done(self, camera: str, receipt: float, infer_ms: float, input_age_ms: float | None = None,
+             clock_note: str = "") -> None:
+        """A taken frame (received at ``receipt``) was published now; ``clock_note``: why its input age
+        is None (see :func:`input_age`), reported once per :meth:`stats` window."""
         latency = (self.clock() - receipt) * 1000
         with self._cond:
             s = self._slots[camera]
@@ -174,6 +197,8 @@ class FrameSlots:
             s.latency_ms.append(latency)
             if input_age_ms is not None:
                 s.input_age_ms.append(input_age_ms)
+            if clock_note:
+                s.clock_note = clock_note
 
     def stats(self) -> dict[str, CameraStats]:
         """Every camera's counters now; rates since the previous call (whose window this resets)."""
@@ -189,7 +214,9 @@ class FrameSlots:
                                        input_hz=c["window_received"] / dt, processed_hz=c["window_processed"] / dt,
                                        silent_s=None if s.last_receipt is None else now - s.last_receipt,
                                        infer_ms=tuple(s.infer_ms), latency_ms=tuple(s.latency_ms),
-                                       input_age_ms=tuple(s.input_age_ms), skipped=tuple(sorted(s.skipped.items())))
+                                       input_age_ms=tuple(s.input_age_ms), skipped=tuple(sorted(s.skipped.items())),
+                                       clock_note=s.clock_note)
+                s.clock_note = ""
                 for k in ("window_received", "window_processed", "window_errors", "window_warnings"):
                     c[k] = 0
             return out

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from ..classes import colorize
-from .frames import FrameSlots, stamp_ns, stamp_verdict
+from .frames import FrameSlots, input_age, stamp_ns, stamp_verdict
 from .images import BadImageError, DecodeOptions, to_rgb
 from .k_controller import LatencyKController
 
@@ -42,7 +42,8 @@ class Sink(Protocol):
     """What the adapter does with the pipeline's arrays (the ROS node: publishers)."""
 
     def wanted(self, cam: str, out: str) -> bool:
-        """Is output ``out`` of ``cam`` enabled and subscribed? (lazy outputs)"""
+        """Is output ``out`` of ``cam`` enabled and subscribed? (lazy outputs; ``points``: any
+        labelled cloud this camera's frames make - depth or LiDAR - which then needs confidence)"""
 
     def publish(self, cam: str, header, arrays: dict[str, tuple[np.ndarray, str]]) -> None:
         """Publish ``{output: (array, encoding)}`` of one frame with the input's header."""
@@ -186,6 +187,8 @@ class FramePipeline:
         compute = {o for o in ("importance", "confidence") if any(o in w for w in wanted.values())}
         if self.params.costmap_enabled and self.params.costmap_min_confidence > 0:
             compute.add("confidence")  # the costmap's confidence gating
+        if any(self.sink.wanted(cam, "points") for cam, *_ in batch):
+            compute.add("confidence")  # the labelled clouds' confidence field: computed, never a placeholder
         t0 = time.monotonic()
         try:
             results = self.segmenter([rgb for *_, rgb in batch], outputs=compute)
@@ -212,8 +215,7 @@ class FramePipeline:
         finally:  # the accounting of what was published happens whatever failed after it
             now_ns = self.now_ns()
             for cam, header, _, t_rx, _ in published:
-                ns = stamp_ns(header.stamp)
-                self.slots.done(cam, t_rx, infer_ms, None if ns == 0 else (now_ns - ns) / 1e6)
+                self.slots.done(cam, t_rx, infer_ms, *input_age(stamp_ns(header.stamp), now_ns))
             self._control_k([t_rx for _, _, _, t_rx, _ in published])
 
     def _update_costmap(self, published) -> None:

@@ -201,6 +201,8 @@ class SegmentationNode(ManagedNode):
     # -- the pipeline's sink (called from the worker thread) -----------------------------------
     def wanted(self, cam: str, out: str) -> bool:
         """An optional output is computed and published only when enabled AND subscribed (lazy)."""
+        if out == "points":
+            return self.points3d is not None and self.points3d.subscribed(cam)
         on = out == "labels" or getattr(self.params, f"publish_{out}")
         return on and self.pubs[cam][out].get_subscription_count() > 0
 
@@ -228,7 +230,8 @@ class SegmentationNode(ManagedNode):
     # -- diagnostics and shutdown ----------------------------------------------------------------
     def _publish_diagnostics(self):
         arr = DiagnosticArray()
-        arr.header.stamp = self.get_clock().now().to_msg()
+        now = self.get_clock().now()  # 0 under use_sim_time before /clock: stamp with the wall clock then
+        arr.header.stamp = (now if now.nanoseconds else Clock(clock_type=ClockType.SYSTEM_TIME).now()).to_msg()
         model = model_values(self.segmenter, self.pipeline.k_ctrl)
         for cam, stats in self.slots.stats().items():
             level, message, values = camera_status(stats, self.params)

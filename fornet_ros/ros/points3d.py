@@ -51,6 +51,11 @@ class LabelledPoints:
             node.create_subscription(PointCloud2, params.lidar_topic, lambda m: self._buffer(self.lidar, m), qin)
             self.lidar_pub = node.create_publisher(PointCloud2, "semantic/lidar_points", qout)
 
+    def subscribed(self, cam: str) -> bool:
+        """Does anyone subscribe to a labelled cloud made from ``cam``'s frames?"""
+        return ((cam in self.depth and self.points_pub[cam].get_subscription_count() > 0)
+                or (cam == self.lidar_cam and self.lidar_pub.get_subscription_count() > 0))
+
     def _buffer(self, matcher: StampMatcher, msg):
         with self.lock:
             matcher.add(stamp_ns(msg.header.stamp), msg)

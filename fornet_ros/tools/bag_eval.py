@@ -17,6 +17,7 @@ def evaluate_bag(segmenter, path, camera=None, limit=None, boundary_px: int = 3,
     ``costmap_config``, default the built-in ones) into ``result['costmap']``; None with a reason in
     ``result['costmap_skipped']`` when the bag has no CameraInfo."""
     from ..training.evaluation import SampleError, evaluate
+    open_reader(path).close()  # a missing or corrupt bag fails here, before the progress bar starts
     scorer, skipped = None, None
     if costmap:
         scorer, skipped = _costmap_scorer(path, camera, segmenter.classes, camera_pose, costmap_config)

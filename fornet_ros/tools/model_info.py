@@ -8,14 +8,15 @@ import json
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..inference.checkpoint import ModelMeta, model_from_checkpoint, read_checkpoint, save_checkpoint
+from ..inference.checkpoint import DEFAULT_INPUT_SIZE, ModelMeta, model_from_checkpoint, read_checkpoint, save_checkpoint
 from ..model import VARIANTS, create_model
+from ..validation import check_output_file, check_size, check_topk
 
 
 def model_stats(model, size=(512, 1024)) -> dict:
     """Parameters and forward GFLOPs (torch.utils.flop_counter; FLOP = 2 x multiply-add) at ``size``,
     dense path with K = 1 and sparse path at the model's K."""
-    x = torch.zeros(1, 3, *size)
+    x = torch.zeros(1, 3, *check_size("size", size))
     out = {"params_m": sum(p.numel() for p in model.parameters()) / 1e6}
     model.eval()
     for key, kw in (("gflops_k1", dict(topk_ratio=1.0, mode="dense")), ("gflops_at_k", dict(mode="sparse"))):
@@ -37,6 +38,9 @@ def add_init_arguments(p):
 
 
 def run_init(a):
+    check_topk(a.topk, "--topk")
+    check_size("--input-size", a.input_size)
+    check_output_file(a.out)
     torch.manual_seed(a.seed)
     model = create_model(a.variant, num_classes=a.num_classes, topk_ratio=a.topk, **({"focus": False} if a.no_focus else {}))
     path = save_checkpoint(a.out, model, ModelMeta.default(a.num_classes, tuple(a.input_size)), untrained=True)
@@ -49,7 +53,8 @@ def add_info_arguments(p):
     g.add_argument("--checkpoint", default=None, help="checkpoint (.pt) or ONNX model (.onnx: its classes, input "
                    "size and input format; no FLOP count); default: the packaged model")
     g.add_argument("--variant", choices=sorted(VARIANTS), help="describe an untrained variant instead")
-    p.add_argument("--size", type=int, nargs=2, default=(512, 1024), metavar=("H", "W"))
+    p.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"),
+                   help="input size of the GFLOPs count (default: the checkpoint's input size; 512x1024 for a variant)")
     p.add_argument("--json", action="store_true")
 
 
@@ -81,8 +86,14 @@ def run_info(a):
     else:
         ckpt = read_checkpoint(a.checkpoint)
         model = model_from_checkpoint(ckpt)
-    info = {"variant": model.cfg.variant, "config": model.cfg.to_dict(), "size": list(a.size),
-            **model_stats(model, tuple(a.size)), "classes": ckpt.get("classes"), "input_size": ckpt.get("input_size"),
+    if a.size:
+        size, size_from = tuple(a.size), "--size"
+    elif ckpt.get("input_size"):
+        size, size_from = tuple(ckpt["input_size"]), "the model's input size"
+    else:
+        size, size_from = DEFAULT_INPUT_SIZE, "default size (an untrained variant has none)"
+    info = {"variant": model.cfg.variant, "config": model.cfg.to_dict(), "size": list(size), "size_from": size_from,
+            **model_stats(model, size), "classes": ckpt.get("classes"), "input_size": ckpt.get("input_size"),
             "train": ckpt.get("train")}
     if a.json:
         print(json.dumps(info, indent=2))
@@ -92,7 +103,7 @@ def run_info(a):
     print(f"variant      {info['variant']}  (K={cfg.topk_ratio}, {focus})")
     print(f"parameters   {info['params_m']:.2f} M")
     print(f"GFLOPs       {info['gflops_at_k']:.2f} at K={cfg.topk_ratio} (sparse), "
-          f"{info['gflops_k1']:.2f} at K=1 (dense), input {a.size[0]}x{a.size[1]}")
+          f"{info['gflops_k1']:.2f} at K=1 (dense), input {size[0]}x{size[1]} ({size_from})")
     if info["classes"]:
         print(f"classes      {len(info['classes'])}: {', '.join(info['classes'])}")
         print(f"input size   {info['input_size']}")

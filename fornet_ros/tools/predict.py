@@ -13,6 +13,7 @@ from ..classes import colorize
 from ..errors import FornetError
 from ..inference import add_model_arguments, segmenter_from_args
 from ..training.datasets import DatasetError, read_rgb
+from ..validation import check_number, check_output_dir
 from .visuals import importance_colors
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm")
@@ -30,7 +31,7 @@ def add_arguments(p):
                      "(heat-map, each image's importance range stretched over the full colour scale).")
     p.add_argument("input", help="image file or folder")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the palette colours")
+    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the palette colours, in [0, 1]")
     add_model_arguments(p)
 
 
@@ -41,21 +42,32 @@ def run(a):
     images = list_images(src)
     if not images:
         raise FornetError(f"no images ({', '.join(IMAGE_EXTS)}) in {src}")
+    check_number("--alpha", a.alpha, 0.0, 1.0)
+    out = check_output_dir(a.out)
     seg = segmenter_from_args(a)
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
+    written, unreadable = 0, []
     for path in tqdm(images, desc="predict", disable=len(images) < 2):
         try:
             img = read_rgb(path)
         except DatasetError as e:
-            print(f"fornet: skipping {path}: {e}", file=sys.stderr)
+            unreadable.append(str(e))
             continue
         r = seg(img)
         color = colorize(r.labels, seg.palette)
         overlay = (img * (1 - a.alpha) + color * a.alpha).astype(np.uint8)
-        cv2.imwrite(str(out / f"{path.stem}_labels.png"), r.labels)
-        cv2.imwrite(str(out / f"{path.stem}_color.png"), cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
+        if not written:
+            out.mkdir(parents=True, exist_ok=True)
+        maps = [("labels", r.labels), ("color", cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))]
         if r.importance is not None:  # a model from another toolbox has no importance map
-            heat = cv2.cvtColor(importance_colors(r.importance)[0], cv2.COLOR_RGB2BGR)
-            cv2.imwrite(str(out / f"{path.stem}_importance.png"), heat)
-    print(f"wrote {len(images)} prediction(s) to {out}")
+            maps.append(("importance", cv2.cvtColor(importance_colors(r.importance)[0], cv2.COLOR_RGB2BGR)))
+        for suffix, arr in maps:
+            if not cv2.imwrite(str(out / f"{path.stem}_{suffix}.png"), arr):
+                raise FornetError(f"cannot write {out / f'{path.stem}_{suffix}.png'}")
+        written += 1
+    if not written:  # one line (the CLI's error), naming the first problem
+        raise FornetError(unreadable[0] if len(unreadable) == 1 else
+                          f"no prediction written: all {len(images)} images in {src} are unreadable ({unreadable[0]}, ...)")
+    for problem in unreadable:
+        print(f"fornet predict: skipping: {problem}", file=sys.stderr)
+    print(f"wrote {written} prediction(s) to {out}" + (f", skipped {len(unreadable)} unreadable image(s)"
+                                                       if unreadable else ""))

@@ -5,6 +5,7 @@ the demo): a :class:`~fornet_ros.inference.Segmenter` over (image, label) sample
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Iterable
 
@@ -79,6 +80,31 @@ def evaluate_with_costmap(segmenter, samples, camera, pose, layer_config: str | 
                    on_scored=lambda label, r: scorer.update(r.labels, label))
     res["costmap"] = scorer.compute() if scorer.score.frames else None
     return res
+def trained_on_scored_data(train: dict | None, split: str, drives=None) -> str | None:
+    """A warning when a checkpoint's ``train`` record says it trained on the data being scored
+    (``split``, restricted to ``drives`` when given), else None. Reads ``train["splits"]`` (split
+    names) and ``train["exclude_drives"]`` (drive-name prefixes left out, or None); a checkpoint that
+    does not record its splits (older ones) gets no warning: nothing is known."""
+    splits = (train or {}).get("splits")
+    if not splits or split not in splits:
+        return None
+    excluded = list((train or {}).get("exclude_drives") or [])
+    held_out = lambda d: any(d.startswith(x) for x in excluded)  # noqa: E731 - drive names are prefixes
+    if drives and all(held_out(d) for d in drives):
+        return None
+    where = f"split {split!r}" + (f" drives {' '.join(drives)}" if drives else "")
+    hint = (f"score the held-out drive(s) with --drives {' '.join(excluded)}" if excluded
+            else "score a split it did not train on")
+    return (f"warning: this checkpoint trained on {where} (its train record: splits {list(splits)}, excluded "
+            f"drives {excluded or 'none'}); this is not a hold-out score - {hint}")
+
+
+def checkpoint_train_record(path) -> dict | None:
+    """The ``train`` record of a ``.pt`` checkpoint (None for an ONNX file or none recorded)."""
+    if path is not None and str(path).endswith(".onnx"):
+        return None
+    from ..inference.checkpoint import read_checkpoint
+    return read_checkpoint(path).get("train")
 
 
 def add_arguments(p):
@@ -102,8 +128,11 @@ def run(a):
         raise FornetError(f"the model's classes {list(seg.classes)} are not the dataset's {list(ds.classes)}; "
                           "a folder dataset labelled in the model's classes names them in classes.yaml "
                           "(classes: [...])")
+    warning = trained_on_scored_data(checkpoint_train_record(a.checkpoint), a.split, a.drives)
+    if warning:
+        print(f"fornet eval: {warning}", file=sys.stderr)
     res = evaluate(seg, dataset_samples(ds, a.limit), boundary_px=a.boundary_px, progress=not a.json, limit=a.limit)
-    res.update(dataset=a.dataset, split=a.split)
+    res.update(dataset=a.dataset, split=a.split, **({"warning": warning} if warning else {}))
     if a.json:
         print(json.dumps(res))
         return
