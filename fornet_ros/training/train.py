@@ -131,9 +131,10 @@ def add_arguments(p):
 
 
 def parse_args(argv=None):
+    from .validation import harden  # the same checked types as `fornet train` (torchrun's path)
     p = argparse.ArgumentParser(prog="fornet train")
     add_arguments(p)
-    return p.parse_args(argv)
+    return harden(p, "train").parse_args(argv)
 
 
 def _setup_distributed(device_arg: str):
