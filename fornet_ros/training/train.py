@@ -131,7 +131,7 @@ def add_arguments(p):
 
 
 def parse_args(argv=None):
-    from .validation import harden  # the same checked types as `fornet train` (torchrun's path)
+    from ..validation import harden  # the same checked types as `fornet train` (torchrun's path)
     p = argparse.ArgumentParser(prog="fornet train")
     add_arguments(p)
     return harden(p, "train").parse_args(argv)
