@@ -144,15 +144,17 @@ def test_cuda_device_path_agrees_with_the_cpu_opencv_path(small_model, rgb, prec
     assert all(buf.is_pinned() for buf, _ in gpu._upload._pinned.values()) and len(gpu._upload._pinned) == 2
 
 
-def test_packaged_model_end_to_end_torch_processing_agrees_with_opencv():
+@pytest.mark.parametrize("name,agree", [("fast", 0.995), ("default", 0.995)])
+def test_packaged_model_end_to_end_torch_processing_agrees_with_opencv(name, agree):
     """A trained model on a camera-sized scene (720x1280 -> its input size): whole-pipeline labels
-    agree (the resampling filters differ a little), the same regions are refined."""
+    agree (the area shrink is OpenCV's to within a rounding grey level), the same regions are refined.
+    With torch's own area pool the pretrained default disagreed on 1 % of the pixels here."""
     from fornet_ros.tools.synthetic import make_scene
-    cv = Segmenter.from_checkpoint(None, device="cpu")
-    th = Segmenter.from_checkpoint(None, device="cpu", processing="torch")
+    cv = Segmenter.from_checkpoint(name, device="cpu")
+    th = Segmenter.from_checkpoint(name, device="cpu", processing="torch")
     img = make_scene(720, 1280, seed=1)[0]
     a, b = cv(img), th(img)
-    assert (a.labels == b.labels).mean() > 0.995 and (a.selected == b.selected).mean() > 0.99
+    assert (a.labels == b.labels).mean() > agree and (a.selected == b.selected).mean() > 0.99
     assert np.abs(a.map_u8("confidence").astype(int) - b.map_u8("confidence")).mean() < 1.0
 
 

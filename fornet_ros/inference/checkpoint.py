@@ -22,7 +22,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_INPUT_SIZE = (512, 1024)  # (H, W) the network sees; outputs come back at the image's size
 # Models shipped inside the package (fornet_ros/weights/, docs/model_card.md), by name: ``--checkpoint
 # fast`` (CLI) or ``checkpoint: fast`` (node) picks one; no checkpoint means "default".
-PACKAGED = {"default": "fornet_s_camvid.pt", "fast": "fornet_s_camvid.pt"}
+PACKAGED = {"default": "fornet_mnv2_camvid.pt", "fast": "fornet_s_camvid.pt"}
 DEFAULT_CHECKPOINT_NAME = PACKAGED["default"]
 
 

@@ -8,13 +8,16 @@ confidence and importance maps on the device, and only the uint8 maps asked for 
 
 Each step mirrors the OpenCV path of :class:`~fornet_ros.inference.Segmenter` (same resize kind,
 same letterbox crop, same arg-max resolution), so the two agree: labels identical up to ties,
-maps within one grey level (``test/test_device_ops.py``, on the CPU). The differences are the
-resampling filters: OpenCV's INTER_AREA weighs partly covered source pixels by their coverage,
-torch's ``area`` (an adaptive average pool) counts them whole, identical at integer factors; and
-OpenCV resizes the uint8 frame in fixed point, torch in float.
+maps within one grey level (``test/test_device_ops.py``, on the CPU). Shrinking is OpenCV's
+INTER_AREA exactly: each output pixel averages the source pixels it covers, weighted by the share
+of each it covers (two matrix products, :func:`area_matrix`; torch's own ``area`` mode is an
+adaptive average pool that counts partly covered pixels whole, which moved the pretrained default's
+labels on 1 % of the pixels), rounded to uint8 as OpenCV does for a uint8 frame.
 """
 
 from __future__ import annotations
+
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -45,6 +48,26 @@ class Uploader:
         return out
 
 
+@lru_cache(maxsize=32)
+def _area_matrix_cpu(n: int, m: int) -> torch.Tensor:
+    s = n / m
+    lo = torch.arange(m, dtype=torch.float64)[:, None] * s
+    j = torch.arange(n, dtype=torch.float64)[None, :]
+    return ((torch.minimum(lo + s, j + 1) - torch.maximum(lo, j)).clamp(min=0) / s).float()
+
+
+def area_matrix(n: int, m: int, device) -> torch.Tensor:
+    """(m, n) weights of an area shrink of an axis of n pixels to m <= n: output i covers source
+    [i n/m, (i+1) n/m), each source pixel weighted by the length of it covered, normalised."""
+    return _area_matrix_cpu(n, m).to(device)
+
+
+def area_resize(t: torch.Tensor, size) -> torch.Tensor:
+    """(H, W, C) float -> (h, w, C) with h <= H, w <= W: cv2.INTER_AREA's coverage-weighted average."""
+    wy, wx = area_matrix(t.shape[0], size[0], t.device), area_matrix(t.shape[1], size[1], t.device)
+    return torch.einsum("ih,hwc,jw->ijc", wy, t, wx)
+
+
 def preprocess(frames, boxes, input_size, mean: torch.Tensor, std: torch.Tensor, dtype: torch.dtype,
                channels_last: bool = True) -> torch.Tensor:
     """Device frames (H, W, 3) uint8 (0-255) or float (0-1) -> the normalised batch (N, 3, h, w) in
@@ -55,7 +78,11 @@ def preprocess(frames, boxes, input_size, mean: torch.Tensor, std: torch.Tensor,
     nhwc = torch.zeros((len(frames), h, w, 3), device=mean.device, dtype=torch.float32)
     for i, (img, (y0, x0, nh, nw)) in enumerate(zip(frames, boxes)):
         t = img.float() if img.dtype == torch.uint8 else img.float() * 255.0
-        if tuple(img.shape[:2]) != (nh, nw):
+        if tuple(img.shape[:2]) != (nh, nw) and img.shape[0] >= nh and img.shape[1] >= nw:
+            t = area_resize(t, (nh, nw))
+            if img.dtype == torch.uint8:
+                t = (t + 0.5).floor()  # OpenCV resizes a uint8 frame into uint8, rounding halves up
+        elif tuple(img.shape[:2]) != (nh, nw):
             shrink = img.shape[0] > nh
             t = F.interpolate(t.permute(2, 0, 1)[None], (nh, nw), mode="area" if shrink else "bilinear",
                               **({} if shrink else {"align_corners": False}))[0].permute(1, 2, 0)
