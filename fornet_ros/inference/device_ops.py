@@ -49,17 +49,14 @@ class Uploader:
 
 
 @lru_cache(maxsize=32)
-def _area_matrix_cpu(n: int, m: int) -> torch.Tensor:
+def area_matrix(n: int, m: int, device) -> torch.Tensor:
+    """(m, n) weights of an area shrink of an axis of n pixels to m <= n: output i covers source
+    [i n/m, (i+1) n/m), each source pixel weighted by the length of it covered, normalised. Cached
+    per (size, device): built and uploaded once per camera size, not per frame."""
     s = n / m
     lo = torch.arange(m, dtype=torch.float64)[:, None] * s
     j = torch.arange(n, dtype=torch.float64)[None, :]
-    return ((torch.minimum(lo + s, j + 1) - torch.maximum(lo, j)).clamp(min=0) / s).float()
-
-
-def area_matrix(n: int, m: int, device) -> torch.Tensor:
-    """(m, n) weights of an area shrink of an axis of n pixels to m <= n: output i covers source
-    [i n/m, (i+1) n/m), each source pixel weighted by the length of it covered, normalised."""
-    return _area_matrix_cpu(n, m).to(device)
+    return ((torch.minimum(lo + s, j + 1) - torch.maximum(lo, j)).clamp(min=0) / s).float().to(device)
 
 
 def area_resize(t: torch.Tensor, size) -> torch.Tensor:

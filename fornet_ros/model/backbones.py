@@ -28,6 +28,16 @@ def _conv_bn(cin, cout, k, stride=1, groups=1, act=nn.ReLU6, eps=1e-5):
     return nn.Sequential(*layers)
 
 
+def run_taps(layers, x, taps: tuple[int, ...]) -> list:
+    """Run ``layers`` in order on ``x``; the outputs of the layers whose index is in ``taps``."""
+    out = []
+    for i, layer in enumerate(layers):
+        x = layer(x)
+        if i in taps:
+            out.append(x)
+    return out
+
+
 class InvertedResidual(nn.Module):
     """torchvision's MobileNetV2 block (``conv.N`` keys): [1x1 expand] -> 3x3 depthwise -> 1x1 project."""
 
@@ -63,12 +73,7 @@ class MobileNetV2(nn.Module):
         self.features = nn.Sequential(*layers)
 
     def forward(self, x):
-        taps = []
-        for i, layer in enumerate(self.features):
-            x = layer(x)
-            if i in self.TAPS:
-                taps.append(x)
-        return taps
+        return run_taps(self.features, x, self.TAPS)
 
 
 def tf_same_pad(x, k: int, stride: int):
@@ -131,12 +136,7 @@ class EfficientNetLite0(nn.Module):
 
     def forward(self, x):
         x = F.relu6(self._bn0(self._conv_stem(tf_same_pad(x, 3, 2))))
-        taps = []
-        for i, block in enumerate(self._blocks):
-            x = block(x)
-            if i in self.TAPS:
-                taps.append(x)
-        return taps
+        return run_taps(self._blocks, x, self.TAPS)
 
 
 class Bottleneck(nn.Module):

@@ -41,6 +41,11 @@ class FoRNet(nn.Module):
                                         cfg.branch_channels, cfg.refine_channels, cfg.dilations,
                                         cfg.region_px // s, 8 // s)
 
+    def _features(self, x):
+        """Backbone features (f2, f4, f8) of ``x`` zero-padded (bottom, right) to ``pad_multiple``."""
+        P = self.pad_multiple
+        return self.backbone(F.pad(x, (0, (-x.shape[-1]) % P, 0, (-x.shape[-2]) % P)))
+
     @property
     def output_stride(self) -> int:
         """Stride of ``logits``: 4 for the paper and plain heads, the refine stride for the sparse
@@ -55,9 +60,7 @@ class FoRNet(nn.Module):
         The sparse head only (the paper head's masks gate features inside its head)."""
         if self.cfg.head != "sparse":
             raise ValueError(f"focus_inputs is the sparse head's; this model has the {self.cfg.head} head")
-        P = self.pad_multiple
-        x = F.pad(x, (0, (-x.shape[-1]) % P, 0, (-x.shape[-2]) % P))
-        f2, f4, f8 = self.backbone(x)
+        f2, f4, f8 = self._features(x)
         coarse = self.head(f8)
         if not self.cfg.focus:
             return coarse, None, None
@@ -99,8 +102,7 @@ class FoRNet(nn.Module):
     def _paper_forward(self, x, K):
         """The paper / plain head: same output dict, regions = stride-8 cells (``region_px`` 8)."""
         H, W = x.shape[-2:]
-        P = self.pad_multiple
-        f2, f4, f8 = self.backbone(F.pad(x, (0, (-W) % P, 0, (-H) % P)))
+        f2, f4, f8 = self._features(x)
         if isinstance(K, AdaptiveK):
             raise ValueError("the paper head takes a fixed K (its four nested ratios scale with it)")
         h8, w8 = -(-H // 8), -(-W // 8)

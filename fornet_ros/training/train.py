@@ -165,7 +165,6 @@ def run(args) -> dict:
     is_main = rank == 0
     if is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "args.json").write_text(json.dumps(vars(args), indent=2))
 
     extra = {"drives": args.drives, "exclude_drives": args.exclude_drives} if args.dataset == "camvid" else {}
     train_ds = build_dataset(args.dataset, args.data_root, args.split[0], cache=True,
@@ -191,7 +190,7 @@ def run(args) -> dict:
     cfg = model.cfg
     if args.dice is None:
         args.dice = 1.0 if getattr(cfg, "head", "sparse") != "sparse" else 0.0
-    if is_main:  # again, with the defaults that depend on the model resolved
+    if is_main:  # once the defaults that depend on the model (--dice) are resolved
         (out_dir / "args.json").write_text(json.dumps(vars(args), indent=2))
     mean, std = NORMALIZATION[cfg.backbone] if cfg.arch == "fornet" else (IMAGENET_MEAN, IMAGENET_STD)
     meta = ModelMeta(tuple(train_ds.classes), tuple(tuple(c) for c in train_ds.palette), mean=mean, std=std,
