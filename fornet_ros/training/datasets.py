@@ -9,11 +9,13 @@ import numpy as np
 import yaml
 
 from ..classes import (
-    CAMVID_TO_TRAINID,
+    CAMVID,
+    CITYSCAPES,
     CITYSCAPES_CLASSES,
-    CITYSCAPES_LABELID_TO_TRAINID,
     CITYSCAPES_PALETTE,
     IGNORE_INDEX,
+    LABEL_SPACES,
+    LabelSpace,
     lookup_table,
 )
 from ..errors import FornetError
@@ -40,16 +42,26 @@ def read_label(path) -> np.ndarray:
 
 
 class SegmentationDataset:
-    """A list of (image path, label path) and a LUT mapping stored label values to train IDs."""
+    """A list of (image path, label path) and a LUT mapping stored label values to train IDs.
+
+    With a :class:`~fornet_ros.classes.LabelSpace` (``space``) the LUT follows from it: by default
+    its labels for scoring (each coarse label as its representative class); with ``partial=True``
+    the training codes of the partial-label loss (a coarse label as a set of classes).
+    ``prediction_lut`` maps a model's predictions into this dataset's classes before scoring
+    (None when the dataset labels every class exactly)."""
 
     classes = CITYSCAPES_CLASSES
     palette = CITYSCAPES_PALETTE
 
-    def __init__(self, pairs: list[tuple[Path, Path]], lut: np.ndarray, transform=None, cache: bool = False,
-                 valid_values: set[int] | None = None):
+    def __init__(self, pairs: list[tuple[Path, Path]], lut: np.ndarray | None = None, transform=None,
+                 cache: bool = False, valid_values: set[int] | None = None, space: LabelSpace | None = None,
+                 partial: bool = False):
         if not pairs:
             raise DatasetError(f"{type(self).__name__}: no image/label pairs found")
-        self.pairs, self.lut, self.transform = pairs, lut, transform
+        if lut is None:
+            lut = space.train_lut() if partial else space.eval_lut()
+        self.pairs, self.lut, self.transform, self.space = pairs, lut, transform, space
+        self.prediction_lut = space.prediction_lut() if space is not None and not partial else None
         self.valid_values = valid_values
         self._cache = {} if cache else None
 
@@ -102,27 +114,28 @@ class CamVid(SegmentationDataset):
     train IDs as in shared/data/camvid/SOURCE.md. ``drives`` keeps / ``exclude_drives`` drops whole
     sequences (file-name prefixes such as ``0006R0``) for an honest hold-out."""
 
-    def __init__(self, root, split: str = "train", transform=None, drives=None, exclude_drives=None, cache=False):
+    def __init__(self, root, split: str = "train", transform=None, drives=None, exclude_drives=None, cache=False,
+                 partial: bool = False):
         root = Path(root)
         pairs = _pair_by_name(root / split, root / f"{split}annot")
         if drives:
             pairs = [p for p in pairs if p[0].name.split("_")[0] in set(drives)]
         if exclude_drives:
             pairs = [p for p in pairs if p[0].name.split("_")[0] not in set(exclude_drives)]
-        super().__init__(pairs, lookup_table(CAMVID_TO_TRAINID), transform, cache, valid_values=set(range(12)))
+        super().__init__(pairs, None, transform, cache, valid_values=set(range(12)), space=CAMVID, partial=partial)
 
 
 class Cityscapes(SegmentationDataset):
     """Official layout: ``leftImg8bit/<split>/<city>/*_leftImg8bit.png`` and
     ``gtFine/<split>/<city>/*_gtFine_labelIds.png`` (labelIds mapped to train IDs)."""
 
-    def __init__(self, root, split: str = "train", transform=None, cities=None, cache=False):
+    def __init__(self, root, split: str = "train", transform=None, cities=None, cache=False, partial: bool = False):
         root = Path(root)
         pairs = _pair_by_name(root / "leftImg8bit" / split, root / "gtFine" / split,
                               img_strip="_leftImg8bit", lab_add="_gtFine_labelIds")
         if cities:
             pairs = [p for p in pairs if p[0].parent.name in set(cities)]
-        super().__init__(pairs, lookup_table(CITYSCAPES_LABELID_TO_TRAINID), transform, cache)
+        super().__init__(pairs, None, transform, cache, space=CITYSCAPES, partial=partial)
 
 
 class FolderDataset(SegmentationDataset):
@@ -131,16 +144,25 @@ class FolderDataset(SegmentationDataset):
     classes.yaml: ``mapping: {stored value: class ID}`` (values not listed are ignored). Class IDs
     are Cityscapes train IDs unless the file names its own classes: ``classes: [name, ...]`` (and
     optionally ``palette: [[r, g, b], ...]``); then ID i is ``classes[i]`` and, without a
-    ``mapping``, stored value i is class i (the labels of a model with its own classes).
+    ``mapping``, stored value i is class i (the labels of a model with its own classes). Or
+    ``label_space: NAME``, one of :data:`fornet_ros.classes.LABEL_SPACES` (a dataset whose labels
+    map onto the 19 classes through sets, e.g. ``idd_lite``; what ``scripts/prepare_datasets.py`` writes).
     """
 
-    def __init__(self, root, split: str = "train", transform=None, cache=False):
+    def __init__(self, root, split: str = "train", transform=None, cache=False, partial: bool = False):
         root = Path(root)
         cfg_path = root / "classes.yaml"
         if not cfg_path.is_file():
             raise DatasetError(f"folder dataset needs {cfg_path} with a 'mapping' of label value -> train ID "
-                               "(or its own 'classes')")
+                               "(or its own 'classes', or a 'label_space')")
         cfg = yaml.safe_load(cfg_path.read_text()) or {}
+        if "label_space" in cfg:
+            if cfg["label_space"] not in LABEL_SPACES:
+                raise DatasetError(f"{cfg_path}: unknown label_space {cfg['label_space']!r}; "
+                                   f"choose one of {sorted(LABEL_SPACES)}")
+            super().__init__(self._pairs(root, split), None, transform, cache, space=LABEL_SPACES[cfg["label_space"]],
+                             partial=partial)
+            return
         names, mapping = cfg.get("classes"), cfg.get("mapping")
         if names is not None:
             if not isinstance(names, list) or not names or len(set(names)) != len(names) or len(names) > 255:
@@ -160,15 +182,16 @@ class FolderDataset(SegmentationDataset):
                if not (0 <= int(k) <= 255 and (0 <= int(v) < n or int(v) == IGNORE_INDEX))}
         if bad:
             raise DatasetError(f"{cfg_path}: invalid entries {bad}")
-        pairs = []
+        super().__init__(self._pairs(root, split), lookup_table({int(k): int(v) for k, v in mapping.items()}),
+                         transform, cache)
+
+    @staticmethod
+    def _pairs(root: Path, split: str) -> list[tuple[Path, Path]]:
         img_dir, lab_dir = root / "images" / split, root / "labels" / split
         for ext in (".png", ".jpg", ".jpeg"):
             if img_dir.is_dir() and any(img_dir.glob(f"*{ext}")):
-                pairs = _pair_by_name(img_dir, lab_dir, img_suffix=ext)
-                break
-        if not pairs:
-            raise DatasetError(f"no images in {img_dir}")
-        super().__init__(pairs, lookup_table({int(k): int(v) for k, v in mapping.items()}), transform, cache)
+                return _pair_by_name(img_dir, lab_dir, img_suffix=ext)
+        raise DatasetError(f"no images in {img_dir}")
 
 
 DATASETS = {"camvid": CamVid, "cityscapes": Cityscapes, "folder": FolderDataset}
@@ -178,3 +201,36 @@ def build_dataset(name: str, root, split: str, transform=None, **kw) -> Segmenta
     if name not in DATASETS:
         raise DatasetError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
     return DATASETS[name](root, split, transform=transform, **kw)
+
+
+class MixedDataset:
+    """Several datasets as one, each with its own transform, drawn with per-dataset probabilities
+    (:meth:`sampler`): a training run on Cityscapes, CamVid and IDD-Lite at once. Index ``i`` runs
+    over the datasets one after another."""
+
+    def __init__(self, datasets: list[SegmentationDataset], weights: list[float]):
+        if len(datasets) != len(weights) or not datasets:
+            raise DatasetError("one weight per dataset")
+        self.datasets, self.weights = datasets, [float(w) for w in weights]
+        self.offsets = np.cumsum([0] + [len(d) for d in datasets])
+        self.classes, self.palette = datasets[0].classes, datasets[0].palette
+
+    def __len__(self):
+        return int(self.offsets[-1])
+
+    def locate(self, i: int) -> tuple[SegmentationDataset, int]:
+        k = int(np.searchsorted(self.offsets, i, side="right")) - 1
+        return self.datasets[k], i - int(self.offsets[k])
+
+    def load(self, i: int):
+        d, j = self.locate(i)
+        return d.load(j)
+
+    def __getitem__(self, i: int):
+        d, j = self.locate(i)
+        return d[j]
+
+    def sample_weights(self) -> np.ndarray:
+        """Per-sample probability: dataset ``k``'s weight spread over its samples (sums to 1)."""
+        total = sum(self.weights)
+        return np.concatenate([np.full(len(d), w / total / len(d)) for d, w in zip(self.datasets, self.weights)])

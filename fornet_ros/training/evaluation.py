@@ -30,11 +30,13 @@ def dataset_samples(dataset, limit: int | None = None):
 
 
 def evaluate(segmenter, samples: Iterable[tuple[np.ndarray, np.ndarray]], boundary_px: int = 3,
-             progress: bool = True, limit: int | None = None, on_scored=None) -> dict:
+             progress: bool = True, limit: int | None = None, on_scored=None, prediction_lut=None) -> dict:
     """Score ``segmenter`` on ``samples``: (RGB uint8 HxWx3, train-id label uint8 HxW) pairs; a
     label may be ``None`` (the frame is segmented and timed but not scored). Each image goes
     through the segmenter at its input size; predictions come back at the label's resolution.
     ``on_scored(label, result)`` is called for every scored frame (e.g. the costmap score).
+    ``prediction_lut`` maps predictions into a coarse dataset's classes before scoring (the
+    dataset's ``prediction_lut``: a truck on a CamVid ``car`` pixel is right).
 
     Returns the metrics of :meth:`SegmentationMetrics.compute` plus ``images`` (segmented),
     ``scored``, ``images_per_s`` (segmenter time only), ``topk_ratio``, ``input_size``, ``variant``."""
@@ -52,7 +54,8 @@ def evaluate(segmenter, samples: Iterable[tuple[np.ndarray, np.ndarray]], bounda
         if label is not None:
             if label.shape != res.labels.shape:
                 raise SampleError(f"sample {images - 1}: label {label.shape} and image {res.labels.shape[:2]} sizes differ")
-            metrics.update(label, res.labels, res.selected)
+            pred = res.labels if prediction_lut is None else prediction_lut[res.labels]
+            metrics.update(label, pred, res.selected)
             scored += 1
             if on_scored is not None:
                 on_scored(label, res)
@@ -131,7 +134,8 @@ def run(a):
     warning = trained_on_scored_data(checkpoint_train_record(a.checkpoint), a.split, a.drives)
     if warning:
         print(f"fornet eval: {warning}", file=sys.stderr)
-    res = evaluate(seg, dataset_samples(ds, a.limit), boundary_px=a.boundary_px, progress=not a.json, limit=a.limit)
+    res = evaluate(seg, dataset_samples(ds, a.limit), boundary_px=a.boundary_px, progress=not a.json, limit=a.limit,
+                   prediction_lut=ds.prediction_lut)
     res.update(dataset=a.dataset, split=a.split, **({"warning": warning} if warning else {}))
     if a.json:
         print(json.dumps(res))

@@ -19,18 +19,20 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, WeightedRandomSampler
 from tqdm import tqdm
 
+from ..classes import membership as label_membership
 from ..errors import FornetError
 from ..inference import Segmenter
-from ..inference.checkpoint import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, load_model, make_checkpoint
+from ..inference.checkpoint import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, load_model, make_checkpoint, read_checkpoint
 from ..model import VARIANTS, create_model
 from ..model.backbones import NORMALIZATION
 from ..model.pretrained import load_backbone_weights, sha256
-from .datasets import DATASETS, build_dataset
+from .datasets import DATASETS, MixedDataset
 from .evaluation import dataset_samples, evaluate
 from .losses import fornet_loss
+from .recipe import DatasetSpec, build_spec, describe_spec, load_recipe, specs_from_args
 from .transforms import TrainTransform
 
 
@@ -50,7 +52,8 @@ def collate(batch, mean=IMAGENET_MEAN, std=IMAGENET_STD):
 
 
 def train_one_epoch(model, loader, optimizer, scheduler, cfg, steps: int, start_step: int, device,
-                    log=None, amp: bool = False, progress: bool = True, scaler=None, dice_weight: float = 0.0):
+                    log=None, amp: bool = False, progress: bool = True, scaler=None, dice_weight: float = 0.0,
+                    membership=None):
     """Runs ``steps`` optimisation steps (an "epoch" here is a fixed number of steps). With ``amp``
     (CUDA) the forward runs in fp16 autocast and ``scaler`` (torch.amp.GradScaler) scales the loss."""
     model.train()
@@ -65,7 +68,8 @@ def train_one_epoch(model, loader, optimizer, scheduler, cfg, steps: int, start_
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
             out = model(x)
-        loss, parts = fornet_loss({k: v.float() for k, v in out.items()}, y, cfg, dice_weight=dice_weight)
+        loss, parts = fornet_loss({k: v.float() for k, v in out.items()}, y, cfg, dice_weight=dice_weight,
+                                  membership=membership)
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -85,19 +89,28 @@ def train_one_epoch(model, loader, optimizer, scheduler, cfg, steps: int, start_
 
 
 def add_arguments(p):
-    """The trainer's options; the defaults ARE the recipe of the packaged model (scripts pass only
-    what differs: data, hold-out, budget, seed, K)."""
+    """The trainer's options. The shipped models' recipes are the files in ``recipes/``
+    (``--recipe``); these defaults are a generic starting point, not any shipped model's recipe."""
     p.description = ("Train FoR-Net or a baseline (AdamW, poly LR with warm-up, OHEM cross-entropy + auxiliary + "
-                     "selector losses). Use torchrun for several processes.")
-    p.add_argument("--dataset", default="camvid", choices=sorted(DATASETS))
-    p.add_argument("--data-root", required=True, help="dataset root folder")
+                     "selector losses) on one dataset (--dataset/--data-root) or a mix of several with their own "
+                     "label sets (--recipe FILE). Use torchrun for several processes.")
+    p.add_argument("--recipe", default=None, metavar="YAML",
+                   help="a recipe file: datasets (roots, splits, sampling weights, scale), model and schedule "
+                        "(recipes/*.yaml reproduce the shipped models); command-line options override it")
+    p.add_argument("--data-dir", default=None, metavar="DIR",
+                   help="sets ${FORNET_DATA} for the recipe's dataset roots (scripts/prepare_datasets.py --out)")
+    p.add_argument("--one-to-one", action="store_true",
+                   help="ablation: train coarse labels as their representative class (CamVid car = car), "
+                        "not as the set of classes they cover (the partial-label loss)")
+    p.add_argument("--dataset", default="camvid", choices=sorted(DATASETS), help="dataset type (without --recipe)")
+    p.add_argument("--data-root", default=None, help="dataset root folder (required without --recipe)")
     p.add_argument("--split", nargs="+", default=["train"], help="split(s) to train on, e.g. train val")
     p.add_argument("--drives", nargs="*", help="CamVid: train only on these drives (name prefixes)")
     p.add_argument("--exclude-drives", nargs="*", help="CamVid: leave these drives out of training")
     p.add_argument("--val-split", default=None, help="split to validate on (default: the first --split)")
     p.add_argument("--val-drives", nargs="*", help="CamVid: validate only on these drives")
     p.add_argument("--val-limit", type=int, default=None, help="validate on at most N images")
-    p.add_argument("--variant", default="fornet_s", choices=sorted(VARIANTS))
+    p.add_argument("--variant", default=None, choices=sorted(VARIANTS), help="model variant (default fornet_s)")
     p.add_argument("--topk", type=float, default=None,
                    help="Top-K ratio during training (default: the variant's: 0.25 sparse heads, 0.4 paper heads)")
     p.add_argument("--backbone-weights", default=None, metavar="PATH",
@@ -122,7 +135,8 @@ def add_arguments(p):
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
-    p.add_argument("--init", default=None, help="start from this checkpoint's weights")
+    p.add_argument("--init", default=None,
+                   help="start from this checkpoint (its architecture and weights; its training record gains a stage)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
@@ -155,7 +169,45 @@ def main(argv=None) -> dict:
     return run(parse_args(argv))
 
 
+def apply_recipe(args):
+    """Load ``args.recipe`` (if any) and fill every option still at its parser default from it."""
+    if args.data_dir:
+        os.environ["FORNET_DATA"] = str(Path(args.data_dir).expanduser().resolve())
+    if not args.recipe:
+        return None
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    defaults = {a.dest: a.default for a in p._actions if a.dest != "help"}  # argparse has no public table
+    recipe = load_recipe(args.recipe, set(defaults) - {"recipe", "data_dir", "out", "resume"})
+    for key, value in recipe.options.items():
+        if getattr(args, key) == defaults[key]:
+            setattr(args, key, tuple(value) if isinstance(defaults[key], tuple) else value)
+    return recipe
+
+
+def training_record(args, recipe, specs, parts, step, weights_file, previous: dict) -> dict:
+    """The checkpoint's ``train`` entry, written whole by the trainer: the datasets (with their
+    source commit and file counts), the recipe, and every stage (an ``--init`` run appends one)."""
+    stage = {"what": f"from {Path(args.init).name}" if args.init else (
+                 f"from ImageNet weights ({weights_file.name})" if weights_file else "from random weights"),
+             "iters": args.iters, "step": step, "lr": args.lr, "crop": list(args.crop), "batch_size": args.batch_size,
+             "seed": args.seed, "topk": args.topk, "partial_labels": not args.one_to_one,
+             "recipe": recipe.path.name if recipe else None,
+             "datasets": [describe_spec(sp, ds) for sp, ds in zip(specs, parts)]}
+    stages = list(previous.get("stages") or [])
+    record = {"stages": stages + [stage], "total_iters": int(previous.get("total_iters") or 0) + step,
+              "recipe": recipe.text if recipe else None, "step": step, "iters": args.iters,
+              "datasets": stage["datasets"],
+              # what `fornet eval` compares to warn when a model is scored on its own training data
+              "dataset": specs[0].type if len(specs) == 1 else "mix", "splits": specs[0].splits,
+              "drives": specs[0].drives, "exclude_drives": specs[0].exclude_drives,
+              "backbone_weights": weights_file.name if weights_file else previous.get("backbone_weights"),
+              "backbone_weights_sha256": sha256(weights_file) if weights_file else previous.get("backbone_weights_sha256")}
+    return record
+
+
 def run(args) -> dict:
+    recipe = apply_recipe(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     rank, world, device = _setup_distributed(args.device)
@@ -166,20 +218,36 @@ def run(args) -> dict:
     if is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
 
-    extra = {"drives": args.drives, "exclude_drives": args.exclude_drives} if args.dataset == "camvid" else {}
-    train_ds = build_dataset(args.dataset, args.data_root, args.split[0], cache=True,
-                             transform=TrainTransform(args.crop, args.scale, seed=args.seed + rank), **extra)
-    for split in args.split[1:]:  # same dataset class, same label mapping: one list of pairs
-        train_ds.pairs += build_dataset(args.dataset, args.data_root, split, **extra).pairs
-    val_extra = {"drives": args.val_drives} if args.dataset == "camvid" and args.val_drives else {}
-    val_ds = build_dataset(args.dataset, args.data_root, args.val_split or args.split[0], **val_extra)
-    input_size = tuple(args.input_size) if args.input_size else train_ds.load(0)[1].shape
+    specs, val_spec = (recipe.datasets, recipe.val) if recipe else specs_from_args(args)
+    parts = [build_spec(sp, TrainTransform(args.crop, sp.scale or args.scale, base_scale=sp.base_scale,
+                                           seed=args.seed + rank + 1000 * i), partial=not args.one_to_one, cache=True)
+             for i, sp in enumerate(specs)]
+    partial_labels = not args.one_to_one and any(d.space is not None and not d.space.exact for d in parts)
+    train_ds = parts[0] if len(parts) == 1 else MixedDataset(parts, [sp.weight for sp in specs])
+    val_spec = val_spec or DatasetSpec(specs[0].type, specs[0].root, specs[0].splits[:1], **specs[0].kwargs())
+    val_ds = build_spec(val_spec)
+    val_limit = val_spec.limit or args.val_limit
+    membership = torch.from_numpy(label_membership(len(train_ds.classes))).to(device) if partial_labels else None
+    input_size = tuple(args.input_size) if args.input_size else (
+        None if args.init else tuple(parts[0].load(0)[1].shape))
 
     overrides = {k: v for k, v in (("region_px", args.region_px), ("refine_stride", args.refine_stride)) if v}
-    weights_file = None
+    weights_file, init_meta, previous = None, None, {}
     if args.init:
-        model = load_model(args.init)[0].train()
+        refused = [f"--{k.replace('_', '-')}" for k in ("variant", "region_px", "refine_stride", "backbone_weights")
+                   if getattr(args, k)] + (["--no-focus"] if args.no_focus else []) + (
+                   ["--no-pretrained"] if args.no_pretrained else [])
+        if refused:
+            raise FornetError(f"--init takes the model from the checkpoint; {', '.join(refused)} cannot change it "
+                              "(drop them, or train from scratch without --init)")
+        model, init_meta = load_model(args.init)
+        model.train()
+        if args.topk is not None:  # the training K is a run-time setting of the model: honoured
+            model.cfg.topk_ratio = model.topk_ratio = float(args.topk)
+        previous = read_checkpoint(args.init).get("train") or {}
+        input_size = input_size or tuple(init_meta.input_size)
     else:
+        args.variant = args.variant or "fornet_s"
         model = create_model(args.variant, num_classes=len(train_ds.classes), topk_ratio=args.topk,
                              **({"focus": False} if args.no_focus else {}), **overrides)
         if model.cfg.backbone != "light" and not args.no_pretrained:
@@ -192,9 +260,14 @@ def run(args) -> dict:
         args.dice = 1.0 if getattr(cfg, "head", "sparse") != "sparse" else 0.0
     if is_main:  # once the defaults that depend on the model (--dice) are resolved
         (out_dir / "args.json").write_text(json.dumps(vars(args), indent=2))
+        if recipe:
+            (out_dir / "recipe.yaml").write_text(recipe.text)
     mean, std = NORMALIZATION[cfg.backbone] if cfg.arch == "fornet" else (IMAGENET_MEAN, IMAGENET_STD)
     meta = ModelMeta(tuple(train_ds.classes), tuple(tuple(c) for c in train_ds.palette), mean=mean, std=std,
                      input_size=tuple(input_size))
+    if init_meta is not None:
+        meta = ModelMeta(init_meta.classes, init_meta.palette, mean=init_meta.mean, std=init_meta.std,
+                         input_size=tuple(input_size))
     model = model.to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: poly_lr(s, args.iters, args.warmup))
@@ -208,7 +281,11 @@ def run(args) -> dict:
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    sampler = DistributedSampler(train_ds, seed=args.seed) if world > 1 else RandomSampler(train_ds)
+    if isinstance(train_ds, MixedDataset):  # per-dataset probabilities; each rank draws its own stream
+        sampler = WeightedRandomSampler(torch.from_numpy(train_ds.sample_weights()), num_samples=len(train_ds),
+                                        generator=torch.Generator().manual_seed(args.seed + rank))
+    else:
+        sampler = DistributedSampler(train_ds, seed=args.seed) if world > 1 else RandomSampler(train_ds)
     loader = DataLoader(train_ds, batch_size=args.batch_size, sampler=sampler, num_workers=args.workers,
                         collate_fn=partial(collate, mean=mean, std=std), drop_last=len(train_ds) >= args.batch_size * world)
 
@@ -234,17 +311,15 @@ def run(args) -> dict:
         if isinstance(sampler, DistributedSampler):
             sampler.set_epoch(step)
         step = train_one_epoch(net, loader, optimizer, scheduler, cfg, n, step, device, log, amp,
-                               progress=is_main and not args.no_progress, scaler=scaler, dice_weight=args.dice)
+                               progress=is_main and not args.no_progress, scaler=scaler, dice_weight=args.dice,
+                               membership=membership)
         if is_main:
             seg = Segmenter(model, meta, device=str(device), precision="fp32")
-            result = evaluate(seg, dataset_samples(val_ds, args.val_limit), progress=not args.no_progress,
-                              limit=args.val_limit)
+            result = evaluate(seg, dataset_samples(val_ds, val_limit), progress=not args.no_progress,
+                              limit=val_limit, prediction_lut=val_ds.prediction_lut)
             model.train()
-            ckpt = make_checkpoint(model, meta, train={
-                "dataset": args.dataset, "iters": args.iters, "step": step, "splits": list(args.split),
-                "drives": args.drives, "exclude_drives": args.exclude_drives,
-                "backbone_weights": weights_file.name if weights_file else None,
-                "backbone_weights_sha256": sha256(weights_file) if weights_file else None})
+            ckpt = make_checkpoint(model, meta, train=training_record(args, recipe, specs, parts, step, weights_file,
+                                                                     previous))
             ckpt["train"]["val"] = {k: result[k] for k in ("miou", "boundary_iou", "thin_miou", "pixel_accuracy")}
             log({"step": step, "val_miou": result["miou"], "val_boundary_iou": result["boundary_iou"],
                  "val_thin_miou": result["thin_miou"]})
