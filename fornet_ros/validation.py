@@ -125,11 +125,11 @@ def check_onnx_model(path, packaged=()) -> None:
         return
     if path is None or str(path) == "" or (str(path) in packaged and not Path(path).exists()):
         name = "" if path is None or str(path) in ("", "default") else f" {path}"
-        raise FornetError(f"the onnxruntime backend runs a .onnx model, and the packaged model{name} is a PyTorch "
+        raise FornetError(f"the onnxruntime backend needs a .onnx model, and the packaged model{name} is a PyTorch "
                           f"checkpoint (.pt): export it with `fornet export{' --checkpoint' + name if name else ''} "
                           "--onnx model.onnx` and pass --checkpoint model.onnx (or use --backend torch)")
     onnx = Path(path).with_suffix(".onnx").name
-    raise FornetError(f"the onnxruntime backend runs a .onnx model, not {path}: export it with `fornet export "
+    raise FornetError(f"the onnxruntime backend needs a .onnx model, not {path}: export it with `fornet export "
                       f"--checkpoint {path} --onnx {onnx}` and pass --checkpoint {onnx} (or use --backend torch)")
 
 
