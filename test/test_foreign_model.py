@@ -271,7 +271,9 @@ def test_a_graph_that_rejects_its_input_size_fails_at_load_in_one_line(tmp_path,
     assert err.count("\n") == 1 and "the graph rejected input size 360x480" in err and "Traceback" not in err, err
     ok = F.build_strided(tmp_path / "ok.onnx", (352, 480))
     assert Segmenter.from_checkpoint(ok, device="cpu")(_mask_scene()).labels.shape == F.MASK_SIZE
-    # a size asked for at run time (a dynamic graph takes --input-size): one line at that size
+    # a size asked for (a dynamic graph takes --input-size): refused at load too, naming that size
+    with pytest.raises(CheckpointError, match=r"the graph rejected input size 100x480 "):
+        Segmenter.from_checkpoint(ok, device="cpu", input_size=(100, 480))
     assert main(["predict", str(tmp_path / "img.png"), "--checkpoint", str(ok), "--input-size", "100", "480",
                  "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err

@@ -20,7 +20,7 @@ import torch
 
 from ..config import ModelConfig
 from ..errors import FornetError
-from ..validation import PRECISIONS, check_choice, check_device
+from ..validation import PRECISIONS, check_choice, check_device, check_size
 from .model_description import ForeignConfig, output_problem, to_network_output
 
 PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
@@ -115,7 +115,10 @@ class OrtRunner:
     backend = "onnxruntime"
     any_input_size = False  # True: a foreign graph with dynamic H, W (any input_size runs)
 
-    def __init__(self, path, device: str = "auto", precision: str = "auto", threads: int | None = None):
+    def __init__(self, path, device: str = "auto", precision: str = "auto", threads: int | None = None,
+                 input_size: tuple[int, int] | None = None):
+        """``input_size``: the size the caller will run a foreign graph with dynamic H, W at (default:
+        its description's); the first run at load uses it."""
         import onnxruntime as ort
         from .export import ONNX_FORMAT, onnx_properties, read_onnx_metadata
         if precision not in ("auto", "fp32", "fp16"):
@@ -148,7 +151,7 @@ class OrtRunner:
             raise CheckpointError(f"onnxruntime cannot load {path}: {' '.join(str(e).split())[:300]}") from e
         if foreign:
             desc_size = desc.meta.input_size if desc.input_size_given else None
-            self._bind_foreign(path, desc_size)
+            self._bind_foreign(path, desc_size, input_size)
         self.provider = self.session.get_providers()[0]
         self.device = torch.device("cuda" if self.provider != "CPUExecutionProvider" else "cpu")
         self.dtype = torch.float32
@@ -158,7 +161,7 @@ class OrtRunner:
         """What the graph answers: logits (N, C, h, w) or labels (N, h, w)."""
         return "labels" if self.io is not None and self.io.output == "labels" else "logits"
 
-    def _bind_foreign(self, path, desc_size) -> None:
+    def _bind_foreign(self, path, desc_size, run_size=None) -> None:
         """Check the graph against its description (input and output names, ranks, channels, the
         class count, the input size) and settle the input size; CheckpointError saying what differs."""
         from dataclasses import replace
@@ -196,9 +199,10 @@ class OrtRunner:
         self._run_options = ort.RunOptions()
         self._run_options.log_severity_level = 4  # a failed run raises (one line below), no log lines besides
         shape = out.shape
+        run_size = check_size("input_size", run_size) if run_size is not None and not fixed else self.meta.input_size
         if output_problem(io, shape, n_cls) is None:  # a first run now: a graph that cannot take the input size
             try:  # fails at load, in one line, and a dynamic channel count is checked too
-                shape = list(self._run_session(np.zeros((1, 3, *self.meta.input_size), np.float32)).shape)
+                shape = list(self._run_session(np.zeros((1, 3, *run_size), np.float32)).shape)
             except FornetError as e:
                 raise CheckpointError(f"{where}: {e}") from None
         if (problem := output_problem(io, shape, n_cls)) is not None:

@@ -148,7 +148,7 @@ class Segmenter:
         is_onnx = path is not None and str(path).endswith(".onnx")
         if backend == "onnxruntime" or (backend == "auto" and is_onnx):
             check_onnx_model(path, PACKAGED)  # a .pt (the packaged model too): say how to export it
-            runner = OrtRunner(path, device, precision)
+            runner = OrtRunner(path, device, precision, input_size=kw.get("input_size"))  # its first run: that size
             return cls(None, runner.meta, runner=runner, **kw)
         if is_onnx:
             raise FornetError(f"{path} is an ONNX model: use backend onnxruntime (or auto)")
