@@ -251,7 +251,8 @@ def _not_a_bag_folder(path: Path) -> str:
     why = f"{path} is not a rosbag2 folder (no metadata.yaml)"
     bags = sorted(p.parent for p in path.glob("*/metadata.yaml"))
     if bags:
-        return f"{why}; the bag in it is {bags[0]}" if len(bags) == 1 else f"{why}; it holds bags {bags[:3]}"
+        return f"{why}; the bag in it is {bags[0]}" if len(bags) == 1 else \
+            f"{why}; it holds bags {', '.join(map(str, bags[:3]))}{', ...' if len(bags) > 3 else ''}"
     files = [p for p in path.iterdir() if p.is_file()]
     storage = [p for p in files if p.suffix in (".mcap", ".db3")]
     if storage:
