@@ -107,6 +107,32 @@ def check_output_file(path) -> Path:
     return p
 
 
+def file_problem(path, what: str = "file") -> str | None:
+    """Why ``path`` cannot be read as a ``what`` (a checkpoint, an ONNX model): it does not exist, or
+    it is a folder (naming the model files in it); None when it is a file."""
+    p = Path(path)
+    if p.is_dir():
+        inside = sorted(q.name for q in p.iterdir() if q.suffix in (".pt", ".onnx"))
+        hint = f" (in it: {', '.join(inside[:4])}{', ...' if len(inside) > 4 else ''})" if inside else ""
+        return f"{what} {p} is a folder, not a file{hint}"
+    return None if p.is_file() else f"{what} not found: {p}"
+
+
+def check_onnx_model(path, packaged=()) -> None:
+    """The onnxruntime backend runs a ``.onnx`` file. A PyTorch checkpoint (``.pt``; no path or a
+    name in ``packaged``: the packaged model, a ``.pt`` too) is refused, saying how to export it."""
+    if path is not None and str(path).endswith(".onnx"):
+        return
+    if path is None or str(path) == "" or (str(path) in packaged and not Path(path).exists()):
+        name = "" if path is None or str(path) in ("", "default") else f" {path}"
+        raise FornetError(f"the onnxruntime backend needs a .onnx model, and the packaged model{name} is a PyTorch "
+                          f"checkpoint (.pt): export it with `fornet export{' --checkpoint' + name if name else ''} "
+                          "--onnx model.onnx` and pass --checkpoint model.onnx (or use --backend torch)")
+    onnx = Path(path).with_suffix(".onnx").name
+    raise FornetError(f"the onnxruntime backend needs a .onnx model, not {path}: export it with `fornet export "
+                      f"--checkpoint {path} --onnx {onnx}` and pass --checkpoint {onnx} (or use --backend torch)")
+
+
 # -- argparse types --------------------------------------------------------------------------------
 class Number:
     """argparse type: an int or float, finite, in [lo, hi] (``lo_open``: > lo)."""

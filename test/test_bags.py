@@ -178,3 +178,84 @@ def test_bag_eval_of_a_model_in_other_classes_skips_the_costmap_and_says_why(tmp
     from fornet_ros.mapping import GeometryError
     with pytest.raises(GeometryError, match="unknown classes"):
         evaluate_bag(seg, tmp_path / "b", progress=False, costmap_config=str(layers))
+
+
+def _image_folder(root, n=3, labelled=(0, 2), size=(40, 56)):
+    """n PNG frames and train-ID labels for the ``labelled`` ones; returns (images, labels) dicts by stem."""
+    rng = np.random.default_rng(0)
+    (root / "img").mkdir(parents=True)
+    (root / "lab").mkdir()
+    images, labels = {}, {}
+    for i in range(n):
+        images[f"f{i}"] = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+        cv2.imwrite(str(root / "img" / f"f{i}.png"), images[f"f{i}"][:, :, ::-1])
+        if i in labelled:
+            labels[f"f{i}"] = rng.choice([0, 1, 13, 255], size).astype(np.uint8)
+            cv2.imwrite(str(root / "lab" / f"f{i}.png"), labels[f"f{i}"])
+    return images, labels
+
+
+def test_bag_export_writes_frames_and_the_labels_the_bag_has(tmp_path, capsys):
+    import json
+
+    import yaml
+
+    from fornet_ros.cli import main
+    images, labels = _image_folder(tmp_path / "src")
+    from_folder(tmp_path / "src" / "img", tmp_path / "bag", labels=tmp_path / "src" / "lab", camera="front/left")
+    capsys.readouterr()
+    assert main(["bag", "export", str(tmp_path / "bag"), "--out", str(tmp_path / "out")]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["frames"] == 3 and res["with_labels"] == 2 and res["cameras"]["front/left"]["frames"] == 3
+    names = sorted(p.name for p in (tmp_path / "out" / "images" / "front_left").iterdir())
+    assert names == [f"{i:06d}_{T0_NS + i * 10**8}.png" for i in range(3)]  # index, stamp (10 Hz)
+    for name, (stem, rgb) in zip(names, sorted(images.items())):  # lossless, RGB order kept
+        np.testing.assert_array_equal(cv2.imread(str(tmp_path / "out" / "images" / "front_left" / name))[:, :, ::-1], rgb)
+    lab_names = sorted(p.name for p in (tmp_path / "out" / "labels" / "front_left").iterdir())
+    assert lab_names == [names[0], names[2]]
+    for name, stem in zip(lab_names, ("f0", "f2")):
+        got = cv2.imread(str(tmp_path / "out" / "labels" / "front_left" / name), cv2.IMREAD_UNCHANGED)
+        assert got.dtype == np.uint8 and got.ndim == 2
+        np.testing.assert_array_equal(got, labels[stem])
+    mapping = yaml.safe_load((tmp_path / "out" / "classes.yaml").read_text())["mapping"]
+    assert mapping == {i: i for i in range(19)}
+    # a second export into the same folder would mix two bags: refused in one line
+    assert main(["bag", "export", str(tmp_path / "bag"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "is not empty" in err and err.count("\n") == 1
+    assert main(["bag", "export", str(tmp_path / "bag"), "--out", str(tmp_path / "o2"), "--limit", "2"]) == 0
+    assert json.loads(capsys.readouterr().out)["frames"] == 2
+    assert len(list((tmp_path / "o2" / "images" / "front_left").iterdir())) == 2
+
+
+def test_bag_export_of_the_packaged_clip(tmp_path, capsys):
+    """30 frames with labels: a folder dataset (split = the camera) and images predict can read."""
+    import json
+
+    from fornet_ros.cli import main
+    from fornet_ros.training.datasets import build_dataset
+    assert main(["bag", "export", "clip", "--out", str(tmp_path / "clip")]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["frames"] == 30 and res["with_labels"] == 30
+    assert res["bag"].endswith("fornet_ros/data/clips/camvid_0006R0/bag")
+    images = sorted((tmp_path / "clip" / "images" / "camera").glob("*.png"))
+    assert len(images) == 30 and cv2.imread(str(images[0])).shape == (360, 480, 3)
+    ds = build_dataset("folder", tmp_path / "clip", "camera")
+    assert len(ds) == 30
+    _, gt = ds.load(0)
+    assert set(np.unique(gt)) <= set(range(19)) | {255} and (gt == 0).mean() > 0.2  # road, the most common class
+
+
+@pytest.mark.parametrize("action", [["eval", "--no-costmap"], ["info"], ["export", "--out", "{tmp}/o"]])
+def test_an_image_folder_is_not_a_bag(tmp_path, capsys, action):
+    from fornet_ros.cli import main
+    _image_folder(tmp_path / "src")
+    folder = tmp_path / "src" / "img"
+    args = [a.format(tmp=tmp_path) for a in action]
+    assert main(["bag", args[0], str(folder), *args[1:]]) == 2
+    err = capsys.readouterr().err
+    assert f"{folder} is not a rosbag2 folder (no metadata.yaml); it holds images: `fornet predict {folder}" in err
+    assert err.count("\n") == 1 and "Expected metadata file" not in err, err
+    with pytest.raises(BagError, match=r"the bag in it is .*camvid_0006R0/bag$"):
+        from fornet_ros.tools.clip import demo_clip_path
+        open_reader(demo_clip_path().parent)

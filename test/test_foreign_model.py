@@ -92,7 +92,7 @@ def test_description_normalisation_and_defaults():
     np.testing.assert_allclose(d.meta.std, np.array([58.395, 57.12, 57.375]) / 255)
     assert d.meta.input_size == (64, 80) and d.io.channel_order == "bgr" and d.name == "m"
     assert len(d.meta.palette) == 2 and d.io.output == "logits" and d.io.input_layout == "nchw"
-    smp = parse_description({"classes": ["a"], "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]})
+    smp = parse_description({"classes": ["a", "b"], "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]})
     np.testing.assert_allclose(smp.meta.mean, [0.485, 0.456, 0.406])  # default scale 1/255: same units
 
 
@@ -105,6 +105,10 @@ def test_description_normalisation_and_defaults():
     ({"std": [1.0, 0.0, 1.0]}, ["std"]),
     ({"input_size": [4, 4]}, ["input_size"]),
     ({"output": "probabilities"}, ["output"]),
+    ({"classes": ["road"]}, ["one class with output: logits", "output: probability", "[background, <name>]"]),
+    ({"output": "probability"}, ["output: probability needs classes: [background, <name>]", "got 3"]),
+    ({"classes": ["bg", "crate"], "output": "probability", "threshold": 1.0}, ["threshold", "(0, 1)"]),
+    ({"threshold": 0.3}, ["threshold applies to output: probability only"]),
 ])
 def test_description_errors_name_the_problem(change, words):
     d = {"classes": ["a", "b", "c"], **change}
@@ -208,3 +212,69 @@ def test_the_demo_refuses_a_model_it_cannot_score(models, tmp_path):
         _check_demo_classes(str(models["logits"]))
     _check_demo_classes(None)
     _check_demo_classes(str(tmp_path / "m.pt"))
+
+
+def _mask_scene():
+    """A 64x96 image: the right half pure red (p 0.998), a dark red block top left (p 0.77), the rest black (p 0.12)."""
+    img = np.zeros((*F.MASK_SIZE, 3), np.uint8)
+    img[:, 48:] = (255, 0, 0)
+    img[:32, :24] = (102, 0, 0)
+    return img
+
+
+def test_a_one_channel_probability_output_is_thresholded(tmp_path):
+    """DBNet / U²-Net / smp classes=1: (N, 1, h, w) after a sigmoid, classes [background, crate]."""
+    img = _mask_scene()
+    seg = Segmenter.from_checkpoint(F.build_probability(tmp_path / "m.onnx"), device="cpu")
+    assert seg.classes == F.MASK_CLASSES
+    r = seg(img)
+    assert (r.labels[:, 50:] == 1).all() and (r.labels[40:, :40] == 0).all() and (r.labels[:28, :20] == 1).all()
+    # confidence max(p, 1 - p) at the default threshold 0.5: the sigmoids of 6, -2 and 1.2
+    np.testing.assert_allclose([r.confidence[10, 80], r.confidence[50, 10], r.confidence[10, 10]],
+                               [1 / (1 + np.exp(-6)), 1 / (1 + np.exp(-2)), 1 / (1 + np.exp(-1.2))], atol=2e-3)
+    strict = Segmenter.from_checkpoint(F.build_probability(tmp_path / "t.onnx", description={"threshold": 0.9}),
+                                       device="cpu")(img).labels
+    assert (strict[:, 50:] == 1).all() and (strict[:28, :20] == 0).all()  # p 0.77 < 0.9: background now
+
+
+def test_fornet_predict_with_a_probability_model(tmp_path, capsys):
+    from fornet_ros.cli import main
+    cv2.imwrite(str(tmp_path / "img.png"), cv2.cvtColor(_mask_scene(), cv2.COLOR_RGB2BGR))
+    assert main(["predict", str(tmp_path / "img.png"), "--checkpoint", str(F.build_probability(tmp_path / "m.onnx")),
+                 "--out", str(tmp_path / "out")]) == 0
+    labels = cv2.imread(str(tmp_path / "out" / "img_labels.png"), cv2.IMREAD_UNCHANGED)
+    assert (labels[:, 50:] == 1).all() and (labels[40:, :40] == 0).all() and 0.5 < labels.mean() < 0.7
+
+
+def test_a_one_channel_logits_output_is_refused_in_one_line(tmp_path, capsys):
+    from fornet_ros.cli import main
+    path = F.build_probability(tmp_path / "m.onnx", sigmoid=False)  # two classes described, one channel out
+    with pytest.raises(CheckpointError, match=r"output 'mask' has shape \['n', 1, 32, 48\]: one channel; a one-channel "
+                       r"output needs output: probability"):
+        Segmenter.from_checkpoint(path, device="cpu")
+    cv2.imwrite(str(tmp_path / "img.png"), _mask_scene())
+    assert main(["predict", str(tmp_path / "img.png"), "--checkpoint", str(path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "one-channel output needs output: probability" in err
+
+
+def test_a_graph_that_rejects_its_input_size_fails_at_load_in_one_line(tmp_path, capsys):
+    """A stride-32 network described with 360 rows: one line at load naming the size, not an
+    onnxruntime traceback at the first frame; at 352 rows it runs."""
+    from fornet_ros.cli import main
+    path = F.build_strided(tmp_path / "s.onnx", (360, 480))
+    with pytest.raises(CheckpointError, match=r"the graph rejected input size 360x480 .*352 by 360"):
+        Segmenter.from_checkpoint(path, device="cpu")
+    cv2.imwrite(str(tmp_path / "img.png"), _mask_scene())
+    assert main(["predict", str(tmp_path / "img.png"), "--checkpoint", str(path), "--out", str(tmp_path / "o")]) == 2
+    out, err = capsys.readouterr()
+    assert err.count("\n") == 1 and "the graph rejected input size 360x480" in err and "Traceback" not in err, err
+    ok = F.build_strided(tmp_path / "ok.onnx", (352, 480))
+    assert Segmenter.from_checkpoint(ok, device="cpu")(_mask_scene()).labels.shape == F.MASK_SIZE
+    # a size asked for (a dynamic graph takes --input-size): refused at load too, naming that size
+    with pytest.raises(CheckpointError, match=r"the graph rejected input size 100x480 "):
+        Segmenter.from_checkpoint(ok, device="cpu", input_size=(100, 480))
+    assert main(["predict", str(tmp_path / "img.png"), "--checkpoint", str(ok), "--input-size", "100", "480",
+                 "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the graph rejected input size 100x480" in err, err

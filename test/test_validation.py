@@ -145,3 +145,44 @@ def test_adaptive_k_relation_is_one_line(tmp_path, capsys):
     assert cli(["predict", str(tmp_path), "--out", str(tmp_path / "o"), "--adaptive-k", "0.5", "0.9", "0.1"]) == 2
     err = capsys.readouterr().err
     assert "k_min <= k_max" in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("command", [["info"], ["export", "--onnx", "{tmp}/m.onnx"], ["bench-segmenter"]])
+def test_a_checkpoint_that_is_a_folder_is_named_a_folder(tmp_path, capsys, command):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "best.pt").write_bytes(b"")
+    (run / "m.onnx").mkdir()
+    assert cli([*[a.format(tmp=tmp_path) for a in command], "--checkpoint", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert f"checkpoint {run} is a folder, not a file (in it: best.pt, m.onnx)" in err and err.count("\n") == 1, err
+    assert "not found" not in err
+    with pytest.raises(FornetError, match=f"ONNX model {run / 'm.onnx'} is a folder, not a file$"):
+        Segmenter.from_checkpoint(run / "m.onnx")
+
+
+def test_export_refuses_an_output_that_is_not_onnx(checkpoint_path, tmp_path, capsys):
+    assert cli(["export", "--checkpoint", str(checkpoint_path), "--onnx", str(tmp_path / "x.pt")]) == 2
+    err = capsys.readouterr().err
+    assert f"the ONNX output must be a .onnx file, got {tmp_path / 'x.pt'}" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "x.pt").exists()
+
+
+@pytest.mark.parametrize("checkpoint,expect", [
+    (None, "the packaged model is a PyTorch checkpoint (.pt): export it with `fornet export --onnx model.onnx` and "
+           "pass --checkpoint model.onnx"),
+    ("fast", "the packaged model fast is a PyTorch checkpoint (.pt): export it with `fornet export --checkpoint fast "
+             "--onnx model.onnx`"),
+    ("{tmp}/run/best.pt", "not {tmp}/run/best.pt: export it with `fornet export --checkpoint {tmp}/run/best.pt "
+                          "--onnx best.onnx` and pass --checkpoint best.onnx"),
+])
+def test_the_onnxruntime_backend_with_a_pt_says_how_to_export_it(tmp_path, capsys, checkpoint, expect):
+    expect = expect.format(tmp=tmp_path)
+    args = ["predict", str(tmp_path), "--out", str(tmp_path / "o"), "--backend", "onnxruntime"]
+    (tmp_path / "a.png").write_bytes(b"")
+    assert cli(args + (["--checkpoint", checkpoint.format(tmp=tmp_path)] if checkpoint else [])) == 2
+    err = capsys.readouterr().err
+    assert expect in err and err.count("\n") == 1 and "got None" not in err, err
+    with pytest.raises(FornetError) as e:
+        Segmenter.from_checkpoint(checkpoint and checkpoint.format(tmp=tmp_path), backend="onnxruntime")
+    assert expect in str(e.value)

@@ -14,6 +14,7 @@ import torch
 from ..classes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
 from ..config import ModelConfig
 from ..errors import FornetError
+from ..validation import file_problem
 from ..model import build_model
 
 FORMAT = "fornet_ros/1"
@@ -109,8 +110,8 @@ def save_checkpoint(path, model, meta: ModelMeta | None = None, **extra) -> Path
 def read_checkpoint(path) -> dict:
     """Load and validate a checkpoint dict; raises :class:`CheckpointError` saying what is wrong."""
     path = resolve_checkpoint(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
+    if (problem := file_problem(path, "checkpoint")) is not None:  # missing, or a folder
+        raise CheckpointError(problem)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt files

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..errors import FornetError
-from ..validation import OPSETS, check_number, check_output_file, check_size, check_topk
+from ..validation import OPSETS, check_number, check_output_file, check_size, check_topk, file_problem
 from .checkpoint import CheckpointError, ModelMeta, load_model
 
 ONNX_FORMAT = "fornet_ros/onnx/1"
@@ -56,8 +56,8 @@ def onnx_properties(path) -> dict[str, str]:
     """The ``metadata_props`` of an ONNX file; CheckpointError if it is missing or unreadable."""
     import onnx
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"ONNX model not found: {path}")
+    if (problem := file_problem(path, "ONNX model")) is not None:  # missing, or a folder
+        raise CheckpointError(problem)
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # onnx raises DecodeError and others for corrupt files
@@ -134,6 +134,8 @@ def export_onnx(checkpoint, onnx_path, size=None, topk_ratio=None, dense: bool =
     check_number("opset", opset, *OPSETS)
     size = check_size("size", size) if size is not None else None
     onnx_path = check_output_file(onnx_path)
+    if onnx_path.suffix.lower() != ".onnx":  # the runtime picks the backend by the suffix
+        raise FornetError(f"the ONNX output must be a .onnx file, got {onnx_path}")
     model, meta = load_model(checkpoint)
     size = tuple(size or meta.input_size)
     K = model.cfg.topk_ratio if topk_ratio is None or topk_ratio < 0 else float(topk_ratio)
@@ -182,7 +184,7 @@ def add_arguments(p):
     p.add_argument("--topk", type=float, default=None,
                    help="K baked into the graph, in [0, 1]; default or any negative value: the model's own K")
     p.add_argument("--dense", action="store_true", help="export the dense-masked path (same numbers, cost independent of K)")
-    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset version")
     p.add_argument("--no-check", action="store_true", help="skip the onnxruntime parity check")
     t = p.add_argument_group("TensorRT (onnxruntime-gpu with the TensorRT execution provider)")
     t.add_argument("--tensorrt", action="store_true",

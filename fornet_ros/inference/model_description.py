@@ -14,12 +14,19 @@ it comes with a small YAML file **next to it, same stem**: ``model.onnx`` + ``mo
     scale: 0.00392156862745098         # x = pixel (0..255) * scale, then (x - mean) / std  (default 1/255)
     mean: [0.485, 0.456, 0.406]        # per channel, in the network's channel order (default 0)
     std: [0.229, 0.224, 0.225]         # (default 1)
-    output: logits                     # logits (N, C, h, w; any h, w) or labels (N, h, w) / (N, 1, h, w)
+    output: logits                     # logits (N, C, h, w; any h, w), labels (N, h, w) / (N, 1, h, w),
+                                       # or probability (N, 1, h, w): one class's sigmoid output, see below
+    threshold: 0.5                     # probability only: pixels above it are classes[1] (default 0.5)
     output_name: logits                # optional: default the graph's first output
     input_name: input                  # optional: default the graph's only input
     name: unet_r18_floor               # optional: shown in /diagnostics (default: the file's stem)
 
 Unknown keys are errors (a misspelt ``chanel_order`` must not silently run the model on RGB).
+One-channel models (a foreground against the rest: DBNet, U²-Net, selfie segmentation, smp with
+``classes=1``) are ``output: probability`` with ``classes: [background, <name>]``: the graph ends in a
+sigmoid, a pixel is ``<name>`` where the probability is above ``threshold``, and the confidence map is
+max(p, 1 - p) at threshold 0.5. A one-channel ``logits`` output (no sigmoid) is refused: argmax over
+one channel is always class 0.
 mmsegmentation gives ``mean``/``std`` in 0..255 units: write ``scale: 1``; smp/torchvision use
 ImageNet statistics in 0..1 units: keep the default scale.
 """
@@ -30,13 +37,17 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from .checkpoint import CheckpointError, ModelMeta
 
 LAYOUTS = ("nchw", "nhwc")
 CHANNEL_ORDERS = ("rgb", "bgr")
-OUTPUT_KINDS = ("logits", "labels")
+OUTPUT_KINDS = ("logits", "labels", "probability")
 KEYS = {"classes", "palette", "input_size", "channel_order", "input_layout", "scale", "mean", "std", "output",
-        "output_name", "input_name", "name"}
+        "output_name", "input_name", "name", "threshold"}
+ONE_CHANNEL = ("a one-channel output needs output: probability (the graph ends in a sigmoid) with classes: "
+               "[background, <name>]")
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,7 @@ class OnnxIO:
     output: str = "logits"
     input_name: str | None = None  # None: the graph's only input
     output_name: str | None = None  # None: the graph's first output
+    threshold: float | None = None  # output probability only: classes[1] above it (default 0.5)
 
 
 @dataclass(frozen=True)
@@ -96,6 +108,57 @@ def _choice(d: dict, key: str, choices: tuple[str, ...]) -> str:
     return v
 
 
+def _threshold(d: dict, n_classes: int) -> float | None:
+    """The probability threshold (None for other outputs); checks that output, classes and threshold agree."""
+    output = str(d.get("output", OUTPUT_KINDS[0])).lower()
+    if output != "probability":
+        if "threshold" in d:
+            raise ValueError(f"threshold applies to output: probability only, not output: {output}")
+        if output == "logits" and n_classes == 1:
+            raise ValueError(f"one class with output: logits is always that class; {ONE_CHANNEL}")
+        return None
+    if n_classes != 2:
+        raise ValueError(f"output: probability needs classes: [background, <name>] (2 names), got {n_classes}")
+    t = d.get("threshold", 0.5)
+    if not isinstance(t, (int, float)) or isinstance(t, bool) or not 0 < t < 1:
+        raise ValueError(f"threshold must be a number in (0, 1), got {t!r}")
+    return float(t)
+
+
+def output_problem(io: OnnxIO, shape, n_classes: int) -> str | None:
+    """What is wrong with a graph output of ``shape`` (ints, or names for dynamic axes) for the
+    description's ``output`` and class count; None when it fits."""
+    channels = shape[1] if len(shape) == 4 and isinstance(shape[1], int) else None
+    if io.output == "logits":
+        if len(shape) != 4:
+            return f"has shape {shape}; logits must be (N, C, h, w)"
+        if channels == 1:
+            return f"has shape {shape}: one channel; {ONE_CHANNEL}"
+        if channels is not None and channels != n_classes:
+            return f"has {channels} channels but the description lists {n_classes} classes"
+    elif len(shape) not in (3, 4) or channels not in (None, 1):
+        kind = "labels must be (N, h, w) or" if io.output == "labels" else "probability must be"
+        return f"has shape {shape}; {kind} (N, 1, h, w)"
+    return None
+
+
+def to_network_output(y: np.ndarray, io: OnnxIO, n_classes: int) -> np.ndarray:
+    """A foreign graph's answer as the Segmenter reads it: float32 logits (N, C, h, w), or, for a
+    labels output, uint8 labels (N, h, w) with out-of-range values 255 (ignore). A probability p
+    becomes the two logits (0, logit p - logit threshold): their arg-max is p > threshold, their
+    softmax max(p, 1 - p) at threshold 0.5, and they upsample smoothly before the arg-max."""
+    if io.output == "labels":
+        y = y.reshape(y.shape[0], *y.shape[-2:])
+        return np.where((y >= 0) & (y < n_classes), y, 255).astype(np.uint8)
+    if io.output == "probability":
+        eps = 1e-6
+        p = np.clip(np.nan_to_num(y.reshape(y.shape[0], 1, *y.shape[-2:]).astype(np.float32), nan=0.0), eps, 1 - eps)
+        t = io.threshold
+        z = np.log(p / (1 - p)) - np.float32(math.log(t / (1 - t)))
+        return np.concatenate([np.zeros_like(z), z], axis=1)
+    return y.astype(np.float32, copy=False)
+
+
 def parse_description(d, stem: str = "model") -> ModelDescription:
     """A description dict (the YAML) -> :class:`ModelDescription`; ValueError says what is wrong."""
     if not isinstance(d, dict):
@@ -121,7 +184,8 @@ def parse_description(d, stem: str = "model") -> ModelDescription:
     io = OnnxIO(channel_order=_choice(d, "channel_order", CHANNEL_ORDERS),
                 input_layout=_choice(d, "input_layout", LAYOUTS), output=_choice(d, "output", OUTPUT_KINDS),
                 input_name=None if d.get("input_name") is None else str(d["input_name"]),
-                output_name=None if d.get("output_name") is None else str(d["output_name"]))
+                output_name=None if d.get("output_name") is None else str(d["output_name"]),
+                threshold=_threshold(d, len(classes)))
     scale = d.get("scale", 1.0 / 255.0)
     if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not math.isfinite(scale) or scale <= 0:
         raise ValueError(f"scale must be a number > 0, got {scale!r}")

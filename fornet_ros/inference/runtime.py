@@ -12,6 +12,7 @@ engine cache next to the model; the CUDA provider runs the fp32 graph.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +20,8 @@ import torch
 
 from ..config import ModelConfig
 from ..errors import FornetError
-from ..validation import PRECISIONS, check_choice, check_device
-from .model_description import ForeignConfig
+from ..validation import PRECISIONS, check_choice, check_device, check_size
+from .model_description import ForeignConfig, output_problem, to_network_output
 
 PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
@@ -98,6 +99,13 @@ def tensorrt_options(path, device_id: int, fp16: bool, input_size, max_batch: in
     return opts
 
 
+def _ort_message(error: Exception) -> str:
+    """onnxruntime's error text on one line, without its prefix and the source location of the kernel."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : (Non-zero status code returned while running )?", "", text)
+    return re.sub(r"\S*onnxruntime_src/\S+ [^(]*\([^)]*\) ", "", text)[:300]
+
+
 class OrtRunner:
     """An ONNX model under ONNX Runtime: a FoR-Net export (metadata inside), or a foreign
     segmentation model with a description file beside it (:mod:`fornet_ros.inference.model_description`),
@@ -107,7 +115,10 @@ class OrtRunner:
     backend = "onnxruntime"
     any_input_size = False  # True: a foreign graph with dynamic H, W (any input_size runs)
 
-    def __init__(self, path, device: str = "auto", precision: str = "auto", threads: int | None = None):
+    def __init__(self, path, device: str = "auto", precision: str = "auto", threads: int | None = None,
+                 input_size: tuple[int, int] | None = None):
+        """``input_size``: the size the caller will run a foreign graph with dynamic H, W at (default:
+        its description's); the first run at load uses it."""
         import onnxruntime as ort
         from .export import ONNX_FORMAT, onnx_properties, read_onnx_metadata
         if precision not in ("auto", "fp32", "fp16"):
@@ -140,7 +151,7 @@ class OrtRunner:
             raise CheckpointError(f"onnxruntime cannot load {path}: {' '.join(str(e).split())[:300]}") from e
         if foreign:
             desc_size = desc.meta.input_size if desc.input_size_given else None
-            self._bind_foreign(path, desc_size)
+            self._bind_foreign(path, desc_size, input_size)
         self.provider = self.session.get_providers()[0]
         self.device = torch.device("cuda" if self.provider != "CPUExecutionProvider" else "cpu")
         self.dtype = torch.float32
@@ -148,9 +159,9 @@ class OrtRunner:
     @property
     def output(self) -> str:
         """What the graph answers: logits (N, C, h, w) or labels (N, h, w)."""
-        return "logits" if self.io is None else self.io.output
+        return "labels" if self.io is not None and self.io.output == "labels" else "logits"
 
-    def _bind_foreign(self, path, desc_size) -> None:
+    def _bind_foreign(self, path, desc_size, run_size=None) -> None:
         """Check the graph against its description (input and output names, ranks, channels, the
         class count, the input size) and settle the input size; CheckpointError saying what differs."""
         from dataclasses import replace
@@ -182,30 +193,39 @@ class OrtRunner:
             raise CheckpointError(f"{where}: the graph's input H, W are not fixed ({inp.shape}): set input_size")
         self.meta = replace(self.meta, input_size=tuple(fixed or desc_size))
         self.any_input_size = fixed is None  # a dynamic graph runs at any input_size the user picks
-        shape = out.shape
-        if io.output == "logits":
-            if len(shape) != 4:
-                raise CheckpointError(f"{where}: output {out.name!r} has shape {shape}; logits must be (N, C, h, w)")
-            if isinstance(shape[1], int) and shape[1] != n_cls:
-                raise CheckpointError(f"{where}: output {out.name!r} has {shape[1]} channels but the description "
-                                      f"lists {n_cls} classes")
-        elif len(shape) not in (3, 4) or (len(shape) == 4 and isinstance(shape[1], int) and shape[1] != 1):
-            raise CheckpointError(f"{where}: output {out.name!r} has shape {shape}; labels must be (N, h, w) or "
-                                  "(N, 1, h, w)")
         self._names = inp.name, out.name
         self._in_dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
+        import onnxruntime as ort
+        self._run_options = ort.RunOptions()
+        self._run_options.log_severity_level = 4  # a failed run raises (one line below), no log lines besides
+        shape = out.shape
+        run_size = check_size("input_size", run_size) if run_size is not None and not fixed else self.meta.input_size
+        if output_problem(io, shape, n_cls) is None:  # a first run now: a graph that cannot take the input size
+            try:  # fails at load, in one line, and a dynamic channel count is checked too
+                shape = list(self._run_session(np.zeros((1, 3, *run_size), np.float32)).shape)
+            except FornetError as e:
+                raise CheckpointError(f"{where}: {e}") from None
+        if (problem := output_problem(io, shape, n_cls)) is not None:
+            raise CheckpointError(f"{where}: output {out.name!r} {problem}")
 
-    def _run_foreign(self, batch: np.ndarray):
+    def _run_session(self, batch: np.ndarray) -> np.ndarray:
+        """The foreign graph's raw output for a normalised RGB NCHW batch; FornetError if it fails."""
         io = self.io
         x = batch[:, ::-1] if io.channel_order == "bgr" else batch  # batch: RGB NCHW, normalised
         if io.input_layout == "nhwc":
             x = x.transpose(0, 2, 3, 1)
-        (y,) = self.session.run([self._names[1]], {self._names[0]: np.ascontiguousarray(x, self._in_dtype)})
-        if io.output == "labels":
-            y = y.reshape(y.shape[0], *y.shape[-2:])
-            n = len(self.meta.classes)
-            y = np.where((y >= 0) & (y < n), y, 255).astype(np.uint8)  # out-of-range values: ignore
-        return y.astype(np.float32, copy=False) if io.output == "logits" else y, None, None
+        try:
+            (y,) = self.session.run([self._names[1]], {self._names[0]: np.ascontiguousarray(x, self._in_dtype)},
+                                    self._run_options)
+        except Exception as e:  # noqa: BLE001 - onnxruntime's own types; typically a shape the graph cannot take
+            h, w = batch.shape[2:]
+            raise FornetError(f"the graph rejected input size {h}x{w} (H x W: the description's input_size or the "
+                              f"one asked for; many networks need multiples of their stride, e.g. 32): "
+                              f"{_ort_message(e)}") from None
+        return y
+
+    def _run_foreign(self, batch: np.ndarray):
+        return to_network_output(self._run_session(batch), self.io, len(self.meta.classes)), None, None
 
     def __call__(self, batch: np.ndarray, topk_ratio: float, mode: str = "auto"):
         if self.io is not None:

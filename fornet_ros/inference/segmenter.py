@@ -15,9 +15,9 @@ import torch
 
 from ..errors import FornetError
 from ..model.focus import AdaptiveK
-from ..validation import check_adaptive_k, check_choice, check_size, check_topk
+from ..validation import check_adaptive_k, check_choice, check_onnx_model, check_size, check_topk
 from . import device_ops
-from .checkpoint import ModelMeta, load_model
+from .checkpoint import PACKAGED, ModelMeta, load_model
 from .cuda_graphs import GraphCache, graph_key
 from .runtime import OrtRunner, TorchRunner, resolve_device, resolve_precision  # noqa: F401 (re-exported)
 
@@ -147,9 +147,8 @@ class Segmenter:
         check_choice("backend", backend, ("auto", "torch", "onnxruntime"))
         is_onnx = path is not None and str(path).endswith(".onnx")
         if backend == "onnxruntime" or (backend == "auto" and is_onnx):
-            if not is_onnx:
-                raise FornetError(f"the onnxruntime backend needs a .onnx model (fornet export), got {path}")
-            runner = OrtRunner(path, device, precision)
+            check_onnx_model(path, PACKAGED)  # a .pt (the packaged model too): say how to export it
+            runner = OrtRunner(path, device, precision, input_size=kw.get("input_size"))  # its first run: that size
             return cls(None, runner.meta, runner=runner, **kw)
         if is_onnx:
             raise FornetError(f"{path} is an ONNX model: use backend onnxruntime (or auto)")

@@ -15,37 +15,37 @@ def add_bag_arguments(p):
     sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     c = sub.add_parser("from-cityscapes", help="Cityscapes leftImg8bit/ + gtFine/ + camera/ -> bag")
     c.add_argument("root", help="Cityscapes root (holds leftImg8bit/, gtFine/, camera/)")
-    c.add_argument("--split", default="val")
-    c.add_argument("--city", default=None)
+    c.add_argument("--split", default="val", help="split folder (train, val, test)")
+    c.add_argument("--city", default=None, help="only this city (default: all)")
     c.add_argument("--sequence", action="store_true", help="read leftImg8bit_sequence/ (ground truth where it exists)")
     c.add_argument("--rate", type=float, default=17.0, help="frame rate of the stamps (Hz)")
     f = sub.add_parser("from-folder", help="an image folder (+ labels) -> bag, e.g. CamVid")
-    f.add_argument("images")
+    f.add_argument("images", help="image folder (.png, .jpg)")
     f.add_argument("--labels", default=None, help="label folder (same file stems, .png)")
     f.add_argument("--mapping", default="trainid", choices=["trainid", "camvid", "cityscapes"],
                    help="what label values mean (mapped to Cityscapes train IDs)")
-    f.add_argument("--rate", type=float, default=10.0)
+    f.add_argument("--rate", type=float, default=10.0, help="frame rate of the stamps (Hz)")
     for q in (c, f):
         q.add_argument("--out", required=True, help="output bag folder")
         q.add_argument("--limit", type=int, default=None, help="at most N frames")
-        q.add_argument("--storage", default="mcap", choices=["mcap", "sqlite3"])
+        q.add_argument("--storage", default="mcap", choices=["mcap", "sqlite3"], help="rosbag2 storage plugin")
         q.add_argument("--compressed", action="store_true", help="CompressedImage (png) instead of Image")
         q.add_argument("--camera", default="camera", help="camera namespace of the topics")
     pl = sub.add_parser("play", help="publish a bag with rclpy at recorded timing")
-    pl.add_argument("bag")
+    pl.add_argument("bag", help="a rosbag2 folder (or its .mcap / .db3 file)")
     pl.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
-    pl.add_argument("--loop", action="store_true")
+    pl.add_argument("--loop", action="store_true", help="start again at the end")
     pl.add_argument("--clock", action="store_true", help="publish /clock (for use_sim_time)")
-    pl.add_argument("--topics", nargs="*", default=None)
+    pl.add_argument("--topics", nargs="*", default=None, help="only these topics (default: all)")
     pl.add_argument("--wait-for-subscribers", type=float, default=5.0, metavar="SECONDS",
                     help="wait up to this long for subscribers on the image topics before playing")
     e = sub.add_parser("eval", help="segment every frame and score against <cam>/ground_truth/labels: the "
                        "labels, and the semantic costmap they make")
     e.add_argument("bag", help="a rosbag2 folder, or 'clip' (the packaged CamVid 0006R0 clip and its camera pose)")
-    e.add_argument("--camera", default=None)
-    e.add_argument("--limit", type=int, default=None)
-    e.add_argument("--boundary-px", type=int, default=3)
-    e.add_argument("--json", action="store_true")
+    e.add_argument("--camera", default=None, help="only this camera namespace (default: every camera)")
+    e.add_argument("--limit", type=int, default=None, help="at most N frames")
+    e.add_argument("--boundary-px", type=int, default=3, help="boundary IoU: band (px) around label edges")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--camera-pose", type=float, nargs=6, default=None, metavar=("X", "Y", "Z", "ROLL", "PITCH", "YAW"),
                    help="the camera's body pose in base_link for the costmap score (m, rad; default: the clip's "
                         "pose for 'clip', else the node's camera_pose default)")
@@ -53,7 +53,14 @@ def add_bag_arguments(p):
     e.add_argument("--no-costmap", action="store_true", help="score the labels only (no costmap score)")
     add_model_arguments(e)
     i = sub.add_parser("info", help="topics, types and message counts")
-    i.add_argument("bag")
+    i.add_argument("bag", help="a rosbag2 folder (or its .mcap / .db3 file)")
+    x = sub.add_parser("export", help="camera frames -> PNG files (and ground truth labels where the bag has them), "
+                       "e.g. to run fornet predict on")
+    x.add_argument("bag", help="a rosbag2 folder, or 'clip' (the packaged CamVid 0006R0 clip)")
+    x.add_argument("--out", required=True, help="new or empty folder: images/<cam>/*.png, labels/<cam>/*.png (mono8 "
+                   "train IDs) and classes.yaml (with labels: a fornet eval --dataset folder dataset, split <cam>)")
+    x.add_argument("--camera", default=None, help="only this camera namespace (default: every camera)")
+    x.add_argument("--limit", type=int, default=None, help="at most N frames per camera")
 
 
 def run_bag(a):
@@ -64,6 +71,10 @@ def run_bag(a):
     elif a.action == "from-folder":
         print(json.dumps(bags.from_folder(a.images, a.out, a.labels, a.mapping, a.limit, a.storage, a.compressed,
                                           a.camera, a.rate)))
+    elif a.action == "export":
+        from ..tools.bag_export import export_frames
+        from ..tools.clip import demo_clip_path
+        print(json.dumps(export_frames(demo_clip_path() if a.bag == "clip" else a.bag, a.out, a.camera, a.limit)))
     elif a.action == "info":
         r = bags.open_reader(a.bag)
         try:
@@ -136,12 +147,12 @@ def add_bench_node_arguments(p):
     p.description = ("segmentation_node end-to-end latency over DDS (publish -> labels received) vs the model alone "
                      "on the same frames, at a given input rate; above capacity it shows drops and whether latency "
                      "stays bounded.")
-    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--checkpoint", default=None, help="checkpoint (.pt) or ONNX model; default: the packaged model")
     p.add_argument("--size", type=int, nargs=2, default=(512, 1024), metavar=("H", "W"), help="camera image size")
     p.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"), help="network input size")
     p.add_argument("--rate", type=float, default=5.0, help="input frames per second")
-    p.add_argument("--seconds", type=float, default=20.0)
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--seconds", type=float, default=20.0, help="length of each node run")
+    p.add_argument("--threads", type=int, default=None, help="the node's torch CPU threads (default: torch's)")
     p.add_argument("--domain", type=int, default=77, help="ROS_DOMAIN_ID for the run")
     p.add_argument("--soak", type=float, default=None, metavar="MINUTES",
                    help="soak instead: run the node this long (costmap on, a CameraInfo per camera), sample its RSS "
@@ -158,8 +169,8 @@ def add_bench_node_arguments(p):
                         "run, start --load-procs CPU burners and a second camera")
     g.add_argument("--target-ms", type=float, default=150.0, help="latency_target_ms of the controller run")
     g.add_argument("--topk", type=float, default=0.5, help="K of the fixed run and the controller's start")
-    g.add_argument("--k-min", type=float, default=0.05)
-    g.add_argument("--k-max", type=float, default=1.0)
+    g.add_argument("--k-min", type=float, default=0.05, help="lowest K the controller may choose")
+    g.add_argument("--k-max", type=float, default=1.0, help="highest K the controller may choose")
     g.add_argument("--load-procs", type=int, default=1, help="CPU-bound competitor processes started at the step")
     g.add_argument("--no-second-camera", action="store_true", help="the step is the CPU load alone")
     g.add_argument("--plot", default=None, metavar="PNG", help="latency and K vs time of both runs")

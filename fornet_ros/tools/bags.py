@@ -236,12 +236,31 @@ def open_reader(path):
     path = Path(path)
     if not path.exists():
         raise BagError(f"bag not found: {path}")
+    if path.is_dir() and not (path / "metadata.yaml").is_file():
+        raise BagError(_not_a_bag_folder(path))
     try:
         reader = Reader(path)
         reader.open()
     except (ReaderError, Exception) as e:  # noqa: BLE001 - rosbags raises several types for corrupt bags
         raise BagError(f"cannot open bag {path}: {type(e).__name__}: {e}") from e
     return reader
+
+
+def _not_a_bag_folder(path: Path) -> str:
+    """Why a folder is not a bag (rosbag2 folders hold metadata.yaml), and what it holds instead."""
+    why = f"{path} is not a rosbag2 folder (no metadata.yaml)"
+    bags = sorted(p.parent for p in path.glob("*/metadata.yaml"))
+    if bags:
+        return f"{why}; the bag in it is {bags[0]}" if len(bags) == 1 else \
+            f"{why}; it holds bags {', '.join(map(str, bags[:3]))}{', ...' if len(bags) > 3 else ''}"
+    files = [p for p in path.iterdir() if p.is_file()]
+    storage = [p for p in files if p.suffix in (".mcap", ".db3")]
+    if storage:
+        return f"{why}; give its storage file {storage[0]} instead"
+    if any(p.suffix.lower() in (".png", ".jpg", ".jpeg") for p in files):
+        return (f"{why}; it holds images: `fornet predict {path} --out DIR` segments them, `fornet bag from-folder "
+                f"{path} --out BAG` makes a bag of them")
+    return why
 
 
 def bag_cameras(reader) -> list[str]:

@@ -86,18 +86,21 @@ def bench_models(a) -> dict:
     import warnings
 
     from ..inference import resolve_device
-    from ..inference.checkpoint import load_model
+    from ..inference.checkpoint import DEFAULT_INPUT_SIZE, load_model
     from ..model import create_model
     if a.threads:
         torch.set_num_threads(a.threads)
     backends = getattr(a, "backend", None) or ["torch"]
     device = resolve_device(a.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    models = [create_model(v) for v in a.variant] if a.variant else [load_model(a.checkpoint)[0]]
+    def sizes(default):  # --size, else the checkpoint's input size (an untrained variant has none: as fornet info)
+        return [tuple(s) for s in a.size] if a.size else [tuple(default)]
+
+    models = ([(create_model(v), sizes(DEFAULT_INPUT_SIZE)) for v in a.variant] if a.variant else
+              [(m, sizes(meta.input_size)) for m, meta in [load_model(a.checkpoint)]])
     if getattr(a, "focus_off", False):
-        models += [create_model(m.cfg.variant, focus=False) for m in models if m.cfg.focus]
+        models += [(create_model(m.cfg.variant, focus=False), ss) for m, ss in models if m.cfg.focus]
     fmt = torch.contiguous_format if a.no_channels_last else torch.channels_last
-    sizes = [tuple(s) for s in a.size]
     results = []
 
     def timed(module, inputs, backend):
@@ -109,11 +112,11 @@ def bench_models(a) -> dict:
         return _median_ms(run, a.runs, a.warmup, lambda: None)
 
     with torch.inference_mode():
-        for model in models:
+        for model, model_sizes in models:
             model = model.eval().to(device, memory_format=fmt)
             cfg = model.cfg
             name = cfg.variant if cfg.focus or cfg.arch != "fornet" else f"{cfg.variant} (focus off)"
-            for size in sizes:
+            for size in model_sizes:
                 x = torch.randn(a.batch, 3, *size, device=device).contiguous(memory_format=fmt)
                 sparse_head = cfg.focus and getattr(cfg, "head", "sparse") == "sparse"
                 inputs = model.focus_inputs(x)[2] if sparse_head else None
@@ -136,7 +139,8 @@ def bench_models(a) -> dict:
                             results.append({**row, "topk": k, "mode": mode, "total_ms": round(total, 3),
                                             "focus_ms": round(focus, 3)})
     return {"machine": machine_name(), "threads": torch.get_num_threads(), "device": str(device),
-            "sizes": [list(s) for s in sizes], "batch": a.batch, "channels_last": not a.no_channels_last,
+            "sizes": [list(s) for s in dict.fromkeys(s for _, ss in models for s in ss)], "batch": a.batch,
+            "channels_last": not a.no_channels_last,
             "runs": a.runs, "torch": torch.__version__, "backends": backends, "results": results}
 
 
@@ -242,20 +246,20 @@ def add_bench_arguments(p):
                      "masked) paths, median of N runs, all models and sizes in one run. focus_ms times the Top-K + "
                      "branches stage alone on the same inputs. Baselines without a focus stage get one row per size.")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--checkpoint", default=None)
+    g.add_argument("--checkpoint", default=None, help="checkpoint (.pt) to time; default: the packaged model")
     g.add_argument("--variant", nargs="+", choices=sorted(VARIANTS), help="untrained variant(s), e.g. fornet_s ddrnet23_slim")
     p.add_argument("--focus-off", action="store_true", help="also time the focus-off build of each FoR-Net variant")
     p.add_argument("--backend", nargs="+", default=["torch"], choices=("torch", "onnxruntime"),
                    help="runtimes to time side by side (onnxruntime: the exported graph, CPU provider)")
     p.add_argument("--size", type=int, nargs=2, action="append", metavar=("H", "W"),
-                   help="input size; repeat for several (default 512 1024)")
+                   help="input size; repeat for several (default: the model's input size; 512 1024 for a variant)")
     p.add_argument("--topk", type=float, nargs="+", default=None, help="default: 0.1 0.25 0.5 1.0")
     p.add_argument("--runs", type=int, default=20, help="timed runs per setting (median reported)")
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--warmup", type=int, default=3, help="untimed runs first")
+    p.add_argument("--batch", type=int, default=1, help="images per run")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--no-channels-last", action="store_true", help="NCHW instead of channels_last")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     e = p.add_argument_group("end to end (--e2e): the Segmenter's stages, per camera size and camera count")
     e.add_argument("--e2e", action="store_true",
@@ -278,9 +282,8 @@ def run_bench(a):
     from ..errors import FornetError
     if a.e2e:
         return _run_e2e(a)
-    a.size = a.size or [(512, 1024)]
     a.topk = a.topk or [0.1, 0.25, 0.5, 1.0]
-    if a.runs < 1 or any(min(s) < 16 for s in a.size) or any(not 0 <= k <= 1 for k in a.topk):
+    if a.runs < 1 or any(min(s) < 16 for s in a.size or []) or any(not 0 <= k <= 1 for k in a.topk):
         raise FornetError("--runs must be >= 1, every --size at least 16x16 and every --topk in [0, 1]")
     res = bench_models(a)
     if a.json:
@@ -327,13 +330,13 @@ def _run_e2e(a):
 def add_segmenter_arguments(p):
     p.description = ("The inference API end to end (resize, network, labels/confidence/importance at the image "
                      "size) on one image, median of N runs.")
-    p.add_argument("--checkpoint", default=None)
-    p.add_argument("--image-size", type=int, nargs=2, default=(1024, 2048), metavar=("H", "W"))
+    p.add_argument("--checkpoint", default=None, help="checkpoint (.pt) or ONNX model; default: the packaged model")
+    p.add_argument("--image-size", type=int, nargs=2, default=(1024, 2048), metavar=("H", "W"), help="image size")
     p.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"),
                    help="default: the model's (an ONNX graph's is fixed)")
-    p.add_argument("--topk", type=float, default=None)
-    p.add_argument("--runs", type=int, default=20)
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--topk", type=float, default=None, help="K in [0, 1]; default: the model's")
+    p.add_argument("--runs", type=int, default=20, help="timed runs (median reported)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
 
 
 def run_segmenter(a):

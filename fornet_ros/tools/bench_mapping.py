@@ -79,8 +79,8 @@ def add_points_arguments(p):
                      "labelling (projection with distortion, occlusion check, label lookup), of depth registration "
                      "and of the costmap's depth-placed obstacles, median of N runs.")
     p.add_argument("--size", type=int, nargs=2, default=(480, 640), metavar=("H", "W"), help="depth image size")
-    p.add_argument("--lidar-points", type=int, default=100_000)
-    p.add_argument("--runs", type=int, default=20)
+    p.add_argument("--lidar-points", type=int, default=100_000, help="points per LiDAR scan")
+    p.add_argument("--runs", type=int, default=20, help="timed runs (median reported)")
 
 
 def run_points(a):
@@ -96,10 +96,10 @@ def run_points(a):
 def add_costmap_arguments(p):
     p.description = ("Per-frame ground projection time of a label image into the default 5 costmap layers "
                      "(lookup precomputed), and the one-off lookup build time (median of N runs).")
-    p.add_argument("--size", type=int, nargs=2, default=(1024, 2048), metavar=("H", "W"))
-    p.add_argument("--runs", type=int, default=20)
+    p.add_argument("--size", type=int, nargs=2, default=(1024, 2048), metavar=("H", "W"), help="label image size")
+    p.add_argument("--runs", type=int, default=20, help="timed runs (median reported)")
     p.add_argument("--grid", type=int, nargs=2, default=(400, 400), metavar=("W", "H"), help="cells")
-    p.add_argument("--resolution", type=float, default=0.1)
+    p.add_argument("--resolution", type=float, default=0.1, help="cell size (m)")
 
 
 def run_costmap(a):

@@ -28,13 +28,14 @@ def model_stats(model, size=(512, 1024)) -> dict:
 
 def add_init_arguments(p):
     p.description = "Write a checkpoint with untrained (randomly initialised) weights: for tests, and as the start of training."
-    p.add_argument("--variant", default="fornet_s", choices=sorted(VARIANTS))
+    p.add_argument("--variant", default="fornet_s", choices=sorted(VARIANTS), help="architecture to build")
     p.add_argument("--out", required=True, help="output .pt path")
-    p.add_argument("--num-classes", type=int, default=19)
-    p.add_argument("--topk", type=float, default=0.25)
+    p.add_argument("--num-classes", type=int, default=19, help="output classes (19: Cityscapes names)")
+    p.add_argument("--topk", type=float, default=0.25, help="the model's own K: share of regions refined, in [0, 1]")
     p.add_argument("--no-focus", action="store_true", help="ablation without selector and focus stage")
-    p.add_argument("--input-size", type=int, nargs=2, default=(512, 1024), metavar=("H", "W"))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--input-size", type=int, nargs=2, default=(512, 1024), metavar=("H", "W"),
+                   help="the input size stored in the checkpoint (what the network sees)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights")
 
 
 def run_init(a):
@@ -55,7 +56,7 @@ def add_info_arguments(p):
     g.add_argument("--variant", choices=sorted(VARIANTS), help="describe an untrained variant instead")
     p.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"),
                    help="input size of the GFLOPs count (default: the checkpoint's input size; 512x1024 for a variant)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def onnx_info(path) -> dict:

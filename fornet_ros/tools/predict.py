@@ -19,10 +19,14 @@ from .visuals import importance_colors
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm")
 
 
-def list_images(path: Path) -> list[Path]:
-    if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
-    return [path]
+def list_images(path: Path, out: Path | None = None) -> list[Path]:
+    """The images of a file or folder (recursively); none under ``out``, the folder predictions go to
+    (a second run into a sub-folder of the input must not segment the first run's outputs)."""
+    if not path.is_dir():
+        return [path]
+    skip = out.resolve() if out is not None else None
+    return sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTS
+                  and (skip is None or skip not in p.resolve().parents))
 
 
 def add_arguments(p):
@@ -39,11 +43,14 @@ def run(a):
     src = Path(a.input)
     if not src.exists():
         raise FornetError(f"input not found: {src}")
-    images = list_images(src)
-    if not images:
-        raise FornetError(f"no images ({', '.join(IMAGE_EXTS)}) in {src}")
-    check_number("--alpha", a.alpha, 0.0, 1.0)
     out = check_output_dir(a.out)
+    if src.is_dir() and out.resolve() == src.resolve():  # outputs among the inputs: the next run segments them
+        raise FornetError(f"--out {out} is the input folder: choose another folder (e.g. {out / 'pred'})")
+    images = list_images(src, out)
+    if not images:
+        raise FornetError(f"no images ({', '.join(IMAGE_EXTS)}) in {src}"
+                          + (f" outside --out {out}" if src.resolve() in out.resolve().parents else ""))
+    check_number("--alpha", a.alpha, 0.0, 1.0)
     seg = segmenter_from_args(a)
     written, unreadable = 0, []
     for path in tqdm(images, desc="predict", disable=len(images) < 2):

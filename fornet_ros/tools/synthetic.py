@@ -127,11 +127,11 @@ def write_cityscapes_like(root, n: int = 4, size=(256, 512), split: str = "val",
 
 def add_arguments(p):
     p.description = "Write procedural street scenes with exact labels in the Cityscapes layout (leftImg8bit/, gtFine/, camera/)."
-    p.add_argument("--out", required=True)
-    p.add_argument("--frames", type=int, default=8)
-    p.add_argument("--size", type=int, nargs=2, default=(256, 512), metavar=("H", "W"))
-    p.add_argument("--split", default="val")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output folder (Cityscapes layout)")
+    p.add_argument("--frames", type=int, default=8, help="number of scenes")
+    p.add_argument("--size", type=int, nargs=2, default=(256, 512), metavar=("H", "W"), help="image size")
+    p.add_argument("--split", default="val", help="split folder name")
+    p.add_argument("--seed", type=int, default=0, help="seed of the scene generator")
 
 
 def run(a):

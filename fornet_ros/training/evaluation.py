@@ -114,11 +114,11 @@ def add_arguments(p):
     p.description = ("Score a model on a dataset split: mIoU (classes present in the ground truth), per-class IoU, "
                      "pixel accuracy, boundary IoU (Cheng et al. 2021, band of --boundary-px), thin-structure mIoU, "
                      "hard-region recall (share of wrong pixels inside the Top-K regions), throughput.")
-    p.add_argument("--dataset", default="camvid", choices=sorted(DATASETS))
-    p.add_argument("--data-root", required=True)
+    p.add_argument("--dataset", default="camvid", choices=sorted(DATASETS), help="the dataset layout of --data-root")
+    p.add_argument("--data-root", required=True, help="dataset folder")
     p.add_argument("--split", default="val", help="any split folder under the root (CamVid: train, val, test)")
     p.add_argument("--drives", nargs="*", help="CamVid: only these drives (name prefixes)")
-    p.add_argument("--boundary-px", type=int, default=3)
+    p.add_argument("--boundary-px", type=int, default=3, help="boundary IoU: band (px) around label edges")
     p.add_argument("--limit", type=int, default=None, help="at most N images")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_model_arguments(p)
