@@ -83,23 +83,57 @@ def evaluate_with_costmap(segmenter, samples, camera, pose, layer_config: str | 
                    on_scored=lambda label, r: scorer.update(r.labels, label))
     res["costmap"] = scorer.compute() if scorer.score.frames else None
     return res
-def trained_on_scored_data(train: dict | None, split: str, drives=None) -> str | None:
+def trained_on_scored_data(train: dict | None, split: str, drives=None, dataset: str | None = None,
+                           root=None) -> str | None:
     """A warning when a checkpoint's ``train`` record says it trained on the data being scored
-    (``split``, restricted to ``drives`` when given), else None. Reads ``train["splits"]`` (split
-    names) and ``train["exclude_drives"]`` (drive-name prefixes left out, or None); a checkpoint that
-    does not record its splits (older ones) gets no warning: nothing is known."""
-    splits = (train or {}).get("splits")
+    (``dataset`` type at ``root``, ``split``, restricted to ``drives`` when given), else None.
+
+    A record of several datasets (``train["datasets"]``, written since multi-dataset training) is
+    matched entry by entry: same dataset type, same source (the ``From`` line of the ``SOURCE.md``
+    beside the data, else the folder name), a split it trained on. A one-dataset record compares its
+    ``dataset`` type, then ``splits`` and ``exclude_drives``. A record without splits (older
+    checkpoints) gets no warning: nothing is known."""
+    if not train:
+        return None
+    entries = train.get("datasets")
+    if entries is None:
+        if dataset and train.get("dataset") not in (None, dataset):
+            return None  # e.g. a CamVid model scored on Cityscapes' val: another dataset, whatever the split
+        entries = [{"type": train.get("dataset"), "splits": train.get("splits"),
+                    "exclude_drives": train.get("exclude_drives"), "name": None, "source": None}]
+    for entry in entries:
+        if dataset and entry.get("type") not in (None, dataset):
+            continue
+        if root is not None and not _same_source(entry, root):
+            continue
+        warning = _split_warning(entry, split, drives)
+        if warning:
+            return warning
+    return None
+
+
+def _same_source(entry: dict, root) -> bool:
+    from pathlib import Path
+    note = Path(root) / "SOURCE.md"
+    if entry.get("source") and note.is_file():
+        return any(line.strip() == entry["source"] for line in note.read_text().splitlines())
+    return entry.get("name") in (None, Path(root).resolve().name)
+
+
+def _split_warning(entry: dict, split: str, drives) -> str | None:
+    splits = entry.get("splits")
     if not splits or split not in splits:
         return None
-    excluded = list((train or {}).get("exclude_drives") or [])
+    excluded = list(entry.get("exclude_drives") or [])
     held_out = lambda d: any(d.startswith(x) for x in excluded)  # noqa: E731 - drive names are prefixes
     if drives and all(held_out(d) for d in drives):
         return None
     where = f"split {split!r}" + (f" drives {' '.join(drives)}" if drives else "")
     hint = (f"score the held-out drive(s) with --drives {' '.join(excluded)}" if excluded
             else "score a split it did not train on")
-    return (f"warning: this checkpoint trained on {where} (its train record: splits {list(splits)}, excluded "
-            f"drives {excluded or 'none'}); this is not a hold-out score - {hint}")
+    source = f"{entry['type']} " if entry.get("type") else ""
+    return (f"warning: this checkpoint trained on {source}{where} (its train record: splits {list(splits)}, "
+            f"excluded drives {excluded or 'none'}); this is not a hold-out score - {hint}")
 
 
 def checkpoint_train_record(path) -> dict | None:
@@ -131,7 +165,7 @@ def run(a):
         raise FornetError(f"the model's classes {list(seg.classes)} are not the dataset's {list(ds.classes)}; "
                           "a folder dataset labelled in the model's classes names them in classes.yaml "
                           "(classes: [...])")
-    warning = trained_on_scored_data(checkpoint_train_record(a.checkpoint), a.split, a.drives)
+    warning = trained_on_scored_data(checkpoint_train_record(a.checkpoint), a.split, a.drives, a.dataset, a.data_root)
     if warning:
         print(f"fornet eval: {warning}", file=sys.stderr)
     res = evaluate(seg, dataset_samples(ds, a.limit), boundary_px=a.boundary_px, progress=not a.json, limit=a.limit,
