@@ -112,7 +112,7 @@ LABEL_SETS: tuple[tuple[str, ...], ...] = (
     ("sidewalk", "terrain"),
     ("person", "rider"),
     ("car", "truck", "bus", "train", "motorcycle", "bicycle"),
-    ("pole", "traffic sign", "traffic light", "fence", "wall", "sidewalk", "building"),
+    ("fence", "pole", "traffic sign", "traffic light", "wall", "sidewalk", "building"),
     ("building", "wall", "vegetation"),
 )
 
@@ -159,7 +159,7 @@ CAMVID = LabelSpace("camvid", {
 IDD_LITE = LabelSpace("idd_lite", {
     0: "road", 1: ("sidewalk", "terrain"), 2: ("person", "rider"),
     3: ("car", "truck", "bus", "train", "motorcycle", "bicycle"),
-    4: ("pole", "traffic sign", "traffic light", "fence", "wall", "sidewalk", "building"),
+    4: ("fence", "pole", "traffic sign", "traffic light", "wall", "sidewalk", "building"),
     5: ("building", "wall", "vegetation"), 6: "sky"}, "IDD level-1 classes")
 
 LABEL_SPACES = {s.name: s for s in (CITYSCAPES, CITYSCAPES_TRAINIDS, CAMVID, IDD_LITE)}
