@@ -288,3 +288,10 @@ def test_trained_on_warning_compares_datasets_not_split_names(tmp_path):
     assert trained_on_scored_data(mix, "train", dataset="cityscapes", root=other) is None  # another source
     assert trained_on_scored_data(mix, "train", ["0006R0"], dataset="camvid", root=tmp_path / "camvid") is None
     assert trained_on_scored_data(mix, "val", dataset="camvid", root=tmp_path / "camvid")
+
+
+def test_a_dataset_with_overlapping_sets_trains_one_to_one_and_refuses_only_scoring(tmp_path):
+    idd = FolderDataset(write_idd_like(tmp_path / "idd"), "train")  # one-to-one (the ablation's)
+    assert idd.load(0)[1].max() < len(CITYSCAPES_CLASSES) or idd.load(0)[1].max() == IGNORE_INDEX
+    with pytest.raises(ValueError, match="overlap"):
+        idd.prediction_lut

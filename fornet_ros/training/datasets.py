@@ -60,10 +60,14 @@ class SegmentationDataset:
             raise DatasetError(f"{type(self).__name__}: no image/label pairs found")
         if lut is None:
             lut = space.train_lut() if partial else space.eval_lut()
-        self.pairs, self.lut, self.transform, self.space = pairs, lut, transform, space
-        self.prediction_lut = space.prediction_lut() if space is not None and not partial else None
+        self.pairs, self.lut, self.transform, self.space, self.partial = pairs, lut, transform, space, partial
         self.valid_values = valid_values
         self._cache = {} if cache else None
+
+    @property
+    def prediction_lut(self) -> np.ndarray | None:
+        """Asked only when scoring (a dataset whose sets overlap trains, but cannot be scored)."""
+        return self.space.prediction_lut() if self.space is not None and not self.partial else None
 
     def __len__(self):
         return len(self.pairs)
