@@ -52,6 +52,33 @@ def test_bag_play_into_node_outputs_carry_bag_stamps(tmp_path, trained_like_ckpt
         node.wait(15)
 
 
+def test_paced_bag_play_gets_every_frame_segmented(tmp_path, trained_like_ckpt):
+    """A bag far faster than the node (8 frames of 256x512, 5 ms apart) into a node that keeps only its
+    newest frame (input_depth 1): paced playback publishes each image once the node has answered the
+    previous one, so every frame is segmented, with its own stamp."""
+    write_cityscapes_like(tmp_path / "cs", n=8, size=(256, 512))
+    from_cityscapes(tmp_path / "cs", tmp_path / "bag", rate_hz=200.0)
+    stamps = {s for _, s, _, _ in iter_frames(tmp_path / "bag")}
+    env = ros_env(DOMAIN + 5)
+    node = start_node(env, f"checkpoint:={trained_like_ckpt}", "cameras:=[camera]", "input_reliability:=reliable",
+                      "input_depth:=1", log_path=tmp_path / "node.log")
+    col = Collector(("camera",), DOMAIN + 5, outputs=("labels",))
+    try:
+        assert col.wait_for(lambda: col.node.count_publishers("/camera/semantic/labels") > 0, timeout=60)
+        play = subprocess.run([sys.executable, "-m", "fornet_ros.cli", "bag", "play", str(tmp_path / "bag"),
+                               "--playback", "paced", "--topics", "/camera/image_raw", "/camera/camera_info"],
+                              env=env, capture_output=True, text=True, timeout=180)
+        assert play.returncode == 0, play.stderr
+        assert "published 16 messages" in play.stdout and "not answered" not in play.stderr
+        assert col.wait_for(lambda: len(col.get("camera/semantic/labels")) >= 8, timeout=30)
+        got = [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for m in col.get("camera/semantic/labels")]
+        assert sorted(got) == sorted(stamps) and len(stamps) == 8
+    finally:
+        col.close()
+        node.send_signal(2)
+        node.wait(15)
+
+
 def test_demo_on_the_real_clip_matches_fornet_eval(tmp_path, trained_like_ckpt):
     """`fornet demo` on 3 frames of the packaged clip over DDS: sim time from the bag (no wall-vs-bag
     ages), compressed input, the clip's camera pose, the full report, and the clip mIoU equal to

@@ -39,6 +39,7 @@ def add_bag_arguments(p):
     pl.add_argument("--topics", nargs="*", default=None)
     pl.add_argument("--wait-for-subscribers", type=float, default=5.0, metavar="SECONDS",
                     help="wait up to this long for subscribers on the image topics before playing")
+    add_playback_arguments(pl, "recorded")
     e = sub.add_parser("eval", help="segment every frame and score against <cam>/ground_truth/labels: the "
                        "labels, and the semantic costmap they make")
     e.add_argument("bag", help="a rosbag2 folder, or 'clip' (the packaged CamVid 0006R0 clip and its camera pose)")
@@ -54,6 +55,16 @@ def add_bag_arguments(p):
     add_model_arguments(e)
     i = sub.add_parser("info", help="topics, types and message counts")
     i.add_argument("bag")
+
+
+def add_playback_arguments(p, default: str):
+    p.add_argument("--playback", default=default, choices=["paced", "recorded"],
+                   help=f"recorded: publish at the recorded timing x --rate, as a camera would (a slower node keeps "
+                        f"its newest frame and drops the rest); paced: also wait, before each image, until the node "
+                        f"has answered the previous one (<cam>/semantic/labels with its stamp), so every frame is "
+                        f"segmented, at the rate the node sustains (default: {default})")
+    p.add_argument("--answer-timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="paced: publish the next image anyway after waiting this long for an answer")
 
 
 def run_bag(a):
@@ -73,7 +84,8 @@ def run_bag(a):
             r.close()
     elif a.action == "play":
         from .bag_player import play
-        n = play(a.bag, a.rate, a.loop, a.clock, a.topics, wait_for_subscribers=a.wait_for_subscribers)
+        n = play(a.bag, a.rate, a.loop, a.clock, a.topics, wait_for_subscribers=a.wait_for_subscribers,
+                 mode=a.playback, answer_timeout=a.answer_timeout)
         print(f"published {n} messages")
     elif a.action == "eval":
         from ..mapping import Pose
