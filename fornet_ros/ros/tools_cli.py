@@ -125,21 +125,24 @@ def add_demo_arguments(p):
     p.add_argument("--timeout", type=float, default=180.0)
     p.add_argument("--costmap-config", default=None, help="layer YAML (default: the built-in layers)")
     p.add_argument("--allow-untrained", action="store_true", help="run with random weights if no checkpoint loads")
+    add_playback_arguments(p, "paced")
 
 
 def run_demo(a):
     from ..errors import FornetError
-    from .demo import run_demo as demo
-    if (a.frames is not None and a.frames < 1) or min(a.size) < 16 or (a.rate is not None and a.rate <= 0):
-        raise FornetError(f"--frames must be >= 1, --rate > 0 and --size at least 16x16, got {a.frames} frames, "
-                          f"rate {a.rate}, size {tuple(a.size)}")
+    from .demo import replay_demo
+    if (a.frames is not None and a.frames < 1) or min(a.size) < 16 or (a.rate is not None and a.rate <= 0) \
+            or a.answer_timeout <= 0:
+        raise FornetError(f"--frames must be >= 1, --rate and --answer-timeout > 0 and --size at least 16x16, got "
+                          f"{a.frames} frames, rate {a.rate}, answer timeout {a.answer_timeout}, size {tuple(a.size)}")
     try:
-        s = demo(a.out, a.input, a.checkpoint, a.frames, tuple(a.size), a.rate, a.timeout,
-                 allow_untrained=a.allow_untrained, costmap_config=a.costmap_config)
+        s = replay_demo(a.out, a.input, a.checkpoint, a.frames, tuple(a.size), a.rate, a.timeout,
+                        allow_untrained=a.allow_untrained, costmap_config=a.costmap_config, playback=a.playback,
+                        answer_timeout=a.answer_timeout)
     except RuntimeError as e:  # the node failed to start or produced nothing: say why, in one line
         raise FornetError(str(e)) from e
     ref = (s.get("reference") or {}).get("metrics") or {}
-    print(json.dumps({k: s[k] for k in ("frames_in_bag", "frames_segmented", "frames_scored")} |
+    print(json.dumps({k: s[k] for k in ("frames_in_bag", "playback", "frames_segmented", "frames_scored")} |
                      {"miou": (s["metrics"] or {}).get("miou"), "eval_miou": ref.get("miou"),
                       "report": str(Path(a.out) / "index.html")}))
 

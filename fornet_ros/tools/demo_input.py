@@ -113,13 +113,44 @@ def as_float(v):
         return None
 
 
-def last_diagnostics(arrays, cam) -> dict:
-    for arr in reversed(arrays):
-        for st in arr.status:
-            if st.name.endswith(f": {cam}") or st.name.endswith(cam):
-                return {"level": int.from_bytes(st.level, "little") if isinstance(st.level, bytes) else int(st.level),
-                        "message": st.message, **{kv.key: kv.value for kv in st.values}}
-    return {}
+RATE_KEYS = ("input_hz", "processed_hz")  # the node's rates over its last report period, not totals
+
+
+def _camera_status(arr, cam):
+    for st in arr.status:
+        if st.name.endswith(f": {cam}") or st.name.endswith(cam):
+            return st
+    return None
+
+
+def node_diagnostics(reports, cam, playing: tuple[float, float] | None = None) -> dict:
+    """The node's last /diagnostics status of ``cam`` (level, message, values) from ``reports``
+    [(receipt time, DiagnosticArray)]: its counters count every frame. Its rates (RATE_KEYS) cover
+    only its last report period, which after playback is idle (0.00 Hz at level OK says nothing):
+    they are replaced by their mean over the reports received while ``playing`` (first image sent,
+    last image sent + one report period), ``rates_over`` saying so; None when no report fell there."""
+    last = None
+    during = {k: [] for k in RATE_KEYS}
+    for t, arr in reports:
+        st = _camera_status(arr, cam)
+        if st is None:
+            continue
+        last = st
+        values = {kv.key: kv.value for kv in st.values}
+        if playing is not None and playing[0] <= t <= playing[1]:
+            for k in RATE_KEYS:
+                if as_float(values.get(k)) is not None:
+                    during[k].append(as_float(values[k]))
+    if last is None:
+        return {}
+    level = int.from_bytes(last.level, "little") if isinstance(last.level, bytes) else int(last.level)
+    out = {"level": level, "message": last.message, **{kv.key: kv.value for kv in last.values}}
+    if playing is not None:
+        n = len(during[RATE_KEYS[0]])
+        for k in RATE_KEYS:
+            out[k] = f"{sum(during[k]) / len(during[k]):.2f}" if during[k] else None
+        out["rates_over"] = f"playback: mean of {n} report(s)" if n else "playback: no report received during it"
+    return out
 
 
 def _pct(values, q):
