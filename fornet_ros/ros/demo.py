@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..classes import CITYSCAPES_CLASSES, IGNORE_INDEX
+from ..classes import CITYSCAPES_CLASSES
 from ..mapping import GeometryError, Pose, read_layer_config
 from ..mapping.costmap_score import EVAL_GRID, EVAL_MAX_RANGE
 from ..node.frames import stamp_ns
@@ -52,9 +52,8 @@ from ..tools.bags import BagError, iter_frames, read_camera_info
 from ..tools.costmap_images import grid_image, write_image, write_layers
 from ..tools.demo_images import (montage_frame, montage_strips, overlay, write_animation, write_frame_pictures,
                                  write_montage)
-from ..tools.demo_input import (DemoInput, as_float, auto_rate, check_demo_classes, costmap_scorer, costmap_summary,
-                                default_pose, demo_timing, node_diagnostics, prepare_input, reference_run, say,
-                                threshold_topk)
+from ..tools.demo_input import (DemoInput, auto_rate, check_demo_classes, costmap_scorer, costmap_summary, default_pose,
+                                demo_timing, node_diagnostics, prepare_input, say, score_frames, snapshot_checkpoint)
 from ..tools.demo_report import write_index
 from .bag_player import ANSWER_TIMEOUT_S, PLAYBACK_MODES
 from .processes import Spinner, isolated_env, start_node, stop_node
@@ -98,23 +97,6 @@ def _read_input(inp, out: Path, frames, size) -> _Played:
     except BagError:
         cam_info = None
     return _Played(src, played, cam_info)
-
-
-def _snapshot_checkpoint(checkpoint):
-    """(checkpoint to use, its sha256): one copy for the node and the reference run here, so a checkpoint
-    that a training run rewrites meanwhile cannot give the two different weights."""
-    if not (checkpoint and Path(checkpoint).is_file()):
-        return checkpoint, None
-    import hashlib
-    import shutil
-    sha = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()
-    if str(checkpoint).endswith(".onnx"):  # an ONNX model may have external data beside it
-        return checkpoint, sha
-    import atexit
-    import tempfile
-    snap = Path(tempfile.mkdtemp(prefix="fornet_demo_ckpt_"))
-    atexit.register(shutil.rmtree, snap, True)
-    return str(shutil.copy2(checkpoint, snap / Path(checkpoint).name)), sha
 
 
 def _node_params(src: DemoInput, checkpoint, allow_untrained: bool, costmap_config) -> list[str]:
@@ -263,40 +245,6 @@ def _run_node(out: Path, p: _Played, params: list, domain: int, rate: float, pla
     return rec, sent_t, n_sent, play_s, rc
 
 
-def _score(p: _Played, labels: dict, importance: dict, checkpoint, ckpt_label, diag: dict, sent_t: list, recv: dict):
-    """The node's labels against the ground truth, and the same checkpoint run here; returns (per-frame
-    rows, metrics or None, the reference run, the selected regions by stamp, the model's classes)."""
-    from ..training.metrics import SegmentationMetrics
-    inputs, order = p.inputs, p.order
-    segmented = [s for s in order if s in labels]
-    reference = reference_run(checkpoint, [(s, *inputs[s]) for s in segmented])
-    if "checkpoint" in reference:
-        reference["checkpoint"] = ckpt_label
-    selected, classes = reference.pop("selected", {}), reference.pop("classes", None)
-    metrics = SegmentationMetrics(len(classes), classes) if classes else SegmentationMetrics()
-    k = as_float(diag.get("topk_ratio"))
-    for s in segmented:
-        if s not in selected and s in importance and k is not None:
-            selected[s] = threshold_topk(importance[s], k)
-    rows = []
-    for i, s in enumerate(order):
-        rgb, gt = inputs[s]
-        row = {"name": f"frame_{i:03d}", "stamp": s, "t_s": round((s - order[0]) / 1e9, 3),
-               "segmented": s in labels, "scored": False}
-        if i < len(sent_t) and s in recv:
-            row["e2e_ms"] = round((recv[s] - sent_t[i]) * 1000, 1)
-        if s in labels and gt is not None:
-            metrics.update(gt, labels[s], selected.get(s) if reference.get("metrics") else None)
-            valid = gt != IGNORE_INDEX
-            row.update(scored=True, pixel_accuracy=round(float(np.mean(labels[s][valid] == gt[valid])), 4)
-                       if valid.any() else None)
-        rows.append(row)
-    m = metrics.compute() if any(r["scored"] for r in rows) else None
-    if m and reference.get("metrics"):
-        reference["miou_difference"] = abs(m["miou"] - reference["metrics"]["miou"])
-    return rows, m, reference, selected, classes
-
-
 def _write_pictures(out: Path, summary: dict, p: _Played, labels, importance, selected, got, grid_layers, pose,
                     scorer, truth_fusers) -> None:
     """Every segmented frame's pictures, the layers and truth grid at the montage's frame, the
@@ -349,7 +297,7 @@ def replay_demo(out: str, inp: str | None = None, checkpoint: str | None = None,
     rate = rate or auto_rate(p.order)
     check_demo_classes(checkpoint)
     ckpt_label = checkpoint or "packaged default"
-    checkpoint, ckpt_sha = _snapshot_checkpoint(checkpoint)
+    checkpoint, ckpt_sha = snapshot_checkpoint(checkpoint)
     domain = domain if domain is not None else int(os.environ.get("ROS_DOMAIN_ID", DOMAIN_BASE + os.getpid() % DOMAIN_SPAN))
     say(f"starting segmentation_node (checkpoint {ckpt_label}, ROS_DOMAIN_ID {domain}, use_sim_time)")
     rec, sent_t, n_sent, play_s, rc = _run_node(out, p, _node_params(p.src, checkpoint, allow_untrained, costmap_config),
@@ -363,7 +311,8 @@ def replay_demo(out: str, inp: str | None = None, checkpoint: str | None = None,
     diag = node_diagnostics(rec.diagnostics, p.src.camera, playing)
     say("scoring: the node's labels against the ground truth, and the same checkpoint run here (fornet eval)")
     recv = rec.recv_t.get("labels", {})
-    rows, m, reference, selected, classes = _score(p, labels, importance, checkpoint, ckpt_label, diag, sent_t, recv)
+    rows, m, reference, selected, classes = score_frames(p.order, p.inputs, labels, importance, checkpoint,
+                                                      ckpt_label, diag, sent_t, recv)
     say("writing the report")
     src, segmented = p.src, [s for s in p.order if s in labels]
     summary = {
