@@ -129,3 +129,12 @@ def test_self_mask_is_dimmed_and_outlined():
     out = mark_self_mask(view, mask)
     assert (out[35, 40] == 80).all() and (out[10, 40] == 200).all()
     assert (out == SELF_MASK_RGB).all(-1)[29:32].any()
+
+
+def test_montage_without_a_grid_has_four_tiles_and_no_opencv_warning(tmp_path, capfd):
+    from fornet_ros.tools.demo_images import write_montage
+    tile = np.full((40, 80, 3), 100, np.uint8)
+    assert write_montage(tmp_path, "frame_000", [tile, None, tile, tile], []) == "frame_000"
+    m = cv2.imread(str(tmp_path / "montage.png"))
+    assert m.shape == (40, 3 * 80 + 2 * 6, 3)
+    assert "can't open/read file" not in capfd.readouterr().err  # no costmap_combined.png: not an error

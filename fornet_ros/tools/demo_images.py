@@ -156,7 +156,8 @@ def write_montage(images: Path, name: str, tiles: list, below: list) -> str | No
     if not tiles:
         return None
     h = tiles[0].shape[0]
-    g = cv2.imread(str(images / "costmap_combined.png"))
+    grid_png = images / "costmap_combined.png"  # absent when the node published no grid
+    g = cv2.imread(str(grid_png)) if grid_png.is_file() else None
     if g is not None:
         tiles.append(cv2.resize(g[:, :, ::-1], (int(g.shape[1] * h / g.shape[0]), h), interpolation=cv2.INTER_AREA))
     sep = np.full((h, int(round(6 * ui_scale(tiles[0].shape[1]))), 3), 255, np.uint8)
