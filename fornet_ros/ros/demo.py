@@ -170,7 +170,7 @@ def _wait_for_subscription(node, node_proc, topic: str, t_end: float, log: Path)
             raise RuntimeError(f"segmentation_node exited with {node_proc.returncode}; see {log}")
         time.sleep(0.2)
     if node.count_subscribers(topic) == 0:
-        raise RuntimeError(f"segmentation_node did not subscribe to {topic}; see {log}")
+        raise RuntimeError(f"segmentation_node did not subscribe to {topic} within --timeout; see {log}")
 
 
 def _play(node, rec: _Recorder, p: _Played, rate: float, playback: tuple, t_end: float):
