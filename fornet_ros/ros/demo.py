@@ -1,10 +1,15 @@
-"""``fornet demo``: the whole pipeline through real DDS, with a report.
+"""``fornet demo``: the whole pipeline through real DDS, with a report (:func:`replay_demo`).
 
 Takes the packaged real clip (CamVid 0006R0, :mod:`fornet_ros.tools.clip`; the default), procedural scenes
 (``synth``) or any bag / Cityscapes root / image folder -> starts segmentation_node in its own process
 on an isolated DDS domain (loopback only) with ``use_sim_time`` -> replays the bag into it with
 rclpy, publishing /clock from the bag's time -> records the node's outputs -> scores them against the
 bag's ground truth and writes DIR/index.html + index.md, DIR/summary.json and the images they show.
+
+Playback is ``paced`` by default (:mod:`.bag_player`): each image waits until the node has answered
+the previous one, so a bag faster than the node (a 2048x1024 Cityscapes bag at 17 Hz) is scored
+whole; ``recorded`` plays at the recorded timing x rate, as a camera would, and the node keeps only
+its newest frame. The report says which ran.
 
 Timing is never bag stamp against wall time: the node's latency is its own receipt -> publish time
 (/diagnostics, monotonic clock); the end-to-end latency is publish -> labels received, both taken
@@ -32,88 +37,75 @@ import os
 import sys
 import threading
 import time
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from ..classes import CITYSCAPES_CLASSES, IGNORE_INDEX
+from ..classes import CITYSCAPES_CLASSES
 from ..mapping import GeometryError, Pose, read_layer_config
 from ..mapping.costmap_score import EVAL_GRID, EVAL_MAX_RANGE
 from ..node.frames import stamp_ns
 from ..node.images import to_mono8
 from ..tools.bags import BagError, iter_frames, read_camera_info
-from ..tools.demo_images import (error_map, grid_image, importance_view, montage_frame, overlay, write_animation,
-                                 write_image, write_layers, write_montage)
-from ..tools.demo_input import (as_float, auto_rate, check_demo_classes, costmap_scorer, costmap_summary, default_pose,
-                                demo_timing, last_diagnostics, prepare_input, reference_run, say, threshold_topk)
+from ..tools.costmap_images import grid_image, write_image, write_layers
+from ..tools.demo_images import (montage_frame, montage_strips, overlay, write_animation, write_frame_pictures,
+                                 write_montage)
+from ..tools.demo_input import (DemoInput, auto_rate, check_demo_classes, costmap_scorer, costmap_summary, default_pose,
+                                demo_timing, node_diagnostics, prepare_input, say, score_frames, snapshot_checkpoint)
 from ..tools.demo_report import write_index
-from ..tools.visuals import colorbar, legend_panel, with_legend
+from .bag_player import ANSWER_TIMEOUT_S, PLAYBACK_MODES
 from .processes import Spinner, isolated_env, start_node, stop_node
 
 QUIET_S = 5.0  # stop waiting for outputs after this long without a new label image
+GRID_GRACE_S = 1.5  # every frame labelled: wait this long at most for the last frame's grid
+NODE_SETTLE_S = 1.0  # the node needs a moment after its subscription appears to finish starting
+PLAYER_START_DELAY_S = 1.0  # the player's pause between subscribers matched and the first message
+DIAGNOSTICS_PERIOD_S = 0.5  # the node's /diagnostics period during the demo
+DOMAIN_BASE, DOMAIN_SPAN = 60, 40  # without ROS_DOMAIN_ID: 60 + pid % 40, clear of the default 0 and of the tests'
 
 
-def run_demo(out: str, inp: str | None = None, checkpoint: str | None = None, frames: int | None = None,
-             size=(256, 512), rate: float | None = None, timeout: float = 180.0, domain: int | None = None,
-             allow_untrained: bool = False, costmap_config: str | None = None) -> dict:
-    """Runs the demo; returns the summary (also DIR/summary.json). ``inp``: see :func:`prepare_input`.
-    ``frames``: the first N frames (default: all; 12 generated for synth). ``rate``: playback speed
-    factor (default: :func:`auto_rate`). ``costmap_config``: the node's layer YAML (default: the
-    built-in layers); every layer it names is recorded."""
-    import rclpy
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from diagnostic_msgs.msg import DiagnosticArray
-    from nav_msgs.msg import OccupancyGrid
-    from sensor_msgs.msg import Image
+@dataclass
+class _Played:
+    """The input as played: the first N frames (stamp, rgb, gt) in bag order and the camera's CameraInfo."""
+    src: DemoInput
+    frames: list
+    cam_info: dict | None
 
-    from .bag_player import is_image_topic, play
+    @cached_property
+    def order(self) -> list:
+        return [s for s, _, _ in self.frames]
 
-    t_start = time.monotonic()
-    out = Path(out)
-    try:
-        layer_dict = read_layer_config(costmap_config)
-        grid_layers = ["combined"] + [str(layer["name"]) for layer in layer_dict["layers"]]
-    except (GeometryError, KeyError, TypeError) as e:
-        raise RuntimeError(f"--costmap-config {costmap_config}: {e}") from e
+    @cached_property
+    def inputs(self) -> dict:
+        return {s: (rgb, gt) for s, rgb, gt in self.frames}
+
+
+def _read_input(inp, out: Path, frames, size) -> _Played:
     src = prepare_input(inp, out, frames, size)
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    cam = src.camera
-    say(f"input: {src.description} ({src.bag}), camera '{cam}'{', compressed images' if src.compressed else ''}")
-    played = []  # (stamp, rgb, gt) of the first N frames, in bag order
-    for _, stamp, rgb, gt in iter_frames(src.bag, cam):
+    say(f"input: {src.description} ({src.bag}), camera '{src.camera}'{', compressed images' if src.compressed else ''}")
+    played = []
+    for _, stamp, rgb, gt in iter_frames(src.bag, src.camera):
         played.append((stamp, rgb, gt))
         if frames and len(played) >= frames:
             break
     if not played:
-        raise BagError(f"{src.bag}: no image frames of camera {cam}")
+        raise BagError(f"{src.bag}: no image frames of camera {src.camera}")
     try:
-        cam_info = read_camera_info(src.bag, cam)
+        cam_info = read_camera_info(src.bag, src.camera)
     except BagError:
         cam_info = None
-    rate = rate or auto_rate([s for s, _, _ in played])
-    inputs = {stamp: (rgb, gt) for stamp, rgb, gt in played}
+    return _Played(src, played, cam_info)
 
-    check_demo_classes(checkpoint)
-    ckpt_label = checkpoint or "packaged default"
-    ckpt_sha = None
-    if checkpoint and Path(checkpoint).is_file():
-        import hashlib
-        import shutil
-        # one snapshot for the node and the reference run here: a checkpoint that a training run
-        # rewrites meanwhile would otherwise give the two different weights
-        ckpt_sha = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()
-        if not str(checkpoint).endswith(".onnx"):  # an ONNX model may have external data beside it
-            import atexit
-            import tempfile
-            snap = Path(tempfile.mkdtemp(prefix="fornet_demo_ckpt_"))
-            atexit.register(shutil.rmtree, snap, True)
-            checkpoint = str(shutil.copy2(checkpoint, snap / Path(checkpoint).name))
-    domain = domain if domain is not None else int(os.environ.get("ROS_DOMAIN_ID", 60 + os.getpid() % 40))
-    env = isolated_env(domain)
-    g = EVAL_GRID  # the grid the costmap is scored on (fornet bag eval uses the same)
+
+def _node_params(src: DemoInput, checkpoint, allow_untrained: bool, costmap_config) -> list[str]:
+    """The node's parameters: the scored grid (the one `fornet bag eval` uses), sim time, one reliable frame."""
+    g, cam = EVAL_GRID, src.camera
     params = [f"cameras:=[{cam}]", f"grid_width:={g.width}", f"grid_height:={g.height}", f"grid_resolution:={g.resolution}",
               f"grid_origin:=[{g.origin[0]}, {g.origin[1]}]", f"max_range:={EVAL_MAX_RANGE}",
-              "diagnostics_period_s:=0.5", "input_reliability:=reliable", "input_depth:=1", "use_sim_time:=true"]
+              f"diagnostics_period_s:={DIAGNOSTICS_PERIOD_S}", "input_reliability:=reliable", "input_depth:=1",
+              "use_sim_time:=true"]
     if src.compressed:
         params.append("compressed:=true")
     if checkpoint:
@@ -124,194 +116,227 @@ def run_demo(out: str, inp: str | None = None, checkpoint: str | None = None, fr
         params.append(f"costmap_config:={costmap_config}")
     if src.pose:
         params.append(f"camera_pose.{cam}:=[{', '.join(str(float(v)) for v in src.pose)}]")
-    say(f"starting segmentation_node (checkpoint {ckpt_label}, ROS_DOMAIN_ID {domain}, "
-        "use_sim_time)")
-    log = open(out / "node.log", "w")
-    node_proc = start_node(params, env, stdout=log)
+    return params
 
-    rclpy.init(domain_id=domain)
-    node = rclpy.create_node("fornet_demo_recorder")
-    got, recv_t, lock = {}, {}, threading.Lock()
-    qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 
-    def rec(topic):
+class _Recorder:
+    """The node's outputs as they arrive: label / importance images and grids by stamp (with the
+    monotonic receipt time of each), and every /diagnostics report with its receipt time."""
+
+    def __init__(self, node, cam: str, grid_layers: list):
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from nav_msgs.msg import OccupancyGrid
+        from sensor_msgs.msg import Image
+        self.got, self.recv_t, self.diagnostics, self.lock = {}, {}, [], threading.Lock()
+        qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        for o in ("labels", "importance"):
+            node.create_subscription(Image, f"{cam}/semantic/{o}", self._on(o), qos)
+        for layer in grid_layers:
+            node.create_subscription(OccupancyGrid, f"semantic_costmap/{layer}", self._on(f"grid_{layer}"), qos)
+        node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, qos)
+
+    def _on(self, topic):
         def cb(msg):
-            t = time.monotonic()
-            with lock:
-                if isinstance(msg, DiagnosticArray):
-                    got.setdefault(topic, []).append(msg)
-                    return
-                key = stamp_ns(msg.header.stamp)
-                got.setdefault(topic, {})[key] = msg
-                recv_t.setdefault(topic, {}).setdefault(key, t)
+            t, key = time.monotonic(), stamp_ns(msg.header.stamp)
+            with self.lock:
+                self.got.setdefault(topic, {})[key] = msg
+                self.recv_t.setdefault(topic, {}).setdefault(key, t)
         return cb
 
-    for o in ("labels", "importance"):
-        node.create_subscription(Image, f"{cam}/semantic/{o}", rec(o), qos)
-    for layer in grid_layers:
-        node.create_subscription(OccupancyGrid, f"semantic_costmap/{layer}", rec(f"grid_{layer}"), qos)
-    node.create_subscription(DiagnosticArray, "/diagnostics", rec("diagnostics"), qos)
-    spinner = Spinner(node)
-    image_topic = f"/{cam}/image_raw" + ("/compressed" if src.compressed else "")
-    play_topics = [image_topic, f"/{cam}/camera_info"]
-    sent_t = []  # wall (monotonic) time each image was published, in bag order
-    n_sent, play_s = 0, 0.0
-    try:
-        t_end = time.monotonic() + timeout
-        while time.monotonic() < t_end and node.count_subscribers(image_topic) == 0:
-            if node_proc.poll() is not None:
-                raise RuntimeError(f"segmentation_node exited with {node_proc.returncode}; see {out / 'node.log'}")
-            time.sleep(0.2)
-        if node.count_subscribers(image_topic) == 0:
-            raise RuntimeError(f"segmentation_node did not subscribe to {image_topic} within {timeout:.0f} s; "
-                               f"see {out / 'node.log'}")
-        say(f"node ready after {time.monotonic() - t_start:.1f} s")
-        time.sleep(1.0)  # the node needs a moment after its subscription appears to finish starting
-        dt = np.diff([s for s, _, _ in played]) / 1e9
-        say(f"playing {len(played)} frames at rate {rate:g} (bag frames {np.median(dt) if len(dt) else 0:.2f} s apart, "
-            f"{np.median(dt) / rate if len(dt) else 0:.2f} s in wall time), /clock from the bag")
-        from tqdm import tqdm
-        bar = tqdm(total=len(played), desc="[fornet demo] frames", unit="frame", file=sys.stderr,
-                   dynamic_ncols=True, mininterval=0.5)
+    def _on_diagnostics(self, msg):
+        with self.lock:
+            self.diagnostics.append((time.monotonic(), msg))
 
-        def progress(n, topic, t):
-            if is_image_topic(topic):
-                sent_t.append(time.monotonic())
-                with lock:
-                    done = len(got.get("labels", {}))
-                bar.set_postfix_str(f"segmented {done}", refresh=False)
-                bar.update(1)
-        t_play = time.monotonic()
-        try:
-            n_sent = play(src.bag, rate=rate, node=node, clock=True, topics=play_topics, start_delay=1.0,
-                          progress=progress, max_images=len(played))
-        finally:
-            bar.close()
+    def labelled(self) -> int:
+        with self.lock:
+            return len(self.got.get("labels", {}))
+
+    def grid_caught_up(self) -> bool:
+        """The combined grid holds the newest labelled frame."""
+        with self.lock:
+            return max(self.got.get("grid_combined", {0: None})) >= max(self.got.get("labels", {0: None}))
+
+    def images(self, stamps) -> tuple[dict, dict]:
+        """(labels, importance) of the frames ``stamps`` as mono8 arrays."""
+        with self.lock:
+            return tuple({s: to_mono8(m) for s, m in self.got.get(o, {}).items() if s in stamps}
+                         for o in ("labels", "importance"))
+
+
+def _wait_for_subscription(node, node_proc, topic: str, t_end: float, log: Path) -> None:
+    while time.monotonic() < t_end and node.count_subscribers(topic) == 0:
+        if node_proc.poll() is not None:
+            raise RuntimeError(f"segmentation_node exited with {node_proc.returncode}; see {log}")
+        time.sleep(0.2)
+    if node.count_subscribers(topic) == 0:
+        raise RuntimeError(f"segmentation_node did not subscribe to {topic} within --timeout; see {log}")
+
+
+def _play(node, rec: _Recorder, p: _Played, rate: float, playback: tuple, t_end: float):
+    """Plays the frames into the node and waits for its last outputs; returns (monotonic publish time
+    of each image, messages sent, playback seconds). The progress bar counts images sent and
+    frames segmented, and is closed only once the last outputs are in."""
+    from tqdm import tqdm
+
+    from .bag_player import is_image_topic, play
+    cam = p.src.camera
+    image_topic = f"/{cam}/image_raw" + ("/compressed" if p.src.compressed else "")
+    playback, answer_timeout = playback
+    dt = np.diff(p.order) / 1e9
+    say(f"playing {len(p.frames)} frames {playback}: at rate {rate:g} (bag frames "
+        f"{np.median(dt) if len(dt) else 0:.2f} s apart, {np.median(dt) / rate if len(dt) else 0:.2f} s in wall time)"
+        + (", each once the node has answered the previous one" if playback == "paced" else "") + ", /clock from the bag")
+    bar = tqdm(total=len(p.frames), desc="[fornet demo] frames", unit="frame", file=sys.stderr, dynamic_ncols=True,
+               mininterval=0.5)
+    sent_t = []
+
+    def progress(n, topic, t):
+        if is_image_topic(topic):
+            sent_t.append(time.monotonic())
+            bar.set_postfix_str(f"segmented {rec.labelled()}", refresh=False)
+            bar.update(1)
+    t_play = time.monotonic()
+    try:
+        n_sent = play(p.src.bag, rate=rate, node=node, clock=True, topics=[image_topic, f"/{cam}/camera_info"],
+                      start_delay=PLAYER_START_DELAY_S, progress=progress, max_images=len(p.frames), mode=playback,
+                      answer_timeout=answer_timeout)
         play_s = time.monotonic() - t_play
-        say("recording the node's last outputs")
         last, quiet = -1, time.monotonic()
         while time.monotonic() < t_end:
-            with lock:
-                n = len(got.get("labels", {}))
-                grid_done = max(got.get("grid_combined", {0: None})) >= max(got.get("labels", {0: None}))
+            n = rec.labelled()
             if n != last:
                 last, quiet = n, time.monotonic()
-            if (n >= len(sent_t) and (grid_done or time.monotonic() - quiet > 1.5)) or time.monotonic() - quiet > QUIET_S:
+                bar.set_postfix_str(f"segmented {n}")
+            silent = time.monotonic() - quiet
+            if (n >= len(sent_t) and (rec.grid_caught_up() or silent > GRID_GRACE_S)) or silent > QUIET_S:
                 break
             time.sleep(0.1)
-        time.sleep(0.6)  # one more /diagnostics (period 0.5 s) with every frame counted
     finally:
-        spinner.close()
-        rc = stop_node(node_proc)
-        node.destroy_node()
-        rclpy.try_shutdown()
-        log.close()
-    with lock:
-        labels = {s: to_mono8(m) for s, m in got.get("labels", {}).items() if s in inputs}
-        importance = {s: to_mono8(m) for s, m in got.get("importance", {}).items() if s in inputs}
-    say(f"node stopped (exit {rc}); {len(labels)} of {len(sent_t)} frames segmented")
-    if not labels:
-        raise RuntimeError(f"segmentation_node published no labels for the {len(sent_t)} frames sent; "
-                           f"see {out / 'node.log'}")
+        bar.close()
+    time.sleep(DIAGNOSTICS_PERIOD_S * 1.2)  # one more /diagnostics with every frame counted
+    return sent_t, n_sent, play_s
 
-    diag = last_diagnostics(got.get("diagnostics", []), cam)
-    say("scoring: the node's labels against the ground truth, and the same checkpoint run here (fornet eval)")
-    order = [s for s, _, _ in played]
-    segmented = [s for s in order if s in labels]
-    reference = reference_run(checkpoint, [(s, *inputs[s]) for s in segmented])
-    if "checkpoint" in reference:
-        reference["checkpoint"] = ckpt_label
-    selected = reference.pop("selected", {})
-    classes = reference.pop("classes", None)
-    from ..training.metrics import SegmentationMetrics
-    metrics = SegmentationMetrics(len(classes), classes) if classes else SegmentationMetrics()
-    k = as_float(diag.get("topk_ratio"))
-    for s in segmented:
-        if s not in selected and s in importance and k is not None:
-            selected[s] = threshold_topk(importance[s], k)
-    frames_rows = []
-    for i, s in enumerate(order):
-        rgb, gt = inputs[s]
-        row = {"name": f"frame_{i:03d}", "stamp": s, "t_s": round((s - order[0]) / 1e9, 3),
-               "segmented": s in labels, "scored": False}
-        if i < len(sent_t) and s in recv_t.get("labels", {}):
-            row["e2e_ms"] = round((recv_t["labels"][s] - sent_t[i]) * 1000, 1)
-        if s in labels and gt is not None:
-            metrics.update(gt, labels[s], selected.get(s) if reference.get("metrics") else None)
-            valid = gt != IGNORE_INDEX
-            row.update(scored=True, pixel_accuracy=round(float(np.mean(labels[s][valid] == gt[valid])), 4)
-                       if valid.any() else None)
-        frames_rows.append(row)
-    scored = sum(r["scored"] for r in frames_rows)
-    m = metrics.compute() if scored else None
-    if m and reference.get("metrics"):
-        reference["miou_difference"] = abs(m["miou"] - reference["metrics"]["miou"])
 
-    say("writing the report")
-    pose = Pose.from_list(src.pose) if src.pose else default_pose()
-    timing = demo_timing(diag, sent_t, recv_t.get("labels", {}), order, rate, play_s)
-    summary = {
-        "input": src.description, "bag": str(src.bag), "camera": cam, "compressed": src.compressed,
-        "camera_pose": list(src.pose) if src.pose else None, "checkpoint": ckpt_label,
-        "checkpoint_sha256": ckpt_sha,
-        "frames_in_bag": len(played), "messages_sent": n_sent, "images_sent": len(sent_t), "rate": rate,
-        "sim_time": True, "play_s": round(play_s, 2), "frames_segmented": len(labels), "frames_scored": scored,
-        "metrics": m, "reference": reference,
-        "selected_regions": "local Segmenter (same checkpoint)" if reference.get("metrics") else
-                            "node importance thresholded at its K-th quantile",
-        "timing": timing, "node_diagnostics": diag, "frames": frames_rows,
-    }
-    images = out / "images"
-    scorer, truth_fusers = costmap_scorer(layer_dict, classes, cam_info, pose), {}
-    if scorer is not None:
-        for s in segmented:
-            if inputs[s][1] is not None:
-                _, truth_fusers[s] = scorer.update(labels[s], inputs[s][1])
-    fp = scorer.compute()["pixel_spans_cells_beyond_m"] if scorer is not None else None
-    summary["costmap"] = costmap_summary(layer_dict, scorer, got, labels, segmented)
-    present = set()
-    for s in segmented:
-        present |= set(np.unique(labels[s]).tolist()) | (set(np.unique(inputs[s][1]).tolist())
-                                                          if inputs[s][1] is not None else set())
-    summary["classes_shown"] = sorted(c for c in present if c < len(CITYSCAPES_CLASSES))
-    shown = montage_frame(frames_rows)
+def _run_node(out: Path, p: _Played, params: list, domain: int, rate: float, playback: tuple, timeout: float,
+              grid_layers: list, t_start: float):
+    """The node in its own process, our recorder beside it, the playback; returns (recorder, publish
+    times, messages sent, playback seconds, the node's exit code)."""
+    import rclpy
+    env = isolated_env(domain)
+    with open(out / "node.log", "w") as log:
+        node_proc = start_node(params, env, stdout=log)
+        rclpy.init(domain_id=domain)
+        node = rclpy.create_node("fornet_demo_recorder")
+        rec = _Recorder(node, p.src.camera, grid_layers)
+        spinner = Spinner(node)
+        try:
+            t_end = time.monotonic() + timeout
+            image_topic = f"/{p.src.camera}/image_raw" + ("/compressed" if p.src.compressed else "")
+            _wait_for_subscription(node, node_proc, image_topic, t_end, out / "node.log")
+            say(f"node ready after {time.monotonic() - t_start:.1f} s")
+            time.sleep(NODE_SETTLE_S)
+            sent_t, n_sent, play_s = _play(node, rec, p, rate, playback, t_end)
+        finally:
+            spinner.close()
+            rc = stop_node(node_proc)
+            node.destroy_node()
+            rclpy.try_shutdown()
+    return rec, sent_t, n_sent, play_s, rc
+
+
+def _write_pictures(out: Path, summary: dict, p: _Played, labels, importance, selected, got, grid_layers, pose,
+                    scorer, truth_fusers) -> None:
+    """Every segmented frame's pictures, the layers and truth grid at the montage's frame, the
+    animation and the montage; their names go into ``summary``."""
+    images, inputs = out / "images", p.inputs
+    fp = (summary["costmap"] or {}).get("pixel_spans_cells_beyond_m")
+    shown = montage_frame(summary["frames"])
     tiles = below = None
-    for row in frames_rows:
+    for row in summary["frames"]:
         s = row["stamp"]
         if s not in labels:
             continue
         rgb, gt = inputs[s]
-        name = row["name"]
-        ov = overlay(rgb, labels[s])
-        write_image(images / f"{name}_overlay.png", with_legend(ov, [labels[s], gt]))
-        imp = importance_view(rgb, importance[s], selected.get(s), bar=False) if s in importance else None
-        if imp is not None:
-            write_image(images / f"{name}_importance.png", importance_view(rgb, importance[s], selected.get(s)))
-        truth = overlay(rgb, gt) if gt is not None else None
-        err = error_map(rgb, labels[s], gt) if gt is not None else None
-        if gt is not None:
-            write_image(images / f"{name}_truth.png", with_legend(truth, gt))
-            write_image(images / f"{name}_error.png", err)
-        g = got.get("grid_combined", {}).get(s)
-        if g is not None:
-            write_image(images / f"{name}_costmap.png", grid_image(g, pose, cam_info, scale=1, footprint_m=fp))
+        # the camera's self mask (pixels of the robot itself, never projected) goes here as self_mask
+        # once the node has one; None draws nothing
+        t = write_frame_pictures(images, row, rgb, labels[s], gt, importance.get(s), selected.get(s),
+                                 got.get("grid_combined", {}).get(s), pose, p.cam_info, fp, self_mask=None)
         if row is shown:
-            tiles = [ov, imp, truth, err]
-            below = [legend_panel(sorted(set(np.unique(labels[s]).tolist()) |
-                                         (set(np.unique(gt).tolist()) if gt is not None else set())), 4 * rgb.shape[1])]
-            if s in importance:
-                from ..tools.visuals import importance_colors
-                _, lo, hi = importance_colors(importance[s])
-                below.append(colorbar(rgb.shape[1], lo, hi))
+            tiles, below = t, montage_strips(labels[s], gt, importance.get(s), rgb.shape[1])
     summary["costmap_layers"], summary["costmap_frame"] = write_layers(images, got, grid_layers, shown["stamp"],
-                                                                        pose, cam_info, fp)
+                                                                        pose, p.cam_info, fp)
     if summary["costmap_frame"] is not None and summary["costmap_frame"] in truth_fusers:
-        write_image(images / "costmap_truth_combined.png",
-               grid_image((truth_fusers[summary["costmap_frame"]].grids()["combined"], scorer.grid), pose, cam_info,
-                          footprint_m=fp))
+        truth = (truth_fusers[summary["costmap_frame"]].grids()["combined"], scorer.grid)
+        write_image(images / "costmap_truth_combined.png", grid_image(truth, pose, p.cam_info, footprint_m=fp))
     summary["animation"] = write_animation(images, [(r["t_s"], overlay(inputs[r["stamp"]][0], labels[r["stamp"]]))
-                                                    for r in frames_rows if r["segmented"]])
+                                                    for r in summary["frames"] if r["segmented"]])
     summary["montage_frame"] = write_montage(images, shown["name"], tiles or [], below or [])
+
+
+def replay_demo(out: str, inp: str | None = None, checkpoint: str | None = None, frames: int | None = None,
+                size=(256, 512), rate: float | None = None, timeout: float = 180.0, domain: int | None = None,
+                allow_untrained: bool = False, costmap_config: str | None = None, playback: str = "paced",
+                answer_timeout: float = ANSWER_TIMEOUT_S) -> dict:
+    """Runs the demo; returns the summary (also DIR/summary.json). ``inp``: see :func:`prepare_input`.
+    ``frames``: the first N frames (default: all; 12 generated for synth). ``rate``: playback speed
+    factor (default: :func:`auto_rate`). ``playback``: ``paced`` or ``recorded`` (module docstring).
+    ``answer_timeout``: paced, the longest wait for the node's answer to an image.
+    ``costmap_config``: the node's layer YAML (default: the built-in layers); every layer it names is
+    recorded."""
+    t_start, out = time.monotonic(), Path(out)
+    if playback not in PLAYBACK_MODES:
+        raise RuntimeError(f"playback must be one of {PLAYBACK_MODES}, got {playback!r}")
+    try:
+        layer_dict = read_layer_config(costmap_config)
+        grid_layers = ["combined"] + [str(layer["name"]) for layer in layer_dict["layers"]]
+    except (GeometryError, KeyError, TypeError) as e:
+        raise RuntimeError(f"--costmap-config {costmap_config}: {e}") from e
+    p = _read_input(inp, out, frames, size)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    rate = rate or auto_rate(p.order)
+    check_demo_classes(checkpoint)
+    ckpt_label = checkpoint or "packaged default"
+    checkpoint, ckpt_sha = snapshot_checkpoint(checkpoint)
+    domain = domain if domain is not None else int(os.environ.get("ROS_DOMAIN_ID", DOMAIN_BASE + os.getpid() % DOMAIN_SPAN))
+    say(f"starting segmentation_node (checkpoint {ckpt_label}, ROS_DOMAIN_ID {domain}, use_sim_time)")
+    rec, sent_t, n_sent, play_s, rc = _run_node(out, p, _node_params(p.src, checkpoint, allow_untrained, costmap_config),
+                                                domain, rate, (playback, answer_timeout), timeout, grid_layers, t_start)
+    labels, importance = rec.images(set(p.order))
+    say(f"node stopped (exit {rc}); {len(labels)} of {len(sent_t)} frames segmented")
+    if not labels:
+        raise RuntimeError(f"segmentation_node published no labels for the {len(sent_t)} frames sent; "
+                           f"see {out / 'node.log'}")
+    playing = (sent_t[0], sent_t[-1] + DIAGNOSTICS_PERIOD_S * 1.5) if sent_t else None
+    diag = node_diagnostics(rec.diagnostics, p.src.camera, playing)
+    say("scoring: the node's labels against the ground truth, and the same checkpoint run here (fornet eval)")
+    recv = rec.recv_t.get("labels", {})
+    rows, m, reference, selected, classes = score_frames(p.order, p.inputs, labels, importance, checkpoint,
+                                                      ckpt_label, diag, sent_t, recv)
+    say("writing the report")
+    src, segmented = p.src, [s for s in p.order if s in labels]
+    summary = {
+        "input": src.description, "bag": str(src.bag), "camera": src.camera, "compressed": src.compressed,
+        "camera_pose": list(src.pose) if src.pose else None, "checkpoint": ckpt_label, "checkpoint_sha256": ckpt_sha,
+        "frames_in_bag": len(p.frames), "messages_sent": n_sent, "images_sent": len(sent_t), "rate": rate,
+        "playback": playback, "sim_time": True, "play_s": round(play_s, 2), "frames_segmented": len(labels),
+        "frames_scored": sum(r["scored"] for r in rows), "metrics": m, "reference": reference,
+        "selected_regions": "local Segmenter (same checkpoint)" if reference.get("metrics") else
+                            "node importance thresholded at its K-th quantile",
+        "timing": demo_timing(diag, sent_t, recv, p.order, rate, play_s), "node_diagnostics": diag, "frames": rows,
+    }
+    pose = Pose.from_list(src.pose) if src.pose else default_pose()
+    scorer, truth_fusers = costmap_scorer(layer_dict, classes, p.cam_info, pose), {}
+    for s in segmented if scorer is not None else []:
+        if p.inputs[s][1] is not None:
+            _, truth_fusers[s] = scorer.update(labels[s], p.inputs[s][1])
+    summary["costmap"] = costmap_summary(layer_dict, scorer, rec.got, labels, segmented)
+    present = set()
+    for s in segmented:
+        gt = p.inputs[s][1]
+        present |= set(np.unique(labels[s]).tolist()) | (set(np.unique(gt).tolist()) if gt is not None else set())
+    summary["classes_shown"] = sorted(c for c in present if c < len(CITYSCAPES_CLASSES))
+    _write_pictures(out, summary, p, labels, importance, selected, rec.got, grid_layers, pose, scorer, truth_fusers)
     summary["wall_s"] = round(time.monotonic() - t_start, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     write_index(out, summary)

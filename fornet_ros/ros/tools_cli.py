@@ -39,6 +39,7 @@ def add_bag_arguments(p):
     pl.add_argument("--topics", nargs="*", default=None, help="only these topics (default: all)")
     pl.add_argument("--wait-for-subscribers", type=float, default=5.0, metavar="SECONDS",
                     help="wait up to this long for subscribers on the image topics before playing")
+    add_playback_arguments(pl, "recorded")
     e = sub.add_parser("eval", help="segment every frame and score against <cam>/ground_truth/labels: the "
                        "labels, and the semantic costmap they make")
     e.add_argument("bag", help="a rosbag2 folder, or 'clip' (the packaged CamVid 0006R0 clip and its camera pose)")
@@ -63,6 +64,16 @@ def add_bag_arguments(p):
     x.add_argument("--limit", type=int, default=None, help="at most N frames per camera")
 
 
+def add_playback_arguments(p, default: str):
+    p.add_argument("--playback", default=default, choices=["paced", "recorded"],
+                   help=f"recorded: publish at the recorded timing x --rate, as a camera would (a slower node keeps "
+                        f"its newest frame and drops the rest); paced: also wait, before each image, until the node "
+                        f"has answered the previous one (<cam>/semantic/labels with its stamp), so every frame is "
+                        f"segmented, at the rate the node sustains (default: {default})")
+    p.add_argument("--answer-timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="paced: publish the next image anyway after waiting this long for an answer")
+
+
 def run_bag(a):
     from ..tools import bags
     if a.action == "from-cityscapes":
@@ -84,7 +95,8 @@ def run_bag(a):
             r.close()
     elif a.action == "play":
         from .bag_player import play
-        n = play(a.bag, a.rate, a.loop, a.clock, a.topics, wait_for_subscribers=a.wait_for_subscribers)
+        n = play(a.bag, a.rate, a.loop, a.clock, a.topics, wait_for_subscribers=a.wait_for_subscribers,
+                 mode=a.playback, answer_timeout=a.answer_timeout)
         print(f"published {n} messages")
     elif a.action == "eval":
         from ..mapping import Pose
@@ -124,21 +136,24 @@ def add_demo_arguments(p):
     p.add_argument("--timeout", type=float, default=180.0)
     p.add_argument("--costmap-config", default=None, help="layer YAML (default: the built-in layers)")
     p.add_argument("--allow-untrained", action="store_true", help="run with random weights if no checkpoint loads")
+    add_playback_arguments(p, "paced")
 
 
 def run_demo(a):
     from ..errors import FornetError
-    from .demo import run_demo as demo
-    if (a.frames is not None and a.frames < 1) or min(a.size) < 16 or (a.rate is not None and a.rate <= 0):
-        raise FornetError(f"--frames must be >= 1, --rate > 0 and --size at least 16x16, got {a.frames} frames, "
-                          f"rate {a.rate}, size {tuple(a.size)}")
+    from .demo import replay_demo
+    if (a.frames is not None and a.frames < 1) or min(a.size) < 16 or (a.rate is not None and a.rate <= 0) \
+            or a.answer_timeout <= 0:
+        raise FornetError(f"--frames must be >= 1, --rate and --answer-timeout > 0 and --size at least 16x16, got "
+                          f"{a.frames} frames, rate {a.rate}, answer timeout {a.answer_timeout}, size {tuple(a.size)}")
     try:
-        s = demo(a.out, a.input, a.checkpoint, a.frames, tuple(a.size), a.rate, a.timeout,
-                 allow_untrained=a.allow_untrained, costmap_config=a.costmap_config)
+        s = replay_demo(a.out, a.input, a.checkpoint, a.frames, tuple(a.size), a.rate, a.timeout,
+                        allow_untrained=a.allow_untrained, costmap_config=a.costmap_config, playback=a.playback,
+                        answer_timeout=a.answer_timeout)
     except RuntimeError as e:  # the node failed to start or produced nothing: say why, in one line
         raise FornetError(str(e)) from e
     ref = (s.get("reference") or {}).get("metrics") or {}
-    print(json.dumps({k: s[k] for k in ("frames_in_bag", "frames_segmented", "frames_scored")} |
+    print(json.dumps({k: s[k] for k in ("frames_in_bag", "playback", "frames_segmented", "frames_scored")} |
                      {"miou": (s["metrics"] or {}).get("miou"), "eval_miou": ref.get("miou"),
                       "report": str(Path(a.out) / "index.html")}))
 

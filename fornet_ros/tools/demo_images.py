@@ -1,6 +1,7 @@
 """The demo report's pictures, from the recorded outputs: overlays, importance with the selected regions,
-error maps, costmap grids with the field of view, the animation and the montage. Pure numpy/OpenCV, no ROS
-(an OccupancyGrid is read through its ``info`` and ``data`` fields only)."""
+error maps, each frame's set of pictures, the animation and the montage (costmap grids:
+:mod:`.costmap_images`). Pure numpy/OpenCV, no ROS (an OccupancyGrid is read through its ``info`` and
+``data`` fields only). Text and legends grow with the frame (:func:`~.visuals.ui_scale`)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,12 @@ import cv2
 import numpy as np
 
 from ..classes import IGNORE_INDEX, colorize
-from ..mapping import Pose
-from .visuals import colorbar, importance_colors
+from .costmap_images import grid_image, write_image
+from .visuals import colorbar, importance_colors, legend_panel, ui_scale, with_legend
 
 ANIMATION_WIDTH = 320  # px; the animated overlay is downscaled to this width
-
-def write_image(path: Path, rgb: np.ndarray) -> None:
-    cv2.imwrite(str(path), np.ascontiguousarray(rgb[:, :, ::-1]))
+SELECTED_RGB = (0, 255, 255)  # cyan: the outline of the regions the Top-K branches refined
+SELF_MASK_RGB = (255, 0, 255)  # magenta: the camera's self mask (pixels that never reach the costmap)
 
 
 def overlay(rgb: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -27,13 +27,37 @@ def overlay(rgb: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def importance_view(rgb: np.ndarray, imp: np.ndarray, selected: np.ndarray | None,
                     bar: bool = True) -> np.ndarray:
     """Importance (inferno, the frame's range stretched over the whole scale) over the image; the
-    selected regions outlined in cyan; ``bar``: a colour bar with that range below."""
+    selected regions outlined in cyan, or, when every pixel is selected (K = 1: every region refined),
+    no outline (it would be the frame's border) but that fact written on the picture; ``bar``: a
+    colour bar with the range below."""
     heat, lo, hi = importance_colors(imp)
     view = (rgb * 0.4 + heat * 0.6).astype(np.uint8)
-    if selected is not None and selected.shape == imp.shape and selected.any():
+    s = ui_scale(rgb.shape[1])
+    if selected is not None and selected.shape == imp.shape and selected.all():
+        _caption(view, "every region refined (K = 1)", s)
+    elif selected is not None and selected.shape == imp.shape and selected.any():
         contours, _ = cv2.findContours(selected.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
-        cv2.drawContours(view, contours, -1, (0, 255, 255), max(1, rgb.shape[1] // 400))
+        cv2.drawContours(view, contours, -1, SELECTED_RGB, max(1, int(round(2 * s)), rgb.shape[1] // 400))
     return np.concatenate([view, colorbar(view.shape[1], lo, hi)], 0) if bar else view
+
+
+def _caption(view: np.ndarray, text: str, s: float) -> None:
+    """``text`` at the top left of ``view``, white on a dark outline, sized by ``s``."""
+    org, fs = (int(8 * s), int(22 * s)), 0.55 * s
+    cv2.putText(view, text, org, cv2.FONT_HERSHEY_SIMPLEX, fs, (0, 0, 0), max(3, int(4 * s)), cv2.LINE_AA)
+    cv2.putText(view, text, org, cv2.FONT_HERSHEY_SIMPLEX, fs, SELECTED_RGB, max(1, int(1.5 * s)), cv2.LINE_AA)
+
+
+def mark_self_mask(view: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """``view`` with the camera's self mask (bool, True = the robot's own body, never projected)
+    dimmed and outlined in magenta; unchanged without a mask."""
+    if mask is None or not mask.any():
+        return view
+    out = view.copy()
+    out[mask] = (out[mask] * 0.4).astype(np.uint8)
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(out, contours, -1, SELF_MASK_RGB, max(1, int(round(2 * ui_scale(view.shape[1])))))
+    return out
 
 
 def error_map(rgb: np.ndarray, pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
@@ -44,99 +68,6 @@ def error_map(rgb: np.ndarray, pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     view[void] = (view[void] * 0.5 + np.array([0, 0, 90])).astype(np.uint8)
     view[(pred != gt) & ~void] = (255, 40, 40)
     return view
-
-
-def fov_rays(pose: Pose, cam_info: dict | None) -> list[tuple[float, float]] | None:
-    """Ground-plane (x, y) unit directions of the image's left and right edges at the principal row,
-    from CameraInfo K and the camera pose (pitch and roll projected away)."""
-    if not cam_info:
-        return None
-    k = cam_info["k"]
-    fx, cx, w = float(k[0]), float(k[2]), float(cam_info["width"])
-    if fx <= 0 or w <= 0:
-        return None
-    R, _ = pose.optical_in_base()
-    rays = []
-    for u in (-0.5, w - 0.5):
-        d = R @ np.array([(u - cx) / fx, 0.0, 1.0])
-        n = np.hypot(d[0], d[1])
-        if n < 1e-9:
-            return None
-        rays.append((d[0] / n, d[1] / n))
-    return rays
-
-
-UNKNOWN_RGB = (150, 185, 235)  # pale blue: no pixel landed (never a grey, which would read as a cost)
-FOOTPRINT_RGB = (220, 0, 200)  # magenta: the range beyond which one label pixel spans more than one cell
-
-
-def grid_values(g):
-    """(values (h, w) int8, origin x, origin y, resolution) of an OccupancyGrid (read through its
-    ``info`` and ``data``) or of a (values, GridSpec) pair."""
-    if isinstance(g, tuple):
-        vals, spec = g
-        return np.asarray(vals, np.int8).reshape(spec.height, spec.width), spec.origin[0], spec.origin[1], spec.resolution
-    h, w = g.info.height, g.info.width
-    return (np.asarray(g.data, np.int8).reshape(h, w), g.info.origin.position.x, g.info.origin.position.y,
-            g.info.resolution)
-
-
-def grid_image(g, pose: Pose, cam_info: dict | None, scale: int = 2, footprint_m: float | None = None) -> np.ndarray:
-    """A grid (OccupancyGrid, or (values, GridSpec)) as RGB, x (forward) up and y (left) to the left:
-    white free (0), grey to black for cost 1..100 (50 mid-grey, 100 black), pale blue unknown (-1);
-    the camera (orange dot), its horizontal field of view (orange lines), range ticks every 10 m
-    (blue, on the left edge) and, given ``footprint_m``, the range beyond which one label pixel
-    spans more than one cell (magenta arc)."""
-    vals, ox, oy, res = grid_values(g)
-    h, w = vals.shape
-    grey = (255 - np.clip(vals, 0, 100).astype(np.int32) * 255 // 100).astype(np.uint8)
-    rgb = np.repeat(grey[:, :, None], 3, 2)
-    rgb[vals < 0] = UNKNOWN_RGB
-    img = np.rot90(rgb, 1)[:, ::-1]  # rows: x from far (top) to near; columns: y from left (+y) to right
-    view = np.ascontiguousarray(cv2.resize(np.ascontiguousarray(img), None, fx=scale, fy=scale,
-                                           interpolation=cv2.INTER_NEAREST))
-
-    def px(x, y):  # base-frame metres -> image pixel (column, row)
-        ix, iy = (x - ox) / res, (y - oy) / res  # continuous cell coordinates (corner = 0)
-        return int(round((h - iy) * scale)), int(round((w - ix) * scale))
-    for d in range(10, int(ox + w * res), 10):  # range ticks every 10 m ahead of the base frame
-        col0, row = px(d, oy + h * res)
-        cv2.line(view, (col0, row), (col0 + 6 * scale, row), (60, 110, 255), 1)
-        cv2.putText(view, f"{d} m", (col0 + 7 * scale, row + 3 * scale), cv2.FONT_HERSHEY_SIMPLEX, 0.3 * scale,
-                    (60, 110, 255), 1, cv2.LINE_AA)
-    rays = fov_rays(pose, cam_info)
-    colour = (255, 140, 0)
-    if rays:
-        reach = 2 * max(h, w) * res
-        for dx, dy in rays:
-            cv2.line(view, px(pose.x, pose.y), px(pose.x + dx * reach, pose.y + dy * reach), colour,
-                     max(1, scale), cv2.LINE_AA)
-    cv2.circle(view, px(pose.x, pose.y), 3 * scale, colour, -1)
-    if footprint_m:
-        r = int(round(footprint_m / res * scale))
-        cv2.ellipse(view, px(pose.x, pose.y), (r, r), 0, 180, 360, FOOTPRINT_RGB, max(1, scale // 2), cv2.LINE_AA)
-        col, row = px(pose.x + footprint_m, pose.y)
-        cv2.putText(view, f"1 px > 1 cell beyond {footprint_m:.1f} m", (col + 4, max(10, row - 4)),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.3 * scale, FOOTPRINT_RGB, 1, cv2.LINE_AA)
-    return view
-
-
-def write_layers(images: Path, got: dict, layers: list, stamp: int, pose, cam_info, footprint_m=None):
-    """Every layer's grid at the frame ``stamp`` (or the latest grid before it); returns (layers
-    written, the grids' stamp)."""
-    combined = got.get("grid_combined", {})
-    if not combined:
-        return [], None
-    stamp = max((s for s in combined if s <= stamp), default=max(combined))
-    written = []
-    for layer in layers:
-        msgs = got.get(f"grid_{layer}", {})
-        if not msgs:
-            continue
-        g = msgs.get(stamp) or msgs[max(msgs)]
-        write_image(images / f"costmap_{layer}.png", grid_image(g, pose, cam_info, footprint_m=footprint_m))
-        written.append(layer)
-    return written, stamp
 
 
 def write_animation(images: Path, frames: list) -> str | None:
@@ -170,6 +101,41 @@ def write_animation(images: Path, frames: list) -> str | None:
     return "images/overlay.mp4"
 
 
+def write_frame_pictures(images: Path, row: dict, rgb: np.ndarray, labels: np.ndarray, gt, importance, selected,
+                         grid, pose, cam_info, footprint_m=None, self_mask: np.ndarray | None = None) -> list:
+    """One frame's pictures, ``images/<name>_{overlay,importance,truth,error,costmap}.png`` (those its
+    data allows; ``grid``: the node's combined grid at that frame or None); returns the montage tiles
+    (overlay, importance, truth, error; None where missing). ``self_mask``: the camera's self mask,
+    drawn on the overlay and the ground truth (:func:`mark_self_mask`)."""
+    name = row["name"]
+    ov = mark_self_mask(overlay(rgb, labels), self_mask)
+    write_image(images / f"{name}_overlay.png", with_legend(ov, [labels, gt]))
+    imp = None
+    if importance is not None:
+        imp = importance_view(rgb, importance, selected, bar=False)
+        write_image(images / f"{name}_importance.png", importance_view(rgb, importance, selected))
+    truth = err = None
+    if gt is not None:
+        truth, err = mark_self_mask(overlay(rgb, gt), self_mask), error_map(rgb, labels, gt)
+        write_image(images / f"{name}_truth.png", with_legend(truth, gt))
+        write_image(images / f"{name}_error.png", err)
+    if grid is not None:
+        write_image(images / f"{name}_costmap.png", grid_image(grid, pose, cam_info, scale=1, footprint_m=footprint_m))
+    return [ov, imp, truth, err]
+
+
+def montage_strips(labels: np.ndarray, gt, importance, frame_width: int, tiles: int = 4) -> list:
+    """The strips under the montage's row of ``tiles`` frames: the class legend (classes of the labels
+    and the ground truth) and, with ``importance``, its colour bar; sized for the frame, not the row."""
+    s = ui_scale(frame_width)
+    ids = set(np.unique(labels).tolist()) | (set(np.unique(gt).tolist()) if gt is not None else set())
+    strips = [legend_panel(sorted(ids), tiles * frame_width, scale=s)]
+    if importance is not None:
+        _, lo, hi = importance_colors(importance)
+        strips.append(colorbar(frame_width, lo, hi, scale=s))
+    return strips
+
+
 def montage_frame(rows: list) -> dict:
     """The frame the montage (and the costmap layers) show: a typical one, the scored frame of median
     pixel accuracy (the middle segmented frame when none is scored)."""
@@ -190,10 +156,11 @@ def write_montage(images: Path, name: str, tiles: list, below: list) -> str | No
     if not tiles:
         return None
     h = tiles[0].shape[0]
-    g = cv2.imread(str(images / "costmap_combined.png"))
+    grid_png = images / "costmap_combined.png"  # absent when the node published no grid
+    g = cv2.imread(str(grid_png)) if grid_png.is_file() else None
     if g is not None:
         tiles.append(cv2.resize(g[:, :, ::-1], (int(g.shape[1] * h / g.shape[0]), h), interpolation=cv2.INTER_AREA))
-    sep = np.full((h, 6, 3), 255, np.uint8)
+    sep = np.full((h, int(round(6 * ui_scale(tiles[0].shape[1]))), 3), 255, np.uint8)
     row = [tiles[0]]
     for t in tiles[1:]:
         row += [sep, t]
@@ -203,5 +170,3 @@ def write_montage(images: Path, name: str, tiles: list, below: list) -> str | No
     write_image(images / "montage.png", np.concatenate([row, *strips], 0))
     return name
 
-
-# -- index.md / index.html ------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..classes import CITYSCAPES_CLASSES
+from ..classes import CITYSCAPES_CLASSES, IGNORE_INDEX
 from ..mapping import GeometryError, Pose
 from ..mapping.costmap_score import EVAL_GRID, EVAL_MAX_RANGE
 from .bags import BagError, bag_cameras, from_cityscapes, from_folder, open_reader
@@ -113,13 +113,44 @@ def as_float(v):
         return None
 
 
-def last_diagnostics(arrays, cam) -> dict:
-    for arr in reversed(arrays):
-        for st in arr.status:
-            if st.name.endswith(f": {cam}") or st.name.endswith(cam):
-                return {"level": int.from_bytes(st.level, "little") if isinstance(st.level, bytes) else int(st.level),
-                        "message": st.message, **{kv.key: kv.value for kv in st.values}}
-    return {}
+RATE_KEYS = ("input_hz", "processed_hz")  # the node's rates over its last report period, not totals
+
+
+def _camera_status(arr, cam):
+    for st in arr.status:
+        if st.name.endswith(f": {cam}") or st.name.endswith(cam):
+            return st
+    return None
+
+
+def node_diagnostics(reports, cam, playing: tuple[float, float] | None = None) -> dict:
+    """The node's last /diagnostics status of ``cam`` (level, message, values) from ``reports``
+    [(receipt time, DiagnosticArray)]: its counters count every frame. Its rates (RATE_KEYS) cover
+    only its last report period, which after playback is idle (0.00 Hz at level OK says nothing):
+    they are replaced by their mean over the reports received while ``playing`` (first image sent,
+    last image sent + one report period), ``rates_over`` saying so; None when no report fell there."""
+    last = None
+    during = {k: [] for k in RATE_KEYS}
+    for t, arr in reports:
+        st = _camera_status(arr, cam)
+        if st is None:
+            continue
+        last = st
+        values = {kv.key: kv.value for kv in st.values}
+        if playing is not None and playing[0] <= t <= playing[1]:
+            for k in RATE_KEYS:
+                if as_float(values.get(k)) is not None:
+                    during[k].append(as_float(values[k]))
+    if last is None:
+        return {}
+    level = int.from_bytes(last.level, "little") if isinstance(last.level, bytes) else int(last.level)
+    out = {"level": level, "message": last.message, **{kv.key: kv.value for kv in last.values}}
+    if playing is not None:
+        n = len(during[RATE_KEYS[0]])
+        for k in RATE_KEYS:
+            out[k] = f"{sum(during[k]) / len(during[k]):.2f}" if during[k] else None
+        out["rates_over"] = f"playback: mean of {n} report(s)" if n else "playback: no report received during it"
+    return out
 
 
 def _pct(values, q):
@@ -145,6 +176,23 @@ def demo_timing(diag: dict, sent_t: list, recv: dict, order: list, rate: float, 
         "node_processed": int(diag["processed"]) if str(diag.get("processed", "")).isdigit() else None,
         "drops": drops, "not_segmented": len(sent_t) - len(e2e), "rate": rate, "play_s": round(play_s, 2),
     }
+
+
+def snapshot_checkpoint(checkpoint):
+    """(checkpoint to use, its sha256): one copy for the node and the reference run here, so a checkpoint
+    that a training run rewrites meanwhile cannot give the two different weights."""
+    if not (checkpoint and Path(checkpoint).is_file()):
+        return checkpoint, None
+    import hashlib
+    import shutil
+    sha = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()
+    if str(checkpoint).endswith(".onnx"):  # an ONNX model may have external data beside it
+        return checkpoint, sha
+    import atexit
+    import tempfile
+    snap = Path(tempfile.mkdtemp(prefix="fornet_demo_ckpt_"))
+    atexit.register(shutil.rmtree, snap, True)
+    return str(shutil.copy2(checkpoint, snap / Path(checkpoint).name)), sha
 
 
 def check_demo_classes(checkpoint) -> None:
@@ -181,6 +229,42 @@ def reference_run(checkpoint, frames) -> dict:
     return {"checkpoint": str(checkpoint or "packaged default"), "metrics": res if res.get("scored") else None,
             "frames": len(frames), "classes": list(seg.classes),
             "selected": {s: r.selected for (s, _, _), r in zip(frames, rec.results)}}
+
+
+def score_frames(order: list, inputs: dict, labels: dict, importance: dict, checkpoint, ckpt_label, diag: dict,
+                 sent_t: list, recv: dict):
+    """The node's ``labels`` (by stamp) against the ground truth of ``inputs`` {stamp: (rgb, gt)}, and
+    the same checkpoint run here (:func:`reference_run`); the frames in bag ``order``, the i-th published
+    at ``sent_t[i]`` and labelled at ``recv[stamp]`` (monotonic s). Returns (per-frame rows, metrics or
+    None, the reference run, the selected regions by stamp, the model's classes)."""
+    from ..training.metrics import SegmentationMetrics
+    segmented = [s for s in order if s in labels]
+    reference = reference_run(checkpoint, [(s, *inputs[s]) for s in segmented])
+    if "checkpoint" in reference:
+        reference["checkpoint"] = ckpt_label
+    selected, classes = reference.pop("selected", {}), reference.pop("classes", None)
+    metrics = SegmentationMetrics(len(classes), classes) if classes else SegmentationMetrics()
+    k = as_float(diag.get("topk_ratio"))
+    for s in segmented:
+        if s not in selected and s in importance and k is not None:
+            selected[s] = threshold_topk(importance[s], k)
+    rows = []
+    for i, s in enumerate(order):
+        rgb, gt = inputs[s]
+        row = {"name": f"frame_{i:03d}", "stamp": s, "t_s": round((s - order[0]) / 1e9, 3),
+               "segmented": s in labels, "scored": False}
+        if i < len(sent_t) and s in recv:
+            row["e2e_ms"] = round((recv[s] - sent_t[i]) * 1000, 1)
+        if s in labels and gt is not None:
+            metrics.update(gt, labels[s], selected.get(s) if reference.get("metrics") else None)
+            valid = gt != IGNORE_INDEX
+            row.update(scored=True, pixel_accuracy=round(float(np.mean(labels[s][valid] == gt[valid])), 4)
+                       if valid.any() else None)
+        rows.append(row)
+    m = metrics.compute() if any(r["scored"] for r in rows) else None
+    if m and reference.get("metrics"):
+        reference["miou_difference"] = abs(m["miou"] - reference["metrics"]["miou"])
+    return rows, m, reference, selected, classes
 
 
 def threshold_topk(imp: np.ndarray, k: float) -> np.ndarray:

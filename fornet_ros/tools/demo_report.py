@@ -9,6 +9,15 @@ import re
 from pathlib import Path
 
 from ..classes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
+from .demo_input import as_float
+
+
+PLAYBACK_TEXT = {  # how the frames were played (fornet demo --playback)
+    "paced": "paced: each image published once the node had answered the previous one, so no frame was dropped "
+             "for speed",
+    "recorded": "at the recorded timing, as a camera publishes: the node keeps its newest frame and drops the "
+                "frames it is too slow for",
+}
 
 
 def _fmt(v, nd=3):
@@ -19,7 +28,9 @@ def report_text(s: dict) -> dict:
     """The report's sentences (shared by index.md and index.html)."""
     m, ref, t, d = s.get("metrics") or {}, s.get("reference") or {}, s["timing"], s.get("node_diagnostics") or {}
     text = {"input": (f"Input: {s['input']} (camera '{s['camera']}', {s['frames_in_bag']} frames played at rate "
-                      f"{s['rate']:g} with /clock from the bag; the node runs with use_sim_time"
+                      f"{s['rate']:g} with /clock from the bag"
+                      + (f", {PLAYBACK_TEXT[s['playback']]}" if s.get("playback") in PLAYBACK_TEXT else "")
+                      + "; the node runs with use_sim_time"
                       f"{', compressed:=true' if s['compressed'] else ''}"
                       f"{', camera_pose ' + str(s['camera_pose']) if s['camera_pose'] else ''}). "
                       f"Segmented by the node over DDS: {s['frames_segmented']}; scored against ground truth: "
@@ -44,14 +55,19 @@ def report_text(s: dict) -> dict:
                       f"{_fmt(t['input_age_ms_p50_bag_clock'], 1)} ms on the bag's clock (= rate x wall delay). "
                       f"Drops: {t['not_segmented']} of {s['images_sent']} frames not segmented; node counters "
                       + (", ".join(f"{k} {v}" for k, v in t["drops"].items()) or "n/a") + ".")
+    every = as_float(d.get("topk_ratio")) == 1.0
     text["selected"] = (f"Importance: the selector's region importance (inferno, each frame's range stretched over the "
-                        f"whole scale; the bar under it gives the range); cyan outlines: the regions refined "
-                        f"by the Top-K branches, from the {s['selected_regions']}. Error map: red where the "
-                        "labels differ from the ground truth, dark blue void (not scored), grey correct.")
+                        f"whole scale; the bar under it gives the range); "
+                        + ("at K = 1 every region is refined by the Top-K branches, so there is no outline (the "
+                           "picture says so)" if every else
+                           f"cyan outlines: the regions refined by the Top-K branches, from the {s['selected_regions']}")
+                        + ". Error map: red where the labels differ from the ground truth, dark blue void (not "
+                        "scored), grey correct.")
     text["costmap"] = ("Semantic costmap (x forward up, y left; pale blue unknown, white free, grey to black cost 1 to "
-                       "100; orange: "
-                       "the camera and its horizontal field of view from CameraInfo K and the camera pose; blue ticks every "
-                       "10 m ahead)"
+                       "100; orange: the camera and its horizontal field of view from CameraInfo K and the camera "
+                       "pose; blue ticks every 10 m ahead, the distance written above each; each picture carries "
+                       "this key under it). Lethal cells (100) are drawn a few cells wide so that they show at the "
+                       "picture's scale: display only, the grid marks the one cell where an obstacle meets the ground"
                        + (f" at bag time {(s['costmap_frame'] - s['frames'][0]['stamp']) / 1e9:.1f} s (the montage's "
                           "frame)." if s.get("costmap_frame") is not None else "."))
     text["montage"] = (f"Montage ({s.get('montage_frame')}, "

@@ -115,7 +115,7 @@ def _pair_by_name(img_dir: Path, lab_dir: Path, img_suffix: str = ".png", lab_su
 
 class CamVid(SegmentationDataset):
     """SegNet 11-class CamVid (``<root>/<split>/`` + ``<root>/<split>annot/``), mapped to Cityscapes
-    train IDs as in shared/data/camvid/SOURCE.md. ``drives`` keeps / ``exclude_drives`` drops whole
+    train IDs by :data:`fornet_ros.classes.CAMVID_TO_TRAINID`. ``drives`` keeps / ``exclude_drives`` drops whole
     sequences (file-name prefixes such as ``0006R0``) for an honest hold-out."""
 
     def __init__(self, root, split: str = "train", transform=None, drives=None, exclude_drives=None, cache=False,
