@@ -23,7 +23,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_INPUT_SIZE = (512, 1024)  # (H, W) the network sees; outputs come back at the image's size
 # Models shipped inside the package (fornet_ros/weights/, docs/model_card.md), by name: ``--checkpoint
 # fast`` (CLI) or ``checkpoint: fast`` (node) picks one; no checkpoint means "default".
-PACKAGED = {"default": "fornet_mnv2_camvid.pt", "fast": "fornet_s_camvid.pt"}
+PACKAGED = {"default": "fornet_mnv2_streets.pt", "camvid": "fornet_mnv2_camvid.pt", "fast": "fornet_s_camvid.pt"}
 DEFAULT_CHECKPOINT_NAME = PACKAGED["default"]
 
 
@@ -66,8 +66,9 @@ class ModelMeta:
 
 
 def default_checkpoint_path(name: str = "default") -> Path:
-    """A model shipped inside the package (trained on CamVid, see docs/model_card.md): ``name`` is
-    one of :data:`PACKAGED` ("default": the most accurate; "fast": the quickest on a CPU)."""
+    """A model shipped inside the package (docs/model_card.md): ``name`` is one of :data:`PACKAGED`
+    ("default": the streets model, all 19 classes from several datasets; "camvid": the previous
+    default, CamVid only; "fast": the quickest on a CPU)."""
     return Path(str(resources.files("fornet_ros") / "weights" / PACKAGED[name]))
 
 

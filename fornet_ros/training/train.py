@@ -25,7 +25,8 @@ from tqdm import tqdm
 from ..classes import membership as label_membership
 from ..errors import FornetError
 from ..inference import Segmenter
-from ..inference.checkpoint import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, load_model, make_checkpoint, read_checkpoint
+from ..inference.checkpoint import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, load_model, make_checkpoint, read_checkpoint,
+                                  resolve_checkpoint
 from ..model import VARIANTS, create_model
 from ..model.backbones import NORMALIZATION
 from ..model.pretrained import load_backbone_weights, sha256
@@ -188,7 +189,7 @@ def apply_recipe(args):
 def training_record(args, recipe, specs, parts, step, weights_file, previous: dict) -> dict:
     """The checkpoint's ``train`` entry, written whole by the trainer: the datasets (with their
     source commit and file counts), the recipe, and every stage (an ``--init`` run appends one)."""
-    stage = {"what": f"from {Path(args.init).name}" if args.init else (
+    stage = {"what": f"from {resolve_checkpoint(args.init).name}" if args.init else (
                  f"from ImageNet weights ({weights_file.name})" if weights_file else "from random weights"),
              "iters": args.iters, "step": step, "lr": args.lr, "crop": list(args.crop), "batch_size": args.batch_size,
              "seed": args.seed, "topk": args.topk, "partial_labels": not args.one_to_one,
