@@ -312,7 +312,7 @@ def replay_demo(out: str, inp: str | None = None, checkpoint: str | None = None,
     say("scoring: the node's labels against the ground truth, and the same checkpoint run here (fornet eval)")
     recv = rec.recv_t.get("labels", {})
     rows, m, reference, selected, classes = score_frames(p.order, p.inputs, labels, importance, checkpoint,
-                                                      ckpt_label, diag, sent_t, recv)
+                                                      ckpt_label, diag, sent_t, recv, p.src.prediction_lut)
     say("writing the report")
     src, segmented = p.src, [s for s in p.order if s in labels]
     summary = {

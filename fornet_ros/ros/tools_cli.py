@@ -52,6 +52,9 @@ def add_bag_arguments(p):
                         "pose for 'clip', else the node's camera_pose default)")
     e.add_argument("--costmap-config", default=None, help="layer YAML of the costmap score (default: built-in layers)")
     e.add_argument("--no-costmap", action="store_true", help="score the labels only (no costmap score)")
+    e.add_argument("--label-space", default=None, choices=["camvid"],
+                   help="the ground truth is this dataset's coarser classes (as their train IDs): predictions are "
+                        "mapped into them first, e.g. truck -> car (default: 'camvid' for 'clip', else exact)")
     add_model_arguments(e)
     i = sub.add_parser("info", help="topics, types and message counts")
     i.add_argument("bag", help="a rosbag2 folder (or its .mcap / .db3 file)")
@@ -100,13 +103,14 @@ def run_bag(a):
         print(f"published {n} messages")
     elif a.action == "eval":
         from ..mapping import Pose
-        bag, pose = a.bag, Pose.from_list(a.camera_pose) if a.camera_pose else None
+        bag, pose, space = a.bag, Pose.from_list(a.camera_pose) if a.camera_pose else None, a.label_space
         if bag == "clip":
-            from ..tools.clip import DEMO_CAMERA_POSE, demo_clip_path
-            bag, pose = demo_clip_path(), pose or Pose.from_list(DEMO_CAMERA_POSE)
+            from ..tools.clip import DEMO_CAMERA_POSE, LABEL_SPACE, demo_clip_path
+            bag, pose, space = demo_clip_path(), pose or Pose.from_list(DEMO_CAMERA_POSE), space or LABEL_SPACE
         from ..tools.bag_eval import evaluate_bag
         res = evaluate_bag(segmenter_from_args(a), bag, a.camera, a.limit, a.boundary_px, progress=not a.json,
-                           costmap=not a.no_costmap, camera_pose=pose, costmap_config=a.costmap_config)
+                           costmap=not a.no_costmap, camera_pose=pose, costmap_config=a.costmap_config,
+                           label_space=space)
         if a.json:
             print(json.dumps(res))
             return

@@ -7,7 +7,8 @@ from .bags import BagError, bag_cameras, iter_frames, open_reader, read_camera_i
 
 
 def evaluate_bag(segmenter, path, camera=None, limit=None, boundary_px: int = 3, progress: bool = True,
-                 costmap: bool = True, camera_pose=None, costmap_config: str | None = None) -> dict:
+                 costmap: bool = True, camera_pose=None, costmap_config: str | None = None,
+                 label_space: str | None = None) -> dict:
     """:func:`fornet_ros.training.evaluation.evaluate` over every frame of the bag (no dropping, unlike the
     node); frames with ground truth are scored.
 
@@ -15,15 +16,21 @@ def evaluate_bag(segmenter, path, camera=None, limit=None, boundary_px: int = 3,
     the predicted and the ground-truth labels projected with the bag's CameraInfo and ``camera_pose``,
     a :class:`~fornet_ros.mapping.Pose`, default the node's camera_pose default; layers from
     ``costmap_config``, default the built-in ones) into ``result['costmap']``; None with a reason in
-    ``result['costmap_skipped']`` when the bag has no CameraInfo."""
+    ``result['costmap_skipped']`` when the bag has no CameraInfo.
+
+    ``label_space``: a :data:`fornet_ros.classes.LABEL_SPACES` name when the bag's ground truth is a
+    coarser dataset's classes (the packaged clip: ``camvid``); predictions are mapped into them first."""
     from ..training.evaluation import SampleError, evaluate
     open_reader(path).close()  # a missing or corrupt bag fails here, before the progress bar starts
     scorer, skipped = None, None
     if costmap:
         scorer, skipped = _costmap_scorer(path, camera, segmenter.classes, camera_pose, costmap_config)
     try:
+        from ..classes import LABEL_SPACES
+        lut = LABEL_SPACES[label_space].prediction_lut() if label_space else None
         res = evaluate(segmenter, ((rgb, gt) for _, _, rgb, gt in iter_frames(path, camera)), boundary_px,
-                       progress, limit, on_scored=None if scorer is None else lambda gt, r: scorer.update(r.labels, gt))
+                       progress, limit, on_scored=None if scorer is None else lambda gt, r: scorer.update(r.labels, gt),
+                       prediction_lut=lut)
     except SampleError as e:
         raise BagError(f"{path}: {e}") from e
     if res["images"] == 0:

@@ -39,6 +39,11 @@ FIRST_FRAME, LAST_FRAME, FRAME_STEP, VIDEO_FPS = 960, 3570, 90, 30.0
 FRAME_NUMBERS = tuple(range(FIRST_FRAME, LAST_FRAME + 1, FRAME_STEP))
 
 
+# The clip's ground truth is CamVid's 11 classes written as their one-to-one train IDs: scores map
+# predictions into them first (fornet_ros.classes.CAMVID: a truck on a CamVid car is right).
+LABEL_SPACE = "camvid"
+
+
 def frame_stamp_offset_ns(frame_number: int) -> int:
     """Stamp of a CamVid video frame relative to the clip's first frame (frame number / 30 fps)."""
     return int(round((frame_number - FIRST_FRAME) * 1e9 / VIDEO_FPS))

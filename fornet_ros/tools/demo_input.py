@@ -35,6 +35,16 @@ class DemoInput:
     description: str
     is_clip: bool = False
 
+    @property
+    def prediction_lut(self):
+        """The clip's labels are CamVid's classes (as their one-to-one train IDs): predictions are
+        mapped into them before scoring; other inputs are labelled in the 19 classes."""
+        if not self.is_clip:
+            return None
+        from ..classes import LABEL_SPACES
+        from .clip import LABEL_SPACE
+        return LABEL_SPACES[LABEL_SPACE].prediction_lut()
+
 
 def prepare_input(inp: str | None, work: Path, frames: int | None, size) -> DemoInput:
     """``inp``: None or 'clip' (the packaged CamVid clip), 'synth' (procedural scenes), a rosbag2
@@ -215,9 +225,10 @@ def check_demo_classes(checkpoint) -> None:
 
 # -- reference: the same checkpoint here, as `fornet eval` runs it ------------------------------------
 
-def reference_run(checkpoint, frames) -> dict:
+def reference_run(checkpoint, frames, prediction_lut=None) -> dict:
     """evaluate(Segmenter(checkpoint)) on (stamp, rgb, gt) frames: its metrics, classes, and the
-    ``selected`` mask of each frame; {'error': why} when the checkpoint does not load here."""
+    ``selected`` mask of each frame; {'error': why} when the checkpoint does not load here.
+    ``prediction_lut``: predictions mapped into the ground truth's classes (the clip: CamVid's)."""
     from ..inference import Segmenter
     from ..training.evaluation import evaluate
     try:
@@ -225,21 +236,23 @@ def reference_run(checkpoint, frames) -> dict:
     except Exception as e:  # noqa: BLE001 - allow_untrained: the node runs random weights, nothing to compare
         return {"error": f"{type(e).__name__}: {e}"}
     rec = _Recording(seg)
-    res = evaluate(rec, [(rgb, gt) for _, rgb, gt in frames], progress=False)
+    res = evaluate(rec, [(rgb, gt) for _, rgb, gt in frames], progress=False, prediction_lut=prediction_lut)
     return {"checkpoint": str(checkpoint or "packaged default"), "metrics": res if res.get("scored") else None,
             "frames": len(frames), "classes": list(seg.classes),
             "selected": {s: r.selected for (s, _, _), r in zip(frames, rec.results)}}
 
 
 def score_frames(order: list, inputs: dict, labels: dict, importance: dict, checkpoint, ckpt_label, diag: dict,
-                 sent_t: list, recv: dict):
+                 sent_t: list, recv: dict, prediction_lut=None):
     """The node's ``labels`` (by stamp) against the ground truth of ``inputs`` {stamp: (rgb, gt)}, and
     the same checkpoint run here (:func:`reference_run`); the frames in bag ``order``, the i-th published
     at ``sent_t[i]`` and labelled at ``recv[stamp]`` (monotonic s). Returns (per-frame rows, metrics or
-    None, the reference run, the selected regions by stamp, the model's classes)."""
+    None, the reference run, the selected regions by stamp, the model's classes). ``prediction_lut``
+    maps the labels into the ground truth's classes first (the clip's CamVid labels: a truck on a
+    CamVid car is right), as ``fornet bag eval`` and ``fornet eval`` do."""
     from ..training.metrics import SegmentationMetrics
     segmented = [s for s in order if s in labels]
-    reference = reference_run(checkpoint, [(s, *inputs[s]) for s in segmented])
+    reference = reference_run(checkpoint, [(s, *inputs[s]) for s in segmented], prediction_lut)
     if "checkpoint" in reference:
         reference["checkpoint"] = ckpt_label
     selected, classes = reference.pop("selected", {}), reference.pop("classes", None)
@@ -256,9 +269,10 @@ def score_frames(order: list, inputs: dict, labels: dict, importance: dict, chec
         if i < len(sent_t) and s in recv:
             row["e2e_ms"] = round((recv[s] - sent_t[i]) * 1000, 1)
         if s in labels and gt is not None:
-            metrics.update(gt, labels[s], selected.get(s) if reference.get("metrics") else None)
+            pred = labels[s] if prediction_lut is None else prediction_lut[labels[s]]
+            metrics.update(gt, pred, selected.get(s) if reference.get("metrics") else None)
             valid = gt != IGNORE_INDEX
-            row.update(scored=True, pixel_accuracy=round(float(np.mean(labels[s][valid] == gt[valid])), 4)
+            row.update(scored=True, pixel_accuracy=round(float(np.mean(pred[valid] == gt[valid])), 4)
                        if valid.any() else None)
         rows.append(row)
     m = metrics.compute() if any(r["scored"] for r in rows) else None
