@@ -25,8 +25,8 @@ from tqdm import tqdm
 from ..classes import membership as label_membership
 from ..errors import FornetError
 from ..inference import Segmenter
-from ..inference.checkpoint import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, load_model, make_checkpoint, read_checkpoint,
-                                  resolve_checkpoint
+from ..inference.checkpoint import (IMAGENET_MEAN, IMAGENET_STD, ModelMeta, load_model, make_checkpoint,
+                                   read_checkpoint, resolve_checkpoint)
 from ..model import VARIANTS, create_model
 from ..model.backbones import NORMALIZATION
 from ..model.pretrained import load_backbone_weights, sha256
