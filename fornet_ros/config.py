@@ -10,6 +10,15 @@ ARCHS = ("fornet", "ddrnet")
 BACKBONES = ("light", "mobilenet_v2", "efficientnet_lite0", "resnet101")
 HEADS = ("sparse", "paper", "plain")
 
+# K, the fraction of regions refined, is a model setting: its one owner is the model's config (stored in
+# the checkpoint; a variant sets its own). The node and the CLI default to the model's own K.
+DEFAULT_TOPK = 0.25  # the sparse heads' K (fornet_s, mnv2_sparse, ...)
+PAPER_TOPK = 0.4  # the authors' K for their head: the largest of its four nested masks (K/4 ... K)
+MODEL_TOPK = -1.0  # "the model's own K": any negative K given to a Segmenter (node parameter topk_ratio)
+# The paper head's dilations of its four branches (kernels 1, 3, 5, 7): the authors' on 1024x2048 Cityscapes
+# crops, a 128-row stride-8 map (model/paper_head.py; the CamVid variants scale it: model/registry.py).
+AUTHORS_PAPER_DILATIONS = (1, 1, 1, 16)
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -53,12 +62,12 @@ class ModelConfig:
     dilations: tuple[int, ...] = (1, 2, 3)
     region_px: int = 32
     refine_stride: int = 4
-    topk_ratio: float = 0.25
+    topk_ratio: float = DEFAULT_TOPK
     focus: bool = True
     backbone: str = "light"
     head: str = "sparse"
     neck_channels: int = 96
-    paper_dilations: tuple[int, ...] = (1, 1, 1, 16)
+    paper_dilations: tuple[int, ...] = AUTHORS_PAPER_DILATIONS
 
     def __post_init__(self):
         if self.arch not in ARCHS:

@@ -15,10 +15,9 @@ from ..classes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
 from ..config import ModelConfig
 from ..errors import FornetError
 from ..model import build_model
+from ..model.backbones import IMAGENET_MEAN, IMAGENET_STD
 
 FORMAT = "fornet_ros/1"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_INPUT_SIZE = (512, 1024)  # (H, W) the network sees; outputs come back at the image's size
 # Models shipped inside the package (fornet_ros/weights/, docs/model_card.md), by name: ``--checkpoint
 # fast`` (CLI) or ``checkpoint: fast`` (node) picks one; no checkpoint means "default".

@@ -233,11 +233,13 @@ class PretrainableBackbone(nn.Module):
 
 
 ENCODERS = {"mobilenet_v2": MobileNetV2, "efficientnet_lite0": EfficientNetLite0, "resnet101": ResNet101}
-# input normalisation each encoder's ImageNet weights expect (mean, std of [0, 1] RGB)
-NORMALIZATION = {"light": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-                 "mobilenet_v2": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-                 "resnet101": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-                 "efficientnet_lite0": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))}
+# input normalisation each encoder's ImageNet weights expect (mean, std of [0, 1] RGB); the light
+# backbone (trained from scratch) and any model without its own normalisation use ImageNet's
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+NORMALIZATION = {"light": (IMAGENET_MEAN, IMAGENET_STD), "mobilenet_v2": (IMAGENET_MEAN, IMAGENET_STD),
+                 "resnet101": (IMAGENET_MEAN, IMAGENET_STD),
+                 "efficientnet_lite0": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))}  # Google's TF weights: [-1, 1] inputs
 # the input is zero-padded to a multiple of this (the deepest tap's stride)
 PAD_MULTIPLE = {"light": 16, "mobilenet_v2": 32, "efficientnet_lite0": 32, "resnet101": 8}
 

@@ -46,6 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import AUTHORS_PAPER_DILATIONS
 from .focus import num_selected
 
 
@@ -99,7 +100,7 @@ class PaperHead(nn.Module):
 
     KERNELS = (1, 3, 5, 7)
 
-    def __init__(self, c4: int, c8: int, num_classes: int, channels: int, dilations=(1, 1, 1, 16),
+    def __init__(self, c4: int, c8: int, num_classes: int, channels: int, dilations=AUTHORS_PAPER_DILATIONS,
                  focus: bool = True):
         super().__init__()
         self.focus = focus

@@ -9,11 +9,14 @@ from dataclasses import replace
 
 from torch import nn
 
-from ..config import ModelConfig
+from ..config import AUTHORS_PAPER_DILATIONS, PAPER_TOPK, ModelConfig
 from .ddrnet import DDRNet
 from .fornet import FoRNet
 
-_PAPER = dict(head="paper", region_px=8, topk_ratio=0.4, paper_dilations=(1, 1, 1, 6))  # see model/paper_head.py
+# The authors' widest dilation was made for a 128-row stride-8 map (1024-row Cityscapes crops); CamVid's
+# 360-row frames give 45 rows: scaled, 16 * 45 / 128 = 5.6 -> 6 (model/paper_head.py).
+CAMVID_PAPER_DILATIONS = (*AUTHORS_PAPER_DILATIONS[:3], round(AUTHORS_PAPER_DILATIONS[3] * 45 / 128))
+_PAPER = dict(head="paper", region_px=8, topk_ratio=PAPER_TOPK, paper_dilations=CAMVID_PAPER_DILATIONS)
 _PLAIN = dict(head="plain", region_px=8, topk_ratio=0.0, focus=False)
 VARIANTS: dict[str, dict] = {
     "fornet_s": dict(),
@@ -27,7 +30,7 @@ VARIANTS: dict[str, dict] = {
     "lite0_sparse": dict(backbone="efficientnet_lite0"),
     "lite0_plain": dict(backbone="efficientnet_lite0", **_PLAIN),
     # the authors' configuration: dilated ResNet-101, 256-wide head, dilation 16, K = 0.4 (bring the weights)
-    "r101_paper": dict(backbone="resnet101", head="paper", region_px=8, topk_ratio=0.4, neck_channels=256),
+    "r101_paper": dict(backbone="resnet101", head="paper", region_px=8, topk_ratio=PAPER_TOPK, neck_channels=256),
 }
 
 
@@ -47,5 +50,6 @@ def build_model(cfg: ModelConfig) -> nn.Module:
 
 def create_model(variant: str = "fornet_s", num_classes: int = 19, topk_ratio: float | None = None,
                  **overrides) -> nn.Module:
-    """Build a registered variant, e.g. ``create_model("fornet_s", num_classes=19, topk_ratio=0.25)``."""
+    """Build a registered variant, e.g. ``create_model("fornet_s", num_classes=19, topk_ratio=0.5)``
+    (``topk_ratio`` None: the variant's own K)."""
     return build_model(variant_config(variant, num_classes, topk_ratio, **overrides))

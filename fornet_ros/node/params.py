@@ -14,6 +14,8 @@ import re
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import get_type_hints
 
+from ..config import MODEL_TOPK
+
 
 def _param(default, description: str, *, runtime: bool = False, range: tuple | None = None,
            choices: tuple[str, ...] | None = None, check=None, constraint: str = ""):
@@ -71,7 +73,7 @@ class NodeParams:
     input_size: tuple[int, ...] = _param((0, 0), "[H, W] the network sees; [0, 0] = the checkpoint's. Outputs "
                                          "keep the image size", check=_input_size_ok,
                                          constraint="[0, 0] or [H, W] with H, W >= 8")
-    topk_ratio: float = _param(-1.0, "fraction of regions refined by the focus branches; negative = the "
+    topk_ratio: float = _param(MODEL_TOPK, "fraction of regions refined by the focus branches; negative = the "
                                "checkpoint's", runtime=True, range=(-1.0, 1.0))
     cameras: tuple[str, ...] = _param(("camera",), "camera namespaces; each gets <cam>/image_raw -> "
                                       "<cam>/semantic/*", check=_cameras_ok,
@@ -258,7 +260,7 @@ def build_segmenter(p: NodeParams):
     """(Segmenter, warning or None) for the parameters. With ``allow_untrained``, a checkpoint that
     cannot be loaded gives random weights and a warning; otherwise RuntimeError naming it."""
     from ..inference import Segmenter
-    from ..inference.checkpoint import CheckpointError, ModelMeta, default_checkpoint_path
+    from ..inference.checkpoint import DEFAULT_INPUT_SIZE, CheckpointError, ModelMeta, default_checkpoint_path
     if p.threads:
         import torch
         torch.set_num_threads(p.threads)
@@ -272,6 +274,6 @@ def build_segmenter(p: NodeParams):
         if not p.allow_untrained:
             raise RuntimeError(f"parameter 'checkpoint' = {where}: {e}") from e
         from ..model import create_model
-        return (Segmenter(create_model("fornet_s"), ModelMeta.default(19, input_size or (512, 1024)), **kw),
+        return (Segmenter(create_model("fornet_s"), ModelMeta.default(19, input_size or DEFAULT_INPUT_SIZE), **kw),
                 f"parameter 'checkpoint' = {where}: {e}; allow_untrained is set, using RANDOM weights "
                 "(outputs are meaningless)")

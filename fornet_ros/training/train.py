@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Weig
 from tqdm import tqdm
 
 from ..classes import membership as label_membership
+from ..config import DEFAULT_TOPK, PAPER_TOPK
 from ..errors import FornetError
 from ..inference import Segmenter
 from ..inference.checkpoint import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, load_model, make_checkpoint, read_checkpoint
@@ -112,7 +113,8 @@ def add_arguments(p):
     p.add_argument("--val-limit", type=int, default=None, help="validate on at most N images")
     p.add_argument("--variant", default=None, choices=sorted(VARIANTS), help="model variant (default fornet_s)")
     p.add_argument("--topk", type=float, default=None,
-                   help="Top-K ratio during training (default: the variant's: 0.25 sparse heads, 0.4 paper heads)")
+                   help=f"Top-K ratio during training (default: the variant's: {DEFAULT_TOPK:g} sparse heads, "
+                        f"{PAPER_TOPK:g} paper heads)")
     p.add_argument("--backbone-weights", default=None, metavar="PATH",
                    help="ImageNet weights for a pretrainable backbone (default: the file shipped in its package, "
                         "see fornet_ros/model/pretrained.py; required for resnet101)")
