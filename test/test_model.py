@@ -336,3 +336,31 @@ def test_half_precision_runs_under_autocast_and_converted(variant):
     assert torch.isfinite(out["logits"].float()).all()
     if m.cfg.head == "paper":
         assert out["selector_logits"].dtype == torch.float32
+
+
+# The packaged models' outputs on one synthetic image (no dataset frame), recorded from the model code
+# as it shipped: (logits mean, logits std, label histogram, importance sum). Reorganising the model
+# (its blocks, its config) must keep loading both files strictly (checkpoint.load_model) and reproduce them.
+PACKAGED_OUTPUTS = {
+    "default": (-6.476391, 6.608179, [6, 122, 7, 0, 0, 0, 0, 0, 127, 0, 281, 0, 0, 417, 0, 0, 0, 0, 0], 0.5601),
+    "fast": (-3.444393, 3.941353, [0, 0, 846, 0, 0, 0, 0, 72, 0, 0, 0, 42, 0, 0, 0, 0, 0, 0, 0], 0.15335),
+}
+
+
+def packaged_test_image():
+    y, x = torch.meshgrid(torch.linspace(-2, 2, 96), torch.linspace(-2, 2, 160), indexing="ij")
+    return torch.stack([torch.sin(3 * x) + y, torch.cos(2 * y) - x, x * y / 2])[None]
+
+
+@pytest.mark.parametrize("name", sorted(PACKAGED_OUTPUTS))
+def test_packaged_checkpoints_load_strictly_and_reproduce_their_outputs(name):
+    from fornet_ros.inference.checkpoint import default_checkpoint_path
+    m, _ = load_model(default_checkpoint_path(name))  # strict: every key, every shape
+    with torch.no_grad():
+        out = m(packaged_test_image())
+    logits = out["logits"].double()
+    mean, std, hist, importance = PACKAGED_OUTPUTS[name]
+    assert logits.shape == (1, 19, 24, 40)
+    assert logits.mean().item() == pytest.approx(mean, abs=1e-4) and logits.std().item() == pytest.approx(std, abs=1e-4)
+    assert logits.argmax(1).flatten().bincount(minlength=19).tolist() == hist
+    assert out["importance"].double().sum().item() == pytest.approx(importance, abs=1e-3)

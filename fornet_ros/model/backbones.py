@@ -19,13 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbone import Backbone
-
-
-def _conv_bn(cin, cout, k, stride=1, groups=1, act=nn.ReLU6, eps=1e-5):
-    layers = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout, eps=eps)]
-    if act is not None:
-        layers.append(act(inplace=True))
-    return nn.Sequential(*layers)
+from .layers import BN_EPS_TF_DEFAULT, ConvNormAct
 
 
 def run_taps(layers, x, taps: tuple[int, ...]) -> list:
@@ -44,8 +38,8 @@ class InvertedResidual(nn.Module):
     def __init__(self, cin, cout, stride, expand):
         super().__init__()
         hidden = cin * expand
-        layers = [] if expand == 1 else [_conv_bn(cin, hidden, 1)]
-        layers += [_conv_bn(hidden, hidden, 3, stride, groups=hidden), nn.Conv2d(hidden, cout, 1, bias=False),
+        layers = [] if expand == 1 else [ConvNormAct(cin, hidden, 1, act_layer=nn.ReLU6)]
+        layers += [ConvNormAct(hidden, hidden, 3, stride=stride, groups=hidden, act_layer=nn.ReLU6), nn.Conv2d(hidden, cout, 1, bias=False),
                    nn.BatchNorm2d(cout)]
         self.conv = nn.Sequential(*layers)
         self.residual = stride == 1 and cin == cout
@@ -65,7 +59,7 @@ class MobileNetV2(nn.Module):
 
     def __init__(self):
         super().__init__()
-        layers, cin = [_conv_bn(3, 32, 3, 2)], 32
+        layers, cin = [ConvNormAct(3, 32, 3, stride=2, act_layer=nn.ReLU6)], 32
         for t, c, n, s in self.SETTINGS:
             for i in range(n):
                 layers.append(InvertedResidual(cin, c, s if i == 0 else 1, t))
@@ -97,12 +91,12 @@ class MBConv(nn.Module):
         self.expand = expand != 1
         if self.expand:
             self._expand_conv = nn.Conv2d(cin, hidden, 1, bias=False)
-            self._bn0 = nn.BatchNorm2d(hidden, eps=1e-3)
+            self._bn0 = nn.BatchNorm2d(hidden, eps=BN_EPS_TF_DEFAULT)
         self.k, self.stride = k, stride
         self._depthwise_conv = nn.Conv2d(hidden, hidden, k, stride, k // 2 if stride == 1 else 0, groups=hidden, bias=False)
-        self._bn1 = nn.BatchNorm2d(hidden, eps=1e-3)
+        self._bn1 = nn.BatchNorm2d(hidden, eps=BN_EPS_TF_DEFAULT)
         self._project_conv = nn.Conv2d(hidden, cout, 1, bias=False)
-        self._bn2 = nn.BatchNorm2d(cout, eps=1e-3)
+        self._bn2 = nn.BatchNorm2d(cout, eps=BN_EPS_TF_DEFAULT)
         self.residual = stride == 1 and cin == cout
 
     def forward(self, x):
@@ -126,7 +120,7 @@ class EfficientNetLite0(nn.Module):
     def __init__(self):
         super().__init__()
         self._conv_stem = nn.Conv2d(3, 32, 3, 2, 0, bias=False)
-        self._bn0 = nn.BatchNorm2d(32, eps=1e-3)
+        self._bn0 = nn.BatchNorm2d(32, eps=BN_EPS_TF_DEFAULT)
         blocks, cin = [], 32
         for k, s, e, c, n in self.STAGES:
             for i in range(n):
@@ -203,11 +197,11 @@ class Neck(nn.Module):
     def __init__(self, in_channels: tuple[int, int, int], channels: int):
         super().__init__()
         c8, c16, c32 = in_channels
-        self.top = _conv_bn(c32, channels, 1, act=nn.ReLU)
+        self.top = ConvNormAct(c32, channels, 1)
         self.gate = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(c32, channels, 1), nn.Sigmoid())
-        self.lat16 = _conv_bn(c16, channels, 1, act=None)
-        self.lat8 = _conv_bn(c8, channels, 1, act=None)
-        self.fuse = _conv_bn(channels, channels, 3, act=nn.ReLU)
+        self.lat16 = ConvNormAct(c16, channels, 1, act_layer=None)
+        self.lat8 = ConvNormAct(c8, channels, 1, act_layer=None)
+        self.fuse = ConvNormAct(channels, channels, 3)
 
     def forward(self, f8, f16, f32):
         size = f8.shape[-2:]

@@ -16,7 +16,7 @@ from torch import nn
 from ..config import ModelConfig
 from .backbones import PAD_MULTIPLE, build_backbone
 from .focus import AdaptiveK, FocusRefiner
-from .layers import ConvBNReLU
+from .layers import ConvNormAct
 from .paper_head import PaperHead
 from .selector import Selector
 
@@ -32,7 +32,7 @@ class FoRNet(nn.Module):
         if cfg.head != "sparse":
             self.paper = PaperHead(c4, c8, cfg.num_classes, cfg.neck_channels, cfg.paper_dilations, cfg.head == "paper")
             return
-        self.head = nn.Sequential(ConvBNReLU(c8, cfg.head_channels), nn.Conv2d(cfg.head_channels, cfg.num_classes, 1))
+        self.head = nn.Sequential(ConvNormAct(c8, cfg.head_channels, 3), nn.Conv2d(cfg.head_channels, cfg.num_classes, 1))
         if cfg.focus:
             s = cfg.refine_stride
             self.selector = Selector(c8, cfg.num_classes, cfg.region_px // 8)

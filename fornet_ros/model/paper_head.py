@@ -48,11 +48,7 @@ from torch import nn
 
 from ..config import AUTHORS_PAPER_DILATIONS
 from .focus import num_selected
-
-
-def conv_bn_relu(cin, cout, k=1, dilation=1):
-    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=dilation * (k // 2), dilation=dilation, bias=False),
-                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+from .layers import ConvNormAct
 
 
 def nested_topk_masks(scores, ratios, valid=None):
@@ -85,8 +81,8 @@ class Decoder(nn.Module):
 
     def __init__(self, channels: int, low_in: int, num_classes: int, low_channels: int = 48):
         super().__init__()
-        self.low_proj = conv_bn_relu(low_in, low_channels)
-        self.fuse = conv_bn_relu(channels + low_channels, channels, 3)
+        self.low_proj = ConvNormAct(low_in, low_channels, 1)
+        self.fuse = ConvNormAct(channels + low_channels, channels, 3)
         self.classifier = nn.Conv2d(channels, num_classes, 1)
 
     def forward(self, f8, f4):
@@ -104,13 +100,13 @@ class PaperHead(nn.Module):
                  focus: bool = True):
         super().__init__()
         self.focus = focus
-        self.trans = conv_bn_relu(c8, channels)
+        self.trans = ConvNormAct(c8, channels, 1)
         self.aux = nn.Conv2d(channels, num_classes, 1)
         if focus:
-            self.selector = nn.Sequential(conv_bn_relu(channels, channels // 2, 3), nn.Conv2d(channels // 2, 1, 1))
+            self.selector = nn.Sequential(ConvNormAct(channels, channels // 2, 3), nn.Conv2d(channels // 2, 1, 1))
             self.psi = nn.Sequential(nn.Conv2d(channels, channels // 4, 1), nn.ReLU(inplace=True),
                                      nn.Conv2d(channels // 4, channels, 1))
-            self.branches = nn.ModuleList(conv_bn_relu(channels, channels, k, d) for k, d in zip(self.KERNELS, dilations))
+            self.branches = nn.ModuleList(ConvNormAct(channels, channels, k, dilation=d) for k, d in zip(self.KERNELS, dilations))
         self.decoder = Decoder(channels, c4, num_classes)
 
     def forward(self, f4, f8, topk_ratio: float, valid=None):
