@@ -40,7 +40,7 @@ class ModelConfig:
     focus: False builds the "focus off" ablation (no selector, no focus stage): the stride-8 head alone
         (``head="sparse"`` only; ``head="plain"`` is the focus-off build of the pretrained models).
     backbone: "light" (this package's dense-conv backbone, ``channels``), or an ImageNet-pretrainable
-        one (:mod:`fornet_ros.model.backbones`): "mobilenet_v2", "efficientnet_lite0", "resnet101";
+        one (:mod:`fornet_ros.model.encoders`): "mobilenet_v2", "efficientnet_lite0", "resnet101";
         their stride-8/16/32 features are fused into ``neck_channels`` stride-8 features.
     head: "sparse" (this package's FoR-Net head: Top-K regions refined at ``refine_stride``, compute
         ∝ K), "paper" (the authors' FoR-Net head: nested Top-K masks gating four multi-scale branches at

@@ -9,7 +9,7 @@ import torch
 
 from fornet_ros.model import create_model
 from fornet_ros.model import pretrained as P
-from fornet_ros.model.backbones import NORMALIZATION, EfficientNetLite0, MobileNetV2
+from fornet_ros.model.encoders import NORMALIZATION, EfficientNetLite0, MobileNetV2
 
 
 def _file(tmp_path, encoder, edit=None, name="w.pth"):

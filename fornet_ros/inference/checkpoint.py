@@ -15,7 +15,7 @@ from ..classes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
 from ..config import ModelConfig
 from ..errors import FornetError
 from ..model import build_model
-from ..model.backbones import IMAGENET_MEAN, IMAGENET_STD
+from ..model.encoders import IMAGENET_MEAN, IMAGENET_STD
 
 FORMAT = "fornet_ros/1"
 DEFAULT_INPUT_SIZE = (512, 1024)  # (H, W) the network sees; outputs come back at the image's size

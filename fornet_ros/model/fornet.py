@@ -1,4 +1,4 @@
-"""FoR-Net: a registered backbone (:mod:`fornet_ros.model.backbones`) and one of three heads:
+"""FoR-Net: a registered backbone (:mod:`fornet_ros.model.encoders`) and one of three heads:
 
 - ``sparse`` (this package's): cheap stride-8 head -> selector -> Top-K regions -> multi-scale branches
   refining only the selected regions at stride 4 (or 2); compute ∝ K (:mod:`fornet_ros.model.focus`);
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
-from .backbones import PAD_MULTIPLE, build_backbone
+from .encoders import PAD_MULTIPLE, build_backbone
 from .focus import AdaptiveK, FocusRefiner
 from .layers import ConvNormAct
 from .paper_head import PaperHead

@@ -30,7 +30,7 @@ Departures (each a constructor argument, so the published values are one config 
 - the selector's input is the projection F itself, as theirs (our sparse head also feeds it the coarse
   prediction);
 - the stride-8 features: every pretrained backbone (ResNet-101 included) goes through the
-  :class:`~fornet_ros.model.backbones.Neck` (stride-8/16/32 taps fused, an LR-ASPP global gate), so the
+  :class:`~fornet_ros.model.encoders.Neck` (stride-8/16/32 taps fused, an LR-ASPP global gate), so the
   projection is neck width -> head width; the authors project ResNet-101's layer4 (2048) directly;
 - the loss (:func:`fornet_ros.losses.fornet_loss`): OHEM cross-entropy (the recipe of every model this
   package trains) where the authors use plain mean CE; Dice 1 and selector BCE 0.5 as theirs, plus the

@@ -28,7 +28,7 @@ from ..errors import FornetError
 from ..inference import Segmenter
 from ..inference.checkpoint import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, load_model, make_checkpoint, read_checkpoint
 from ..model import VARIANTS, create_model
-from ..model.backbones import NORMALIZATION
+from ..model.encoders import NORMALIZATION
 from ..model.pretrained import load_backbone_weights, sha256
 from .datasets import DATASETS, MixedDataset
 from .evaluation import dataset_samples, evaluate

@@ -1,4 +1,5 @@
-"""Backbone registry: this package's light backbone and three ImageNet-pretrainable encoders.
+"""ImageNet-pretrainable encoders (MobileNetV2, EfficientNet-Lite0, ResNet-101), their neck, and the backbone
+registry (``build_backbone``, ``NORMALIZATION``, ``PAD_MULTIPLE``) that also builds the light backbone.
 
 Every backbone returns ``(f2, f4, f8)`` — features at strides 2, 4 and 8 — and says their widths in
 ``out_channels``; the heads need nothing else. The pretrained encoders tap strides 2/4/8/16/32 and a
@@ -18,7 +19,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import nn
 
-from .backbone import Backbone
+from .light_backbone import LightBackbone
 from .layers import BN_EPS_TF_DEFAULT, ConvNormAct
 
 
@@ -242,5 +243,5 @@ def build_backbone(cfg) -> nn.Module:
     """The backbone a :class:`~fornet_ros.config.ModelConfig` names (random init: see
     :func:`fornet_ros.model.pretrained.load_backbone_weights` for ImageNet weights)."""
     if cfg.backbone == "light":
-        return Backbone(cfg.channels)
+        return LightBackbone(cfg.channels)
     return PretrainableBackbone(ENCODERS[cfg.backbone](), cfg.neck_channels)

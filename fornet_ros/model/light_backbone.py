@@ -1,5 +1,5 @@
-"""Light backbone: a plain dense-conv stem to stride 4, a stride-8 stage, a stride-16 context
-branch fused back into stride 8.
+"""The light backbone (``light``, trained from scratch): a plain dense-conv stem to stride 4, a stride-8
+stage, a stride-16 context branch fused back into stride 8.
 
 Outputs the stride-2, stride-4 and stride-8 features (``channels[0]``, ``channels[1]``,
 ``channels[2]`` channels): the stride-8 ones feed the cheap head and the selector, the stride-4
@@ -16,7 +16,7 @@ from torch import nn
 from .layers import BasicBlock, ConvNormAct
 
 
-class Backbone(nn.Module):
+class LightBackbone(nn.Module):
     def __init__(self, channels: tuple[int, int, int, int]):
         super().__init__()
         c2, c4, c8, c16 = channels
