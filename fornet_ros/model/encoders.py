@@ -242,6 +242,7 @@ PAD_MULTIPLE = {"light": 16, "mobilenet_v2": 32, "efficientnet_lite0": 32, "resn
 def build_backbone(cfg) -> nn.Module:
     """The backbone a :class:`~fornet_ros.config.ModelConfig` names (random init: see
     :func:`fornet_ros.model.pretrained.load_backbone_weights` for ImageNet weights)."""
-    if cfg.backbone == "light":
-        return LightBackbone(cfg.channels)
-    return PretrainableBackbone(ENCODERS[cfg.backbone](), cfg.neck_channels)
+    b = cfg.backbone_cfg
+    if b.name == "light":
+        return LightBackbone(b.channels)
+    return PretrainableBackbone(ENCODERS[b.name](), b.neck_channels)

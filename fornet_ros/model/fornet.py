@@ -29,17 +29,18 @@ class FoRNet(nn.Module):
         self.backbone = build_backbone(cfg)
         c2, c4, c8 = self.backbone.out_channels
         self.pad_multiple = max(cfg.region_px, PAD_MULTIPLE[cfg.backbone])
+        head = cfg.head_cfg
         if cfg.head != "sparse":
-            self.paper = PaperHead(c4, c8, cfg.num_classes, cfg.neck_channels, cfg.paper_dilations, cfg.head == "paper")
+            self.paper = PaperHead(c4, c8, cfg.num_classes, head.channels, getattr(head, "dilations", None), head.focus)
             return
-        self.head = nn.Sequential(ConvNormAct(c8, cfg.head_channels, 3), nn.Conv2d(cfg.head_channels, cfg.num_classes, 1))
-        if cfg.focus:
-            s = cfg.refine_stride
-            self.selector = Selector(c8, cfg.num_classes, cfg.region_px // 8)
-            self.context = nn.Sequential(nn.Conv2d(c8, cfg.branch_channels, 1), nn.ReLU(inplace=True))
-            self.refiner = FocusRefiner(c4 if s == 4 else c2, cfg.branch_channels, cfg.num_classes,
-                                        cfg.branch_channels, cfg.refine_channels, cfg.dilations,
-                                        cfg.region_px // s, 8 // s)
+        self.head = nn.Sequential(ConvNormAct(c8, head.channels, 3), nn.Conv2d(head.channels, cfg.num_classes, 1))
+        if head.focus:
+            s = head.refine_stride
+            self.selector = Selector(c8, cfg.num_classes, head.region_px // 8)
+            self.context = nn.Sequential(nn.Conv2d(c8, head.branch_channels, 1), nn.ReLU(inplace=True))
+            self.refiner = FocusRefiner(c4 if s == 4 else c2, head.branch_channels, cfg.num_classes,
+                                        head.branch_channels, head.refine_channels, head.dilations,
+                                        head.region_px // s, 8 // s)
 
     def _features(self, x):
         """Backbone features (f2, f4, f8) of ``x`` zero-padded (bottom, right) to ``pad_multiple``."""

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Weig
 from tqdm import tqdm
 
 from ..classes import membership as label_membership
-from ..config import DEFAULT_TOPK, PAPER_TOPK
+from ..config import DEFAULT_TOPK, ENCODER_NAMES, PAPER_TOPK
 from ..errors import FornetError
 from ..inference import Segmenter
 from ..inference.checkpoint import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, load_model, make_checkpoint, read_checkpoint
@@ -252,14 +252,14 @@ def run(args) -> dict:
         args.variant = args.variant or "fornet_s"
         model = create_model(args.variant, num_classes=len(train_ds.classes), topk_ratio=args.topk,
                              **({"focus": False} if args.no_focus else {}), **overrides)
-        if model.cfg.backbone != "light" and not args.no_pretrained:
+        if model.cfg.backbone in ENCODER_NAMES and not args.no_pretrained:
             weights_file = load_backbone_weights(model.backbone, model.cfg.backbone, args.backbone_weights)
     if args.backbone_weights and weights_file is None:
         raise FornetError("--backbone-weights needs a pretrainable backbone (not the light one), without "
                           "--no-pretrained or --init")
     cfg = model.cfg
     if args.dice is None:
-        args.dice = 1.0 if getattr(cfg, "head", "sparse") != "sparse" else 0.0
+        args.dice = 1.0 if cfg.head in ("paper", "plain") else 0.0
     if is_main:  # once the defaults that depend on the model (--dice) are resolved
         (out_dir / "args.json").write_text(json.dumps(vars(args), indent=2))
         if recipe:
