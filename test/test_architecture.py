@@ -176,3 +176,17 @@ def test_mapping_and_node_load_without_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_every_cli_command_names_functions_that_exist():
+    """The CLI's table names each command's functions; resolving every entry here makes a rename fail
+    the tests (the CLI itself imports a command's module only when it runs)."""
+    import pytest
+
+    from fornet_ros.cli import COMMANDS, Command
+    for name, command in COMMANDS.items():
+        add, run = command.resolve()
+        assert callable(add) and callable(run), name
+        assert [f"{f.__module__}:{f.__name__}" for f in (add, run)] == [command.add, command.run], name
+    with pytest.raises(AttributeError):
+        Command("fornet_ros.tools.predict:add_argumentz", "fornet_ros.tools.predict:run", "").resolve()
