@@ -32,7 +32,7 @@ Departures (each a constructor argument, so the published values are one config 
 - the stride-8 features: every pretrained backbone (ResNet-101 included) goes through the
   :class:`~fornet_ros.model.encoders.Neck` (stride-8/16/32 taps fused, an LR-ASPP global gate), so the
   projection is neck width -> head width; the authors project ResNet-101's layer4 (2048) directly;
-- the loss (:func:`fornet_ros.losses.fornet_loss`): OHEM cross-entropy (the recipe of every model this
+- the loss (:func:`fornet_ros.training.losses.fornet_loss`): OHEM cross-entropy (the recipe of every model this
   package trains) where the authors use plain mean CE; Dice 1 and selector BCE 0.5 as theirs, plus the
   0.4 auxiliary CE above; the trainer's ``--dice`` defaults to 1 for the paper and plain heads.
 Not handled: training crops padded with ignore labels (scale < 1) may spend Top-K on those cells (no
@@ -76,6 +76,17 @@ def nested_topk_masks(scores, ratios, valid=None):
     return masks
 
 
+class PaperSelector(nn.Sequential):
+    """phi: a 3x3 conv-BN-ReLU to half the width (``hidden``), a 1x1 conv to one logit (``logit``). A
+    ``Sequential`` so that its weights keep their keys (``selector.0.*``, ``selector.1.*``)."""
+
+    def __init__(self, channels: int):
+        super().__init__(ConvNormAct(channels, channels // 2, 3), nn.Conv2d(channels // 2, 1, 1))
+
+    hidden = property(lambda self: self[0])
+    logit = property(lambda self: self[1])
+
+
 class Decoder(nn.Module):
     """Stride-8 aggregate + stride-4 features -> stride-4 logits (DeepLabv3+-style, as the paper's Eq. 7)."""
 
@@ -98,12 +109,13 @@ class PaperHead(nn.Module):
 
     def __init__(self, c4: int, c8: int, num_classes: int, channels: int, dilations=AUTHORS_PAPER_DILATIONS,
                  focus: bool = True):
+        """``dilations``: of the four branches (``focus``); the plain head (``focus=False``) has none."""
         super().__init__()
         self.focus = focus
         self.trans = ConvNormAct(c8, channels, 1)
         self.aux = nn.Conv2d(channels, num_classes, 1)
         if focus:
-            self.selector = nn.Sequential(ConvNormAct(channels, channels // 2, 3), nn.Conv2d(channels // 2, 1, 1))
+            self.selector = PaperSelector(channels)
             self.psi = nn.Sequential(nn.Conv2d(channels, channels // 4, 1), nn.ReLU(inplace=True),
                                      nn.Conv2d(channels // 4, channels, 1))
             self.branches = nn.ModuleList(ConvNormAct(channels, channels, k, dilation=d) for k, d in zip(self.KERNELS, dilations))
@@ -116,7 +128,7 @@ class PaperHead(nn.Module):
         coarse = self.aux(f)
         if not self.focus:
             return self.decoder(f, f4), coarse, None, None
-        h, head = self.selector[0](f), self.selector[1]
+        h, head = self.selector.hidden(f), self.selector.logit
         with torch.autocast(device_type=f.device.type, enabled=False):  # fp32 logit: Top-K sees no fp16 ties
             sel = F.conv2d(h.float(), head.weight.float(), head.bias.float())  # also in a .half() model
         s = torch.sigmoid(sel)

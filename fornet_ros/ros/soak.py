@@ -8,7 +8,10 @@ import statistics
 import threading
 import time
 
-from .processes import bench_graph, pct
+from ..node.params import NodeParams
+from .processes import DRAIN_S, SETTLE_S, START_TIMEOUT_S, bench_graph, pct
+
+DIAGNOSTICS_PERIOD_S = NodeParams.diagnostics_period_s  # the node's default: soak does not set it
 
 
 def rss_mb(pid: int) -> float | None:
@@ -91,7 +94,7 @@ def soak_node(checkpoint, size, rate: float, minutes: float, threads: int | None
                                       f"costmap_enabled:={'true' if costmap else 'false'}", "use_tf:=false"],
                       checkpoint, threads, input_size, domain, setup) as g:
         node, (pubs, info_pubs) = g.node, g.io
-        t_end = time.monotonic() + 120
+        t_end = time.monotonic() + START_TIMEOUT_S
         while not all(node.count_subscribers(f"/{c}/image_raw") for c in cams) and time.monotonic() < t_end:
             time.sleep(0.1)
         while not all(diag.get(c, {}).get("processed", "0") != "0" for c in cams) and time.monotonic() < t_end:
@@ -102,8 +105,8 @@ def soak_node(checkpoint, size, rate: float, minutes: float, threads: int | None
                 pubs[c].publish(m)
             time.sleep(0.3)
         if g.proc.poll() is not None or not all(diag.get(c) for c in cams):
-            raise RuntimeError("segmentation_node did not start (or no /diagnostics) within 120 s")
-        time.sleep(2.0)
+            raise RuntimeError(f"segmentation_node did not start (or no /diagnostics) within {START_TIMEOUT_S:.0f} s")
+        time.sleep(SETTLE_S + DIAGNOSTICS_PERIOD_S)  # the baseline /diagnostics counts the whole warm-up
         with lock:
             base = {c: dict(diag[c]) for c in cams}
         t0 = time.monotonic()
@@ -129,7 +132,7 @@ def soak_node(checkpoint, size, rate: float, minutes: float, threads: int | None
         r = rss_mb(g.proc.pid)
         if r is not None:
             rss.append((time.monotonic() - t0, r))
-        time.sleep(3.0)  # drain: the last frames processed and counted in /diagnostics
+        time.sleep(DRAIN_S + DIAGNOSTICS_PERIOD_S)  # one more /diagnostics, with the last frames counted
         with lock:
             final = {c: dict(diag[c]) for c in cams}
             lat_all = list(lat)
