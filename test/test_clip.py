@@ -125,7 +125,8 @@ def test_clip_car_width_is_plausible(loaded):
     """The calibration gives metric sizes: the Clio's rear face (columns ~11..77 at its tyre row)
     is 1.4-1.7 m wide on the ground (a Clio Mk1 is 1.63 m wide)."""
     gt = loaded.labels[clip.FRAME_NUMBERS.index(CAR_FRAME)]
-    xl, yl = ground_point(11, 247)
-    xr, yr = ground_point(77, 247)
+    lk = build_lookup(clip.camera_model(), clip.camera_pose(), GRID, gt.shape, max_range=30.0)  # the node's projection
+    (xl, yl), (xr, yr) = lk.xy_map.reshape(*gt.shape, 2)[247, [11, 77]]
+    assert lk.cell_map.reshape(gt.shape)[247, [11, 77]].min() >= 0  # both on the grid
     assert 1.3 < math.hypot(xr - xl, yr - yl) < 1.8
     assert (gt[200:240, 11:77] == 13).mean() > 0.8  # the labels agree: car there
