@@ -13,6 +13,7 @@ import math
 import os
 import random
 import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -245,7 +246,8 @@ def run(args) -> dict:
         model, init_meta = load_model(args.init)
         model.train()
         if args.topk is not None:  # the training K is a run-time setting of the model: honoured
-            model.cfg.topk_ratio = model.topk_ratio = float(args.topk)
+            model.cfg = replace(model.cfg, topk_ratio=float(args.topk))  # ModelConfig is frozen
+            model.topk_ratio = model.cfg.topk_ratio
         previous = read_checkpoint(args.init).get("train") or {}
         input_size = input_size or tuple(init_meta.input_size)
     else:
