@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
-from importlib.metadata import EntryPoint
 
 
 @dataclass(frozen=True)
@@ -25,6 +24,7 @@ class Command:
 
     def resolve(self) -> tuple[callable, callable]:
         """(add_arguments(parser), run(args)); ImportError / AttributeError if either has moved."""
+        from importlib.metadata import EntryPoint  # here: ~50 ms that `fornet --help` does not need
         return tuple(EntryPoint(name="", value=ref, group="fornet").load() for ref in (self.add, self.run))
 
 
@@ -32,13 +32,13 @@ def _cmd(module: str, add: str, run: str, help_: str) -> Command:
     return Command(f"{module}:{add}", f"{module}:{run}", help_)
 
 
-_INFO, _BENCH, _ROS = "fornet_ros.tools.model_info", "fornet_ros.tools.bench", "fornet_ros.ros.tools_cli"
+_INFO, _BENCH, _CMD = "fornet_ros.tools.model_info", "fornet_ros.tools.bench", "fornet_ros.commands"
 COMMANDS: dict[str, Command] = {
     "init": _cmd(_INFO, "add_init_arguments", "run_init", "write a checkpoint with untrained weights"),
     "info": _cmd(_INFO, "add_info_arguments", "run_info", "variant, parameters, GFLOPs of a checkpoint or variant"),
-    "predict": _cmd("fornet_ros.tools.predict", "add_arguments", "run",
+    "predict": _cmd(f"{_CMD}.predict", "add_arguments", "run",
                     "segment images: label PNG, colour overlay, importance heat-map"),
-    "eval": _cmd("fornet_ros.training.evaluation", "add_arguments", "run",
+    "eval": _cmd(f"{_CMD}.evaluate", "add_arguments", "run",
                  "score a model on a dataset split (JSON with --json)"),
     "train": _cmd("fornet_ros.training.train", "add_arguments", "run",
                   "train FoR-Net or a baseline (AdamW, poly LR, OHEM; torchrun for DDP)"),
@@ -51,10 +51,10 @@ COMMANDS: dict[str, Command] = {
                           "ground projection time per frame and lookup build time"),
     "bench-points": _cmd("fornet_ros.tools.bench_mapping", "add_points_arguments", "run_points",
                          "depth fusion and LiDAR labelling time per frame"),
-    "bench-node": _cmd(_ROS, "add_bench_node_arguments", "run_bench_node",
+    "bench-node": _cmd(f"{_CMD}.bench_node", "add_arguments", "run",
                        "node end-to-end latency vs the model alone; overload"),
-    "bag": _cmd(_ROS, "add_bag_arguments", "run_bag", "rosbag2: from-cityscapes, from-folder, play, eval, info"),
-    "demo": _cmd(_ROS, "add_demo_arguments", "run_demo", "the whole pipeline through DDS with a report (index.html)"),
+    "bag": _cmd(f"{_CMD}.bag", "add_arguments", "run", "rosbag2: from-cityscapes, from-folder, play, eval, info"),
+    "demo": _cmd(f"{_CMD}.demo", "add_arguments", "run", "the whole pipeline through DDS with a report (index.html)"),
     "synth": _cmd("fornet_ros.tools.synthetic", "add_arguments", "run",
                   "write procedural Cityscapes-format scenes (exact labels, camera JSON)"),
 }

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import ClassVar
 
 from .errors import FornetError
+from .validation import PRECISIONS
 
 ARCHS = ("fornet", "ddrnet")
 ENCODER_NAMES = ("mobilenet_v2", "efficientnet_lite0", "resnet101")
@@ -274,3 +275,35 @@ def migrate_flat_config(flat: dict) -> ModelConfig:
     else:
         head = head_config({"name": d["head"], "channels": d["neck_channels"]})
     return ModelConfig(**shared, backbone_cfg=backbone, head_cfg=head)
+
+
+# -- how to run a model ----------------------------------------------------------------------------------
+BACKENDS = ("auto", "torch", "onnxruntime")
+RESIZE_MODES = ("stretch", "letterbox")
+PROCESSING = ("auto", "opencv", "torch")  # where pre/post-processing runs (auto: torch ops on CUDA)
+
+
+@dataclass(frozen=True)
+class RunOption:
+    """An option of running a model (an argument of ``Segmenter.from_checkpoint``), declared once: the
+    node's parameter of this name (node/params.py) and the ``--name`` option of every command that runs
+    a model (commands/model_options.py) take their default, choices and description from here."""
+
+    name: str
+    default: object
+    description: str
+    choices: tuple[str, ...] | None = None
+
+
+RUN_OPTIONS = {o.name: o for o in (
+    RunOption("backend", "auto", "torch, onnxruntime, or auto (onnxruntime for a .onnx checkpoint, torch otherwise)",
+              BACKENDS),
+    RunOption("device", "auto", "auto (CUDA if present), cpu, cuda, cuda:N"),
+    RunOption("precision", "auto", "auto (fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16", PRECISIONS),
+    RunOption("resize_mode", "stretch", "stretch the image to input_size, or letterbox (keep the aspect ratio, pad); "
+              "outputs keep the image size", RESIZE_MODES),
+    RunOption("processing", "auto", "where resize/normalise and upsample/arg-max run: torch (on the model's device: "
+              "the frame stays on the GPU), opencv (CPU), auto (torch on CUDA, opencv on the CPU)", PROCESSING),
+    RunOption("cuda_graphs", True, "on CUDA (torch backend and processing), replay the network from CUDA graphs, one "
+              "captured per camera count and K"),
+)}

@@ -14,7 +14,7 @@ import re
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import get_type_hints
 
-from ..config import MODEL_TOPK
+from ..config import MODEL_TOPK, RUN_OPTIONS
 
 
 def _param(default, description: str, *, runtime: bool = False, range: tuple | None = None,
@@ -25,6 +25,13 @@ def _param(default, description: str, *, runtime: bool = False, range: tuple | N
         constraint = "one of " + ", ".join(choices)
     return field(default=default, metadata=dict(description=description, runtime=runtime, range=range,
                                                 check=check, constraint=constraint, choices=choices))
+
+
+def _run_param(name: str, **kw):
+    """A NodeParams field for a run option: default, description and choices from config.RUN_OPTIONS,
+    the table the command line reads too."""
+    o = RUN_OPTIONS[name]
+    return _param(o.default, o.description, choices=o.choices, **kw)
 
 
 def _input_size_ok(v) -> bool:
@@ -53,23 +60,16 @@ class NodeParams:
                              "manager (nav2_lifecycle_manager, ros2 lifecycle set) drives change_state")
     checkpoint: str = _param("", "FoR-Net checkpoint (.pt), exported model (.onnx), or another toolbox's .onnx with its "
                              "description <stem>.yaml beside it; empty = the packaged default model")
-    backend: str = _param("auto", "torch, onnxruntime, or auto (onnxruntime for a .onnx checkpoint, torch otherwise)",
-                          choices=("auto", "torch", "onnxruntime"))
+    backend: str = _run_param("backend")
     allow_untrained: bool = _param(False, "use random weights if the checkpoint cannot be loaded (tests only)")
-    device: str = _param("auto", "auto (CUDA if present), cpu, cuda, cuda:N",
-                         check=lambda v: re.fullmatch(r"auto|cpu|cuda(:\d+)?", v) is not None,
-                         constraint="auto, cpu, cuda or cuda:N")
-    precision: str = _param("auto", "auto (fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16",
-                            choices=("auto", "fp32", "fp16", "bf16"))
+    device: str = _run_param("device", check=lambda v: re.fullmatch(r"auto|cpu|cuda(:\d+)?", v) is not None,
+                             constraint="auto, cpu, cuda or cuda:N")
+    precision: str = _run_param("precision")
     threads: int = _param(0, "torch CPU threads for inference (0 = torch's default); on small CPUs leave a core "
                           "to DDS", range=(0, 256))
-    resize_mode: str = _param("stretch", "stretch the image to input_size, or letterbox (keep the aspect ratio, pad); "
-                              "outputs keep the image size", choices=("stretch", "letterbox"))
-    processing: str = _param("auto", "where resize/normalise and upsample/arg-max run: torch (on the model's device: "
-                             "the frame stays on the GPU), opencv (CPU), auto (torch on CUDA, opencv on the CPU)",
-                             choices=("auto", "opencv", "torch"))
-    cuda_graphs: bool = _param(True, "on CUDA (torch backend and processing), replay the network from CUDA graphs, one "
-                               "captured per camera count and K")
+    resize_mode: str = _run_param("resize_mode")
+    processing: str = _run_param("processing")
+    cuda_graphs: bool = _run_param("cuda_graphs")
     input_size: tuple[int, ...] = _param((0, 0), "[H, W] the network sees; [0, 0] = the checkpoint's. Outputs "
                                          "keep the image size", check=_input_size_ok,
                                          constraint="[0, 0] or [H, W] with H, W >= 8")
