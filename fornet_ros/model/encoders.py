@@ -40,8 +40,8 @@ class InvertedResidual(nn.Module):
         super().__init__()
         hidden = cin * expand
         layers = [] if expand == 1 else [ConvNormAct(cin, hidden, 1, act_layer=nn.ReLU6)]
-        layers += [ConvNormAct(hidden, hidden, 3, stride=stride, groups=hidden, act_layer=nn.ReLU6), nn.Conv2d(hidden, cout, 1, bias=False),
-                   nn.BatchNorm2d(cout)]
+        layers += [ConvNormAct(hidden, hidden, 3, stride=stride, groups=hidden, act_layer=nn.ReLU6),
+                   nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout)]
         self.conv = nn.Sequential(*layers)
         self.residual = stride == 1 and cin == cout
 

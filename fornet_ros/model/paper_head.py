@@ -17,11 +17,11 @@ The masks gate *which features each branch sees*; every convolution still runs o
 this head does not reduce compute (our ``sparse`` head, :mod:`fornet_ros.model.focus`, does).
 
 Departures (each a constructor argument, so the published values are one config away):
-- width: ``neck_channels`` (96 for the mobile backbones) instead of 256 — the authors' width on a
-  dilated ResNet-101; the selector's hidden width is half of it, as theirs;
+- width: ``PaperHeadConfig.channels`` (96 for the mobile backbones) instead of 256 — the authors' width on
+  a dilated ResNet-101; the selector's hidden width is half of it, as theirs;
 - the 7x7 branch's dilation: the authors' 16 spans +-48 cells, made for a 128x256 stride-8 map of a
   1024x2048 Cityscapes image; on CamVid's 360x480 (a 45x60 map) almost all of it reads zero padding.
-  ``paper_dilations`` sets it; our CamVid models use 6 (16 scaled by the map size, 45/128);
+  ``PaperHeadConfig.dilations`` sets it; our CamVid models use 6 (16 scaled by the map size, 45/128);
 - K: one ratio ``topk_ratio`` = the largest mask's ratio (the authors' 0.4); the four ratios are
   K/4, 2K/4, 3K/4, K, so K = 0.4 is exactly the paper, and the node's K control scales all four;
 - one 3x3 decoder conv instead of two (the stride-4 map is the costliest part on a CPU);
@@ -118,7 +118,8 @@ class PaperHead(nn.Module):
             self.selector = PaperSelector(channels)
             self.psi = nn.Sequential(nn.Conv2d(channels, channels // 4, 1), nn.ReLU(inplace=True),
                                      nn.Conv2d(channels // 4, channels, 1))
-            self.branches = nn.ModuleList(ConvNormAct(channels, channels, k, dilation=d) for k, d in zip(self.KERNELS, dilations))
+            self.branches = nn.ModuleList(ConvNormAct(channels, channels, k, dilation=d)
+                                          for k, d in zip(self.KERNELS, dilations))
         self.decoder = Decoder(channels, c4, num_classes)
 
     def forward(self, f4, f8, topk_ratio: float, valid=None):

@@ -9,8 +9,8 @@ from dataclasses import replace
 
 from torch import nn
 
-from ..config import (AUTHORS_PAPER_DILATIONS, DEFAULT_TOPK, PAPER_TOPK, EncoderConfig, LightBackboneConfig, ModelConfig,
-                      PaperHeadConfig, PlainHeadConfig, SparseHeadConfig)
+from ..config import (AUTHORS_PAPER_DILATIONS, DEFAULT_TOPK, PAPER_TOPK, EncoderConfig, LightBackboneConfig,
+                      ModelConfig, PaperHeadConfig, PlainHeadConfig, SparseHeadConfig)
 from .ddrnet import DDRNet
 from .fornet import FoRNet
 
