@@ -32,7 +32,7 @@ def _cmd(module: str, add: str, run: str, help_: str) -> Command:
     return Command(f"{module}:{add}", f"{module}:{run}", help_)
 
 
-_INFO, _BENCH, _CMD = "fornet_ros.tools.model_info", "fornet_ros.tools.bench", "fornet_ros.commands"
+_INFO, _BENCH, _CMD = "fornet_ros.commands.model_info", "fornet_ros.tools.bench", "fornet_ros.commands"
 COMMANDS: dict[str, Command] = {
     "init": _cmd(_INFO, "add_init_arguments", "run_init", "write a checkpoint with untrained weights"),
     "info": _cmd(_INFO, "add_info_arguments", "run_info", "variant, parameters, GFLOPs of a checkpoint or variant"),
@@ -42,7 +42,7 @@ COMMANDS: dict[str, Command] = {
                  "score a model on a dataset split (JSON with --json)"),
     "train": _cmd("fornet_ros.training.train", "add_arguments", "run",
                   "train FoR-Net or a baseline (AdamW, poly LR, OHEM; torchrun for DDP)"),
-    "export": _cmd("fornet_ros.inference.export", "add_arguments", "run",
+    "export": _cmd(f"{_CMD}.export", "add_arguments", "run",
                    "export to ONNX (sparse graph, metadata inside) and check it in onnxruntime"),
     "bench": _cmd(_BENCH, "add_bench_arguments", "run_bench", "network latency vs K, sparse vs dense, baselines, one run"),
     "bench-segmenter": _cmd(_BENCH, "add_segmenter_arguments", "run_segmenter",
@@ -55,7 +55,7 @@ COMMANDS: dict[str, Command] = {
                        "node end-to-end latency vs the model alone; overload"),
     "bag": _cmd(f"{_CMD}.bag", "add_arguments", "run", "rosbag2: from-cityscapes, from-folder, play, eval, info"),
     "demo": _cmd(f"{_CMD}.demo", "add_arguments", "run", "the whole pipeline through DDS with a report (index.html)"),
-    "synth": _cmd("fornet_ros.tools.synthetic", "add_arguments", "run",
+    "synth": _cmd(f"{_CMD}.synth", "add_arguments", "run",
                   "write procedural Cityscapes-format scenes (exact labels, camera JSON)"),
 }
 
