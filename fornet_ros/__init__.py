@@ -6,8 +6,4 @@ ground projection, grid fusion; numpy) and ``node/`` (the ROS-free node core) be
 ``tools/`` (CLI features) and, on top, ``ros/``, the only package that imports rclpy.
 """
 
-from ._moved import install as _install_moved
-
 __version__ = "0.1.0"
-
-_install_moved()  # old flat module paths (fornet_ros.mapping, fornet_ros.tools.bags, ...) keep importing

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from fornet_ros.tools import clip
-from fornet_ros.data import build_dataset
+from fornet_ros.training.datasets import build_dataset
 from fornet_ros.training.evaluation import dataset_samples, evaluate_with_costmap
 from fornet_ros.inference import Segmenter
 

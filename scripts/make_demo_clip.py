@@ -28,7 +28,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from fornet_ros import clip  # noqa: E402
+from fornet_ros.tools import clip  # noqa: E402
 from fornet_ros.tools.bags import T0_NS, BagWriter  # noqa: E402
 from fornet_ros.classes import CAMVID_TO_TRAINID, lookup_table  # noqa: E402
 

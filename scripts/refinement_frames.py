@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from fornet_ros.classes import IGNORE_INDEX, colorize
-from fornet_ros.data import build_dataset
+from fornet_ros.training.datasets import build_dataset
 from fornet_ros.inference import Segmenter
 
 

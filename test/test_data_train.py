@@ -9,7 +9,8 @@ import torch
 
 from fornet_ros.inference.checkpoint import load_model, read_checkpoint
 from fornet_ros.classes import IGNORE_INDEX
-from fornet_ros.data import CamVid, FolderDataset, TrainTransform, build_dataset
+from fornet_ros.training.datasets import CamVid, FolderDataset, build_dataset
+from fornet_ros.training.transforms import TrainTransform
 from fornet_ros.training.datasets import DatasetError
 from fornet_ros.tools.synthetic import make_scene, write_camvid_like
 from fornet_ros.training.train import main as train_main, poly_lr

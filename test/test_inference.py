@@ -18,7 +18,7 @@ def test_checkpoint_round_trip(checkpoint_path, small_model):
 
 def test_checkpoint_refuses_mismatch(tmp_path, small_model):
     ckpt = make_checkpoint(small_model)
-    ckpt["model_config"]["channels"] = [32, 64, 128, 192]  # weights are fornet_s
+    ckpt["model_config"]["backbone"]["channels"] = [32, 64, 128, 192]  # weights are fornet_s
     torch.save(ckpt, tmp_path / "bad.pt")
     with pytest.raises(CheckpointError, match="do not match"):
         load_model(tmp_path / "bad.pt")

@@ -33,9 +33,8 @@ def test_params_file_declares_only_known_parameters():
 
 
 def test_launch_file_is_standard_python_launch():
+    """The entry point ``ros2 launch`` calls. Which arguments it declares is checked by running it
+    (test_launch.py: declared == launch_logic.ARGUMENTS), not by searching its text."""
     tree = ast.parse((ROOT / "launch" / "segment.launch.py").read_text())
     funcs = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
     assert "generate_launch_description" in funcs
-    src = (ROOT / "launch" / "segment.launch.py").read_text()
-    for arg in ("params_file", "checkpoint", "camera", "use_sim_time", "device", "log_level", "bag"):
-        assert f'DeclareLaunchArgument("{arg}"' in src

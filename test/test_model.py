@@ -7,14 +7,14 @@ from torch.utils.flop_counter import FlopCounterMode
 from fornet_ros.inference.checkpoint import ModelMeta, load_model, save_checkpoint
 from fornet_ros.config import ModelConfig
 from fornet_ros.training.losses import fornet_loss, region_error_target
-from fornet_ros.model import VARIANTS, create_model, num_selected
+from fornet_ros.model import VARIANTS, create_model, num_selected, variant_config
 from fornet_ros.model.focus import gather_crops
 
 # r101_paper (42 M parameters) gets its own shape test below; every other variant the whole battery
 BUILDS = [(v, {}) for v in sorted(VARIANTS) if v != "r101_paper"] + [
     ("fornet_s", {"focus": False}), ("fornet_s", {"refine_stride": 2}), ("fornet_s", {"region_px": 16})]
 IDS = [v + "".join(f"-{k}={w}" for k, w in kw.items()) for v, kw in BUILDS]
-_CFG = {i: ModelConfig(**{**VARIANTS[v], **kw}) for (v, kw), i in zip(BUILDS, IDS)}
+_CFG = {i: variant_config(v, **kw) for (v, kw), i in zip(BUILDS, IDS)}
 FOCUS_BUILDS = [(v, kw) for (v, kw), i in zip(BUILDS, IDS) if _CFG[i].focus and _CFG[i].head == "sparse"]
 FOCUS_IDS = [i for (v, kw), i in zip(BUILDS, IDS) if (v, kw) in FOCUS_BUILDS]
 
@@ -202,9 +202,12 @@ def test_config_defaults_are_fornet_s_and_validation():
     cfg = create_model("fornet_m").cfg
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
     for bad, match in [(dict(topk_ratio=1.5), "topk_ratio"), (dict(region_px=12), "region_px"),
-                       (dict(refine_stride=8), "refine_stride"), (dict(arch="unet"), "arch")]:
+                       (dict(refine_stride=8), "refine_stride"), (dict(arch="unet"), "arch"),
+                       (dict(dilations=(1, 1, 1)), "paper_dilations")]:
         with pytest.raises(ValueError, match=match):
-            ModelConfig(**bad)
+            variant_config("mnv2_paper" if "dilations" in bad else "fornet_s", **bad)
+    with pytest.raises(ValueError, match="focus does not apply to mnv2_paper"):  # the plain head is its focus-off build
+        create_model("mnv2_paper", focus=False)
     with pytest.raises(ValueError, match="unknown model config keys"):
         ModelConfig.from_dict({"bogus": 1})
     with pytest.raises(ValueError, match="unknown variant"):
@@ -316,7 +319,8 @@ def test_r101_paper_is_the_authors_configuration():
     enc = m.backbone.encoder
     assert sum(p.numel() for p in enc.parameters()) == 42_500_160  # torchvision resnet101 without fc
     assert enc.layer4[1].conv2.dilation == (4, 4) and enc.layer3[1].conv2.dilation == (2, 2)  # output stride 8
-    assert m.cfg.topk_ratio == 0.4 and m.cfg.paper_dilations == (1, 1, 1, 16) and m.cfg.neck_channels == 256
+    assert m.cfg.topk_ratio == 0.4 and m.cfg.head_cfg.dilations == (1, 1, 1, 16)
+    assert m.cfg.backbone_cfg.neck_channels == 256 and m.cfg.head_cfg.channels == 256
     with torch.no_grad():
         out = m(torch.randn(1, 3, 64, 80))
     assert out["logits"].shape == (1, 19, 16, 20) and out["selected"].sum() == num_selected(0.4, 8 * 10)
@@ -336,3 +340,78 @@ def test_half_precision_runs_under_autocast_and_converted(variant):
     assert torch.isfinite(out["logits"].float()).all()
     if m.cfg.head == "paper":
         assert out["selector_logits"].dtype == torch.float32
+
+
+# The packaged models' outputs on one synthetic image (no dataset frame), recorded from the model code
+# as it shipped: (logits mean, logits std, label histogram, importance sum). Reorganising the model
+# (its blocks, its config) must keep loading both files strictly (checkpoint.load_model) and reproduce them.
+PACKAGED_OUTPUTS = {
+    "default": (-6.476391, 6.608179, [6, 122, 7, 0, 0, 0, 0, 0, 127, 0, 281, 0, 0, 417, 0, 0, 0, 0, 0], 0.5601),
+    "fast": (-3.444393, 3.941353, [0, 0, 846, 0, 0, 0, 0, 72, 0, 0, 0, 42, 0, 0, 0, 0, 0, 0, 0], 0.15335),
+}
+
+
+def packaged_test_image():
+    y, x = torch.meshgrid(torch.linspace(-2, 2, 96), torch.linspace(-2, 2, 160), indexing="ij")
+    return torch.stack([torch.sin(3 * x) + y, torch.cos(2 * y) - x, x * y / 2])[None]
+
+
+@pytest.mark.parametrize("name", sorted(PACKAGED_OUTPUTS))
+def test_packaged_checkpoints_load_strictly_and_reproduce_their_outputs(name):
+    from fornet_ros.inference.checkpoint import default_checkpoint_path
+    from fornet_ros.model.encoders import NORMALIZATION
+    m, meta = load_model(default_checkpoint_path(name))  # strict: every key, every shape
+    assert (meta.mean, meta.std) == NORMALIZATION[m.cfg.backbone]  # what the trainer wrote for its backbone
+    with torch.no_grad():
+        out = m(packaged_test_image())
+    logits = out["logits"].double()
+    mean, std, hist, importance = PACKAGED_OUTPUTS[name]
+    assert logits.shape == (1, 19, 24, 40)
+    assert logits.mean().item() == pytest.approx(mean, abs=1e-4) and logits.std().item() == pytest.approx(std, abs=1e-4)
+    assert logits.argmax(1).flatten().bincount(minlength=19).tolist() == hist
+    assert out["importance"].double().sum().item() == pytest.approx(importance, abs=1e-3)
+
+
+@pytest.mark.parametrize("name", sorted(PACKAGED_OUTPUTS))
+def test_packaged_flat_configs_migrate_to_typed_ones_and_save_in_the_new_layout(name, tmp_path):
+    """Both packaged files store the first release's flat config (16 keys, most inert); the one
+    migration gives each part only its own options, and a re-saved model stores the typed layout
+    and computes the same outputs."""
+    from fornet_ros.config import EncoderConfig, LightBackboneConfig, SparseHeadConfig, migrate_flat_config
+    from fornet_ros.inference.checkpoint import default_checkpoint_path, read_checkpoint
+    flat = read_checkpoint(name)["model_config"]
+    assert isinstance(flat.get("backbone", "light"), str)  # the flat layout, as shipped
+    cfg = migrate_flat_config(flat)
+    assert ModelConfig.from_dict(flat) == cfg  # from_dict migrates by itself
+    if name == "default":  # mnv2_sparse: stores channels [24, 48, 96, 128] that MobileNetV2 never read
+        assert flat["channels"] == [24, 48, 96, 128] and cfg.backbone_cfg == EncoderConfig("mobilenet_v2", 96)
+        assert cfg.head_cfg == SparseHeadConfig() and cfg.topk_ratio == 1.0
+    else:
+        assert cfg == ModelConfig(variant="fornet_s", backbone_cfg=LightBackboneConfig(), head_cfg=SparseHeadConfig())
+    m, meta = load_model(default_checkpoint_path(name))
+    assert m.cfg == cfg
+    save_checkpoint(tmp_path / "resaved.pt", m, meta)
+    stored = read_checkpoint(tmp_path / "resaved.pt")["model_config"]
+    assert set(stored) == {"variant", "arch", "num_classes", "topk_ratio", "backbone", "head"}
+    assert "channels" not in stored["backbone"] or cfg.backbone == "light"  # no inert options
+    again, _ = load_model(tmp_path / "resaved.pt")
+    x = packaged_test_image()
+    with torch.no_grad():
+        assert torch.equal(again(x)["logits"], m(x)["logits"])
+
+
+def test_flat_paper_and_ddrnet_configs_migrate():
+    from fornet_ros.config import EncoderConfig, PaperHeadConfig, PlainHeadConfig, migrate_flat_config
+    paper = migrate_flat_config(dict(variant="r101_paper", backbone="resnet101", head="paper", region_px=8,
+                                     topk_ratio=0.4, neck_channels=256, channels=[24, 48, 96, 128]))
+    assert paper == variant_config("r101_paper")  # the flat layout's neck width was also the head's
+    plain = migrate_flat_config(dict(backbone="efficientnet_lite0", head="plain", region_px=8, focus=False))
+    assert plain.backbone_cfg == EncoderConfig("efficientnet_lite0") and plain.head_cfg == PlainHeadConfig(96)
+    assert plain.region_px == 8 and not plain.focus and isinstance(variant_config("mnv2_paper").head_cfg, PaperHeadConfig)
+    ddr = migrate_flat_config(dict(variant="ddrnet23_slim", arch="ddrnet", focus=False, topk_ratio=0.0))
+    assert ddr == variant_config("ddrnet23_slim") and ddr.backbone is None and ddr.head is None and ddr.region_px == 32
+    assert ModelConfig.from_dict(ddr.to_dict()) == ddr
+    for bad, match in [(dict(head="paper", region_px=32), "region_px must be 8"), (dict(backbone="vgg"), "backbone"),
+                       (dict(head="plain", region_px=8), "focus=False")]:
+        with pytest.raises(ValueError, match=match):
+            migrate_flat_config(bad)

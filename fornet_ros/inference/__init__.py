@@ -7,8 +7,7 @@ description of another toolbox's model (:mod:`.model_description`) and the ONNX 
 """
 
 from .runtime import OrtRunner, TorchRunner, resolve_device, resolve_precision
-from .segmenter import (OUTPUTS, PROCESSING, RESIZE_MODES, Segmentation, Segmenter, add_model_arguments,
-                        segmenter_from_args, validate_image)
+from .segmenter import OUTPUTS, PROCESSING, RESIZE_MODES, Segmentation, Segmenter, validate_image
 
 __all__ = ["OUTPUTS", "PROCESSING", "RESIZE_MODES", "OrtRunner", "Segmentation", "Segmenter", "TorchRunner",
-           "add_model_arguments", "resolve_device", "resolve_precision", "segmenter_from_args", "validate_image"]
+           "resolve_device", "resolve_precision", "validate_image"]

@@ -16,10 +16,9 @@ from ..config import ModelConfig
 from ..errors import FornetError
 from ..validation import file_problem
 from ..model import build_model
+from ..model.encoders import IMAGENET_MEAN, IMAGENET_STD
 
 FORMAT = "fornet_ros/1"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_INPUT_SIZE = (512, 1024)  # (H, W) the network sees; outputs come back at the image's size
 # Models shipped inside the package (fornet_ros/weights/, docs/model_card.md), by name: ``--checkpoint
 # fast`` (CLI) or ``checkpoint: fast`` (node) picks one; no checkpoint means "default".

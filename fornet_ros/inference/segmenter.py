@@ -13,16 +13,15 @@ import cv2
 import numpy as np
 import torch
 
+from ..config import PROCESSING, RESIZE_MODES
 from ..errors import FornetError
 from ..model.focus import AdaptiveK
-from ..validation import check_adaptive_k, check_choice, check_onnx_model, check_size, check_topk
+from ..validation import check_choice, check_onnx_model, check_size, check_topk
 from . import device_ops
 from .checkpoint import PACKAGED, ModelMeta, load_model
 from .cuda_graphs import GraphCache, graph_key
 from .runtime import OrtRunner, TorchRunner, resolve_device, resolve_precision  # noqa: F401 (re-exported)
 
-RESIZE_MODES = ("stretch", "letterbox")
-PROCESSING = ("auto", "opencv", "torch")  # where pre/post-processing runs (auto: torch ops on CUDA)
 
 
 class Segmentation:
@@ -303,35 +302,3 @@ class Segmenter:
             labels = cv2.resize(labels, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
         return Segmentation(labels=labels, importance=None, confidence=None, selected=None)
 
-
-def add_model_arguments(p, checkpoint_help="checkpoint (.pt), exported model (.onnx), or another toolbox's .onnx with "
-                                           "its description <stem>.yaml beside it (docs/deploy.md); default: the "
-                                           "packaged CamVid model"):
-    """The command-line options of every command that runs a model (see :func:`segmenter_from_args`)."""
-    p.add_argument("--checkpoint", default=None, help=checkpoint_help)
-    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
-                   help="auto: onnxruntime for a .onnx, torch otherwise")
-    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
-    p.add_argument("--precision", default="auto", help="auto (fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16")
-    p.add_argument("--topk", type=float, default=None,
-                   help="Top-K ratio of refined regions, in [0, 1]; default or any negative value: the model's own K")
-    p.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"),
-                   help="size the network sees (default: the model's); outputs keep the image size")
-    p.add_argument("--adaptive-k", type=float, nargs=3, default=None, metavar=("THRESHOLD", "K_MIN", "K_MAX"),
-                   help="content-adaptive K: refine regions with importance >= THRESHOLD, between K_MIN and K_MAX "
-                        "of them (instead of --topk)")
-    p.add_argument("--resize-mode", default="stretch", choices=RESIZE_MODES,
-                   help="stretch to the input size, or letterbox (keep the aspect ratio, pad)")
-    p.add_argument("--processing", default="auto", choices=PROCESSING,
-                   help="where resize/normalise and upsample/arg-max run: torch ops on the model's device, opencv on "
-                        "the CPU, auto (torch on CUDA, opencv on the CPU)")
-    p.add_argument("--no-cuda-graphs", action="store_true",
-                   help="run the network eagerly on CUDA instead of replaying captured CUDA graphs")
-
-
-def segmenter_from_args(a) -> Segmenter:
-    return Segmenter.from_checkpoint(a.checkpoint, backend=a.backend, device=a.device, precision=a.precision,
-                                     input_size=a.input_size, resize_mode=a.resize_mode,
-                                     processing=getattr(a, "processing", "auto"),
-                                     cuda_graphs=not getattr(a, "no_cuda_graphs", False),
-                                     topk_ratio=AdaptiveK(*check_adaptive_k(*a.adaptive_k)) if a.adaptive_k else a.topk)

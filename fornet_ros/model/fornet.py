@@ -1,4 +1,4 @@
-"""FoR-Net: a registered backbone (:mod:`fornet_ros.model.backbones`) and one of three heads:
+"""FoR-Net: a registered backbone (:mod:`fornet_ros.model.encoders`) and one of three heads:
 
 - ``sparse`` (this package's): cheap stride-8 head -> selector -> Top-K regions -> multi-scale branches
   refining only the selected regions at stride 4 (or 2); compute ∝ K (:mod:`fornet_ros.model.focus`);
@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
-from .backbones import PAD_MULTIPLE, build_backbone
+from .encoders import PAD_MULTIPLE, build_backbone
 from .focus import AdaptiveK, FocusRefiner
-from .layers import ConvBNReLU
+from .layers import ConvNormAct
 from .paper_head import PaperHead
 from .selector import Selector
 
@@ -29,17 +29,18 @@ class FoRNet(nn.Module):
         self.backbone = build_backbone(cfg)
         c2, c4, c8 = self.backbone.out_channels
         self.pad_multiple = max(cfg.region_px, PAD_MULTIPLE[cfg.backbone])
+        head = cfg.head_cfg
         if cfg.head != "sparse":
-            self.paper = PaperHead(c4, c8, cfg.num_classes, cfg.neck_channels, cfg.paper_dilations, cfg.head == "paper")
+            self.paper = PaperHead(c4, c8, cfg.num_classes, head.channels, getattr(head, "dilations", None), head.focus)
             return
-        self.head = nn.Sequential(ConvBNReLU(c8, cfg.head_channels), nn.Conv2d(cfg.head_channels, cfg.num_classes, 1))
-        if cfg.focus:
-            s = cfg.refine_stride
-            self.selector = Selector(c8, cfg.num_classes, cfg.region_px // 8)
-            self.context = nn.Sequential(nn.Conv2d(c8, cfg.branch_channels, 1), nn.ReLU(inplace=True))
-            self.refiner = FocusRefiner(c4 if s == 4 else c2, cfg.branch_channels, cfg.num_classes,
-                                        cfg.branch_channels, cfg.refine_channels, cfg.dilations,
-                                        cfg.region_px // s, 8 // s)
+        self.head = nn.Sequential(ConvNormAct(c8, head.channels, 3), nn.Conv2d(head.channels, cfg.num_classes, 1))
+        if head.focus:
+            s = head.refine_stride
+            self.selector = Selector(c8, cfg.num_classes, head.region_px // 8)
+            self.context = nn.Sequential(nn.Conv2d(c8, head.branch_channels, 1), nn.ReLU(inplace=True))
+            self.refiner = FocusRefiner(c4 if s == 4 else c2, head.branch_channels, cfg.num_classes,
+                                        head.branch_channels, head.refine_channels, head.dilations,
+                                        head.region_px // s, 8 // s)
 
     def _features(self, x):
         """Backbone features (f2, f4, f8) of ``x`` zero-padded (bottom, right) to ``pad_multiple``."""

@@ -1,15 +1,26 @@
-"""Small building blocks shared by the backbone and the heads."""
+"""Small building blocks shared by the backbones and the heads."""
 
 from __future__ import annotations
 
 from torch import nn
 
+BN_EPS_DEFAULT = 1e-5  # torch's BatchNorm eps
+BN_EPS_TF_DEFAULT = 1e-3  # TensorFlow's (timm's name): weights converted from TF expect it
 
-class ConvBNReLU(nn.Sequential):
-    def __init__(self, cin: int, cout: int, k: int = 3, stride: int = 1, relu: bool = True):
-        layers = [nn.Conv2d(cin, cout, k, stride, k // 2, bias=False), nn.BatchNorm2d(cout)]
-        if relu:
-            layers.append(nn.ReLU(inplace=True))
+
+class ConvNormAct(nn.Sequential):
+    """Conv (no bias, "same" padding) -> BatchNorm -> activation, the one conv-BN-activation block of
+    the package (timm's ``ConvNormAct``, keyword arguments past the kernel size). A ``Sequential`` of
+    ``0`` conv, ``1`` BN, ``2`` activation, so state-dict keys are ``0.weight``, ``1.running_mean``, ...
+    (the layout the packaged checkpoints and torchvision's MobileNetV2 file use); ``act_layer=None``
+    ends at the BN."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, *, stride: int = 1,
+                 dilation: int = 1, groups: int = 1, act_layer=nn.ReLU, eps: float = BN_EPS_DEFAULT):
+        layers = [nn.Conv2d(in_channels, out_channels, kernel_size, stride, dilation * (kernel_size // 2),
+                            dilation=dilation, groups=groups, bias=False), nn.BatchNorm2d(out_channels, eps=eps)]
+        if act_layer is not None:
+            layers.append(act_layer(inplace=True))
         super().__init__(*layers)
 
 
@@ -19,8 +30,8 @@ class BasicBlock(nn.Module):
 
     def __init__(self, channels: int):
         super().__init__()
-        self.conv1 = ConvBNReLU(channels, channels)
-        self.conv2 = ConvBNReLU(channels, channels, relu=False)
+        self.conv1 = ConvNormAct(channels, channels, 3)
+        self.conv2 = ConvNormAct(channels, channels, 3, act_layer=None)
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x):

@@ -17,11 +17,11 @@ The masks gate *which features each branch sees*; every convolution still runs o
 this head does not reduce compute (our ``sparse`` head, :mod:`fornet_ros.model.focus`, does).
 
 Departures (each a constructor argument, so the published values are one config away):
-- width: ``neck_channels`` (96 for the mobile backbones) instead of 256 — the authors' width on a
-  dilated ResNet-101; the selector's hidden width is half of it, as theirs;
+- width: ``PaperHeadConfig.channels`` (96 for the mobile backbones) instead of 256 — the authors' width on
+  a dilated ResNet-101; the selector's hidden width is half of it, as theirs;
 - the 7x7 branch's dilation: the authors' 16 spans +-48 cells, made for a 128x256 stride-8 map of a
   1024x2048 Cityscapes image; on CamVid's 360x480 (a 45x60 map) almost all of it reads zero padding.
-  ``paper_dilations`` sets it; our CamVid models use 6 (16 scaled by the map size, 45/128);
+  ``PaperHeadConfig.dilations`` sets it; our CamVid models use 6 (16 scaled by the map size, 45/128);
 - K: one ratio ``topk_ratio`` = the largest mask's ratio (the authors' 0.4); the four ratios are
   K/4, 2K/4, 3K/4, K, so K = 0.4 is exactly the paper, and the node's K control scales all four;
 - one 3x3 decoder conv instead of two (the stride-4 map is the costliest part on a CPU);
@@ -30,9 +30,9 @@ Departures (each a constructor argument, so the published values are one config 
 - the selector's input is the projection F itself, as theirs (our sparse head also feeds it the coarse
   prediction);
 - the stride-8 features: every pretrained backbone (ResNet-101 included) goes through the
-  :class:`~fornet_ros.model.backbones.Neck` (stride-8/16/32 taps fused, an LR-ASPP global gate), so the
+  :class:`~fornet_ros.model.encoders.Neck` (stride-8/16/32 taps fused, an LR-ASPP global gate), so the
   projection is neck width -> head width; the authors project ResNet-101's layer4 (2048) directly;
-- the loss (:func:`fornet_ros.losses.fornet_loss`): OHEM cross-entropy (the recipe of every model this
+- the loss (:func:`fornet_ros.training.losses.fornet_loss`): OHEM cross-entropy (the recipe of every model this
   package trains) where the authors use plain mean CE; Dice 1 and selector BCE 0.5 as theirs, plus the
   0.4 auxiliary CE above; the trainer's ``--dice`` defaults to 1 for the paper and plain heads.
 Not handled: training crops padded with ignore labels (scale < 1) may spend Top-K on those cells (no
@@ -46,12 +46,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import AUTHORS_PAPER_DILATIONS
 from .focus import num_selected
-
-
-def conv_bn_relu(cin, cout, k=1, dilation=1):
-    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=dilation * (k // 2), dilation=dilation, bias=False),
-                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+from .layers import ConvNormAct
 
 
 def nested_topk_masks(scores, ratios, valid=None):
@@ -79,13 +76,24 @@ def nested_topk_masks(scores, ratios, valid=None):
     return masks
 
 
+class PaperSelector(nn.Sequential):
+    """phi: a 3x3 conv-BN-ReLU to half the width (``hidden``), a 1x1 conv to one logit (``logit``). A
+    ``Sequential`` so that its weights keep their keys (``selector.0.*``, ``selector.1.*``)."""
+
+    def __init__(self, channels: int):
+        super().__init__(ConvNormAct(channels, channels // 2, 3), nn.Conv2d(channels // 2, 1, 1))
+
+    hidden = property(lambda self: self[0])
+    logit = property(lambda self: self[1])
+
+
 class Decoder(nn.Module):
     """Stride-8 aggregate + stride-4 features -> stride-4 logits (DeepLabv3+-style, as the paper's Eq. 7)."""
 
     def __init__(self, channels: int, low_in: int, num_classes: int, low_channels: int = 48):
         super().__init__()
-        self.low_proj = conv_bn_relu(low_in, low_channels)
-        self.fuse = conv_bn_relu(channels + low_channels, channels, 3)
+        self.low_proj = ConvNormAct(low_in, low_channels, 1)
+        self.fuse = ConvNormAct(channels + low_channels, channels, 3)
         self.classifier = nn.Conv2d(channels, num_classes, 1)
 
     def forward(self, f8, f4):
@@ -99,17 +107,19 @@ class PaperHead(nn.Module):
 
     KERNELS = (1, 3, 5, 7)
 
-    def __init__(self, c4: int, c8: int, num_classes: int, channels: int, dilations=(1, 1, 1, 16),
+    def __init__(self, c4: int, c8: int, num_classes: int, channels: int, dilations=AUTHORS_PAPER_DILATIONS,
                  focus: bool = True):
+        """``dilations``: of the four branches (``focus``); the plain head (``focus=False``) has none."""
         super().__init__()
         self.focus = focus
-        self.trans = conv_bn_relu(c8, channels)
+        self.trans = ConvNormAct(c8, channels, 1)
         self.aux = nn.Conv2d(channels, num_classes, 1)
         if focus:
-            self.selector = nn.Sequential(conv_bn_relu(channels, channels // 2, 3), nn.Conv2d(channels // 2, 1, 1))
+            self.selector = PaperSelector(channels)
             self.psi = nn.Sequential(nn.Conv2d(channels, channels // 4, 1), nn.ReLU(inplace=True),
                                      nn.Conv2d(channels // 4, channels, 1))
-            self.branches = nn.ModuleList(conv_bn_relu(channels, channels, k, d) for k, d in zip(self.KERNELS, dilations))
+            self.branches = nn.ModuleList(ConvNormAct(channels, channels, k, dilation=d)
+                                          for k, d in zip(self.KERNELS, dilations))
         self.decoder = Decoder(channels, c4, num_classes)
 
     def forward(self, f4, f8, topk_ratio: float, valid=None):
@@ -119,7 +129,7 @@ class PaperHead(nn.Module):
         coarse = self.aux(f)
         if not self.focus:
             return self.decoder(f, f4), coarse, None, None
-        h, head = self.selector[0](f), self.selector[1]
+        h, head = self.selector.hidden(f), self.selector.logit
         with torch.autocast(device_type=f.device.type, enabled=False):  # fp32 logit: Top-K sees no fp16 ties
             sel = F.conv2d(h.float(), head.weight.float(), head.bias.float())  # also in a .half() model
         s = torch.sigmoid(sel)

@@ -14,6 +14,8 @@ import re
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import get_type_hints
 
+from ..config import MODEL_TOPK, RUN_OPTIONS
+
 
 def _param(default, description: str, *, runtime: bool = False, range: tuple | None = None,
            choices: tuple[str, ...] | None = None, check=None, constraint: str = ""):
@@ -23,6 +25,13 @@ def _param(default, description: str, *, runtime: bool = False, range: tuple | N
         constraint = "one of " + ", ".join(choices)
     return field(default=default, metadata=dict(description=description, runtime=runtime, range=range,
                                                 check=check, constraint=constraint, choices=choices))
+
+
+def _run_param(name: str, **kw):
+    """A NodeParams field for a run option: default, description and choices from config.RUN_OPTIONS,
+    the table the command line reads too."""
+    o = RUN_OPTIONS[name]
+    return _param(o.default, o.description, choices=o.choices, **kw)
 
 
 def _input_size_ok(v) -> bool:
@@ -51,27 +60,20 @@ class NodeParams:
                              "manager (nav2_lifecycle_manager, ros2 lifecycle set) drives change_state")
     checkpoint: str = _param("", "FoR-Net checkpoint (.pt), exported model (.onnx), or another toolbox's .onnx with its "
                              "description <stem>.yaml beside it; empty = the packaged default model")
-    backend: str = _param("auto", "torch, onnxruntime, or auto (onnxruntime for a .onnx checkpoint, torch otherwise)",
-                          choices=("auto", "torch", "onnxruntime"))
+    backend: str = _run_param("backend")
     allow_untrained: bool = _param(False, "use random weights if the checkpoint cannot be loaded (tests only)")
-    device: str = _param("auto", "auto (CUDA if present), cpu, cuda, cuda:N",
-                         check=lambda v: re.fullmatch(r"auto|cpu|cuda(:\d+)?", v) is not None,
-                         constraint="auto, cpu, cuda or cuda:N")
-    precision: str = _param("auto", "auto (fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16",
-                            choices=("auto", "fp32", "fp16", "bf16"))
+    device: str = _run_param("device", check=lambda v: re.fullmatch(r"auto|cpu|cuda(:\d+)?", v) is not None,
+                             constraint="auto, cpu, cuda or cuda:N")
+    precision: str = _run_param("precision")
     threads: int = _param(0, "torch CPU threads for inference (0 = torch's default); on small CPUs leave a core "
                           "to DDS", range=(0, 256))
-    resize_mode: str = _param("stretch", "stretch the image to input_size, or letterbox (keep the aspect ratio, pad); "
-                              "outputs keep the image size", choices=("stretch", "letterbox"))
-    processing: str = _param("auto", "where resize/normalise and upsample/arg-max run: torch (on the model's device: "
-                             "the frame stays on the GPU), opencv (CPU), auto (torch on CUDA, opencv on the CPU)",
-                             choices=("auto", "opencv", "torch"))
-    cuda_graphs: bool = _param(True, "on CUDA (torch backend and processing), replay the network from CUDA graphs, one "
-                               "captured per camera count and K")
+    resize_mode: str = _run_param("resize_mode")
+    processing: str = _run_param("processing")
+    cuda_graphs: bool = _run_param("cuda_graphs")
     input_size: tuple[int, ...] = _param((0, 0), "[H, W] the network sees; [0, 0] = the checkpoint's. Outputs "
                                          "keep the image size", check=_input_size_ok,
                                          constraint="[0, 0] or [H, W] with H, W >= 8")
-    topk_ratio: float = _param(-1.0, "fraction of regions refined by the focus branches; negative = the "
+    topk_ratio: float = _param(MODEL_TOPK, "fraction of regions refined by the focus branches; negative = the "
                                "checkpoint's", runtime=True, range=(-1.0, 1.0))
     cameras: tuple[str, ...] = _param(("camera",), "camera namespaces; each gets <cam>/image_raw -> "
                                       "<cam>/semantic/*", check=_cameras_ok,
@@ -258,7 +260,7 @@ def build_segmenter(p: NodeParams):
     """(Segmenter, warning or None) for the parameters. With ``allow_untrained``, a checkpoint that
     cannot be loaded gives random weights and a warning; otherwise RuntimeError naming it."""
     from ..inference import Segmenter
-    from ..inference.checkpoint import CheckpointError, ModelMeta, default_checkpoint_path
+    from ..inference.checkpoint import DEFAULT_INPUT_SIZE, CheckpointError, ModelMeta, default_checkpoint_path
     if p.threads:
         import torch
         torch.set_num_threads(p.threads)
@@ -272,6 +274,6 @@ def build_segmenter(p: NodeParams):
         if not p.allow_untrained:
             raise RuntimeError(f"parameter 'checkpoint' = {where}: {e}") from e
         from ..model import create_model
-        return (Segmenter(create_model("fornet_s"), ModelMeta.default(19, input_size or (512, 1024)), **kw),
+        return (Segmenter(create_model("fornet_s"), ModelMeta.default(19, input_size or DEFAULT_INPUT_SIZE), **kw),
                 f"parameter 'checkpoint' = {where}: {e}; allow_untrained is set, using RANDOM weights "
                 "(outputs are meaningless)")

@@ -7,7 +7,7 @@ import statistics
 import threading
 import time
 
-from .processes import bench_graph, pct, wait_subscribed
+from .processes import DRAIN_S, SETTLE_S, START_TIMEOUT_S, bench_graph, pct, wait_subscribed
 
 
 def _burner():
@@ -57,12 +57,12 @@ def _load_step_run(checkpoint, frames, rate, seconds, threads, domain, input_siz
                       checkpoint, threads, input_size, domain, setup) as g:
         node, pubs = g.node, g.io
         try:
-            wait_subscribed(g, "/cam0/image_raw", time.monotonic() + 120)
+            wait_subscribed(g, "/cam0/image_raw", time.monotonic() + START_TIMEOUT_S)
             for _ in range(10):  # warm-up (not counted)
                 pubs["cam0"].publish(fill_image(Image(), frames[0], Header(stamp=node.get_clock().now().to_msg()),
                                                 "rgb8"))
                 time.sleep(1.0 / rate)
-            time.sleep(1.0)
+            time.sleep(SETTLE_S)
             start = time.monotonic()
             with lock:
                 t0[0] = node.get_clock().now().nanoseconds
@@ -81,7 +81,7 @@ def _load_step_run(checkpoint, frames, rate, seconds, threads, domain, input_siz
                     pubs["cam1"].publish(fill_image(Image(), frames[(n + 1) % len(frames)], hdr, "rgb8"))
                 n += 1
                 time.sleep(max(0.0, start + n / rate - time.monotonic()))
-            time.sleep(2.0)
+            time.sleep(DRAIN_S)
             with lock:
                 series, k_series = list(lat), list(ks)
         finally:

@@ -11,7 +11,7 @@ import statistics
 import threading
 import time
 
-from .processes import bench_graph, check_alive, pct, wait_subscribed
+from .processes import DRAIN_S, SETTLE_S, START_TIMEOUT_S, bench_graph, check_alive, pct, wait_subscribed
 
 OPTIONAL_OUTPUTS = ("color", "importance", "confidence", "overlay")
 
@@ -47,13 +47,13 @@ def _node_run(checkpoint, frames, rate, seconds, threads, domain, input_size, ou
     with bench_graph("fornet_bench_node", ["cameras:=[cam]", "costmap_enabled:=false"], checkpoint, threads,
                       input_size, domain, setup) as g:
         node, pub = g.node, g.io
-        t_end = time.monotonic() + 120
+        t_end = time.monotonic() + START_TIMEOUT_S
         wait_subscribed(g, "/cam/image_raw", t_end)
         while not complete() and time.monotonic() < t_end:  # warm-up until every output flows
             check_alive(g.proc)
             pub.publish(fill_image(Image(), frames[0], Header(stamp=node.get_clock().now().to_msg()), "rgb8"))
             time.sleep(0.3)
-        time.sleep(1.0)
+        time.sleep(SETTLE_S)
         with lock:
             arrivals.clear()
         sent, t0 = 0, time.monotonic()
@@ -62,7 +62,7 @@ def _node_run(checkpoint, frames, rate, seconds, threads, domain, input_size, ou
             pub.publish(fill_image(Image(), frames[sent % len(frames)], hdr, "rgb8"))
             sent += 1
             time.sleep(max(0.0, t0 + sent / rate - time.monotonic()))
-        time.sleep(2.0)
+        time.sleep(DRAIN_S)
         e2e = complete()
     return {"outputs": outputs, "sent": sent, "processed": len(e2e), "processed_hz": len(e2e) / seconds,
             "dropped": sent - len(e2e), "node_e2e_ms_p50": statistics.median(e2e) if e2e else None,

@@ -13,6 +13,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
+# The node benchmarks' pauses (bench-node, soak, load step), by what each waits for:
+START_TIMEOUT_S = 120.0  # the node's start-up: model load, first subscription, first outputs
+SETTLE_S = 1.0  # after the warm-up frames: the node's queues empty before the measured run starts
+DRAIN_S = 2.0  # after the last frame: the node finishes the frames in flight and publishes them
 
 
 def isolated_env(domain: int) -> dict:

@@ -8,7 +8,10 @@ import statistics
 import threading
 import time
 
+from ..node.params import NodeParams
 from .processes import bench_graph, pct
+
+DIAGNOSTICS_PERIOD_S = NodeParams.diagnostics_period_s  # the node's default: soak does not set it
 
 
 def rss_mb(pid: int) -> float | None:

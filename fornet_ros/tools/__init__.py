@@ -1,3 +1,4 @@
-"""The ``fornet`` command's features that need no ROS: predict, model info / init, benchmarks, rosbag2
-files (``rosbags``), the demo clip, synthetic scenes and the demo report's pictures and pages.
-Tools that talk to a running graph (demo, bag play, bench-node) live in :mod:`fornet_ros.ros`."""
+"""The ``fornet`` command's features that need no ROS: benchmarks, rosbag2 files
+(``rosbags``), bag evaluation, the demo clip, synthetic scenes and the demo report's pictures and pages.
+The command layer over them is :mod:`fornet_ros.commands`; what talks to a running graph (the demo, bag
+play, the node benchmarks) lives in :mod:`fornet_ros.ros`."""

@@ -13,6 +13,7 @@ import math
 import os
 import random
 import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -23,12 +24,13 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Weig
 from tqdm import tqdm
 
 from ..classes import membership as label_membership
+from ..config import DEFAULT_TOPK, ENCODER_NAMES, PAPER_TOPK
 from ..errors import FornetError
 from ..inference import Segmenter
 from ..inference.checkpoint import (IMAGENET_MEAN, IMAGENET_STD, ModelMeta, load_model, make_checkpoint,
                                    read_checkpoint, resolve_checkpoint)
 from ..model import VARIANTS, create_model
-from ..model.backbones import NORMALIZATION
+from ..model.encoders import NORMALIZATION
 from ..model.pretrained import load_backbone_weights, sha256
 from .datasets import DATASETS, MixedDataset
 from .evaluation import dataset_samples, evaluate
@@ -113,7 +115,8 @@ def add_arguments(p):
     p.add_argument("--val-limit", type=int, default=None, help="validate on at most N images")
     p.add_argument("--variant", default=None, choices=sorted(VARIANTS), help="model variant (default fornet_s)")
     p.add_argument("--topk", type=float, default=None,
-                   help="Top-K ratio during training (default: the variant's: 0.25 sparse heads, 0.4 paper heads)")
+                   help=f"Top-K ratio during training (default: the variant's: {DEFAULT_TOPK:g} sparse heads, "
+                        f"{PAPER_TOPK:g} paper heads)")
     p.add_argument("--backbone-weights", default=None, metavar="PATH",
                    help="ImageNet weights for a pretrainable backbone (default: the file shipped in its package, "
                         "see fornet_ros/model/pretrained.py; required for resnet101)")
@@ -244,21 +247,22 @@ def run(args) -> dict:
         model, init_meta = load_model(args.init)
         model.train()
         if args.topk is not None:  # the training K is a run-time setting of the model: honoured
-            model.cfg.topk_ratio = model.topk_ratio = float(args.topk)
+            model.cfg = replace(model.cfg, topk_ratio=float(args.topk))  # ModelConfig is frozen
+            model.topk_ratio = model.cfg.topk_ratio
         previous = read_checkpoint(args.init).get("train") or {}
         input_size = input_size or tuple(init_meta.input_size)
     else:
         args.variant = args.variant or "fornet_s"
         model = create_model(args.variant, num_classes=len(train_ds.classes), topk_ratio=args.topk,
                              **({"focus": False} if args.no_focus else {}), **overrides)
-        if model.cfg.backbone != "light" and not args.no_pretrained:
+        if model.cfg.backbone in ENCODER_NAMES and not args.no_pretrained:
             weights_file = load_backbone_weights(model.backbone, model.cfg.backbone, args.backbone_weights)
     if args.backbone_weights and weights_file is None:
         raise FornetError("--backbone-weights needs a pretrainable backbone (not the light one), without "
                           "--no-pretrained or --init")
     cfg = model.cfg
     if args.dice is None:
-        args.dice = 1.0 if getattr(cfg, "head", "sparse") != "sparse" else 0.0
+        args.dice = 1.0 if cfg.head in ("paper", "plain") else 0.0
     if is_main:  # once the defaults that depend on the model (--dice) are resolved
         (out_dir / "args.json").write_text(json.dumps(vars(args), indent=2))
         if recipe:

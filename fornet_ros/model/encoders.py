@@ -1,4 +1,5 @@
-"""Backbone registry: this package's light backbone and three ImageNet-pretrainable encoders.
+"""ImageNet-pretrainable encoders (MobileNetV2, EfficientNet-Lite0, ResNet-101), their neck, and the backbone
+registry (``build_backbone``, ``NORMALIZATION``, ``PAD_MULTIPLE``) that also builds the light backbone.
 
 Every backbone returns ``(f2, f4, f8)`` — features at strides 2, 4 and 8 — and says their widths in
 ``out_channels``; the heads need nothing else. The pretrained encoders tap strides 2/4/8/16/32 and a
@@ -18,14 +19,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import nn
 
-from .backbone import Backbone
-
-
-def _conv_bn(cin, cout, k, stride=1, groups=1, act=nn.ReLU6, eps=1e-5):
-    layers = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout, eps=eps)]
-    if act is not None:
-        layers.append(act(inplace=True))
-    return nn.Sequential(*layers)
+from .light_backbone import LightBackbone
+from .layers import BN_EPS_TF_DEFAULT, ConvNormAct
 
 
 def run_taps(layers, x, taps: tuple[int, ...]) -> list:
@@ -44,9 +39,9 @@ class InvertedResidual(nn.Module):
     def __init__(self, cin, cout, stride, expand):
         super().__init__()
         hidden = cin * expand
-        layers = [] if expand == 1 else [_conv_bn(cin, hidden, 1)]
-        layers += [_conv_bn(hidden, hidden, 3, stride, groups=hidden), nn.Conv2d(hidden, cout, 1, bias=False),
-                   nn.BatchNorm2d(cout)]
+        layers = [] if expand == 1 else [ConvNormAct(cin, hidden, 1, act_layer=nn.ReLU6)]
+        layers += [ConvNormAct(hidden, hidden, 3, stride=stride, groups=hidden, act_layer=nn.ReLU6),
+                   nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout)]
         self.conv = nn.Sequential(*layers)
         self.residual = stride == 1 and cin == cout
 
@@ -65,7 +60,7 @@ class MobileNetV2(nn.Module):
 
     def __init__(self):
         super().__init__()
-        layers, cin = [_conv_bn(3, 32, 3, 2)], 32
+        layers, cin = [ConvNormAct(3, 32, 3, stride=2, act_layer=nn.ReLU6)], 32
         for t, c, n, s in self.SETTINGS:
             for i in range(n):
                 layers.append(InvertedResidual(cin, c, s if i == 0 else 1, t))
@@ -97,12 +92,12 @@ class MBConv(nn.Module):
         self.expand = expand != 1
         if self.expand:
             self._expand_conv = nn.Conv2d(cin, hidden, 1, bias=False)
-            self._bn0 = nn.BatchNorm2d(hidden, eps=1e-3)
+            self._bn0 = nn.BatchNorm2d(hidden, eps=BN_EPS_TF_DEFAULT)
         self.k, self.stride = k, stride
         self._depthwise_conv = nn.Conv2d(hidden, hidden, k, stride, k // 2 if stride == 1 else 0, groups=hidden, bias=False)
-        self._bn1 = nn.BatchNorm2d(hidden, eps=1e-3)
+        self._bn1 = nn.BatchNorm2d(hidden, eps=BN_EPS_TF_DEFAULT)
         self._project_conv = nn.Conv2d(hidden, cout, 1, bias=False)
-        self._bn2 = nn.BatchNorm2d(cout, eps=1e-3)
+        self._bn2 = nn.BatchNorm2d(cout, eps=BN_EPS_TF_DEFAULT)
         self.residual = stride == 1 and cin == cout
 
     def forward(self, x):
@@ -126,7 +121,7 @@ class EfficientNetLite0(nn.Module):
     def __init__(self):
         super().__init__()
         self._conv_stem = nn.Conv2d(3, 32, 3, 2, 0, bias=False)
-        self._bn0 = nn.BatchNorm2d(32, eps=1e-3)
+        self._bn0 = nn.BatchNorm2d(32, eps=BN_EPS_TF_DEFAULT)
         blocks, cin = [], 32
         for k, s, e, c, n in self.STAGES:
             for i in range(n):
@@ -203,11 +198,11 @@ class Neck(nn.Module):
     def __init__(self, in_channels: tuple[int, int, int], channels: int):
         super().__init__()
         c8, c16, c32 = in_channels
-        self.top = _conv_bn(c32, channels, 1, act=nn.ReLU)
+        self.top = ConvNormAct(c32, channels, 1)
         self.gate = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(c32, channels, 1), nn.Sigmoid())
-        self.lat16 = _conv_bn(c16, channels, 1, act=None)
-        self.lat8 = _conv_bn(c8, channels, 1, act=None)
-        self.fuse = _conv_bn(channels, channels, 3, act=nn.ReLU)
+        self.lat16 = ConvNormAct(c16, channels, 1, act_layer=None)
+        self.lat8 = ConvNormAct(c8, channels, 1, act_layer=None)
+        self.fuse = ConvNormAct(channels, channels, 3)
 
     def forward(self, f8, f16, f32):
         size = f8.shape[-2:]
@@ -233,11 +228,13 @@ class PretrainableBackbone(nn.Module):
 
 
 ENCODERS = {"mobilenet_v2": MobileNetV2, "efficientnet_lite0": EfficientNetLite0, "resnet101": ResNet101}
-# input normalisation each encoder's ImageNet weights expect (mean, std of [0, 1] RGB)
-NORMALIZATION = {"light": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-                 "mobilenet_v2": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-                 "resnet101": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-                 "efficientnet_lite0": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))}
+# input normalisation each encoder's ImageNet weights expect (mean, std of [0, 1] RGB); the light
+# backbone (trained from scratch) and any model without its own normalisation use ImageNet's
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+NORMALIZATION = {"light": (IMAGENET_MEAN, IMAGENET_STD), "mobilenet_v2": (IMAGENET_MEAN, IMAGENET_STD),
+                 "resnet101": (IMAGENET_MEAN, IMAGENET_STD),
+                 "efficientnet_lite0": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))}  # Google's TF weights: [-1, 1] inputs
 # the input is zero-padded to a multiple of this (the deepest tap's stride)
 PAD_MULTIPLE = {"light": 16, "mobilenet_v2": 32, "efficientnet_lite0": 32, "resnet101": 8}
 
@@ -245,6 +242,7 @@ PAD_MULTIPLE = {"light": 16, "mobilenet_v2": 32, "efficientnet_lite0": 32, "resn
 def build_backbone(cfg) -> nn.Module:
     """The backbone a :class:`~fornet_ros.config.ModelConfig` names (random init: see
     :func:`fornet_ros.model.pretrained.load_backbone_weights` for ImageNet weights)."""
-    if cfg.backbone == "light":
-        return Backbone(cfg.channels)
-    return PretrainableBackbone(ENCODERS[cfg.backbone](), cfg.neck_channels)
+    b = cfg.backbone_cfg
+    if b.name == "light":
+        return LightBackbone(b.channels)
+    return PretrainableBackbone(ENCODERS[b.name](), b.neck_channels)

@@ -11,10 +11,10 @@ from tqdm import tqdm
 
 from ..classes import colorize
 from ..errors import FornetError
-from ..inference import add_model_arguments, segmenter_from_args
 from ..training.datasets import DatasetError, read_rgb
 from ..validation import check_number, check_output_dir
-from .visuals import importance_colors
+from ..tools.visuals import importance_colors
+from .model_options import add_model_arguments, segmenter_from_args
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm")
 

@@ -1,5 +1,5 @@
-"""Light backbone: a plain dense-conv stem to stride 4, a stride-8 stage, a stride-16 context
-branch fused back into stride 8.
+"""The light backbone (``light``, trained from scratch): a plain dense-conv stem to stride 4, a stride-8
+stage, a stride-16 context branch fused back into stride 8.
 
 Outputs the stride-2, stride-4 and stride-8 features (``channels[0]``, ``channels[1]``,
 ``channels[2]`` channels): the stride-8 ones feed the cheap head and the selector, the stride-4
@@ -14,19 +14,19 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import BasicBlock, ConvBNReLU
+from .layers import BasicBlock, ConvNormAct
 
 
-class Backbone(nn.Module):
+class LightBackbone(nn.Module):
     def __init__(self, channels: tuple[int, int, int, int]):
         super().__init__()
         c2, c4, c8, c16 = channels
-        self.stem2 = ConvBNReLU(3, c2, stride=2)
-        self.stem4 = nn.Sequential(ConvBNReLU(c2, c4, stride=2), ConvBNReLU(c4, c4))
-        self.stage8 = nn.Sequential(ConvBNReLU(c4, c8, stride=2), BasicBlock(c8))
-        self.stage16 = nn.Sequential(ConvBNReLU(c8, c16, stride=2), BasicBlock(c16))
+        self.stem2 = ConvNormAct(3, c2, 3, stride=2)
+        self.stem4 = nn.Sequential(ConvNormAct(c2, c4, 3, stride=2), ConvNormAct(c4, c4, 3))
+        self.stage8 = nn.Sequential(ConvNormAct(c4, c8, 3, stride=2), BasicBlock(c8))
+        self.stage16 = nn.Sequential(ConvNormAct(c8, c16, 3, stride=2), BasicBlock(c16))
         self.context = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(c16, c16, 1), nn.ReLU(inplace=True))
-        self.lateral = ConvBNReLU(c16, c8, k=1, relu=False)
+        self.lateral = ConvNormAct(c16, c8, 1, act_layer=None)
         self.out_channels = (c2, c4, c8)
 
     def forward(self, x):
