@@ -9,6 +9,7 @@ changing them), the validation of start-up values and of run-time changes, and t
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from dataclasses import MISSING, dataclass, field, fields, replace
@@ -216,6 +217,24 @@ CAMERA_POSE = ParamSpec("camera_pose.<cam>", "float[]", [0.0, 0.0, 1.5, 0.0, 0.0
 
 def camera_pose_name(camera: str) -> str:
     return f"camera_pose.{camera.strip('/').replace('/', '_')}"
+
+
+def undeclared_parameters(given, declared) -> str | None:
+    """One line naming every parameter in ``given`` (the names a params file or ``-p`` gave the node)
+    that is not in ``declared``, each with the closest declared name, or None when there is none.
+    A misspelled name (``topk_ratoi``) would otherwise be ignored without a word."""
+    unknown = sorted(set(given) - set(declared))
+    if not unknown:
+        return None
+    names = sorted(declared)
+    parts = []
+    for name in unknown:
+        if name.startswith(CAMERA_POSE.name.split("<")[0]):
+            parts.append(f"{name} (no camera {name.split('.', 1)[1]!r} in cameras)")
+            continue
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+        parts.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return f"parameters this node does not have, ignored: {', '.join(parts)}"
 
 
 def coerce(name: str, value):

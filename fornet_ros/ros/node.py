@@ -28,13 +28,13 @@ Topics (relative to the node namespace, per camera ``<cam>``):
   /diagnostics: diagnostic_msgs/DiagnosticArray, one status per camera, every diagnostics_period_s
 
 Failures are per frame and per camera (see :mod:`fornet_ros.node.pipeline`). SIGINT/SIGTERM stop the
-worker before the context goes; a second signal during that clean-up is ignored.
+worker before the context goes; a second signal during that clean-up is ignored. The process starts
+in :mod:`fornet_ros.ros.segmentation_node`, which installs that handling before this module's imports.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import threading
 import time
@@ -53,13 +53,15 @@ from std_msgs.msg import Float32
 from ..mapping import GeometryError, Pose, load_layer_config
 from ..node.diagnostics import camera_status, model_values
 from ..node.frames import FrameSlots
-from ..node.params import CAMERA_POSE, SPECS, NodeParams, build_segmenter, camera_pose_name
+from ..node.params import (CAMERA_POSE, SPECS, NodeParams, build_segmenter, camera_pose_name,
+                           undeclared_parameters)
 from ..node.pipeline import IMAGE_OUTPUTS, FramePipeline, check_k_control
 from .conversions import descriptor, fill_image, label_info, publication_seq, qos
 from .costmap import CostmapFrame, SemanticCostmap
 from .lifecycle import ManagedNode
 
 K_PARAMS = {"topk_ratio", "latency_target_ms", "k_min", "k_max"}
+NODE_NAME = "fornet_segmentation"
 
 
 class SegmentationNode(ManagedNode):
@@ -69,10 +71,11 @@ class SegmentationNode(ManagedNode):
     and raises on failure, so the node runs as a plain node would."""
 
     def __init__(self, **kwargs):
-        super().__init__("fornet_segmentation", **kwargs)
+        super().__init__(NODE_NAME, **kwargs)
         values = {s.name: self.declare_parameter(s.name, s.default, descriptor(s)).value for s in SPECS.values()}
         self.segmenter = self.layers = self.pipeline = self.worker = self.slots = None
         self.grid = self.points3d = None
+        self._undeclared_reported = False
         try:  # static parameters cannot change later: a bad one fails every configure, with its reason
             self.params, self._param_error = NodeParams.from_values(values), None
             self.poses = {cam: self._pose_parameter(cam) for cam in self.params.cameras}
@@ -88,6 +91,7 @@ class SegmentationNode(ManagedNode):
     # -- lifecycle hooks (fornet_ros.ros.lifecycle.ManagedNode) ---------------------------------
     def load(self) -> None:
         """configure: the parameters, the model (loaded and warmed up), the costmap layers."""
+        self._report_undeclared()
         if self._param_error is not None:
             raise self._param_error
         p = self.params = NodeParams.from_values({name: self.get_parameter(name).value for name in SPECS})
@@ -167,6 +171,18 @@ class SegmentationNode(ManagedNode):
         self.params = self.params.changed(changes)
         if self.pipeline is not None:  # active; otherwise activate hands self.params to a new pipeline
             self.pipeline.configure(self.params, k_changed=bool(changes.keys() & K_PARAMS))
+
+    def _report_undeclared(self) -> None:
+        """Warn once, at the first configure, about parameters given to the node (params files, -p)
+        that it does not declare: a misspelled name would otherwise be ignored without a word."""
+        if self._undeclared_reported:
+            return
+        self._undeclared_reported = True
+        # rclpy has no public accessor for the overrides a node was given: Node keeps them (from the
+        # context's --params-file/-p and the constructor's parameter_overrides) in _parameter_overrides
+        message = undeclared_parameters(self._parameter_overrides, self.get_parameters_by_prefix(""))
+        if message:
+            self.get_logger().warning(message)
 
     def _pose_parameter(self, cam: str) -> Pose:
         name = camera_pose_name(cam)
@@ -253,54 +269,58 @@ class SegmentationNode(ManagedNode):
         return not self.worker.is_alive()
 
 
-def main(args=None):
-    """Run the node until SIGINT or SIGTERM; exit 0 within ~2 s even under load.
+def run(stop, args=None) -> int:
+    """Run the node until ``stop`` (a :class:`~fornet_ros.ros.segmentation_node.StopSignals`: SIGINT or
+    SIGTERM) or a shutdown transition; exit code 0, or 1 with one line when start-up fails. The worker
+    stops before the node and the context go.
 
     rclpy's own signal handler would shut the context down while the worker still publishes (and
-    re-raise KeyboardInterrupt on a second Ctrl-C); ours only asks the spin loop to end. The worker
-    then stops before the node and context go; further signals are ignored."""
-    stop = threading.Event()
-
-    def on_signal(signum, frame):
-        stop.set()
-        # ignore any further SIGINT/SIGTERM (ros2 launch and the terminal both send one on Ctrl-C):
-        # SIG_IGN, not a Python handler, which interpreter finalisation would reset to the default
-        # and a late second signal would then kill the process (exit -2)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, signal.SIG_IGN)
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, on_signal)
+    re-raise KeyboardInterrupt on a second Ctrl-C): the handler is the process's, installed before
+    this module was imported (:mod:`fornet_ros.ros.segmentation_node`)."""
+    log = rclpy.logging.get_logger(NODE_NAME)
+    if stop.event.is_set():  # during the imports
+        log.info(f"{stop.name} received during start-up: exiting")
+        return 0
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    node = None
-    code = 0
+    node, code = None, 0
     try:
         node = SegmentationNode()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        while not stop.is_set() and rclpy.ok() and not node.finalized:
-            executor.spin_once(timeout_sec=0.1)
-        if node.finalized:  # the shutdown transition ran: answer its change_state call, then exit 0
-            end = time.monotonic() + 0.5
-            while time.monotonic() < end and rclpy.ok():
-                executor.spin_once(timeout_sec=0.05)
+        _spin(node, stop.event)
+        if stop.event.is_set():
+            log.info(f"{stop.name} received: shutting down")
     except ExternalShutdownException:
         pass
     except (RuntimeError, ValueError, ParameterException) as e:
         # start-up errors (bad parameter, missing checkpoint): one clear line, no traceback
-        print(f"[fornet_segmentation] error: {e}", file=sys.stderr, flush=True)
+        print(f"[{NODE_NAME}] error: {e}", file=sys.stderr, flush=True)
         code = 1
-    finally:
-        if node is not None and not node.stop(timeout=1.5):
-            # the worker is inside one long call (inference on a slow CPU): do not wait for it,
-            # and do not pull the context from under it either
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    if node is not None and not node.stop(timeout=1.5):
+        # the worker is inside one long call (inference on a slow CPU), which cannot be interrupted:
+        # neither wait for it nor pull the node and context from under it (its publish would crash)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    if node is not None:
+        node.destroy_node()
+    rclpy.try_shutdown()
     return code
+
+
+def _spin(node: SegmentationNode, stop: threading.Event) -> None:
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    while not stop.is_set() and rclpy.ok() and not node.finalized:
+        executor.spin_once(timeout_sec=0.1)
+    if node.finalized:  # the shutdown transition ran: answer its change_state call, then exit 0
+        end = time.monotonic() + 0.5
+        while time.monotonic() < end and rclpy.ok():
+            executor.spin_once(timeout_sec=0.05)
+
+
+def main(args=None) -> int:
+    """The console entry, :func:`fornet_ros.ros.segmentation_node.main` (signals first)."""
+    from .segmentation_node import main as process_main
+    return process_main(args)
 
 
 if __name__ == "__main__":
