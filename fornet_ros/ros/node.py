@@ -34,27 +34,24 @@ in :mod:`fornet_ros.ros.segmentation_node`, which installs that handling before 
 
 from __future__ import annotations
 
-import os
+import copy
 import sys
 import threading
 import time
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Float32
 
 from ..mapping import GeometryError, Pose, load_layer_config
+from ..mapping.self_mask import SelfMask, SelfMaskError
 from ..node.diagnostics import camera_status, model_values
 from ..node.frames import FrameSlots
-from ..node.params import (CAMERA_POSE, SPECS, NodeParams, build_segmenter, camera_pose_name,
-                           undeclared_parameters)
+from ..node.params import (CAMERA_POSE, SELF_MASK_IMAGE, SELF_MASK_ROWS, SPECS, NodeParams, build_segmenter,
+                           camera_param_name, camera_pose_name, undeclared_parameters)
 from ..node.pipeline import IMAGE_OUTPUTS, FramePipeline, check_k_control
 from .conversions import descriptor, fill_image, label_info, publication_seq, qos
 from .costmap import CostmapFrame, SemanticCostmap
@@ -75,10 +72,12 @@ class SegmentationNode(ManagedNode):
         values = {s.name: self.declare_parameter(s.name, s.default, descriptor(s)).value for s in SPECS.values()}
         self.segmenter = self.layers = self.pipeline = self.worker = self.slots = None
         self.grid = self.points3d = None
+        self.self_masks, self._mask_values = {}, {}
         self._undeclared_reported = False
         try:  # static parameters cannot change later: a bad one fails every configure, with its reason
             self.params, self._param_error = NodeParams.from_values(values), None
             self.poses = {cam: self._pose_parameter(cam) for cam in self.params.cameras}
+            self._mask_values = {cam: self._self_mask_parameters(cam) for cam in self.params.cameras}
         except ValueError as e:
             self.params, self._param_error = None, e
         self.add_on_set_parameters_callback(self._check_changes)
@@ -95,6 +94,7 @@ class SegmentationNode(ManagedNode):
         if self._param_error is not None:
             raise self._param_error
         p = self.params = NodeParams.from_values({name: self.get_parameter(name).value for name in SPECS})
+        self.self_masks = self._self_masks()
         t0 = time.monotonic()
         segmenter, problem = build_segmenter(p)
         if problem:
@@ -151,6 +151,7 @@ class SegmentationNode(ManagedNode):
     def unload(self) -> None:
         """cleanup: drop the model (ManagedNode then returns the memory to the OS)."""
         self.segmenter = self.layers = None
+        self.self_masks = {}
 
     # -- parameters: validated in the on-set callback, applied in the post-set callback ----------
     def _check_changes(self, params) -> SetParametersResult:
@@ -183,6 +184,35 @@ class SegmentationNode(ManagedNode):
         message = undeclared_parameters(self._parameter_overrides, self.get_parameters_by_prefix(""))
         if message:
             self.get_logger().warning(message)
+
+    def _self_mask_parameters(self, cam: str) -> tuple[int, str]:
+        """(rows, image) of ``cam``'s self mask, declared at construction (static)."""
+        rows, image = (self.declare_parameter(camera_param_name(spec, cam), spec.default, descriptor(spec)).value
+                       for spec in (SELF_MASK_ROWS, SELF_MASK_IMAGE))
+        return rows, image
+
+    def _self_masks(self) -> dict[str, SelfMask]:
+        """The cameras' self masks (the mask image read now, at configure); logged when set."""
+        masks = {}
+        for cam, (rows, image) in self._mask_values.items():
+            try:
+                masks[cam] = SelfMask(rows, image, name=f"parameters '{camera_param_name(SELF_MASK_ROWS, cam)}', "
+                                                        f"'{camera_param_name(SELF_MASK_IMAGE, cam)}'")
+            except SelfMaskError as e:
+                raise ValueError(str(e)) from e
+            if not masks[cam].empty:
+                self.get_logger().info(f"{cam}: self mask: {masks[cam].describe()} never reach the costmap or the "
+                                       "points")
+        return masks
+
+    def _masked(self, cam: str, r):
+        """The segmentation ``r`` with ``cam``'s self-mask pixels set to ignore (for the map and the points)."""
+        mask = self.self_masks.get(cam)
+        if mask is None or mask.empty:
+            return r
+        out = copy.copy(r)
+        out.labels = mask.apply(r.labels)
+        return out
 
     def _pose_parameter(self, cam: str) -> Pose:
         name = camera_pose_name(cam)
@@ -232,12 +262,15 @@ class SegmentationNode(ManagedNode):
             pubs["camera_info"].publish(info)
 
     def points(self, cam: str, header, result):
-        return None if self.points3d is None else self.points3d.process(cam, header, result, self.camera_info[cam])
+        if self.points3d is None:
+            return None
+        return self.points3d.process(cam, header, self._masked(cam, result), self.camera_info[cam])
 
     def costmap(self, published) -> dict[str, str]:
         if self.grid is None:
             return {}
-        return self.grid.update([CostmapFrame(cam, header, r.labels, self.camera_info[cam], t_rx, r.confidence, depth)
+        return self.grid.update([CostmapFrame(cam, header, self._masked(cam, r).labels, self.camera_info[cam], t_rx,
+                                              r.confidence, depth)
                                  for cam, header, r, t_rx, depth in published], time.monotonic())
 
     def topk_changed(self, k: float) -> None:
@@ -267,54 +300,6 @@ class SegmentationNode(ManagedNode):
         self.slots.close()
         self.worker.join(timeout=timeout)
         return not self.worker.is_alive()
-
-
-def run(stop, args=None) -> int:
-    """Run the node until ``stop`` (a :class:`~fornet_ros.ros.segmentation_node.StopSignals`: SIGINT or
-    SIGTERM) or a shutdown transition; exit code 0, or 1 with one line when start-up fails. The worker
-    stops before the node and the context go.
-
-    rclpy's own signal handler would shut the context down while the worker still publishes (and
-    re-raise KeyboardInterrupt on a second Ctrl-C): the handler is the process's, installed before
-    this module was imported (:mod:`fornet_ros.ros.segmentation_node`)."""
-    log = rclpy.logging.get_logger(NODE_NAME)
-    if stop.event.is_set():  # during the imports
-        log.info(f"{stop.name} received during start-up: exiting")
-        return 0
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    node, code = None, 0
-    try:
-        node = SegmentationNode()
-        _spin(node, stop.event)
-        if stop.event.is_set():
-            log.info(f"{stop.name} received: shutting down")
-    except ExternalShutdownException:
-        pass
-    except (RuntimeError, ValueError, ParameterException) as e:
-        # start-up errors (bad parameter, missing checkpoint): one clear line, no traceback
-        print(f"[{NODE_NAME}] error: {e}", file=sys.stderr, flush=True)
-        code = 1
-    if node is not None and not node.stop(timeout=1.5):
-        # the worker is inside one long call (inference on a slow CPU), which cannot be interrupted:
-        # neither wait for it nor pull the node and context from under it (its publish would crash)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    if node is not None:
-        node.destroy_node()
-    rclpy.try_shutdown()
-    return code
-
-
-def _spin(node: SegmentationNode, stop: threading.Event) -> None:
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    while not stop.is_set() and rclpy.ok() and not node.finalized:
-        executor.spin_once(timeout_sec=0.1)
-    if node.finalized:  # the shutdown transition ran: answer its change_state call, then exit 0
-        end = time.monotonic() + 0.5
-        while time.monotonic() < end and rclpy.ok():
-            executor.spin_once(timeout_sec=0.05)
 
 
 def main(args=None) -> int:

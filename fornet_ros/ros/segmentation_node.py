@@ -13,9 +13,11 @@ The console script ``segmentation_node`` and ``python -m fornet_ros.ros.segmenta
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
+import time
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -41,9 +43,59 @@ class StopSignals:
 
 
 def main(args=None) -> int:
+    """Run the node until SIGINT or SIGTERM or a shutdown transition; exit code 0 within ~2 s even
+    under load, or 1 with one line when start-up fails (bad parameter, missing checkpoint).
+
+    rclpy's own signal handler would shut the context down while the worker still publishes (and
+    re-raise KeyboardInterrupt on a second Ctrl-C): the handler is ours, and the worker stops
+    before the node and the context go."""
     stop = StopSignals()
-    from .node import run  # the heavy imports, now under our handler
-    return run(stop, args)
+    import rclpy  # the heavy imports, from here on under our handler
+    from rclpy.exceptions import ParameterException
+    from rclpy.executors import ExternalShutdownException
+    from rclpy.signals import SignalHandlerOptions
+    from .node import NODE_NAME, SegmentationNode
+
+    log = rclpy.logging.get_logger(NODE_NAME)
+    if stop.event.is_set():
+        log.info(f"{stop.name} received during start-up: exiting")
+        return 0
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    node, code = None, 0
+    try:
+        node = SegmentationNode()
+        _spin(node, stop.event)
+        if stop.event.is_set():
+            log.info(f"{stop.name} received: shutting down")
+    except ExternalShutdownException:
+        pass
+    except (RuntimeError, ValueError, ParameterException) as e:
+        print(f"[{NODE_NAME}] error: {e}", file=sys.stderr, flush=True)  # one line, no traceback
+        code = 1
+    if node is not None and not node.stop(timeout=1.5):
+        # the worker is inside one long call (inference on a slow CPU), which Python cannot
+        # interrupt: neither wait for it nor pull the node and context from under it (its next
+        # publish would crash), so leave without the interpreter's clean-up
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    if node is not None:
+        node.destroy_node()
+    rclpy.try_shutdown()
+    return code
+
+
+def _spin(node, stop: threading.Event) -> None:
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    while not stop.is_set() and rclpy.ok() and not node.finalized:
+        executor.spin_once(timeout_sec=0.1)
+    if node.finalized:  # the shutdown transition ran: answer its change_state call, then exit 0
+        end = time.monotonic() + 0.5
+        while time.monotonic() < end and rclpy.ok():
+            executor.spin_once(timeout_sec=0.05)
 
 
 if __name__ == "__main__":
