@@ -59,6 +59,15 @@ def test_rows_image_and_their_union(tmp_path):
     assert SelfMask(rows=10 * H).pixels((H, W)).all()  # more rows than the image: all of it
 
 
+def test_outline_for_drawing():
+    (band,) = SelfMask(rows=20).outline((H, W))
+    assert band.dtype == np.int32 and band.shape[1] == 2
+    assert {tuple(p) for p in band} == {(0, H - 20), (W - 1, H - 20), (W - 1, H - 1), (0, H - 1)}
+    drawn = cv2.fillPoly(np.zeros((H, W), np.uint8), [band], 1).astype(bool)
+    assert (drawn == SelfMask(rows=20).pixels((H, W))).all()
+    assert SelfMask().outline((H, W)) == []
+
+
 def test_an_empty_mask_changes_nothing():
     labels = hood_frame()
     m = SelfMask()

@@ -73,6 +73,15 @@ class SelfMask:
                 self._cache[(h, w)] = m
         return self._cache[(h, w)]
 
+    def outline(self, shape) -> list[np.ndarray]:
+        """The mask's outline in an image of ``shape``: a list of (N, 2) int32 pixel (x, y) polygons,
+        ready for ``cv2.polylines`` (what a report draws over the frame); [] when empty."""
+        m = self.pixels(shape)
+        if m is None:
+            return []
+        contours, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        return [c.reshape(-1, 2) for c in contours]
+
     def apply(self, labels: np.ndarray) -> np.ndarray:
         """``labels`` with the robot's pixels set to the ignore label (a copy; ``labels`` itself when
         the mask is empty)."""
