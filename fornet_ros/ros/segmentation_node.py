@@ -52,7 +52,7 @@ def main(args=None) -> int:
     stop = StopSignals()
     import rclpy  # the heavy imports, from here on under our handler
     from rclpy.exceptions import ParameterException
-    from rclpy.executors import ExternalShutdownException
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
     from .node import NODE_NAME, SegmentationNode
 
@@ -62,9 +62,10 @@ def main(args=None) -> int:
         return 0
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node, code = None, 0
+    executor = SingleThreadedExecutor()  # lives until the node and the context are gone
     try:
         node = SegmentationNode()
-        _spin(node, stop.event)
+        _spin(executor, node, stop.event)
         if stop.event.is_set():
             log.info(f"{stop.name} received: shutting down")
     except ExternalShutdownException:
@@ -85,10 +86,8 @@ def main(args=None) -> int:
     return code
 
 
-def _spin(node, stop: threading.Event) -> None:
+def _spin(executor, node, stop: threading.Event) -> None:
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    executor = SingleThreadedExecutor()
     executor.add_node(node)
     while not stop.is_set() and rclpy.ok() and not node.finalized:
         executor.spin_once(timeout_sec=0.1)
