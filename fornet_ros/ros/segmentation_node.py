@@ -5,8 +5,10 @@ imports (rclpy, numpy, OpenCV, the message packages) take about a second, and a 
 time, or the SIGINT that ``ros2 launch`` sends when another process fails at once (a bad ``bag:=``),
 used to end the process with a traceback and exit code -2. So this module imports only the
 standard library and installs the handler before it imports :mod:`fornet_ros.ros.node`; a signal
-at any later moment becomes one log line and exit code 0. (Only the interpreter's own start-up,
-before this module runs, stays Python's.)
+at any later moment becomes one log line and exit code 0. Only what runs before this module stays
+Python's: the interpreter's start-up and, for the console script that setuptools writes in a develop
+(``colcon build --symlink-install``) install, its import of ``importlib.metadata`` (tens of ms on a
+quiet machine, seconds on an overloaded one).
 
 The console script ``segmentation_node`` and ``python -m fornet_ros.ros.segmentation_node`` start here.
 """
