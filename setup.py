@@ -29,7 +29,7 @@ setup(
     entry_points={
         "console_scripts": [
             "fornet = fornet_ros.cli:main",
-            "segmentation_node = fornet_ros.ros.node:main",
+            "segmentation_node = fornet_ros.ros.segmentation_node:main",
         ],
     },
 )

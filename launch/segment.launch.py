@@ -48,31 +48,58 @@ def _on_exit(what, stops_launch):
     return handler
 
 
-def _managed_node(node_kw, actions):
-    """managed:=true: the launch brings the node up as a lifecycle manager does (the node runs with
-    autostart false): configure at start, activate once configuring reached inactive; a configure
-    that fails (back to unconfigured) ends the launch with an error."""
-    from launch.events import matches_action
+def _lifecycle_node_class():
     from launch_ros.actions import LifecycleNode
+
+    class ManagedBringUpNode(LifecycleNode):
+        """launch_ros's LifecycleNode, whose change-state call may end quietly once the launch shuts down.
+
+        launch_ros 0.28 calls ``<node>/change_state`` from a worker thread that waits for the service
+        and the response; Ctrl-C shuts the launch's ROS node down under it, and the call then raises
+        (InvalidHandle: "cannot use Destroyable because destruction was requested"), which ends
+        ``ros2 launch`` with exit code 1 and a traceback. There is no public hook: this overrides the
+        one method that makes the call, and lets a failure pass only while the launch is shutting down."""
+
+        def _call_change_state(self, request, context):
+            try:
+                super()._call_change_state(request, context)
+            except Exception:  # noqa: BLE001 - any failure of an abandoned call during shutdown
+                if not context.is_shutdown:
+                    raise
+
+    return ManagedBringUpNode
+
+
+def _managed_node(node_kw, actions, activate: bool):
+    """managed:=true: the launch brings the node up as a lifecycle manager does (the node runs with
+    autostart false), once: configure at start and, when that first configure reached inactive,
+    activate (unless autostart:=false); a first configure that fails ends the launch with an error.
+    Later transitions (an operator's own deactivate, cleanup, configure) are left alone."""
+    from launch.events import matches_action
     from launch_ros.event_handlers import OnStateTransition
     from launch_ros.events.lifecycle import ChangeState
     from lifecycle_msgs.msg import Transition
 
-    node = LifecycleNode(namespace="", **node_kw)
+    node = _lifecycle_node_class()(namespace="", **node_kw)
 
-    def change(transition):
-        return EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(node), transition_id=transition))
+    def change(transition, context):
+        # matched when launch_ros handles the event: no call starts once the launch is shutting down
+        def matcher(action):
+            return matches_action(node)(action) and not context.is_shutdown
+        return EmitEvent(event=ChangeState(lifecycle_node_matcher=matcher, transition_id=transition))
 
-    def failed(context):
-        raise RuntimeError("segmentation node: configure failed (its log says why); ending the launch")
+    def after_configure(context):
+        step = launch_logic.after_first_configure(context.locals.event.goal_state, context.is_shutdown, activate)
+        if step == launch_logic.FAIL:
+            raise RuntimeError(launch_logic.CONFIGURE_FAILED)
+        return [change(Transition.TRANSITION_ACTIVATE, context)] if step == launch_logic.ACTIVATE else None
 
     actions.extend([
         node,
         RegisterEventHandler(OnStateTransition(target_lifecycle_node=node, start_state="configuring",
-                                               goal_state="inactive", entities=[change(Transition.TRANSITION_ACTIVATE)])),
-        RegisterEventHandler(OnStateTransition(target_lifecycle_node=node, start_state="configuring",
-                                               goal_state="unconfigured", entities=[OpaqueFunction(function=failed)])),
-        change(Transition.TRANSITION_CONFIGURE),
+                                               entities=[OpaqueFunction(function=after_configure)],
+                                               handle_once=True)),
+        OpaqueFunction(function=lambda context: [change(Transition.TRANSITION_CONFIGURE, context)]),
     ])
     return node
 
@@ -92,7 +119,7 @@ def _launch_setup(context, share):
                    output="screen", parameters=parameters, remappings=plan.remappings,
                    arguments=["--ros-args", *plan.ros_args] if plan.ros_args else None)
     if plan.managed:
-        node = _managed_node(node_kw, actions)
+        node = _managed_node(node_kw, actions, plan.activate)
     else:
         node = Node(**node_kw)
         actions.append(node)
@@ -107,20 +134,8 @@ def _launch_setup(context, share):
 
 def generate_launch_description():
     share = get_package_share_directory("fornet_ros")
-    d = launch_logic.ARGUMENTS
     return LaunchDescription([
-        DeclareLaunchArgument("params_file", default_value="", description=d["params_file"]),
-        DeclareLaunchArgument("checkpoint", default_value="", description=d["checkpoint"]),
-        DeclareLaunchArgument("camera", default_value="", description=d["camera"]),
-        DeclareLaunchArgument("image_topic", default_value="", description=d["image_topic"]),
-        DeclareLaunchArgument("camera_info_topic", default_value="", description=d["camera_info_topic"]),
-        DeclareLaunchArgument("use_sim_time", default_value="", description=d["use_sim_time"]),
-        DeclareLaunchArgument("device", default_value="", description=d["device"]),
-        DeclareLaunchArgument("log_level", default_value="", description=d["log_level"]),
-        DeclareLaunchArgument("bag", default_value="", description=d["bag"]),
-        DeclareLaunchArgument("bag_rate", default_value="", description=d["bag_rate"]),
-        DeclareLaunchArgument("fastdds_profile", default_value="", description=d["fastdds_profile"]),
-        DeclareLaunchArgument("autostart", default_value="", description=d["autostart"]),
-        DeclareLaunchArgument("managed", default_value="", description=d["managed"]),
+        *(DeclareLaunchArgument(name, default_value="", description=description)
+          for name, description in launch_logic.ARGUMENTS.items()),
         OpaqueFunction(function=_launch_setup, args=[share]),
     ])

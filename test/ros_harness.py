@@ -24,7 +24,7 @@ def ros_env(domain: int) -> dict:
 
 
 def start_node(env: dict, *params: str, log_path: Path | None = None) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "fornet_ros.ros.node", "--ros-args", "--params-file", str(CONFIG / "fornet.yaml")]
+    cmd = [sys.executable, "-m", "fornet_ros.ros.segmentation_node", "--ros-args", "--params-file", str(CONFIG / "fornet.yaml")]
     for p in params:
         cmd += ["-p", p]
     out = open(log_path, "w") if log_path else subprocess.PIPE
@@ -103,7 +103,7 @@ class Collector:
 
 def start_node_with(env: dict, params=(), ros_args=(), log_path: Path | None = None) -> subprocess.Popen:
     """Like :func:`start_node`, with extra ``--ros-args`` (e.g. ``-r __node:=other``) before the parameters."""
-    cmd = [sys.executable, "-m", "fornet_ros.ros.node", "--ros-args", *ros_args,
+    cmd = [sys.executable, "-m", "fornet_ros.ros.segmentation_node", "--ros-args", *ros_args,
            "--params-file", str(CONFIG / "fornet.yaml")]
     for p in params:
         cmd += ["-p", p]

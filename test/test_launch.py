@@ -244,21 +244,50 @@ def test_plan_errors(values, words, path_with_ros2):
 
 def test_plan_lifecycle_bring_up():
     """autostart:=false leaves the node to an external manager (nav2_lifecycle_manager); managed:=true
-    makes the launch that manager: the node runs with autostart false and the plan says managed."""
+    makes the launch that manager: the node runs with autostart false and the plan says managed, and
+    autostart:= then says whether the launch activates it after configuring it."""
     no = {name: "" for name in L.ARGUMENTS}
     assert not L.make_plan(no, {}, PARAMS, PROFILE).managed
     plan = L.make_plan({**no, "autostart": "false"}, {}, PARAMS, PROFILE)
     assert plan.overrides == {"autostart": False} and not plan.managed
     plan = L.make_plan({**no, "managed": "true"}, {}, PARAMS, PROFILE)
-    assert plan.overrides == {"autostart": False} and plan.managed
+    assert plan.overrides == {"autostart": False} and plan.managed and plan.activate
     plan = L.make_plan({**no, "managed": "false", "autostart": "true"}, {}, PARAMS, PROFILE)
     assert plan.overrides == {"autostart": True} and not plan.managed
-    with pytest.raises(LaunchArgumentError) as e:
-        L.make_plan({**no, "managed": "true", "autostart": "true"}, {}, PARAMS, PROFILE)
-    one_line_error(e, "managed:=true", "autostart")
+    plan = L.make_plan({**no, "managed": "true", "autostart": "true"}, {}, PARAMS, PROFILE)
+    assert plan.overrides == {"autostart": False} and plan.managed and plan.activate
     with pytest.raises(LaunchArgumentError) as e:
         L.make_plan({**no, "managed": "maybe"}, {}, PARAMS, PROFILE)
     one_line_error(e, "managed:=")
+
+
+def test_managed_with_autostart_false_configures_only():
+    """managed:=true autostart:=false: the launch configures the node and leaves it inactive (it used
+    to activate it anyway, ignoring autostart)."""
+    plan = L.make_plan({"managed": "true", "autostart": "false"}, {}, PARAMS, PROFILE)
+    assert plan.managed and not plan.activate and plan.overrides == {"autostart": False}
+    assert L.after_first_configure("inactive", shutting_down=False, activate=plan.activate) is None
+    with pytest.raises(LaunchArgumentError) as e:
+        L.make_plan({"managed": "true", "autostart": "later"}, {}, PARAMS, PROFILE)
+    one_line_error(e, "autostart:=")
+
+
+def test_after_first_configure():
+    assert L.after_first_configure("inactive", shutting_down=False, activate=True) == L.ACTIVATE
+    assert L.after_first_configure("unconfigured", shutting_down=False, activate=True) == L.FAIL
+    assert L.after_first_configure("errorprocessing", shutting_down=False, activate=False) == L.FAIL
+    # Ctrl-C during the bring-up: configure ends while the launch shuts down; ask nothing more
+    assert L.after_first_configure("inactive", shutting_down=True, activate=True) is None
+    assert L.after_first_configure("unconfigured", shutting_down=True, activate=True) is None
+
+
+def test_fastdds_profile_argument_must_exist(tmp_path):
+    with pytest.raises(LaunchArgumentError) as e:
+        L.make_plan({"fastdds_profile": "/nonexistent.xml"}, {}, PARAMS, PROFILE)
+    one_line_error(e, "fastdds_profile:=", "/nonexistent.xml", "does not exist")
+    with pytest.raises(LaunchArgumentError):
+        L.make_plan({"fastdds_profile": str(tmp_path)}, {}, PARAMS, PROFILE)  # a folder is no profile
+    assert L.make_plan({"fastdds_profile": PROFILE}, {}, PARAMS, PROFILE).fastdds_profile == PROFILE
 
 
 def test_plan_bag_needs_ros2_on_path(tmp_path):
@@ -353,3 +382,97 @@ def test_launch_file_ends_the_launch_when_the_node_exits(launch_file, monkeypatc
         handler.handle(exited(1), context)
     (emit,) = handler.handle(exited(0), context)
     assert isinstance(emit, EmitEvent) and isinstance(emit.event, Shutdown)
+
+
+def _managed_bring_up(launch_file, monkeypatch, **given):
+    """The managed node, its one start-up handler (registered in a fresh context) and the context."""
+    from launch.actions import RegisterEventHandler
+    from launch_ros.actions import LifecycleNode
+    context, actions = evaluate(launch_file, monkeypatch, managed="true", **given)
+    (node,) = [a for a in actions if isinstance(a, LifecycleNode)]
+    handlers = [a for a in actions if isinstance(a, RegisterEventHandler)
+                and type(a.event_handler).__name__ == "OnStateTransition"]
+    assert len(handlers) == 1  # one handler for the first configure, whatever its outcome
+    handlers[0].visit(context)
+    return node, handlers[0].event_handler, context
+
+
+def _configured(node, context, handler, goal):
+    """Deliver the node's configuring -> ``goal`` transition to the handler, as the launch does:
+    the entities it returns are visited with the event in the context's locals."""
+    from launch_ros.events.lifecycle import StateTransition
+    from lifecycle_msgs.msg import State, TransitionEvent
+    from lifecycle_msgs.msg import Transition as T
+    msg = TransitionEvent(transition=T(id=T.TRANSITION_CONFIGURE, label="configure"),
+                          start_state=State(label="configuring"), goal_state=State(label=goal))
+    event = StateTransition(action=node, msg=msg)
+    assert handler.matches(event)
+    context._push_locals()
+    try:
+        out = []
+        for entity in handler.handle(event, context) or []:
+            out += entity.visit(context) or []
+        return out
+    finally:
+        context._pop_locals()
+
+
+def _change_states(node, entities) -> list[int]:
+    """The transitions the emitted ChangeState events ask of ``node`` (those its matcher accepts)."""
+    from launch_ros.events.lifecycle import ChangeState
+    return [e.event.transition_id for e in entities
+            if isinstance(e.event, ChangeState) and e.event.lifecycle_node_matcher(node)]
+
+
+def test_managed_activates_once_after_the_first_configure(launch_file, monkeypatch):
+    from lifecycle_msgs.msg import Transition
+    node, handler, context = _managed_bring_up(launch_file, monkeypatch)
+    assert handler.handle_once
+    assert _change_states(node, _configured(node, context, handler, "inactive")) == [Transition.TRANSITION_ACTIVATE]
+    # handled once: an operator's later configure is not followed by an activate from the launch
+    assert handler not in context._event_handlers
+
+
+def test_managed_first_configure_failing_ends_the_launch(launch_file, monkeypatch):
+    node, handler, context = _managed_bring_up(launch_file, monkeypatch)
+    with pytest.raises(RuntimeError, match="configure failed"):
+        _configured(node, context, handler, "unconfigured")
+    assert handler not in context._event_handlers  # a later failed configure leaves the launch running
+
+
+def test_managed_asks_nothing_while_shutting_down(launch_file, monkeypatch):
+    """Ctrl-C during the bring-up: the configure that ends during the shutdown is not followed by an
+    activate, and a ChangeState already emitted matches no node once the launch is shutting down."""
+    from lifecycle_msgs.msg import Transition
+    node, handler, context = _managed_bring_up(launch_file, monkeypatch)
+    context._set_is_shutdown(True)
+    assert _configured(node, context, handler, "inactive") == []
+    node2, handler2, context2 = _managed_bring_up(launch_file, monkeypatch)
+    (emit,) = _configured(node2, context2, handler2, "inactive")
+    context2._set_is_shutdown(True)
+    assert _change_states(node2, [emit]) == []
+    assert Transition.TRANSITION_ACTIVATE == emit.event.transition_id
+
+
+def test_managed_autostart_false_stays_inactive(launch_file, monkeypatch):
+    node, handler, context = _managed_bring_up(launch_file, monkeypatch, autostart="false")
+    assert _configured(node, context, handler, "inactive") == []
+
+
+def test_change_state_call_failing_during_shutdown_is_quiet(launch_file, monkeypatch):
+    """launch_ros's change_state call raises InvalidHandle when Ctrl-C destroys the launch's ROS node
+    under it: quiet once the launch is shutting down, raised otherwise."""
+    from lifecycle_msgs.srv import ChangeState
+    node, _, context = _managed_bring_up(launch_file, monkeypatch)
+
+    class DestroyedClient:
+        srv_name = "/fornet_segmentation/change_state"
+
+        def wait_for_service(self, timeout_sec=None):
+            raise RuntimeError("cannot use Destroyable because destruction was requested")
+
+    monkeypatch.setattr(node, "_LifecycleNode__rclpy_change_state_client", DestroyedClient(), raising=False)
+    with pytest.raises(RuntimeError, match="Destroyable"):
+        node._call_change_state(ChangeState.Request(), context)
+    context._set_is_shutdown(True)
+    node._call_change_state(ChangeState.Request(), context)  # no exception

@@ -6,15 +6,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fornet_ros.node.params import CAMERA_POSE, SPECS, NodeParams
+from fornet_ros.node.params import CAMERA_POSE, PER_CAMERA, SPECS, NodeParams, camera_param_name
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_params_file_equals_the_defaults():
     params = yaml.safe_load((ROOT / "config" / "fornet.yaml").read_text())["/**"]["ros__parameters"]
-    table = {k: v for k, v in params.items() if not k.startswith("camera_pose.")}
+    per_camera = {camera_param_name(spec, "camera"): spec.default for spec in PER_CAMERA}
+    table = {k: v for k, v in params.items() if k not in per_camera}
     assert table == {name: s.default for name, s in SPECS.items()}
+    assert {k: params[k] for k in per_camera} == per_camera
     assert params["camera_pose.camera"] == CAMERA_POSE.default
     marked = {line.split(":")[0].strip() for line in (ROOT / "config" / "fornet.yaml").read_text().splitlines()
               if "(run-time)" in line and not line.lstrip().startswith("#")}

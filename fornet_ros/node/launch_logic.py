@@ -25,7 +25,8 @@ NODE_NAME = "fornet_segmentation"
 FASTDDS_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
 DEFAULT_CAMERA = NodeParams().cameras[0]
 
-# launch argument -> description (the launch file declares exactly these, each with default '')
+# launch argument -> description: the launch file declares one DeclareLaunchArgument per entry,
+# each with default ''
 ARGUMENTS = {
     "params_file": "node parameters (YAML); default: the packaged config/fornet.yaml",
     "checkpoint": "FoR-Net checkpoint (.pt); unset = params_file's value (empty there = packaged model)",
@@ -42,10 +43,16 @@ ARGUMENTS = {
     "fastdds_profile": f"Fast DDS XML profile; unset = keep ${FASTDDS_ENV} when set, else the packaged "
                        "large-image profile",
     "autostart": "true/false: the node configures and activates itself at start; false = it waits for a "
-                 "lifecycle manager (e.g. nav2_lifecycle_manager); unset = params_file's value",
-    "managed": "true: the launch itself brings the node up as a lifecycle manager does (autostart false, "
-               "then configure and, once inactive, activate; a failed configure ends the launch); unset = false",
+                 "lifecycle manager (e.g. nav2_lifecycle_manager); with managed:=true, false = the launch "
+                 "configures the node and leaves it inactive; unset = params_file's value",
+    "managed": "true: the launch itself brings the node up as a lifecycle manager does, once, at start "
+               "(configure, then activate unless autostart:=false; a failed first configure ends the launch); "
+               "unset = false",
 }
+
+# The managed bring-up's reaction to the end of the node's first configure (after_first_configure)
+ACTIVATE, FAIL = "activate", "fail"
+CONFIGURE_FAILED = "segmentation node: configure failed (its log says why); ending the launch"
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
@@ -122,7 +129,8 @@ def node_overrides(given: Mapping[str, str]) -> dict:
     """Parameter overrides from the arguments the user gave (keys absent = params_file decides).
 
     ``checkpoint``/``device``: str; ``camera``: ``cameras`` = [camera]; ``use_sim_time``, ``autostart``:
-    bool; ``managed``: ``autostart`` = False (the launch drives the lifecycle)."""
+    bool; ``managed``: ``autostart`` = False (the launch drives the lifecycle; ``autostart:=`` then says
+    how far, see :func:`managed_activates`)."""
     given = given_arguments(given)
     out: dict = {}
     for name in ("checkpoint", "device"):
@@ -135,11 +143,28 @@ def node_overrides(given: Mapping[str, str]) -> dict:
     if "autostart" in given:
         out["autostart"] = parse_bool("autostart", given["autostart"])
     if "managed" in given and parse_bool("managed", given["managed"]):
-        if out.get("autostart"):
-            raise LaunchArgumentError("managed:=true drives configure and activate itself: leave autostart unset "
-                                      "(or false)")
-        out["autostart"] = False  # the launch's lifecycle events configure and activate it
+        out["autostart"] = False  # the launch's lifecycle events configure (and activate) it
     return out
+
+
+def managed_activates(given: Mapping[str, str]) -> bool:
+    """Under ``managed:=true``, whether the launch activates the node after configuring it:
+    yes unless ``autostart:=false`` (then the node stays inactive for an operator's ``activate``)."""
+    given = given_arguments(given)
+    return parse_bool("autostart", given["autostart"]) if "autostart" in given else True
+
+
+def after_first_configure(goal_state: str, shutting_down: bool, activate: bool) -> Optional[str]:
+    """What the managed launch does when the node's first configure ends (the launch reacts to that
+    one transition only: a later configure is an operator's): :data:`ACTIVATE`, :data:`FAIL` (the
+    configure failed: end the launch with :data:`CONFIGURE_FAILED`) or None: nothing, when the launch
+    is already shutting down (Ctrl-C during the bring-up: asking the node for more would race its
+    exit) or ``autostart:=false`` asked for an inactive node."""
+    if shutting_down:
+        return None
+    if goal_state != "inactive":
+        return FAIL
+    return ACTIVATE if activate else None
 
 
 def cameras_in_params_file(path: str, node_name: str = NODE_NAME) -> Optional[list[str]]:
@@ -236,7 +261,8 @@ class LaunchPlan:
     ros_args: list = field(default_factory=list)
     bag_cmd: Optional[list] = None
     fastdds_profile: Optional[str] = None
-    managed: bool = False  # the launch configures and activates the node through lifecycle events
+    managed: bool = False  # the launch configures (and activates) the node through lifecycle events
+    activate: bool = True  # managed: activate after the first configure (autostart:=false: stay inactive)
 
 
 def make_plan(values: Mapping[str, str], env: Mapping[str, str], default_params_file: str,
@@ -252,12 +278,15 @@ def make_plan(values: Mapping[str, str], env: Mapping[str, str], default_params_
                             given.get("camera_info_topic", ""))
     if "bag_rate" in given and "bag" not in given:
         raise LaunchArgumentError("bag_rate:= needs bag:=<path>")
+    if "fastdds_profile" in given and not Path(given["fastdds_profile"]).is_file():
+        raise LaunchArgumentError(f"fastdds_profile:={given['fastdds_profile']!r} does not exist")
     if "bag" in given:
         if not Path(given["bag"]).exists():
             raise LaunchArgumentError(f"bag:={given['bag']!r} does not exist")
         # launch emits no exit event for a process it cannot start, so the node would keep running
         if shutil.which("ros2", path=env.get("PATH", "")) is None:
             raise LaunchArgumentError("bag:= needs the ros2 command (ros2 bag, rosbag2) on PATH")
+    managed = "managed" in given and parse_bool("managed", given["managed"])
     return LaunchPlan(
         params_file=params_file,
         overrides=node_overrides(given),
@@ -265,5 +294,6 @@ def make_plan(values: Mapping[str, str], env: Mapping[str, str], default_params_
         ros_args=log_level_args(given.get("log_level", "")),
         bag_cmd=bag_play_cmd(given["bag"], given.get("bag_rate")) if "bag" in given else None,
         fastdds_profile=fastdds_profile(env, default_profile, given.get("fastdds_profile", "")),
-        managed="managed" in given and parse_bool("managed", given["managed"]),
+        managed=managed,
+        activate=managed_activates(given) if managed else True,
     )

@@ -9,6 +9,7 @@ changing them), the validation of start-up values and of run-time changes, and t
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from dataclasses import MISSING, dataclass, field, fields, replace
@@ -210,14 +211,45 @@ SPECS: dict[str, ParamSpec] = {
     for f in fields(NodeParams) if f.default is not MISSING}
 
 
-# One more static parameter per camera (not a field: its name depends on ``cameras``).
+# Static parameters per camera (not fields: their names depend on ``cameras``): <name>.<cam>.
 CAMERA_POSE = ParamSpec("camera_pose.<cam>", "float[]", [0.0, 0.0, 1.5, 0.0, 0.0, 0.0],
                         "[x, y, z, roll, pitch, yaw] of the camera's body frame in grid_frame (m, rad); used when "
                         "TF has no transform", False, None, "6 finite numbers")
+SELF_MASK_ROWS = ParamSpec("self_mask_rows.<cam>", "int", 0,
+                           "self mask: image rows from the bottom that show the robot itself (e.g. a car's hood); "
+                           "they never reach the costmap or the labelled points (0 = none)", False, (0, 100000), "")
+SELF_MASK_IMAGE = ParamSpec("self_mask_image.<cam>", "str", "",
+                            "self mask: an image whose non-zero pixels show the robot itself (resized nearest to the "
+                            "camera's frames); they never reach the costmap or the labelled points (empty = none)",
+                            False, None, "")
+PER_CAMERA = (CAMERA_POSE, SELF_MASK_ROWS, SELF_MASK_IMAGE)
+
+
+def camera_param_name(spec: ParamSpec, camera: str) -> str:
+    """The name of a per-camera parameter for ``camera``: ``self_mask_rows.front``."""
+    return f"{spec.name.split('.')[0]}.{camera.strip('/').replace('/', '_')}"
 
 
 def camera_pose_name(camera: str) -> str:
-    return f"camera_pose.{camera.strip('/').replace('/', '_')}"
+    return camera_param_name(CAMERA_POSE, camera)
+
+
+def undeclared_parameters(given, declared) -> str | None:
+    """One line naming every parameter in ``given`` (the names a params file or ``-p`` gave the node)
+    that is not in ``declared``, each with the closest declared name, or None when there is none.
+    A misspelled name (``topk_ratoi``) would otherwise be ignored without a word. Per-camera
+    parameters of a camera not in ``cameras`` are not reported: one params file may describe more
+    cameras than a launch uses (the packaged one's ``camera_pose.camera`` under ``camera:=front``)."""
+    per_camera = tuple(spec.name.split("<")[0] for spec in PER_CAMERA)
+    unknown = sorted(n for n in set(given) - set(declared) if not n.startswith(per_camera))
+    if not unknown:
+        return None
+    names = sorted(declared)
+    parts = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+        parts.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return f"parameters this node does not have, ignored: {', '.join(parts)}"
 
 
 def coerce(name: str, value):

@@ -75,7 +75,11 @@ class ManagedNode(LifecycleNode):
     # -- state ------------------------------------------------------------------------------------
     @property
     def state(self) -> str:
-        """The current lifecycle state's label: unconfigured, inactive, active, finalized, ..."""
+        """The current lifecycle state's label: unconfigured, inactive, active, finalized, ...
+
+        rclpy's LifecycleNode has no public getter of its own state (its trigger_shutdown reads
+        the same private ``_state_machine``; the public way, the ``get_state`` service, is for
+        other nodes), so this reads it too rather than tracking a second copy."""
         return self._state_machine.current_state[1]
 
     def autostart(self) -> None:
@@ -142,15 +146,21 @@ class ManagedNode(LifecycleNode):
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._run("deactivate", [self._stop])
+        self.get_logger().info("deactivated: processing stopped, the node's topics are gone; the model stays "
+                               "loaded (activate resumes)")
         return super().on_deactivate(state)  # stopping cannot fail: whatever raised is logged
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        return self._run("cleanup", [self._unload])
+        result = self._run("cleanup", [self._unload])
+        if result == SUCCESS:
+            self.get_logger().info("cleaned up: the model is freed (configure loads it again)")
+        return result
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         steps = ([self._stop] if state.label == "active" else []) + [self._unload]
         self._run("shutdown", steps)
         self.finalized = True
+        self.get_logger().info(f"shut down from {state.label}: finalized, everything freed; the process ends")
         return SUCCESS
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:

@@ -28,38 +28,37 @@ Topics (relative to the node namespace, per camera ``<cam>``):
   /diagnostics: diagnostic_msgs/DiagnosticArray, one status per camera, every diagnostics_period_s
 
 Failures are per frame and per camera (see :mod:`fornet_ros.node.pipeline`). SIGINT/SIGTERM stop the
-worker before the context goes; a second signal during that clean-up is ignored.
+worker before the context goes; a second signal during that clean-up is ignored. The process starts
+in :mod:`fornet_ros.ros.segmentation_node`, which installs that handling before this module's imports.
 """
 
 from __future__ import annotations
 
-import os
-import signal
+import copy
 import sys
 import threading
 import time
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Float32
 
 from ..mapping import GeometryError, Pose, load_layer_config
+from ..mapping.self_mask import SelfMask, SelfMaskError
 from ..node.diagnostics import camera_status, model_values
 from ..node.frames import FrameSlots
-from ..node.params import CAMERA_POSE, SPECS, NodeParams, build_segmenter, camera_pose_name
+from ..node.params import (CAMERA_POSE, SELF_MASK_IMAGE, SELF_MASK_ROWS, SPECS, NodeParams, build_segmenter,
+                           camera_param_name, camera_pose_name, undeclared_parameters)
 from ..node.pipeline import IMAGE_OUTPUTS, FramePipeline, check_k_control
 from .conversions import descriptor, fill_image, label_info, publication_seq, qos
 from .costmap import CostmapFrame, SemanticCostmap
 from .lifecycle import ManagedNode
 
 K_PARAMS = {"topk_ratio", "latency_target_ms", "k_min", "k_max"}
+NODE_NAME = "fornet_segmentation"
 
 
 class SegmentationNode(ManagedNode):
@@ -69,13 +68,16 @@ class SegmentationNode(ManagedNode):
     and raises on failure, so the node runs as a plain node would."""
 
     def __init__(self, **kwargs):
-        super().__init__("fornet_segmentation", **kwargs)
+        super().__init__(NODE_NAME, **kwargs)
         values = {s.name: self.declare_parameter(s.name, s.default, descriptor(s)).value for s in SPECS.values()}
         self.segmenter = self.layers = self.pipeline = self.worker = self.slots = None
         self.grid = self.points3d = None
+        self.self_masks, self._mask_values = {}, {}
+        self._undeclared_reported = False
         try:  # static parameters cannot change later: a bad one fails every configure, with its reason
             self.params, self._param_error = NodeParams.from_values(values), None
             self.poses = {cam: self._pose_parameter(cam) for cam in self.params.cameras}
+            self._mask_values = {cam: self._self_mask_parameters(cam) for cam in self.params.cameras}
         except ValueError as e:
             self.params, self._param_error = None, e
         self.add_on_set_parameters_callback(self._check_changes)
@@ -88,9 +90,11 @@ class SegmentationNode(ManagedNode):
     # -- lifecycle hooks (fornet_ros.ros.lifecycle.ManagedNode) ---------------------------------
     def load(self) -> None:
         """configure: the parameters, the model (loaded and warmed up), the costmap layers."""
+        self._report_undeclared()
         if self._param_error is not None:
             raise self._param_error
         p = self.params = NodeParams.from_values({name: self.get_parameter(name).value for name in SPECS})
+        self.self_masks = self._self_masks()
         t0 = time.monotonic()
         segmenter, problem = build_segmenter(p)
         if problem:
@@ -147,6 +151,7 @@ class SegmentationNode(ManagedNode):
     def unload(self) -> None:
         """cleanup: drop the model (ManagedNode then returns the memory to the OS)."""
         self.segmenter = self.layers = None
+        self.self_masks = {}
 
     # -- parameters: validated in the on-set callback, applied in the post-set callback ----------
     def _check_changes(self, params) -> SetParametersResult:
@@ -167,6 +172,47 @@ class SegmentationNode(ManagedNode):
         self.params = self.params.changed(changes)
         if self.pipeline is not None:  # active; otherwise activate hands self.params to a new pipeline
             self.pipeline.configure(self.params, k_changed=bool(changes.keys() & K_PARAMS))
+
+    def _report_undeclared(self) -> None:
+        """Warn once, at the first configure, about parameters given to the node (params files, -p)
+        that it does not declare: a misspelled name would otherwise be ignored without a word."""
+        if self._undeclared_reported:
+            return
+        self._undeclared_reported = True
+        # rclpy has no public accessor for the overrides a node was given: Node keeps them (from the
+        # context's --params-file/-p and the constructor's parameter_overrides) in _parameter_overrides
+        message = undeclared_parameters(self._parameter_overrides, self.get_parameters_by_prefix(""))
+        if message:
+            self.get_logger().warning(message)
+
+    def _self_mask_parameters(self, cam: str) -> tuple[int, str]:
+        """(rows, image) of ``cam``'s self mask, declared at construction (static)."""
+        rows, image = (self.declare_parameter(camera_param_name(spec, cam), spec.default, descriptor(spec)).value
+                       for spec in (SELF_MASK_ROWS, SELF_MASK_IMAGE))
+        return rows, image
+
+    def _self_masks(self) -> dict[str, SelfMask]:
+        """The cameras' self masks (the mask image read now, at configure); logged when set."""
+        masks = {}
+        for cam, (rows, image) in self._mask_values.items():
+            try:
+                masks[cam] = SelfMask(rows, image, name=f"parameters '{camera_param_name(SELF_MASK_ROWS, cam)}', "
+                                                        f"'{camera_param_name(SELF_MASK_IMAGE, cam)}'")
+            except SelfMaskError as e:
+                raise ValueError(str(e)) from e
+            if not masks[cam].empty:
+                self.get_logger().info(f"{cam}: self mask: {masks[cam].describe()} never reach the costmap or the "
+                                       "points")
+        return masks
+
+    def _masked(self, cam: str, r):
+        """The segmentation ``r`` with ``cam``'s self-mask pixels set to ignore (for the map and the points)."""
+        mask = self.self_masks.get(cam)
+        if mask is None or mask.empty:
+            return r
+        out = copy.copy(r)
+        out.labels = mask.apply(r.labels)
+        return out
 
     def _pose_parameter(self, cam: str) -> Pose:
         name = camera_pose_name(cam)
@@ -216,12 +262,15 @@ class SegmentationNode(ManagedNode):
             pubs["camera_info"].publish(info)
 
     def points(self, cam: str, header, result):
-        return None if self.points3d is None else self.points3d.process(cam, header, result, self.camera_info[cam])
+        if self.points3d is None:
+            return None
+        return self.points3d.process(cam, header, self._masked(cam, result), self.camera_info[cam])
 
     def costmap(self, published) -> dict[str, str]:
         if self.grid is None:
             return {}
-        return self.grid.update([CostmapFrame(cam, header, r.labels, self.camera_info[cam], t_rx, r.confidence, depth)
+        return self.grid.update([CostmapFrame(cam, header, self._masked(cam, r).labels, self.camera_info[cam], t_rx,
+                                              r.confidence, depth)
                                  for cam, header, r, t_rx, depth in published], time.monotonic())
 
     def topk_changed(self, k: float) -> None:
@@ -253,54 +302,10 @@ class SegmentationNode(ManagedNode):
         return not self.worker.is_alive()
 
 
-def main(args=None):
-    """Run the node until SIGINT or SIGTERM; exit 0 within ~2 s even under load.
-
-    rclpy's own signal handler would shut the context down while the worker still publishes (and
-    re-raise KeyboardInterrupt on a second Ctrl-C); ours only asks the spin loop to end. The worker
-    then stops before the node and context go; further signals are ignored."""
-    stop = threading.Event()
-
-    def on_signal(signum, frame):
-        stop.set()
-        # ignore any further SIGINT/SIGTERM (ros2 launch and the terminal both send one on Ctrl-C):
-        # SIG_IGN, not a Python handler, which interpreter finalisation would reset to the default
-        # and a late second signal would then kill the process (exit -2)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, signal.SIG_IGN)
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, on_signal)
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    node = None
-    code = 0
-    try:
-        node = SegmentationNode()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        while not stop.is_set() and rclpy.ok() and not node.finalized:
-            executor.spin_once(timeout_sec=0.1)
-        if node.finalized:  # the shutdown transition ran: answer its change_state call, then exit 0
-            end = time.monotonic() + 0.5
-            while time.monotonic() < end and rclpy.ok():
-                executor.spin_once(timeout_sec=0.05)
-    except ExternalShutdownException:
-        pass
-    except (RuntimeError, ValueError, ParameterException) as e:
-        # start-up errors (bad parameter, missing checkpoint): one clear line, no traceback
-        print(f"[fornet_segmentation] error: {e}", file=sys.stderr, flush=True)
-        code = 1
-    finally:
-        if node is not None and not node.stop(timeout=1.5):
-            # the worker is inside one long call (inference on a slow CPU): do not wait for it,
-            # and do not pull the context from under it either
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+def main(args=None) -> int:
+    """The console entry, :func:`fornet_ros.ros.segmentation_node.main` (signals first)."""
+    from .segmentation_node import main as process_main
+    return process_main(args)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ def isolated_env(domain: int) -> dict:
 
 
 def start_node(params: list[str], env: dict, stdout=subprocess.DEVNULL) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "fornet_ros.ros.node", "--ros-args"] + sum((["-p", p] for p in params), [])
+    cmd = [sys.executable, "-m", "fornet_ros.ros.segmentation_node", "--ros-args"] + sum((["-p", p] for p in params), [])
     return subprocess.Popen(cmd, env=env, stdout=stdout, stderr=subprocess.STDOUT)
 
 
