@@ -46,6 +46,7 @@ import numpy as np
 from ..classes import CITYSCAPES_CLASSES
 from ..mapping import GeometryError, Pose, read_layer_config
 from ..mapping.costmap_score import EVAL_GRID, EVAL_MAX_RANGE
+from ..mapping.self_mask import SelfMask
 from ..node.frames import stamp_ns
 from ..node.images import to_mono8
 from ..tools.bags import BagError, iter_frames, read_camera_info
@@ -116,6 +117,8 @@ def _node_params(src: DemoInput, checkpoint, allow_untrained: bool, costmap_conf
         params.append(f"costmap_config:={costmap_config}")
     if src.pose:
         params.append(f"camera_pose.{cam}:=[{', '.join(str(float(v)) for v in src.pose)}]")
+    if src.self_mask_rows:
+        params.append(f"self_mask_rows.{cam}:={int(src.self_mask_rows)}")
     return params
 
 
@@ -258,10 +261,10 @@ def _write_pictures(out: Path, summary: dict, p: _Played, labels, importance, se
         if s not in labels:
             continue
         rgb, gt = inputs[s]
-        # the camera's self mask (pixels of the robot itself, never projected) goes here as self_mask
-        # once the node has one; None draws nothing
+        # the camera's self mask (pixels of the robot itself, which the node never projects)
         t = write_frame_pictures(images, row, rgb, labels[s], gt, importance.get(s), selected.get(s),
-                                 got.get("grid_combined", {}).get(s), pose, p.cam_info, fp, self_mask=None)
+                                 got.get("grid_combined", {}).get(s), pose, p.cam_info, fp,
+                                 self_mask=SelfMask(rows=p.src.self_mask_rows).pixels(rgb.shape))
         if row is shown:
             tiles, below = t, montage_strips(labels[s], gt, importance.get(s), rgb.shape[1])
     summary["costmap_layers"], summary["costmap_frame"] = write_layers(images, got, grid_layers, shown["stamp"],
@@ -277,13 +280,14 @@ def _write_pictures(out: Path, summary: dict, p: _Played, labels, importance, se
 def replay_demo(out: str, inp: str | None = None, checkpoint: str | None = None, frames: int | None = None,
                 size=(256, 512), rate: float | None = None, timeout: float = 180.0, domain: int | None = None,
                 allow_untrained: bool = False, costmap_config: str | None = None, playback: str = "paced",
-                answer_timeout: float = ANSWER_TIMEOUT_S) -> dict:
+                answer_timeout: float = ANSWER_TIMEOUT_S, self_mask_rows: int = 0) -> dict:
     """Runs the demo; returns the summary (also DIR/summary.json). ``inp``: see :func:`prepare_input`.
     ``frames``: the first N frames (default: all; 12 generated for synth). ``rate``: playback speed
     factor (default: :func:`auto_rate`). ``playback``: ``paced`` or ``recorded`` (module docstring).
     ``answer_timeout``: paced, the longest wait for the node's answer to an image.
     ``costmap_config``: the node's layer YAML (default: the built-in layers); every layer it names is
-    recorded."""
+    recorded. ``self_mask_rows``: the camera's own vehicle, rows from the bottom (e.g. Cityscapes' ego
+    hood): the node keeps them out of the costmap and the report draws them."""
     t_start, out = time.monotonic(), Path(out)
     if playback not in PLAYBACK_MODES:
         raise RuntimeError(f"playback must be one of {PLAYBACK_MODES}, got {playback!r}")
@@ -293,6 +297,7 @@ def replay_demo(out: str, inp: str | None = None, checkpoint: str | None = None,
     except (GeometryError, KeyError, TypeError) as e:
         raise RuntimeError(f"--costmap-config {costmap_config}: {e}") from e
     p = _read_input(inp, out, frames, size)
+    p.src.self_mask_rows = int(self_mask_rows)
     (out / "images").mkdir(parents=True, exist_ok=True)
     rate = rate or auto_rate(p.order)
     check_demo_classes(checkpoint)

@@ -34,6 +34,7 @@ class DemoInput:
     pose: tuple | None  # camera_pose.<cam> for the node (None: the node's default)
     description: str
     is_clip: bool = False
+    self_mask_rows: int = 0  # the robot's own pixels: this many rows from the bottom (the node's self_mask_rows)
 
     @property
     def prediction_lut(self):
