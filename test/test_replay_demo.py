@@ -101,8 +101,10 @@ def test_demo_on_the_real_clip_matches_fornet_eval(tmp_path, trained_like_ckpt):
     assert s["playback"] == "paced" and "paced: each image published once" in (rep / "index.md").read_text()
     assert s["compressed"] and s["sim_time"] and s["camera_pose"] == list(DEMO_CAMERA_POSE) and s["rate"] == 6
     clip = load_clip(limit=3)
+    from fornet_ros.classes import LABEL_SPACES
+    from fornet_ros.tools.clip import LABEL_SPACE
     ref = evaluate(Segmenter.from_checkpoint(str(trained_like_ckpt)), list(zip(clip.images, clip.labels)),
-                   progress=False)
+                   progress=False, prediction_lut=LABEL_SPACES[LABEL_SPACE].prediction_lut())  # as bag eval clip
     assert abs(s["metrics"]["miou"] - ref["miou"]) < 1e-6
     assert abs(s["reference"]["metrics"]["miou"] - ref["miou"]) < 1e-6 and s["reference"]["miou_difference"] < 1e-6
     assert json.loads(p.stdout.strip().splitlines()[-1])["miou"] == s["metrics"]["miou"]
