@@ -126,6 +126,7 @@ def test_diagnostics_report_rates_and_latency(graph):
                 "inference_ms_p50", "latency_ms_p95", "input_age_ms_p50", "device", "model", "topk_ratio"):
         assert key in vals
     assert vals["model"] == "fornet_s" and vals["device"] == "cpu" and float(vals["latency_ms_p50"]) > 0
+    assert vals["focus_path"] in ("sparse", "dense")  # measured at configure; auto took the cheaper
 
 
 def test_bad_frames_are_counted_and_node_survives(graph):

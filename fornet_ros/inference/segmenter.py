@@ -19,6 +19,7 @@ from ..validation import check_adaptive_k, check_choice, check_size, check_topk
 from . import device_ops
 from .checkpoint import ModelMeta, load_model
 from .cuda_graphs import GraphCache, graph_key
+from .path_choice import DEFAULT_KS, FocusPaths
 from .runtime import OrtRunner, TorchRunner, resolve_device, resolve_precision  # noqa: F401 (re-exported)
 
 RESIZE_MODES = ("stretch", "letterbox")
@@ -134,6 +135,7 @@ class Segmenter:
         if max_graphs < 1:
             raise FornetError(f"max_graphs must be >= 1, got {max_graphs}")
         self.graphs = GraphCache(max_graphs) if cuda_graphs and cuda and self.processing == "torch" else None
+        self.paths = FocusPaths()  # mode "auto": the cheaper focus path, once warmup() measured them
         if self.processing == "torch":
             self._upload = device_ops.Uploader(self.device)
             self._mean_t = torch.tensor(self.mean, device=self.device)
@@ -238,10 +240,22 @@ class Segmenter:
         return device_ops.preprocess(frames, boxes, self.input_size, self._mean_t, self._std_t, self.dtype,
                                      getattr(self.runner, "channels_last", True))
 
+    def warmup(self, batch: int = 1, ks=DEFAULT_KS, runs: int = 3):
+        """Time the sparse and dense focus paths for this device, input size and ``batch`` at a few
+        K; from then on ``mode="auto"`` runs the cheaper one for the K at hand. Returns the
+        :class:`~fornet_ros.inference.path_choice.CostTable`, None for a model with one path."""
+        return self.paths.warm(self.runner, self.input_size, batch, ks, runs)
+
     def infer(self, batch, mode: str = "auto", graph: bool = True):
         """The network on a prepared batch: through a cached CUDA graph when there is one to use
-        (``graph``, CUDA, a float K), else eagerly."""
+        (``graph``, CUDA, a float K), else eagerly. ``mode`` auto takes the measured cheaper path
+        (:meth:`warmup`); the path taken is ``paths.last``."""
         k = self.topk_ratio
+        if self.backend == "torch":
+            path = self.paths.resolve(k, mode, len(batch))
+            mode = mode if path == "none" else path
+        else:  # an ONNX graph runs the path it was exported with
+            self.paths.last = getattr(self.runner, "graph", None)
         if self.processing == "opencv":
             return self.runner(batch, k, mode)
         with torch.inference_mode():
