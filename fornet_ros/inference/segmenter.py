@@ -23,6 +23,7 @@ from .path_choice import DEFAULT_KS, FocusPaths
 from .runtime import OrtRunner, TorchRunner, resolve_device, resolve_precision  # noqa: F401 (re-exported)
 
 RESIZE_MODES = ("stretch", "letterbox")
+BACKENDS = ("auto", "torch", "onnxruntime", "fastest")
 PROCESSING = ("auto", "opencv", "torch")  # where pre/post-processing runs (auto: torch ops on CUDA)
 
 
@@ -145,8 +146,15 @@ class Segmenter:
     def from_checkpoint(cls, path=None, backend: str = "auto", device: str = "auto", precision: str = "auto",
                         **kw) -> "Segmenter":
         """Load a model file. ``backend``: torch (a ``.pt`` checkpoint), onnxruntime (a ``.onnx``
-        from ``fornet export``), or auto (by the file's suffix)."""
-        check_choice("backend", backend, ("auto", "torch", "onnxruntime"))
+        from ``fornet export``), auto (by the file's suffix), or fastest (a ``.pt`` on the CPU: the
+        fastest of torch and its cached ONNX export measured here, int8 too with ``precision``
+        int8 and ``calibration`` frames; :mod:`fornet_ros.inference.backends`)."""
+        check_choice("backend", backend, BACKENDS)
+        if backend == "fastest":
+            if not str(path).endswith(".onnx"):
+                from .backends import fastest
+                return fastest(path, device, precision, **kw)
+            backend = "auto"  # an ONNX file has one backend
         is_onnx = path is not None and str(path).endswith(".onnx")
         if backend == "onnxruntime" or (backend == "auto" and is_onnx):
             if not is_onnx:
@@ -324,8 +332,9 @@ def add_model_arguments(p, checkpoint_help="checkpoint (.pt), exported model (.o
                                            "packaged CamVid model"):
     """The command-line options of every command that runs a model (see :func:`segmenter_from_args`)."""
     p.add_argument("--checkpoint", default=None, help=checkpoint_help)
-    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
-                   help="auto: onnxruntime for a .onnx, torch otherwise")
+    p.add_argument("--backend", default="auto", choices=BACKENDS,
+                   help="auto: onnxruntime for a .onnx, torch otherwise; fastest: a .pt on the CPU runs on the faster "
+                        "of torch and its ONNX export (cached beside it), measured at start")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
     p.add_argument("--precision", default="auto", help="auto (fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16")
     p.add_argument("--topk", type=float, default=None,

@@ -106,21 +106,23 @@ class RegionIndex:
 
     def __init__(self, Hs: int, Ws: int, r: int, halo: int, factor: int, device):
         Hr, Wr, size = Hs // r, Ws // r, r + 2 * halo
-        reg = torch.arange(Hr * Wr, device=device)
+        n = Hr * Wr
+        reg = torch.arange(n, device=device)
         ar = torch.arange(size, device=device)
         top, left = (reg // Wr) * r - halo, (reg % Wr) * r - halo
         rows, cols = top[:, None] + ar, left[:, None] + ar  # (n, size) on the refine grid
-        self.valid = (((rows >= 0) & (rows < Hs))[:, :, None] & ((cols >= 0) & (cols < Ws))[:, None, :]).reshape(
-            len(reg), -1)  # (n, size*size)
+        inside = ((rows >= 0) & (rows < Hs))[:, :, None] & ((cols >= 0) & (cols < Ws))[:, None, :]
+        self.valid = inside.reshape(n, -1)  # (n, size*size)
         self.size, self.cells = size, Hs * Ws
         self.crop = {}  # factor -> (n, size*size) flat index into a map at that factor's stride
         for f in {1, factor}:
             h, w = Hs // f, Ws // f
-            rr, cc = torch.div(rows, f, rounding_mode="floor").clamp(0, h - 1), torch.div(cols, f, rounding_mode="floor").clamp(0, w - 1)
-            self.crop[f] = (rr[:, :, None] * w + cc[:, None, :]).reshape(len(reg), -1)
+            rr = torch.div(rows, f, rounding_mode="floor").clamp(0, h - 1)
+            cc = torch.div(cols, f, rounding_mode="floor").clamp(0, w - 1)
+            self.crop[f] = (rr[:, :, None] * w + cc[:, None, :]).reshape(n, -1)
         inner = torch.arange(r, device=device)
         self.inner = (((reg // Wr) * r)[:, None, None] + inner[:, None]) * Ws + ((reg % Wr) * r)[:, None, None] + inner
-        self.inner = self.inner.reshape(len(reg), -1)  # (n, r*r) flat index into the refine grid
+        self.inner = self.inner.reshape(n, -1)  # (n, r*r) flat index into the refine grid
 
     def gather(self, maps, factors, bi, ridx):
         """(N, sum C, size, size) channels-last crops of ``maps`` (each at its factor's stride),

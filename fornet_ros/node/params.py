@@ -51,8 +51,9 @@ class NodeParams:
                              "manager (nav2_lifecycle_manager, ros2 lifecycle set) drives change_state")
     checkpoint: str = _param("", "FoR-Net checkpoint (.pt), exported model (.onnx), or another toolbox's .onnx with its "
                              "description <stem>.yaml beside it; empty = the packaged default model")
-    backend: str = _param("auto", "torch, onnxruntime, or auto (onnxruntime for a .onnx checkpoint, torch otherwise)",
-                          choices=("auto", "torch", "onnxruntime"))
+    backend: str = _param("auto", "torch, onnxruntime, auto (onnxruntime for a .onnx checkpoint, torch otherwise), or "
+                          "fastest (a .pt on the CPU: the faster of torch and its ONNX export, measured at configure)",
+                          choices=("auto", "torch", "onnxruntime", "fastest"))
     allow_untrained: bool = _param(False, "use random weights if the checkpoint cannot be loaded (tests only)")
     device: str = _param("auto", "auto (CUDA if present), cpu, cuda, cuda:N",
                          check=lambda v: re.fullmatch(r"auto|cpu|cuda(:\d+)?", v) is not None,

@@ -87,6 +87,7 @@ def bench_models(a) -> dict:
 
     from ..inference import resolve_device
     from ..inference.checkpoint import load_model
+    from ..inference.path_choice import measure_costs
     from ..model import create_model
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -110,13 +111,19 @@ def bench_models(a) -> dict:
 
     with torch.inference_mode():
         for model in models:
-            model = model.eval().to(device, memory_format=fmt)
+            model = model.eval()
+            if not getattr(a, "no_fold_bn", False):  # as the Segmenter's torch backend runs it
+                from ..inference.backends import fold_batchnorm
+                fold_batchnorm(model)
+            model = model.to(device, memory_format=fmt)
             cfg = model.cfg
             name = cfg.variant if cfg.focus or cfg.arch != "fornet" else f"{cfg.variant} (focus off)"
             for size in sizes:
                 x = torch.randn(a.batch, 3, *size, device=device).contiguous(memory_format=fmt)
                 sparse_head = cfg.focus and getattr(cfg, "head", "sparse") == "sparse"
                 inputs = model.focus_inputs(x)[2] if sparse_head else None
+                # what mode "auto" would take: the Segmenter's warm-up table, measured separately
+                table = measure_costs(model, x) if sparse_head else None
                 for backend in backends:
                     row = {"variant": name, "backend": backend, "size": list(size)}
                     if not cfg.focus:
@@ -134,9 +141,10 @@ def bench_models(a) -> dict:
                             total = timed(_Network(model, k, mode), [x], backend)
                             focus = timed(_Focus(model.refiner, k, mode), list(inputs), backend)
                             results.append({**row, "topk": k, "mode": mode, "total_ms": round(total, 3),
-                                            "focus_ms": round(focus, 3)})
+                                            "focus_ms": round(focus, 3), "auto_path": table.cheaper(k)})
     return {"machine": machine_name(), "threads": torch.get_num_threads(), "device": str(device),
             "sizes": [list(s) for s in sizes], "batch": a.batch, "channels_last": not a.no_channels_last,
+            "fold_bn": not getattr(a, "no_fold_bn", False),
             "runs": a.runs, "torch": torch.__version__, "backends": backends, "results": results}
 
 
@@ -261,6 +269,8 @@ def add_bench_arguments(p):
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--no-channels-last", action="store_true", help="NCHW instead of channels_last")
+    p.add_argument("--no-fold-bn", action="store_true", help="keep BatchNorm layers (default: folded into the convs, "
+                   "as the Segmenter runs the model)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     e = p.add_argument_group("end to end (--e2e): the Segmenter's stages, per camera size and camera count")
