@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +24,7 @@ import torch
 from torch import nn
 
 from ..errors import FornetError
+from .path_choice import median_ms
 
 
 def fold_batchnorm(model: nn.Module) -> int:
@@ -122,16 +121,6 @@ def quantize_int8(fp32_path, out_path, calibration: np.ndarray) -> Path:
     return Path(out_path)
 
 
-def _median_ms(fn, runs: int) -> float:
-    fn()
-    ts = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        ts.append((time.perf_counter() - t) * 1000)
-    return statistics.median(ts)
-
-
 def fastest(checkpoint, device: str = "auto", precision: str = "auto", calibration=None, runs: int = 5, log=None,
             **kw):
     """The Segmenter of ``checkpoint`` on the fastest backend ``precision`` allows, measured here
@@ -155,14 +144,14 @@ def fastest(checkpoint, device: str = "auto", precision: str = "auto", calibrati
     k, x = seg.topk_ratio, seg.preprocess([np.zeros((*seg.input_size, 3), np.uint8)])
     seg.warmup()
     graph = "dense" if seg.paths.resolve(k, "auto", 1) in ("dense", "none") else "sparse"
-    times = {"torch": _median_ms(lambda: seg.infer(x), runs)}
+    times = {"torch": median_ms(lambda: seg.infer(x), runs)}
     cands = {"torch": seg}
     opts = [("onnxruntime fp32", None)] + ([("onnxruntime int8", calibration)] if precision == "int8" else [])
     for name, calib in opts:
         path = exported(checkpoint, seg.input_size, k, graph, calib)
         other = Segmenter.from_checkpoint(path, backend="onnxruntime", device="cpu",
                                           **{n: v for n, v in kw.items() if n != "topk_ratio"})
-        cands[name], times[name] = other, _median_ms(lambda o=other: o.infer(x), runs)
+        cands[name], times[name] = other, median_ms(lambda o=other: o.infer(x), runs)
     best = min(times, key=times.get)
     cands[best].choice = (f"backend: {best} ({graph} focus path, K={k:g}, {seg.input_size[0]}x{seg.input_size[1]}): "
                           + ", ".join(f"{n} {t:.1f} ms" for n, t in sorted(times.items(), key=lambda i: i[1])))

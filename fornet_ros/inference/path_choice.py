@@ -93,8 +93,9 @@ class PathChooser:
         return self.path
 
 
-def _median_ms(fn, runs: int) -> float:
-    fn()  # warm: allocator, oneDNN primitives
+def median_ms(fn, runs: int) -> float:
+    """Median wall time of ``runs`` calls of ``fn`` after one warm call (allocator, oneDNN primitives)."""
+    fn()
     ts = []
     for _ in range(runs):
         t = time.perf_counter()
@@ -104,21 +105,22 @@ def _median_ms(fn, runs: int) -> float:
 
 
 @torch.inference_mode()
-def measure_costs(model, x: torch.Tensor, ks=DEFAULT_KS, runs: int = 3) -> CostTable:
+def measure_costs(model, x: torch.Tensor, ks=DEFAULT_KS, runs: int = 2) -> CostTable:
     """Time the sparse and dense focus stages of ``model`` (a FoR-Net with the sparse head and
-    focus on) on batch ``x`` (on the model's device, dtype and layout) at each K, and the stages
-    before them. A second or two on a CPU at 360x480."""
+    focus on) on batch ``x`` (on the model's device, dtype and layout) at each K (dense at the
+    first and last: its work is the same at every K), and the stages before them. A second or
+    two on a CPU at 360x480."""
     sync = torch.cuda.synchronize if x.device.type == "cuda" else (lambda: None)
 
     def timed(fn):
         def run():
             fn()
             sync()
-        return _median_ms(run, runs)
+        return median_ms(run, runs)
     base = timed(lambda: model.focus_inputs(x))
     inputs = model.focus_inputs(x)[2]
     sparse = [timed(lambda k=k: model.refiner(*inputs, k, "sparse")) for k in ks]
-    dense = statistics.median(timed(lambda k=k: model.refiner(*inputs, k, "dense")) for k in ks)
+    dense = statistics.median(timed(lambda k=k: model.refiner(*inputs, k, "dense")) for k in {ks[0], ks[-1]})
     return CostTable(tuple(float(k) for k in ks), tuple(sparse), dense, base,
                      (str(x.device), tuple(x.shape[-2:]), int(x.shape[0])))
 
@@ -135,7 +137,7 @@ class FocusPaths:
     def add(self, table: CostTable) -> None:
         self.choosers[table.key[2] if table.key else 1] = PathChooser(table, self.hysteresis)
 
-    def warm(self, runner, input_size, batch: int = 1, ks=DEFAULT_KS, runs: int = 3) -> CostTable | None:
+    def warm(self, runner, input_size, batch: int = 1, ks=DEFAULT_KS, runs: int = 2) -> CostTable | None:
         """Measure and add the table of a torch ``runner``'s model for ``batch`` images of
         ``input_size``; None (nothing to choose) for an ONNX graph (its path is fixed at export),
         the paper head or a focus-off build."""

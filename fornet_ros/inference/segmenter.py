@@ -248,7 +248,7 @@ class Segmenter:
         return device_ops.preprocess(frames, boxes, self.input_size, self._mean_t, self._std_t, self.dtype,
                                      getattr(self.runner, "channels_last", True))
 
-    def warmup(self, batch: int = 1, ks=DEFAULT_KS, runs: int = 3):
+    def warmup(self, batch: int = 1, ks=DEFAULT_KS, runs: int = 2):
         """Time the sparse and dense focus paths for this device, input size and ``batch`` at a few
         K; from then on ``mode="auto"`` runs the cheaper one for the K at hand. Returns the
         :class:`~fornet_ros.inference.path_choice.CostTable`, None for a model with one path."""
