@@ -278,7 +278,7 @@ def migrate_flat_config(flat: dict) -> ModelConfig:
 
 
 # -- how to run a model ----------------------------------------------------------------------------------
-BACKENDS = ("auto", "torch", "onnxruntime")
+BACKENDS = ("auto", "torch", "onnxruntime", "fastest")
 RESIZE_MODES = ("stretch", "letterbox")
 PROCESSING = ("auto", "opencv", "torch")  # where pre/post-processing runs (auto: torch ops on CUDA)
 
@@ -296,7 +296,8 @@ class RunOption:
 
 
 RUN_OPTIONS = {o.name: o for o in (
-    RunOption("backend", "auto", "torch, onnxruntime, or auto (onnxruntime for a .onnx checkpoint, torch otherwise)",
+    RunOption("backend", "auto", "torch, onnxruntime, auto (onnxruntime for a .onnx checkpoint, torch otherwise), or "
+              "fastest (a .pt on the CPU: the faster of torch and its ONNX export, cached beside it, measured at start)",
               BACKENDS),
     RunOption("device", "auto", "auto (CUDA if present), cpu, cuda, cuda:N"),
     RunOption("precision", "auto", "auto (fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16", PRECISIONS),

@@ -1,51 +1,135 @@
-"""Markdown tables of docs/bench/bench_ablation.json (one `fornet bench` run: models x sizes x K x
-path x backend) for docs/benchmarks.md, with the ratios the issues set targets on.
+"""Markdown tables for docs/benchmarks.md.
 
-usage: python scripts/bench_tables.py [docs/bench/bench_ablation.json]
+usage: python scripts/bench_tables.py [docs/bench/bench_ablation.json]   one `fornet bench` run: models x sizes
+                                                                          x K x path x backend (fornet_s ablation)
+       python scripts/bench_tables.py --speed [docs/bench/speed]         the default vs DDRNet-23-slim, the focus
+                                                                          path choice, int8, the node (bench_speed.sh)
 """
 import json
 import sys
 from pathlib import Path
 
-res = json.loads(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/bench/bench_ablation.json").read_text())
-rows = res["results"]
-print(f"Machine: {res['machine']}, {res['threads']} threads, {res['device']}, torch {res['torch']}, batch "
-      f"{res['batch']}, median of {res['runs']} runs; backends {', '.join(res['backends'])}.\n")
 
-
-def get(variant, backend, size, k=None, mode="dense"):
+def get(rows, variant, backend, size, k=None, mode="dense"):
     for r in rows:
         if (r["variant"], r["backend"], tuple(r["size"]), r["topk"], r["mode"]) == (variant, backend, size, k, mode):
             return r
     return None
 
 
-for size in [tuple(s) for s in res["sizes"]]:
-    print(f"**{size[0]}x{size[1]}** (whole network ms; focus stage alone ms)\n")
-    print("| model | backend | K | sparse total | dense total | sparse focus | dense focus |")
-    print("|---|---|---|---|---|---|---|")
-    for backend in res["backends"]:
-        for k in sorted({r["topk"] for r in rows if r["topk"] is not None}):
-            s, d = get("fornet_s", backend, size, k, "sparse"), get("fornet_s", backend, size, k, "dense")
-            if s and d:
-                print(f"| fornet_s | {backend} | {k:g} | {s['total_ms']:.1f} | {d['total_ms']:.1f} | "
-                      f"{s['focus_ms']:.2f} | {d['focus_ms']:.2f} |")
-        for name in ("fornet_s (focus off)", "ddrnet23_slim"):
-            r = get(name, backend, size)
-            if r:
-                print(f"| {name} | {backend} | - | {r['total_ms']:.1f} | | | |")
+def ablation_tables(path):
+    res = json.loads(Path(path).read_text())
+    rows = res["results"]
+    print(f"Machine: {res['machine']}, {res['threads']} threads, {res['device']}, torch {res['torch']}, batch "
+          f"{res['batch']}, median of {res['runs']} runs; backends {', '.join(res['backends'])}.\n")
+    for size in [tuple(s) for s in res["sizes"]]:
+        print(f"**{size[0]}x{size[1]}** (whole network ms; focus stage alone ms)\n")
+        header("model", "backend", "K", "sparse total", "dense total", "sparse focus", "dense focus")
+        for backend in res["backends"]:
+            for k in sorted({r["topk"] for r in rows if r["topk"] is not None}):
+                s, d = get(rows, "fornet_s", backend, size, k, "sparse"), get(rows, "fornet_s", backend, size, k, "dense")
+                if s and d:
+                    print(f"| fornet_s | {backend} | {k:g} | {s['total_ms']:.1f} | {d['total_ms']:.1f} | "
+                          f"{s['focus_ms']:.2f} | {d['focus_ms']:.2f} |")
+            for name in ("fornet_s (focus off)", "ddrnet23_slim"):
+                r = get(rows, name, backend, size)
+                if r:
+                    print(f"| {name} | {backend} | - | {r['total_ms']:.1f} | | | |")
+        print()
+        for backend in res["backends"]:
+            s25, d1 = get(rows, "fornet_s", backend, size, 0.25, "sparse"), get(rows, "fornet_s", backend, size, 1.0, "dense")
+            ddr = get(rows, "ddrnet23_slim", backend, size)
+            if s25 and d1:
+                print(f"- {backend}: focus stage sparse K=0.25 / dense K=1 = {s25['focus_ms']:.2f} / "
+                      f"{d1['focus_ms']:.2f} = **{s25['focus_ms'] / d1['focus_ms']:.2f}**")
+            if s25 and ddr:
+                print(f"- {backend}: fornet_s K=0.25 / DDRNet-23-slim = {s25['total_ms']:.1f} / {ddr['total_ms']:.1f} "
+                      f"= **{s25['total_ms'] / ddr['total_ms']:.2f}**")
+        t, o = get(rows, "fornet_s", "torch", size, 0.25, "sparse"), get(rows, "fornet_s", "onnxruntime", size, 0.25, "sparse")
+        if t and o:
+            print(f"- onnxruntime / torch, fornet_s K=0.25 sparse: {o['total_ms']:.1f} / {t['total_ms']:.1f} = "
+                  f"**{o['total_ms'] / t['total_ms']:.2f}**")
+        print()
+
+
+def header(*cols):
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+
+
+def load(d, name):
+    p = d / name
+    return json.loads(p.read_text()) if p.is_file() and p.stat().st_size else None
+
+
+def path_choice_table(res, ddr):
+    rows, v = res["results"], res["results"][0]["variant"]
+    print(f"`fornet bench` ({res['machine']}, {res['threads']} threads, torch {res['torch']}, BN folded: "
+          f"{res.get('fold_bn', False)}, median of {res['runs']}); whole network ms; `auto` = the path the warm-up "
+          "table picks, measured separately from these runs.\n")
+    header("size", "backend", "K", "sparse", "dense", "auto takes", "auto / faster")
+    for size in [tuple(s) for s in res["sizes"]]:
+        for backend in res["backends"]:
+            for k in sorted({r["topk"] for r in rows if r["topk"] is not None}):
+                s, d = get(rows, v, backend, size, k, "sparse"), get(rows, v, backend, size, k, "dense")
+                if s and d:
+                    auto = s if s.get("auto_path") == "sparse" else d
+                    print(f"| {size[0]}x{size[1]} | {backend} | {k:g} | {s['total_ms']:.1f} | {d['total_ms']:.1f} | "
+                          f"{s.get('auto_path', '-')} | {auto['total_ms'] / min(s['total_ms'], d['total_ms']):.2f} |")
     print()
-    for backend in res["backends"]:
-        s25, d1 = get("fornet_s", backend, size, 0.25, "sparse"), get("fornet_s", backend, size, 1.0, "dense")
-        ddr = get("ddrnet23_slim", backend, size)
-        if s25 and d1:
-            print(f"- {backend}: focus stage sparse K=0.25 / dense K=1 = {s25['focus_ms']:.2f} / {d1['focus_ms']:.2f} "
-                  f"= **{s25['focus_ms'] / d1['focus_ms']:.2f}**")
-        if s25 and ddr:
-            print(f"- {backend}: fornet_s K=0.25 / DDRNet-23-slim = {s25['total_ms']:.1f} / {ddr['total_ms']:.1f} "
-                  f"= **{s25['total_ms'] / ddr['total_ms']:.2f}**")
-    t, o = get("fornet_s", "torch", size, 0.25, "sparse"), get("fornet_s", "onnxruntime", size, 0.25, "sparse")
-    if t and o:
-        print(f"- onnxruntime / torch, fornet_s K=0.25 sparse: {o['total_ms']:.1f} / {t['total_ms']:.1f} = "
-              f"**{o['total_ms'] / t['total_ms']:.2f}**")
-    print()
+    if ddr:
+        header("size", "default K=1, best runtime", "DDRNet-23-slim, best runtime", "ratio")
+        for size in [tuple(s) for s in res["sizes"]]:
+            mine = [(r["total_ms"], r["backend"]) for r in rows if tuple(r["size"]) == size and r["topk"] == 1.0
+                    and r["mode"] == "dense"]
+            theirs = [(r["total_ms"], r["backend"]) for r in ddr["results"] if tuple(r["size"]) == size]
+            if mine and theirs:
+                (a, ab), (b, bb) = min(mine), min(theirs)
+                print(f"| {size[0]}x{size[1]} | {a:.1f} ({ab}) | {b:.1f} ({bb}) | **{a / b:.2f}** |")
+        print()
+
+
+def speed_tables(d):
+    d = Path(d)
+    machine = (d / "machine.txt").read_text().strip().replace("\n", "; ") if (d / "machine.txt").is_file() else "?"
+    print(f"Machine: {machine}\n")
+    res, ddr = load(d, "bench_default.json"), load(d, "bench_ddrnet.json")
+    if res:
+        path_choice_table(res, ddr)
+    ab = load(d, "focus_ab_360x480.json")
+    if ab:
+        print(f"Sparse focus stage before / after, interleaved in one process ({ab['size'][0]}x{ab['size'][1]}, "
+              f"median of {ab['rounds']}); per region = stage ms / regions refined, over dense ms / all regions.\n")
+        header("K", "regions", "old sparse ms", "new sparse ms", "dense ms", "per region vs dense, old", "new")
+        for r in ab["rows"]:
+            print(f"| {r['topk']:g} | {r['regions']}/{r['of']} | {r['old sparse_ms']:.2f} | {r['new sparse_ms']:.2f} | "
+                  f"{r['dense_ms']:.2f} | {r['old_per_region_vs_dense']:.2f} | **{r['new_per_region_vs_dense']:.2f}** |")
+        print()
+    q = load(d, "int8.json")
+    if q:
+        ms = q["network_ms"]
+        print(f"int8 ({q['checkpoint']}, K={q['topk']:g} {q['graph']}, {q['input_size'][0]}x{q['input_size'][1]}, "
+              f"{len(q['calibration_frames'])} calibration frames; export {q['export_s']} s, quantization "
+              f"{q['quantize_s']} s): network ms " + ", ".join(f"{n} **{t:.1f}**" for n, t in ms.items())
+              + f"; labels equal to torch fp32: {q['labels_equal_int8_vs_torch']:.3f}.\n")
+    for name in sorted(p.name for p in d.glob("eval_*.json")):
+        e = load(d, name)
+        if e:
+            print(f"- `{name}`: mIoU {e.get('miou', e.get('mIoU', float('nan'))):.3f}")
+    node = load(d, "node_360x480_5hz.json")
+    if node:
+        print(f"\n`fornet bench-node` ({node['size'][0]}x{node['size'][1]} camera, {node['rate_hz']:g} Hz, "
+              f"{node['seconds']:g} s, backend {node['backend']}): model alone p50 {node['model_alone_ms_p50']:.1f} ms\n")
+        header("outputs subscribed", "node e2e p50", "p95", "node / alone", "node's inference p50", "inside / alone")
+        for r in node["runs"]:
+            inf = (r.get("node_diagnostics") or {}).get("inference_ms_p50")
+            nir = r.get("node_inference_ratio_p50")
+            print(f"| {r['outputs']} | {r['node_e2e_ms_p50']:.1f} | {r['node_e2e_ms_p95']:.1f} | "
+                  f"**{r['overhead_ratio_p50']:.2f}** | {inf} | {'-' if nir is None else format(nir, '.2f')} |")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--speed":
+        speed_tables(sys.argv[2] if len(sys.argv) > 2 else "docs/bench/speed")
+    else:
+        ablation_tables(sys.argv[1] if len(sys.argv) > 1 else "docs/bench/bench_ablation.json")

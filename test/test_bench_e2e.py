@@ -18,12 +18,14 @@ def test_bench_e2e_columns_per_camera_size_and_count(checkpoint_path, capsys):
     assert set(rows) == {((60, 80), 1), ((60, 80), 2), ((200, 300), 1), ((200, 300), 2)}
     for r in rows.values():
         assert r["input_size"] == [128, 256] and r["topk"] == 0.1 and r["mode"] == "sparse"
+        assert r["path"] == "sparse"  # the path taken is reported (an explicit mode is obeyed)
         assert r["graph_ms"] is None  # n/a on the CPU
         for col in ("network_ms", "pre_ms", "post_ms", "e2e_ms", "e2e_labels_ms"):
             assert 0 < r[col]["median"] <= r[col]["p95"], col
     assert cli(["bench", "--e2e", "--checkpoint", str(checkpoint_path), "--camera-size", "60", "80", "--runs", "2",
                 "--warmup", "0", "--processing", "torch"]) == 0
     out = capsys.readouterr().out
+    assert out.split("\n")[1].split()[5] == "path"  # auto's path is a column
     assert "processing torch" in out and "CUDA graphs off" in out and " n/a " in out and "60x80" in out
 
 

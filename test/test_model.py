@@ -8,7 +8,7 @@ from fornet_ros.inference.checkpoint import ModelMeta, load_model, save_checkpoi
 from fornet_ros.config import ModelConfig
 from fornet_ros.training.losses import fornet_loss, region_error_target
 from fornet_ros.model import VARIANTS, create_model, num_selected, variant_config
-from fornet_ros.model.focus import gather_crops
+from fornet_ros.model.focus import RegionIndex
 
 # r101_paper (42 M parameters) gets its own shape test below; every other variant the whole battery
 BUILDS = [(v, {}) for v in sorted(VARIANTS) if v != "r101_paper"] + [
@@ -139,17 +139,20 @@ def test_focus_flops_scale_with_k(variant, kw):
     assert flops[0.5] / flops[1.0] == pytest.approx(0.5, rel=1e-6)
 
 
-def test_gather_crops_matches_zero_padded_slices():
-    fmap = torch.randn(2, 3, 6, 8)
-    bi, top, left = torch.tensor([0, 1, 1]), torch.tensor([-2, 3, 0]), torch.tensor([-2, 5, 2])
-    crops = gather_crops(fmap, bi, top, left, 5)
-    padded = torch.nn.functional.pad(fmap, (2, 5, 2, 5))
-    for n in range(3):
-        y, x = int(top[n]) + 2, int(left[n]) + 2
-        assert torch.equal(crops[n], padded[int(bi[n]), :, y:y + 5, x:x + 5])
-    # a coarser map is read by nearest lookup: element (i, j) = fmap[(top+i)//2, (left+j)//2]
-    coarse = gather_crops(fmap, bi[:1], torch.tensor([2]), torch.tensor([4]), 4, factor=2)
-    assert torch.equal(coarse[0], fmap[0, :, 1:3, 2:4].repeat_interleave(2, 1).repeat_interleave(2, 2))
+def test_region_index_crops_match_zero_padded_slices_and_paste_into_the_interior():
+    fine, ctx = torch.randn(2, 3, 8, 12), torch.randn(2, 2, 4, 6)  # 2x3 regions of 4 cells, halo 2
+    index = RegionIndex(8, 12, 4, 2, 2, fine.device)
+    bi, ridx = torch.tensor([0, 1, 1]), torch.tensor([0, 5, 1])
+    crops = index.gather((fine, ctx), (1, 2), bi, ridx)
+    assert crops.shape == (3, 5, 8, 8)
+    padded = torch.nn.functional.pad(fine, (2, 2, 2, 2))
+    ctx_up = torch.nn.functional.pad(ctx.repeat_interleave(2, 2).repeat_interleave(2, 3), (2, 2, 2, 2))
+    for n in range(3):  # region (row, col) = divmod(ridx, 3); crop origin (4 row - 2, 4 col - 2)
+        y, x = 4 * (int(ridx[n]) // 3), 4 * (int(ridx[n]) % 3)
+        assert torch.equal(crops[n, :3], padded[int(bi[n]), :, y:y + 8, x:x + 8])
+        assert torch.equal(crops[n, 3:], ctx_up[int(bi[n]), :, y:y + 8, x:x + 8])  # nearest lookup, zero outside
+    # the interior rows of region 5 on the flat (H*W) grid: rows 4..7, columns 8..11
+    assert index.inner[5].tolist() == [r * 12 + c for r in range(4, 8) for c in range(8, 12)]
 
 
 def test_num_selected():

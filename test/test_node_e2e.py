@@ -126,6 +126,7 @@ def test_diagnostics_report_rates_and_latency(graph):
                 "inference_ms_p50", "latency_ms_p95", "input_age_ms_p50", "device", "model", "topk_ratio"):
         assert key in vals
     assert vals["model"] == "fornet_s" and vals["device"] == "cpu" and float(vals["latency_ms_p50"]) > 0
+    assert vals["focus_path"] in ("sparse", "dense")  # measured at configure; auto took the cheaper
 
 
 def test_bad_frames_are_counted_and_node_survives(graph):
@@ -175,9 +176,9 @@ def test_parameter_service_changes_and_rejects(graph):
 
 
 def test_latency_controller_moves_k_and_publishes_it(graph):
-    """latency_target_ms > 0 hands K to the controller: with an impossible 1 ms target it walks K
-    down to k_min, smoothly (steps of at most 0.05), and says so on semantic/topk_ratio and in
-    /diagnostics; target 0 gives K back to topk_ratio."""
+    """latency_target_ms > 0 hands K to the controller: with an impossible 1 ms target it takes the
+    cheapest K of the cost curve measured at configure (k_min here), only ever moving down, and says
+    so on semantic/topk_ratio and in /diagnostics; target 0 gives K back to topk_ratio."""
     proc, col, _, _ = graph
     from rclpy.parameter import Parameter
     from rclpy.parameter_client import AsyncParameterClient
@@ -196,7 +197,7 @@ def test_latency_controller_moves_k_and_publishes_it(graph):
                         publish=_publisher(col, [0, 1])), ks()
     seq = [k for i, k in enumerate(ks()) if i == 0 or k != ks()[i - 1]]  # each change once (re-publishes on set)
     seq = seq[seq.index(0.25):]
-    assert all(0 < a - b <= 0.05 + 1e-6 for a, b in zip(seq, seq[1:])), seq  # monotone, rate-limited
+    assert all(a > b for a, b in zip(seq, seq[1:])), seq  # only down: planned on the measured curve
     assert col.wait_for(lambda: "SATURATED" in (_diag_values(col, "cam0")[0] or {}).get("k_controller", ""),
                         timeout=20, publish=_publisher(col, [2]))
     fut = client.set_parameters([Parameter("latency_target_ms", value=0.0)])

@@ -185,6 +185,9 @@ def test_bench_node_reports_latency_and_overhead(trained_like_ckpt):
         assert run["sent"] == 10 and 0 < run["processed"] <= 10 and run["dropped"] == run["sent"] - run["processed"]
         assert run["node_e2e_ms_p50"] > 0 and run["overhead_ratio_p50"] > 0
         assert run["node_e2e_ms_max"] >= run["node_e2e_ms_p95"] >= run["node_e2e_ms_p50"]
+        assert run["node_diagnostics"]["backend"] == "torch"  # the node's own view, from its /diagnostics
+        assert run["node_diagnostics"]["focus_path"] in ("sparse", "dense")
+        assert run["node_inference_ratio_p50"] is None or run["node_inference_ratio_p50"] > 0
 
 
 def test_bench_node_load_step_runs_both_controller_settings_and_plots(trained_like_ckpt, tmp_path):

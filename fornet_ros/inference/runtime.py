@@ -49,9 +49,17 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
 class TorchRunner:
     backend = "torch"
 
-    def __init__(self, model, device: str = "auto", precision: str = "auto", channels_last: bool = True):
+    def __init__(self, model, device: str = "auto", precision: str = "auto", channels_last: bool = True,
+                 fold_bn: bool = True):
+        """``fold_bn``: run a copy of ``model`` with every conv + BatchNorm pair folded into one conv
+        (:func:`~fornet_ros.inference.backends.fold_batchnorm`); ``model`` itself is left as it is."""
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
+        if fold_bn:
+            import copy
+            from .backends import fold_batchnorm
+            model = copy.deepcopy(model).eval()
+            fold_batchnorm(model)
         self.model = model.eval().to(self.device, self.dtype)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -144,6 +152,7 @@ class OrtRunner:
                    "CUDAExecutionProvider": {"device_id": dev_id}}
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads or torch.get_num_threads()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL  # conv+BN+activation fusion
         try:
             self.session = ort.InferenceSession(str(path), so, providers=[(n, options.get(n, {})) for n in names])
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types for invalid graphs

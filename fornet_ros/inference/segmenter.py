@@ -13,13 +13,14 @@ import cv2
 import numpy as np
 import torch
 
-from ..config import PROCESSING, RESIZE_MODES
+from ..config import BACKENDS, PROCESSING, RESIZE_MODES
 from ..errors import FornetError
 from ..model.focus import AdaptiveK
 from ..validation import check_choice, check_onnx_model, check_size, check_topk
 from . import device_ops
 from .checkpoint import PACKAGED, ModelMeta, load_model
 from .cuda_graphs import GraphCache, graph_key
+from .path_choice import DEFAULT_KS, FocusPaths
 from .runtime import OrtRunner, TorchRunner, resolve_device, resolve_precision  # noqa: F401 (re-exported)
 
 
@@ -133,6 +134,7 @@ class Segmenter:
         if max_graphs < 1:
             raise FornetError(f"max_graphs must be >= 1, got {max_graphs}")
         self.graphs = GraphCache(max_graphs) if cuda_graphs and cuda and self.processing == "torch" else None
+        self.paths = FocusPaths()  # mode "auto": the cheaper focus path, once warmup() measured them
         if self.processing == "torch":
             self._upload = device_ops.Uploader(self.device)
             self._mean_t = torch.tensor(self.mean, device=self.device)
@@ -142,8 +144,15 @@ class Segmenter:
     def from_checkpoint(cls, path=None, backend: str = "auto", device: str = "auto", precision: str = "auto",
                         **kw) -> "Segmenter":
         """Load a model file. ``backend``: torch (a ``.pt`` checkpoint), onnxruntime (a ``.onnx``
-        from ``fornet export``), or auto (by the file's suffix)."""
-        check_choice("backend", backend, ("auto", "torch", "onnxruntime"))
+        from ``fornet export``), auto (by the file's suffix), or fastest (a ``.pt`` on the CPU: the
+        fastest of torch and its cached ONNX export measured here, int8 too with ``precision``
+        int8 and ``calibration`` frames; :mod:`fornet_ros.inference.backends`)."""
+        check_choice("backend", backend, BACKENDS)
+        if backend == "fastest":
+            if not str(path).endswith(".onnx"):
+                from .backends import fastest
+                return fastest(path, device, precision, **kw)
+            backend = "auto"  # an ONNX file has one backend
         is_onnx = path is not None and str(path).endswith(".onnx")
         if backend == "onnxruntime" or (backend == "auto" and is_onnx):
             check_onnx_model(path, PACKAGED)  # a .pt (the packaged model too): say how to export it
@@ -236,10 +245,22 @@ class Segmenter:
         return device_ops.preprocess(frames, boxes, self.input_size, self._mean_t, self._std_t, self.dtype,
                                      getattr(self.runner, "channels_last", True))
 
+    def warmup(self, batch: int = 1, ks=DEFAULT_KS, runs: int = 2):
+        """Time the sparse and dense focus paths for this device, input size and ``batch`` at a few
+        K; from then on ``mode="auto"`` runs the cheaper one for the K at hand. Returns the
+        :class:`~fornet_ros.inference.path_choice.CostTable`, None for a model with one path."""
+        return self.paths.warm(self.runner, self.input_size, batch, ks, runs)
+
     def infer(self, batch, mode: str = "auto", graph: bool = True):
         """The network on a prepared batch: through a cached CUDA graph when there is one to use
-        (``graph``, CUDA, a float K), else eagerly."""
+        (``graph``, CUDA, a float K), else eagerly. ``mode`` auto takes the measured cheaper path
+        (:meth:`warmup`); the path taken is ``paths.last``."""
         k = self.topk_ratio
+        if self.backend == "torch":
+            path = self.paths.resolve(k, mode, len(batch))
+            mode = mode if path == "none" else path
+        else:  # an ONNX graph runs the path it was exported with
+            self.paths.last = getattr(self.runner, "graph", None)
         if self.processing == "opencv":
             return self.runner(batch, k, mode)
         with torch.inference_mode():

@@ -97,21 +97,44 @@ def select_regions(scores, topk_ratio):
     return bi, ridx, scores[bi, ridx]
 
 
-def gather_crops(fmap, bi, top, left, size: int, factor: int = 1):
-    """(N, C, size, size) crops whose element (i, j) is ``fmap[bi, :, (top+i)//factor, (left+j)//factor]``,
-    zero outside the map — exactly what a zero-padded "same" conv sees at the borders.
+class RegionIndex:
+    """Flat NHWC row indices of every region's halo crop and of its interior, precomputed once
+    per map size (a frame then gathers all its crops with one ``index_select`` per input map and
+    scatters all deltas with one ``index_put``: no Python loop over regions, no per-frame index
+    arithmetic beyond adding the image offset). Hand-written because torch has no batched
+    crop/paste op; ``F.unfold`` would materialise every region's crop, selected or not."""
 
-    ``fmap`` is at ``factor`` times the crop grid's stride (nearest lookup); ``top``/``left`` (N,)
-    may be negative (the halo of border regions). One advanced-indexing copy on the NHWC view,
-    proportional to N: torch has no batched-crop op, and F.pad of the whole map would cost a
-    full-map copy per call."""
-    B, C, H, W = fmap.shape
-    ar = torch.arange(size, device=fmap.device)
-    rows = torch.div(top[:, None] + ar, factor, rounding_mode="floor")  # (N, size)
-    cols = torch.div(left[:, None] + ar, factor, rounding_mode="floor")
-    valid = (((rows >= 0) & (rows < H))[:, :, None] & ((cols >= 0) & (cols < W))[:, None, :])
-    crops = fmap.permute(0, 2, 3, 1)[bi[:, None, None], rows.clamp(0, H - 1)[:, :, None], cols.clamp(0, W - 1)[:, None, :]]
-    return (crops * valid[..., None].to(crops.dtype)).permute(0, 3, 1, 2)
+    def __init__(self, Hs: int, Ws: int, r: int, halo: int, factor: int, device):
+        Hr, Wr, size = Hs // r, Ws // r, r + 2 * halo
+        n = Hr * Wr
+        reg = torch.arange(n, device=device)
+        ar = torch.arange(size, device=device)
+        top, left = (reg // Wr) * r - halo, (reg % Wr) * r - halo
+        rows, cols = top[:, None] + ar, left[:, None] + ar  # (n, size) on the refine grid
+        inside = ((rows >= 0) & (rows < Hs))[:, :, None] & ((cols >= 0) & (cols < Ws))[:, None, :]
+        self.valid = inside.reshape(n, -1)  # (n, size*size)
+        self.size, self.cells = size, Hs * Ws
+        self.crop = {}  # factor -> (n, size*size) flat index into a map at that factor's stride
+        for f in {1, factor}:
+            h, w = Hs // f, Ws // f
+            rr = torch.div(rows, f, rounding_mode="floor").clamp(0, h - 1)
+            cc = torch.div(cols, f, rounding_mode="floor").clamp(0, w - 1)
+            self.crop[f] = (rr[:, :, None] * w + cc[:, None, :]).reshape(n, -1)
+        inner = torch.arange(r, device=device)
+        self.inner = (((reg // Wr) * r)[:, None, None] + inner[:, None]) * Ws + ((reg % Wr) * r)[:, None, None] + inner
+        self.inner = self.inner.reshape(n, -1)  # (n, r*r) flat index into the refine grid
+
+    def gather(self, maps, factors, bi, ridx):
+        """(N, sum C, size, size) channels-last crops of ``maps`` (each at its factor's stride),
+        concatenated on channels, zero outside the map."""
+        parts, S = [], self.size
+        for fmap, f in zip(maps, factors):
+            B, C, h, w = fmap.shape
+            idx = (self.crop[f][ridx] + (bi * (h * w))[:, None]).reshape(-1)
+            parts.append(fmap.permute(0, 2, 3, 1).reshape(-1, C).index_select(0, idx))
+        crops = torch.cat(parts, 1).reshape(-1, S, S, sum(m.shape[1] for m in maps))  # -1: a dynamic batch in ONNX
+        crops = crops.masked_fill_(~self.valid[ridx].reshape(-1, S, S, 1), 0.0)
+        return crops.permute(0, 3, 1, 2)
 
 
 class MultiScaleBranches(nn.Module):
@@ -131,10 +154,10 @@ class MultiScaleBranches(nn.Module):
         nn.init.zeros_(self.classifier.bias)
 
     def _head(self, outs):
-        return self.classifier(F.relu(self.fuse(torch.cat(outs, 1))))
+        return self.classifier(F.relu(self.fuse(torch.cat(outs, 1)), inplace=True))
 
     def dense(self, x):
-        return self._head([F.relu(F.conv2d(x, b.weight, b.bias, padding=d, dilation=d))
+        return self._head([F.relu(F.conv2d(x, b.weight, b.bias, padding=d, dilation=d), inplace=True)
                            for b, d in zip(self.branches, self.dilations)])
 
     def on_crops(self, crops, size: int):
@@ -143,7 +166,7 @@ class MultiScaleBranches(nn.Module):
         outs = []
         for b, d in zip(self.branches, self.dilations):
             o = h - d  # each branch reads only the halo its own dilation needs
-            outs.append(F.relu(b(crops[:, :, o:o + size + 2 * d, o:o + size + 2 * d])))
+            outs.append(F.relu(b(crops[:, :, o:o + size + 2 * d, o:o + size + 2 * d]), inplace=True))
         return self._head(outs)
 
 
@@ -158,13 +181,14 @@ class FocusRefiner(nn.Module):
         self.region_cells = region_cells  # side of a region in refine-stride cells
         self.context_factor = context_factor  # 8 / refine stride
 
-    def forward(self, fine, context, coarse_up, importance, topk_ratio, mode: str = "auto"):
+    def forward(self, fine, context, coarse_up, importance, topk_ratio, mode: str = "auto", inplace: bool = False):
         """fine (B, Cf, Hs, Ws) and coarse_up (B, classes, Hs, Ws) at the refine stride, Hs and Ws
         multiples of region_cells; context (B, Cc, Hs/f, Ws/f); importance (B, 1, Hr, Wr) in [0, 1];
         topk_ratio: a float K or an :class:`AdaptiveK`.
 
         Returns (logits (B, classes, Hs, Ws), selected mask (B, 1, Hr, Wr) float 0/1).
-        mode: "sparse", "dense" or "auto" (dense when every region is selected)."""
+        mode: "sparse", "dense" or "auto" (dense when every region is selected). ``inplace``: the
+        sparse path may add its deltas into ``coarse_up`` (a caller that owns it, at inference)."""
         if mode not in ("auto", "sparse", "dense"):
             raise ValueError(f"mode must be auto, sparse or dense, got {mode!r}")
         B, _, Hs, Ws = fine.shape
@@ -184,22 +208,32 @@ class FocusRefiner(nn.Module):
             gmap = scores.new_zeros(B * n).scatter(0, flat, gate).reshape(B, 1, Hr, Wr)
             gmap = gmap.repeat_interleave(r, 2).repeat_interleave(r, 3)
             return coarse_up + self.branches.dense(x) * gmap, selected
-        return self._sparse(fine, context, coarse_up, bi, ridx, gate, Wr), selected
+        inplace = inplace and not torch.is_grad_enabled() and not torch.jit.is_tracing()
+        return self._sparse(fine, context, coarse_up, bi, ridx, gate, inplace), selected
 
-    def _sparse(self, fine, context, coarse_up, bi, ridx, gate, Wr: int):
-        r, h = self.region_cells, self.branches.halo
-        top = (ridx // Wr) * r - h  # crop origins on the refine-stride grid
-        left = (ridx % Wr) * r - h
-        size = r + 2 * h
-        crops = torch.cat([gather_crops(fine, bi, top, left, size),
-                           gather_crops(context, bi, top, left, size, self.context_factor),
-                           gather_crops(coarse_up, bi, top, left, size)], 1)
-        delta = self.branches.on_crops(crops, r) * gate.reshape(-1, 1, 1, 1)
-        # Scatter back: regions never overlap, so an accumulate index_put adds each delta once.
-        ar = torch.arange(r, device=fine.device)
-        rows, cols = (top + h)[:, None] + ar, (left + h)[:, None] + ar
-        # Out of place (one copy of coarse_up, as clone + in-place would be): an in-place write
-        # through a permuted view is lost when the graph is traced for ONNX export.
-        out = coarse_up.permute(0, 2, 3, 1).index_put(
-            (bi[:, None, None], rows[:, :, None], cols[:, None, :]), delta.permute(0, 2, 3, 1), accumulate=True)
-        return out.permute(0, 3, 1, 2)
+    def _index(self, Hs: int, Ws: int, device) -> RegionIndex:
+        key = (Hs, Ws, str(device))
+        if getattr(self, "_index_key", None) != key or torch.jit.is_tracing():
+            self._region_index, self._index_key = RegionIndex(Hs, Ws, self.region_cells, self.branches.halo,
+                                                              self.context_factor, device), key
+        return self._region_index
+
+    def _sparse(self, fine, context, coarse_up, bi, ridx, gate, inplace: bool = False):
+        """Gather the selected regions' halo crops (precomputed indices), refine them, add each
+        delta into its region of ``coarse_up``: in place when ``inplace`` (the caller owns
+        ``coarse_up``, no gradient, not tracing), else out of place (one copy of coarse_up: an
+        in-place write through a permuted view is lost when the graph is traced for ONNX export)."""
+        B, C, Hs, Ws = coarse_up.shape
+        r, index = self.region_cells, self._index(Hs, Ws, fine.device)
+        crops = index.gather((fine, context, coarse_up), (1, self.context_factor, 1), bi, ridx)
+        delta = self.branches.on_crops(crops, r)
+        if torch.is_grad_enabled():  # the straight-through gate: value 1, only its gradient matters
+            delta = delta * gate.reshape(-1, 1, 1, 1)
+        rows = (index.inner[ridx] + (bi * (Hs * Ws))[:, None]).reshape(-1)
+        values = delta.permute(0, 2, 3, 1).reshape(-1, C)
+        if inplace and coarse_up.is_contiguous(memory_format=torch.channels_last):
+            coarse_up.permute(0, 2, 3, 1).view(-1, C).index_put_((rows,), values, accumulate=True)
+            return coarse_up
+        # regions never overlap, so an accumulate index_put adds each delta once
+        out = coarse_up.permute(0, 2, 3, 1).reshape(-1, C).index_put((rows,), values, accumulate=True)
+        return out.reshape(B, Hs, Ws, C).permute(0, 3, 1, 2)

@@ -93,7 +93,7 @@ class FoRNet(nn.Module):
             zeros = coarse.new_zeros((x.shape[0], 1, -(-H // P), -(-W // P)))
             out.update(logits=out["coarse"], importance=zeros, selector_logits=zeros, selected=zeros)
             return out
-        logits, selected = self.refiner(*inputs, K, mode)
+        logits, selected = self.refiner(*inputs, K, mode, inplace=True)  # coarse_up is this call's own
         s = self.cfg.refine_stride
         out.update(logits=logits[:, :, :-(-H // s), :-(-W // s)], importance=inputs[3],
                    selector_logits=sel_logits, selected=selected)

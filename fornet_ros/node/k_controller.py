@@ -1,15 +1,26 @@
-"""Deadline-aware K (issue #15): adjust the Top-K ratio from measured end-to-end latency so that
-its p95 stays under a target when the CPU/GPU is shared or a camera is added.
+"""Deadline-aware K: adjust the Top-K ratio from measured end-to-end latency so that its p95
+stays under a target when the CPU/GPU is shared or a camera is added.
 
-The plant is monotone (the focus stage costs ∝ K on top of a fixed backbone cost), so a plain
-integral controller on the windowed p95 is enough; what keeps it calm is (1) acting only every
-``every`` frames on a ``window``-frame p95, (2) a dead band around a set point just under the
-target (``margin``), and (3) a rate limit per update. It cannot do the impossible: when even
-``k_min`` is too slow it stays at ``k_min`` and says so (``saturated``). Pure: no ROS, no clock."""
+With a measured cost curve (``cost``: K -> predicted network ms on the cheaper focus path, from
+the Segmenter's warm-up, :mod:`fornet_ros.inference.path_choice`) the controller *plans*: it
+makes no assumption that latency rises with K (on a CPU the dense path at K = 1 can cost less
+than the sparse one at K = 0.9). Each update it scales the curve by the load it sees (windowed
+p95 / predicted cost at the K in use) and takes the most accurate K - accuracy rises with K -
+whose scaled cost meets the set point. Candidates are the curve's K within [k_min, k_max], plus
+any higher K (up to 1) that costs no more than k_max does: k_max bounds the cost, and a more
+accurate K at no extra cost is never refused. So setting a target never makes the node slower
+than the static K it would otherwise run, nor less accurate than the best static K that meets it.
+
+Without a curve it is a plain integral controller on the windowed p95 (a plant where cost rises
+with K). Either way what keeps it calm is (1) acting only every ``every`` frames on a
+``window``-frame p95, (2) a dead band around a set point just under the target (``margin``), and
+(3) without a curve, a rate limit per update. It cannot do the impossible: when even the cheapest
+K is too slow it stays there and says so (``saturated``). Pure: no ROS, no clock."""
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +38,8 @@ class LatencyKController:
     gain: float = 0.5  # K change per unit of relative error, times (k_max - k_min)
     max_step: float = 0.05  # largest K change per update
     deadband: float = 0.05  # relative error inside which K is left alone
+    cost: Callable[[float], float] | None = None  # measured K -> network ms (plans on it when given)
+    ks: Sequence[float] = (0.1, 0.25, 0.5, 0.75, 0.9, 1.0)  # K the planner may pick (with k_min, k_max)
     _lat: deque = field(default_factory=deque, repr=False)
     _n: int = 0
 
@@ -35,8 +48,23 @@ class LatencyKController:
             raise ValueError(f"target_ms must be > 0, got {self.target_ms}")
         if not 0.0 <= self.k_min <= self.k_max <= 1.0:
             raise ValueError(f"need 0 <= k_min <= k_max <= 1, got {self.k_min}, {self.k_max}")
-        self.k = float(np.clip(self.k, self.k_min, self.k_max))
         self._lat = deque(maxlen=self.window)
+        if self.cost is None:
+            self.k = float(np.clip(self.k, self.k_min, self.k_max))
+            return
+        cap = self.cost(self.k_max)
+        grid = {self.k_min, self.k_max, *(k for k in self.ks if self.k_min <= k <= self.k_max)}
+        grid |= {k for k in (*self.ks, 1.0) if k > self.k_max and self.cost(k) <= cap}
+        self.candidates = sorted(grid)
+        self.k = self.plan(1.0, self.cost(self.k))  # start no slower than the static K asked for
+
+    def plan(self, load: float, limit_ms: float) -> float:
+        """The most accurate candidate K whose cost times ``load`` is within ``limit_ms``; the
+        cheapest candidate (the most accurate of equals) when none is."""
+        fits = [k for k in self.candidates if load * self.cost(k) <= limit_ms]
+        if fits:
+            return max(fits)
+        return min(self.candidates, key=lambda k: (self.cost(k), -k))
 
     @property
     def p95_ms(self) -> float | None:
@@ -44,8 +72,11 @@ class LatencyKController:
 
     @property
     def saturated(self) -> bool:
-        """At k_min and still over the target: K alone cannot meet the deadline."""
+        """At the cheapest K and still over the target: K alone cannot meet the deadline."""
         p = self.p95_ms
+        if self.cost is not None:
+            cheapest = min(self.cost(k) for k in self.candidates)
+            return self.cost(self.k) <= cheapest and p is not None and p > self.target_ms
         return self.k <= self.k_min and p is not None and p > self.target_ms
 
     def update(self, latency_ms: float) -> float:
@@ -54,8 +85,25 @@ class LatencyKController:
         self._n += 1
         if self._n % self.every or len(self._lat) < min(self.window, 2 * self.every):
             return self.k
+        if self.cost is not None:
+            return self._replan()
         err = (self.margin * self.target_ms - self.p95_ms) / self.target_ms  # > 0: room to spare
         if abs(err) > self.deadband:
             step = float(np.clip(self.gain * err * (self.k_max - self.k_min), -self.max_step, self.max_step))
             self.k = float(np.clip(self.k + step, self.k_min, self.k_max))
+        return self.k
+
+    def _replan(self) -> float:
+        """One planning step: the load is the windowed p95 over the curve's cost at the K in use;
+        move down when over the set point, up only when the higher K fits with the dead band to
+        spare, and start a fresh window after a move (the old one measured another K)."""
+        setpoint, p95 = self.margin * self.target_ms, self.p95_ms
+        load = p95 / max(self.cost(self.k), 1e-9)
+        if p95 > setpoint * (1 + self.deadband):
+            k = self.plan(load, setpoint)
+        else:
+            k = max(self.k, self.plan(load, setpoint * (1 - self.deadband)))
+        if k != self.k:
+            self.k = k
+            self._lat.clear()
         return self.k

@@ -102,7 +102,21 @@ class FramePipeline:
         self.stopping = threading.Event()
         self.k_ctrl: LatencyKController | None = None
         self._k_lock = threading.RLock()  # configure (executor thread) vs the controller (worker thread)
+        self.params = params
+        self.cost_curve()  # measure the focus paths now, at configure, not on the first frames
         self.configure(params)
+
+    def cost_curve(self):
+        """The Segmenter's measured cost curve (K -> network ms on the cheaper focus path) for a
+        batch of this node's cameras, measured at the first call (:meth:`Segmenter.warmup`);
+        None for a model with one path (an ONNX graph, no sparse head) or a segmenter without warm-up."""
+        paths, batch = getattr(self.segmenter, "paths", None), len(self.params.cameras)
+        if paths is None:
+            return None
+        table = paths.table(batch)
+        if table is None or table.key[2] != batch:
+            table = self.segmenter.warmup(batch)
+        return table.cost if table is not None else None
 
     def configure(self, params, k_changed: bool = True) -> None:
         """Take new parameters; with ``k_changed``, K by hand (``topk_ratio``; negative = the
@@ -116,7 +130,7 @@ class FramePipeline:
         with self._k_lock:
             self.segmenter.topk_ratio = params.topk_ratio
             self.k_ctrl = (LatencyKController(params.latency_target_ms, params.k_min, params.k_max,
-                                              k=self.segmenter.topk_ratio)
+                                              k=self.segmenter.topk_ratio, cost=self.cost_curve())
                            if params.latency_target_ms > 0 else None)
             if self.k_ctrl is not None:
                 self.segmenter.topk_ratio = self.k_ctrl.k

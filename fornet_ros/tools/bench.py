@@ -87,6 +87,7 @@ def bench_models(a) -> dict:
 
     from ..inference import resolve_device
     from ..inference.checkpoint import DEFAULT_INPUT_SIZE, load_model
+    from ..inference.path_choice import measure_costs
     from ..model import create_model
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -113,13 +114,19 @@ def bench_models(a) -> dict:
 
     with torch.inference_mode():
         for model, model_sizes in models:
-            model = model.eval().to(device, memory_format=fmt)
+            model = model.eval()
+            if not getattr(a, "no_fold_bn", False):  # as the Segmenter's torch backend runs it
+                from ..inference.backends import fold_batchnorm
+                fold_batchnorm(model)
+            model = model.to(device, memory_format=fmt)
             cfg = model.cfg
             name = cfg.variant if cfg.focus or cfg.arch != "fornet" else f"{cfg.variant} (focus off)"
             for size in model_sizes:
                 x = torch.randn(a.batch, 3, *size, device=device).contiguous(memory_format=fmt)
                 sparse_head = cfg.focus and getattr(cfg, "head", "sparse") == "sparse"
                 inputs = model.focus_inputs(x)[2] if sparse_head else None
+                # what mode "auto" would take: the Segmenter's warm-up table, measured separately
+                table = measure_costs(model, x) if sparse_head else None
                 for backend in backends:
                     row = {"variant": name, "backend": backend, "size": list(size)}
                     if not cfg.focus:
@@ -137,10 +144,10 @@ def bench_models(a) -> dict:
                             total = timed(_Network(model, k, mode), [x], backend)
                             focus = timed(_Focus(model.refiner, k, mode), list(inputs), backend)
                             results.append({**row, "topk": k, "mode": mode, "total_ms": round(total, 3),
-                                            "focus_ms": round(focus, 3)})
+                                            "focus_ms": round(focus, 3), "auto_path": table.cheaper(k)})
     return {"machine": machine_name(), "threads": torch.get_num_threads(), "device": str(device),
             "sizes": [list(s) for s in dict.fromkeys(s for _, ss in models for s in ss)], "batch": a.batch,
-            "channels_last": not a.no_channels_last,
+            "channels_last": not a.no_channels_last, "fold_bn": not getattr(a, "no_fold_bn", False),
             "runs": a.runs, "torch": torch.__version__, "backends": backends, "results": results}
 
 
@@ -187,18 +194,23 @@ def bench_e2e(a) -> dict:
                     for n in a.cameras:
                         rng = np.random.default_rng(0)
                         frames = [rng.integers(0, 256, (*cam, 3), dtype=np.uint8) for _ in range(n)]
+                        table = seg.paths.table(n)
+                        if table is None or table.key[2] != n:
+                            seg.warmup(n)  # what the node does at configure: auto takes the cheaper path
                         sizes = [tuple(cam)] * n
 
                         def t(fn):
                             return _stats(_times_ms(fn, a.runs, a.warmup, sync))
                         x = seg.prepare(frames)
+                        path = seg.paths.resolve(seg.topk_ratio, a.mode, n) if seg.backend == "torch" else a.mode
+                        net_mode = a.mode if path == "none" else path  # the network alone on the path auto takes
                         xt = x if isinstance(x, torch.Tensor) else torch.from_numpy(x).to(seg.device, seg.dtype)
                         if hasattr(seg.runner, "run_tensor"):
                             xt = xt.contiguous(memory_format=torch.channels_last) if seg.runner.channels_last else xt
                             with torch.inference_mode():
-                                network = t(lambda: seg.runner.run_tensor(xt, seg.topk_ratio, a.mode))
+                                network = t(lambda: seg.runner.run_tensor(xt, seg.topk_ratio, net_mode))
                         else:  # onnxruntime: numpy in, numpy out
-                            network = t(lambda: seg.runner(x, seg.topk_ratio, a.mode))
+                            network = t(lambda: seg.runner(x, seg.topk_ratio, net_mode))
                         graph = t(lambda: seg.infer(x, a.mode)) if seg.graphs is not None else None
                         out = seg.infer(x, a.mode, graph=False)
                         if graph is not None:  # the replay must equal eager (issue #20): say by how much
@@ -214,7 +226,8 @@ def bench_e2e(a) -> dict:
                                      "pre_ms": t(lambda: seg.prepare(frames)),
                                      "post_ms": t(lambda: seg.finish(out, sizes, OUTPUTS)),
                                      "e2e_ms": t(lambda: seg(frames, a.mode)),
-                                     "e2e_labels_ms": t(lambda: seg(frames, a.mode, outputs=()))})
+                                     "e2e_labels_ms": t(lambda: seg(frames, a.mode, outputs=())),
+                                     "path": seg.paths.last})
     s = first
     return {"machine": machine_name(), "threads": torch.get_num_threads(), "device": str(s.device),
             **gpu_info(s.device), "torch": torch.__version__, "backend": s.backend, "provider": s.provider,
@@ -259,6 +272,8 @@ def add_bench_arguments(p):
     p.add_argument("--batch", type=int, default=1, help="images per run")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--no-channels-last", action="store_true", help="NCHW instead of channels_last")
+    p.add_argument("--no-fold-bn", action="store_true", help="keep BatchNorm layers (default: folded into the convs, "
+                   "as the Segmenter runs the model)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     e = p.add_argument_group("end to end (--e2e): the Segmenter's stages, per camera size and camera count")
@@ -274,7 +289,7 @@ def add_bench_arguments(p):
                    help="pre/post-processing: auto (torch ops on CUDA, opencv on the CPU)")
     e.add_argument("--no-cuda-graphs", action="store_true", help="no CUDA graph column (and eager end to end)")
     e.add_argument("--mode", default="auto", choices=("auto", "sparse", "dense"),
-                   help="focus path (auto: sparse unless every region is selected)")
+                   help="focus path (auto: the cheaper one, measured at warm-up as the node does)")
 
 
 def run_bench(a):
@@ -319,12 +334,13 @@ def _run_e2e(a):
     print(f"# {res['machine']}{gpu}, torch {res['torch']}, {res['device']} {res['precision']}, processing "
           f"{res['processing']}, CUDA graphs {'on' if res['cuda_graphs'] else 'off'}; ms median / p95 of {a.runs}")
     cols = ("network", "graph", "pre", "post", "e2e", "e2e_labels")
-    print(f"{'variant':16} {'camera':>9} {'input':>9} {'n':>2} {'K':>5} " + " ".join(f"{c:>13}" for c in cols))
+    print(f"{'variant':16} {'camera':>9} {'input':>9} {'n':>2} {'K':>5} {'path':>6} "
+          + " ".join(f"{c:>13}" for c in cols))
     for r in res["results"]:
         cells = [f"{'n/a':>13}" if r[f"{c}_ms"] is None else
                  f"{r[f'{c}_ms']['median']:6.2f}/{r[f'{c}_ms']['p95']:<6.2f}" for c in cols]
         print(f"{r['variant']:16} {r['camera_size'][0]:>4}x{r['camera_size'][1]:<4} {r['input_size'][0]:>4}x"
-              f"{r['input_size'][1]:<4} {r['cameras']:>2} {r['topk']:5.2f} " + " ".join(cells))
+              f"{r['input_size'][1]:<4} {r['cameras']:>2} {r['topk']:5.2f} {r['path'] or '-':>6} " + " ".join(cells))
 
 
 def add_segmenter_arguments(p):

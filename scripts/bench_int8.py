@@ -1,0 +1,69 @@
+"""int8 (ONNX Runtime static QDQ, per-channel, calibrated on CamVid training frames) against fp32
+ONNX Runtime and the torch backend, for one checkpoint: latency on this CPU and the files to score.
+
+usage: python scripts/bench_int8.py OUT_DIR [--checkpoint default] [--frames 32] [--runs 20]
+Calibration frames: CamVid train drives other than 0006R0 (the hold-out), never the test split.
+Writes OUT_DIR/int8.json and OUT_DIR/<stem>.*.onnx; score them with `fornet eval --checkpoint`.
+"""
+import argparse
+import json
+import shutil
+import statistics
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fornet_ros.inference import Segmenter
+from fornet_ros.inference.backends import exported
+from fornet_ros.inference.checkpoint import resolve_checkpoint
+from fornet_ros.tools.bench import machine_name
+
+p = argparse.ArgumentParser()
+p.add_argument("out")
+p.add_argument("--checkpoint", default=None)
+p.add_argument("--data", default="/work/shared/data/camvid/train")
+p.add_argument("--frames", type=int, default=32)
+p.add_argument("--runs", type=int, default=20)
+a = p.parse_args()
+out = Path(a.out)
+out.mkdir(parents=True, exist_ok=True)
+ckpt = out / resolve_checkpoint(a.checkpoint).name  # a copy: the cache lands in OUT, not the package
+shutil.copy(resolve_checkpoint(a.checkpoint), ckpt)
+seg = Segmenter.from_checkpoint(ckpt, device="cpu")
+files = sorted(f for f in Path(a.data).glob("*.png") if not f.name.startswith("0006R0"))
+files = files[:: max(1, len(files) // a.frames)][: a.frames]
+calib = seg.preprocess([cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB) for f in files])
+k = seg.topk_ratio
+seg.warmup()
+graph = "dense" if seg.paths.resolve(k, "auto", 1) in ("dense", "none") else "sparse"
+t = time.perf_counter()
+fp32 = exported(ckpt, seg.input_size, k, graph)
+t_export = time.perf_counter() - t
+t = time.perf_counter()
+int8 = exported(ckpt, seg.input_size, k, graph, calibration=calib)
+t_quant = time.perf_counter() - t
+x = calib[:1]
+
+
+def median_ms(fn):
+    for _ in range(3):
+        fn()
+    ts = []
+    for _ in range(a.runs):
+        t0 = time.perf_counter()
+        fn()
+        ts.append((time.perf_counter() - t0) * 1000)
+    return round(statistics.median(ts), 2)
+
+
+segs = {"torch": seg, "onnxruntime fp32": Segmenter.from_checkpoint(fp32), "onnxruntime int8": Segmenter.from_checkpoint(int8)}
+res = {"machine": machine_name(), "checkpoint": str(resolve_checkpoint(a.checkpoint).name), "topk": k, "graph": graph,
+       "input_size": list(seg.input_size), "calibration_frames": [f.name for f in files], "export_s": round(t_export, 1),
+       "quantize_s": round(t_quant, 1), "files": {"fp32": str(fp32), "int8": str(int8)},
+       "network_ms": {n: median_ms(lambda s=s: s.infer(x)) for n, s in segs.items()}}
+ref = seg.infer(x)
+res["labels_equal_int8_vs_torch"] = float((segs["onnxruntime int8"].infer(x)[0].argmax(1) == ref[0].argmax(1)).mean())
+(out / "int8.json").write_text(json.dumps(res, indent=2))
+print(json.dumps(res, indent=2))

@@ -1,0 +1,71 @@
+"""The CPU speed tools: conv+BN folding, the ONNX export cached by content hash, static int8
+quantization (calibrated on synthetic frames here), and the fastest measured backend."""
+
+import copy
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from fornet_ros.errors import FornetError
+from fornet_ros.inference import Segmenter
+from fornet_ros.inference import backends
+from fornet_ros.inference.checkpoint import ModelMeta
+from fornet_ros.inference.backends import exported, fold_batchnorm, quantize_int8
+from fornet_ros.tools.synthetic import make_scene
+
+
+def test_fold_batchnorm_removes_every_bn_and_keeps_the_numbers(small_model):
+    folded = copy.deepcopy(small_model).eval()
+    n = fold_batchnorm(folded)
+    assert n > 10 and not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    x = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        a, b = small_model(x, topk_ratio=0.5), folded(x, topk_ratio=0.5)
+    assert (a["logits"] - b["logits"]).abs().max() < 1e-4 and torch.equal(a["selected"], b["selected"])
+    with pytest.raises(ValueError, match="eval"):
+        fold_batchnorm(copy.deepcopy(small_model).train())
+    seg = Segmenter(small_model, ModelMeta.default(19, (64, 96)), device="cpu")
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in small_model.modules())  # the caller's model untouched
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in seg.model.modules())  # the runner's is folded
+
+
+def test_export_is_cached_by_content_hash_and_falls_back_to_the_user_cache(checkpoint_path, tmp_path, monkeypatch):
+    p = exported(checkpoint_path, (64, 96), 0.25, "sparse")
+    assert p.parent == checkpoint_path.parent and backends.content_hash(checkpoint_path) in p.name
+    mtime = p.stat().st_mtime_ns
+    assert exported(checkpoint_path, (64, 96), 0.25, "sparse") == p and p.stat().st_mtime_ns == mtime  # reused
+    assert exported(checkpoint_path, (64, 96), 0.25, "dense") != p  # another graph, another file
+    monkeypatch.setattr(backends.os, "access", lambda *a: False)  # a read-only package folder
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    q = exported(checkpoint_path, (64, 96), 0.25, "sparse")
+    assert q.parent == tmp_path / "cache" / "fornet_ros" and q.exists()
+
+
+def test_int8_quantization_is_qdq_keeps_the_metadata_and_the_labels(checkpoint_path, tmp_path):
+    fp32 = exported(checkpoint_path, (64, 96), 1.0, "dense")
+    seg = Segmenter.from_checkpoint(fp32)
+    frames = [make_scene(64, 96, seed=i)[0] for i in range(6)]
+    calib = seg.preprocess(frames[:4])  # synthetic frames stand in for training frames
+    int8 = quantize_int8(fp32, tmp_path / "m.int8.onnx", calib)
+    proto = onnx.load(str(int8))
+    ops = {n.op_type for n in proto.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert {p.key for p in proto.metadata_props} >= {"fornet_format", "classes", "topk_ratio"}
+    q = Segmenter.from_checkpoint(int8)
+    agree = np.mean([(q(f).labels == seg(f).labels).mean() for f in frames[4:]])
+    assert agree > 0.9, agree
+    with pytest.raises(FornetError, match="calibration"):
+        quantize_int8(fp32, tmp_path / "x.onnx", np.zeros((0, 3, 64, 96), np.float32))
+
+
+def test_fastest_picks_a_measured_backend_and_says_which(checkpoint_path):
+    lines = []
+    seg = Segmenter.from_checkpoint(checkpoint_path, backend="fastest", device="cpu", input_size=(64, 96),
+                                    topk_ratio=0.25, log=lines.append)
+    assert len(lines) == 1 and lines[0].startswith(f"backend: {'torch' if seg.backend == 'torch' else 'onnxruntime'}")
+    assert "torch" in lines[0] and "onnxruntime fp32" in lines[0] and seg.input_size == (64, 96)
+    assert seg(make_scene(64, 96, seed=0)[0]).labels.shape == (64, 96)
+    with pytest.raises(FornetError, match="calibration"):
+        Segmenter.from_checkpoint(checkpoint_path, backend="fastest", precision="int8")
