@@ -18,7 +18,11 @@ from ..validation import file_problem
 from ..model import build_model
 from ..model.encoders import IMAGENET_MEAN, IMAGENET_STD
 
-FORMAT = "fornet_ros/1"
+# /2 stores the typed model config (backbone and head each their own mapping); /1 the first release's
+# flat one, still read (config.migrate_flat_config). A release that reads only /1 refuses a /2 file
+# in one line instead of misreading it.
+FORMAT = "fornet_ros/2"
+READABLE_FORMATS = ("fornet_ros/1", FORMAT)
 DEFAULT_INPUT_SIZE = (512, 1024)  # (H, W) the network sees; outputs come back at the image's size
 # Models shipped inside the package (fornet_ros/weights/, docs/model_card.md), by name: ``--checkpoint
 # fast`` (CLI) or ``checkpoint: fast`` (node) picks one; no checkpoint means "default".
@@ -118,8 +122,9 @@ def read_checkpoint(path) -> dict:
         # Not torch's text: for a file holding anything but tensors and plain containers it advises
         # retrying with weights_only=False, which would run code from the file.
         raise CheckpointError(f"cannot read checkpoint {path}: {_load_problem(path, e)}") from e
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a {FORMAT} checkpoint (format={ckpt.get('format') if isinstance(ckpt, dict) else type(ckpt).__name__})")
+    if not isinstance(ckpt, dict) or ckpt.get("format") not in READABLE_FORMATS:
+        raise CheckpointError(f"{path} is not a fornet_ros checkpoint ({' or '.join(READABLE_FORMATS)}; format="
+                              f"{ckpt.get('format') if isinstance(ckpt, dict) else type(ckpt).__name__})")
     for key in ("model_config", "state_dict", "classes", "palette", "normalization", "input_size"):
         if key not in ckpt:
             raise CheckpointError(f"checkpoint {path} lacks '{key}'")
