@@ -163,7 +163,12 @@ def model_from_checkpoint(ckpt: dict):
 
 def load_model(path=None) -> tuple:
     """The model (eval mode) and its metadata from a checkpoint (default: the packaged model)."""
-    ckpt = read_checkpoint(path)
+    return model_and_meta(read_checkpoint(path), path)
+
+
+def model_and_meta(ckpt: dict, path=None) -> tuple:
+    """The model (eval mode) and its metadata from a checkpoint dict already read
+    (:func:`read_checkpoint`); ``path`` names it in errors."""
     try:
         meta = ModelMeta.from_checkpoint(ckpt)
     except (TypeError, ValueError, KeyError) as e:

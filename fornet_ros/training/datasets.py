@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import bisect
 from pathlib import Path
 
 import cv2
 import numpy as np
 import yaml
+from torch.utils.data import ConcatDataset
 
 from ..classes import (
     CAMVID,
@@ -207,32 +209,25 @@ def build_dataset(name: str, root, split: str, transform=None, **kw) -> Segmenta
     return DATASETS[name](root, split, transform=transform, **kw)
 
 
-class MixedDataset:
-    """Several datasets as one, each with its own transform, drawn with per-dataset probabilities
-    (:meth:`sampler`): a training run on Cityscapes, CamVid and IDD-Lite at once. Index ``i`` runs
-    over the datasets one after another."""
+class MixedDataset(ConcatDataset):
+    """Several datasets as one (torch's ``ConcatDataset``: index ``i`` runs over the datasets one
+    after another), each with its own transform, drawn with per-dataset probabilities
+    (:meth:`sample_weights`): a training run on Cityscapes, CamVid and IDD-Lite at once."""
 
     def __init__(self, datasets: list[SegmentationDataset], weights: list[float]):
         if len(datasets) != len(weights) or not datasets:
             raise DatasetError("one weight per dataset")
-        self.datasets, self.weights = datasets, [float(w) for w in weights]
-        self.offsets = np.cumsum([0] + [len(d) for d in datasets])
+        super().__init__(datasets)
+        self.weights = [float(w) for w in weights]
         self.classes, self.palette = datasets[0].classes, datasets[0].palette
 
-    def __len__(self):
-        return int(self.offsets[-1])
-
     def locate(self, i: int) -> tuple[SegmentationDataset, int]:
-        k = int(np.searchsorted(self.offsets, i, side="right")) - 1
-        return self.datasets[k], i - int(self.offsets[k])
+        k = bisect.bisect_right(self.cumulative_sizes, i)
+        return self.datasets[k], i - (self.cumulative_sizes[k - 1] if k else 0)
 
     def load(self, i: int):
         d, j = self.locate(i)
         return d.load(j)
-
-    def __getitem__(self, i: int):
-        d, j = self.locate(i)
-        return d[j]
 
     def sample_weights(self) -> np.ndarray:
         """Per-sample probability: dataset ``k``'s weight spread over its samples (sums to 1)."""

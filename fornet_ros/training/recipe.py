@@ -145,6 +145,6 @@ def describe_spec(spec: DatasetSpec, ds) -> dict:
     if note.is_file():
         source = next((line.strip() for line in note.read_text().splitlines() if line.startswith("From ")), None)
     return {"name": spec.name, "type": spec.type, "splits": spec.splits, "files": len(ds),
-            "label_space": ds.space.name if getattr(ds, "space", None) is not None else "custom",
+            "label_space": ds.space.name if ds.space is not None else "custom",
             "weight": spec.weight, "base_scale": spec.base_scale, "scale": list(spec.scale) if spec.scale else None,
             "drives": spec.drives, "exclude_drives": spec.exclude_drives, "source": source}

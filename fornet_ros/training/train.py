@@ -27,7 +27,7 @@ from ..classes import membership as label_membership
 from ..config import DEFAULT_TOPK, ENCODER_NAMES, PAPER_TOPK
 from ..errors import FornetError
 from ..inference import Segmenter
-from ..inference.checkpoint import (IMAGENET_MEAN, IMAGENET_STD, ModelMeta, load_model, make_checkpoint,
+from ..inference.checkpoint import (IMAGENET_MEAN, IMAGENET_STD, ModelMeta, make_checkpoint, model_and_meta,
                                    read_checkpoint, resolve_checkpoint)
 from ..model import VARIANTS, create_model
 from ..model.encoders import NORMALIZATION
@@ -244,12 +244,13 @@ def run(args) -> dict:
         if refused:
             raise FornetError(f"--init takes the model from the checkpoint; {', '.join(refused)} cannot change it "
                               "(drop them, or train from scratch without --init)")
-        model, init_meta = load_model(args.init)
+        init_ckpt = read_checkpoint(args.init)  # read once: the model, its metadata and its training record
+        model, init_meta = model_and_meta(init_ckpt, args.init)
         model.train()
         if args.topk is not None:  # the training K is a run-time setting of the model: honoured
             model.cfg = replace(model.cfg, topk_ratio=float(args.topk))  # ModelConfig is frozen
             model.topk_ratio = model.cfg.topk_ratio
-        previous = read_checkpoint(args.init).get("train") or {}
+        previous = init_ckpt.get("train") or {}
         input_size = input_size or tuple(init_meta.input_size)
     else:
         args.variant = args.variant or "fornet_s"
@@ -268,11 +269,11 @@ def run(args) -> dict:
         if recipe:
             (out_dir / "recipe.yaml").write_text(recipe.text)
     mean, std = NORMALIZATION[cfg.backbone] if cfg.arch == "fornet" else (IMAGENET_MEAN, IMAGENET_STD)
-    meta = ModelMeta(tuple(train_ds.classes), tuple(tuple(c) for c in train_ds.palette), mean=mean, std=std,
-                     input_size=tuple(input_size))
-    if init_meta is not None:
-        meta = ModelMeta(init_meta.classes, init_meta.palette, mean=init_meta.mean, std=init_meta.std,
+    if init_meta is None:
+        meta = ModelMeta(tuple(train_ds.classes), tuple(tuple(c) for c in train_ds.palette), mean=mean, std=std,
                          input_size=tuple(input_size))
+    else:  # the checkpoint's classes and normalisation; the input size this run stores
+        meta = replace(init_meta, input_size=tuple(input_size))
     model = model.to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: poly_lr(s, args.iters, args.warmup))
