@@ -202,7 +202,7 @@ RANGES = {
     "topk": K, "bench.topk": UNIT, "train.topk": UNIT, "init.topk": UNIT, "bench-node.topk": UNIT,
     "adaptive_k": UNIT, "alpha": UNIT, "k_min": UNIT, "k_max": UNIT,
     "rate": POS, "seconds": POS, "timeout": POS, "resolution": POS, "lr": POS, "scale": POS, "target_ms": POS,
-    "soak": POS, "sample_s": POS, "load_step": POS, "weight_decay": NONNEG, "wait_for_subscribers": NONNEG,
+    "soak": POS, "sample_s": POS, "load_step": POS, "weight_decay": NONNEG, "class_balance": NONNEG, "wait_for_subscribers": NONNEG,
     "runs": COUNT, "limit": COUNT, "threads": COUNT, "batch": COUNT, "batch_size": COUNT, "iters": COUNT,
     "eval_every": COUNT, "cameras": COUNT, "lidar_points": dict(kind=int, lo=1, hi=100_000_000), "frames": COUNT,
     "val_limit": COUNT, "grid": dict(kind=int, lo=1, hi=100_000), "region_px": dict(kind=int, lo=1, hi=1024),

@@ -16,7 +16,7 @@ from fornet_ros.classes import (CAMVID, CITYSCAPES, CITYSCAPES_CLASSES, CITYSCAP
 from fornet_ros.errors import FornetError
 from fornet_ros.inference.checkpoint import read_checkpoint
 from fornet_ros.tools.synthetic import make_scene, write_camvid_like
-from fornet_ros.training.datasets import CamVid, FolderDataset, MixedDataset
+from fornet_ros.training.datasets import CamVid, FolderDataset, MixedDataset, repeat_factors
 from fornet_ros.training.evaluation import evaluate
 from fornet_ros.training.losses import fornet_loss, ohem_cross_entropy, pixel_cross_entropy, region_error_target
 from fornet_ros.training.recipe import RecipeError, load_recipe
@@ -189,6 +189,35 @@ def test_mixed_dataset_draws_each_dataset_with_its_weight(tmp_path):
     assert idd.load(0)[1].max() >= FIRST_SET_CODE and idd.prediction_lut is None and idd.space is IDD_LITE
 
 
+def test_repeat_factors_raise_images_with_rare_classes_by_sqrt_t_over_f():
+    # 10 images; class 0 in all, class 1 in 1 (f = 0.1), class 2 in 5 (f = 0.5), class 3 in none
+    presence = np.zeros((10, 4), bool)
+    presence[:, 0] = True
+    presence[0, 1] = True
+    presence[:5, 2] = True
+    r = repeat_factors(presence, 0.4)
+    assert r[0] == pytest.approx(2.0)  # sqrt(0.4 / 0.1); its other class (f = 0.5) would give 1
+    assert np.allclose(r[1:], 1.0)  # f >= t: not repeated
+    assert np.allclose(repeat_factors(presence, 0.0), 1.0)
+
+
+def test_class_presence_counts_exact_labels_over_a_pixel_fraction(tmp_path):
+    idd = FolderDataset(write_idd_like(tmp_path / "idd"), "train", partial=True)
+    pres = idd.class_presence(19, min_fraction=0.0)
+    # IDD-Lite labels road and sky exactly; vehicles and people only as sets: never "present"
+    assert pres[:, CLASS_ID["road"]].all() and not pres[:, CLASS_ID["car"]].any()
+    lab = idd.load(0)[1]
+    fraction = (lab == CLASS_ID["sky"]).mean()
+    assert idd.class_presence(19, min_fraction=fraction)[0, CLASS_ID["sky"]]
+    assert not idd.class_presence(19, min_fraction=fraction + 1e-3)[0, CLASS_ID["sky"]]
+    cam = CamVid(write_camvid_like(tmp_path / "camvid", n=6, size=(64, 96)), "train")
+    mix = MixedDataset([cam, idd], [3.0, 1.0])
+    w = mix.sample_weights(balance=0.5)  # within each dataset by repeat factor, the datasets' shares kept
+    assert w.sum() == pytest.approx(1) and w[:6].sum() == pytest.approx(0.75)
+    r = repeat_factors(cam.class_presence(19), 0.5)
+    assert np.allclose(w[:6] / w[:6].sum(), r / r.sum())
+
+
 def write_recipe(tmp_path, body: str):
     p = tmp_path / "r.yaml"
     p.write_text(body)
@@ -227,9 +256,10 @@ def test_recipe_trains_on_a_mix_and_the_record_is_written_whole(tmp_path):
     # --init appends a stage to the checkpoint's record; an option it cannot honour is refused
     out2 = tmp_path / "run2"
     train_main(["--recipe", str(recipe), "--data-dir", str(tmp_path / "data"), "--out", str(out2), "--no-progress",
-                "--init", str(out / "last.pt"), "--iters", "2"])
+                "--init", str(out / "last.pt"), "--iters", "2", "--class-balance", "0.3"])
     train2 = read_checkpoint(out2 / "last.pt")["train"]
     assert len(train2["stages"]) == 2 and train2["stages"][1]["what"] == "from last.pt"
+    assert train2["stages"][0]["class_balance"] == 0 and train2["stages"][1]["class_balance"] == 0.3
     assert train2["total_iters"] == 6
     with pytest.raises(FornetError, match="--init takes the model from the checkpoint; --variant"):
         train_main(["--recipe", str(recipe), "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "r3"),

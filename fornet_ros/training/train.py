@@ -32,7 +32,7 @@ from ..inference.checkpoint import (IMAGENET_MEAN, IMAGENET_STD, ModelMeta, make
 from ..model import VARIANTS, create_model
 from ..model.encoders import NORMALIZATION
 from ..model.pretrained import load_backbone_weights, sha256
-from .datasets import DATASETS, MixedDataset
+from .datasets import DATASETS, MixedDataset, repeat_factors
 from .evaluation import dataset_samples, evaluate
 from .losses import fornet_loss
 from .recipe import DatasetSpec, build_spec, describe_spec, load_recipe, specs_from_args
@@ -105,6 +105,9 @@ def add_arguments(p):
     p.add_argument("--one-to-one", action="store_true",
                    help="ablation: train coarse labels as their representative class (CamVid car = car), "
                         "not as the set of classes they cover (the partial-label loss)")
+    p.add_argument("--class-balance", type=float, default=0.0, metavar="T",
+                   help="repeat-factor sampling: an image whose rarest exactly-labelled class is in a fraction f < T "
+                        "of its dataset's images is drawn sqrt(T/f) times as often (LVIS; 0 = off, e.g. 0.3)")
     p.add_argument("--dataset", default="camvid", choices=sorted(DATASETS), help="dataset type (without --recipe)")
     p.add_argument("--data-root", default=None, help="dataset root folder (required without --recipe)")
     p.add_argument("--split", nargs="+", default=["train"], help="split(s) to train on, e.g. train val")
@@ -196,6 +199,7 @@ def training_record(args, recipe, specs, parts, step, weights_file, previous: di
                  f"from ImageNet weights ({weights_file.name})" if weights_file else "from random weights"),
              "iters": args.iters, "step": step, "lr": args.lr, "crop": list(args.crop), "batch_size": args.batch_size,
              "seed": args.seed, "topk": args.topk, "partial_labels": not args.one_to_one,
+             "class_balance": args.class_balance,
              "recipe": recipe.path.name if recipe else None,
              "datasets": [describe_spec(sp, ds) for sp, ds in zip(specs, parts)]}
     stages = list(previous.get("stages") or [])
@@ -287,8 +291,12 @@ def run(args) -> dict:
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if isinstance(train_ds, MixedDataset):  # per-dataset probabilities; each rank draws its own stream
-        sampler = WeightedRandomSampler(torch.from_numpy(train_ds.sample_weights()), num_samples=len(train_ds),
+    if isinstance(train_ds, MixedDataset) or args.class_balance > 0:  # each rank draws its own stream
+        if isinstance(train_ds, MixedDataset):  # per-dataset probabilities (and per image with --class-balance)
+            weights = train_ds.sample_weights(args.class_balance)
+        else:
+            weights = repeat_factors(train_ds.class_presence(len(train_ds.classes)), args.class_balance)
+        sampler = WeightedRandomSampler(torch.from_numpy(weights), num_samples=len(train_ds),
                                         generator=torch.Generator().manual_seed(args.seed + rank))
     else:
         sampler = DistributedSampler(train_ds, seed=args.seed) if world > 1 else RandomSampler(train_ds)
