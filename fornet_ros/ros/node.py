@@ -99,6 +99,8 @@ class SegmentationNode(ManagedNode):
         segmenter, problem = build_segmenter(p)
         if problem:
             self.get_logger().warning(problem)
+        if getattr(segmenter, "choice", None):  # backend fastest: which one, and the times it was picked by
+            self.get_logger().info(segmenter.choice)
         check_k_control(p, segmenter)
         segmenter([np.zeros((*segmenter.input_size, 3), np.uint8)])  # warm-up: first-call allocations, kernels
         layers = None

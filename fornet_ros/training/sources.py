@@ -18,7 +18,6 @@ Each prepared folder gets a ``SOURCE.md`` (repository, commit, terms, file count
 
 from __future__ import annotations
 
-import io
 import subprocess
 import tarfile
 from dataclasses import dataclass
@@ -102,12 +101,18 @@ def archive(git_dir: Path, source: Source, dest: Path) -> None:
     """Extract ``source.paths`` at ``source.commit`` from the clone ``git_dir`` into ``dest``; check
     the file counts."""
     cmd = ["git", f"--git-dir={git_dir}", "archive", "--format=tar", source.commit, *source.paths]
-    run = subprocess.run(cmd, capture_output=True)
-    if run.returncode != 0:
-        raise SourceError(f"{source.name}: git archive failed in {git_dir} (a clone of github.com/{source.repo} "
-                          f"at {source.commit}?): {run.stderr.decode().strip().splitlines()[-1:]}")
-    with tarfile.open(fileobj=io.BytesIO(run.stdout)) as tar:
-        tar.extractall(dest, filter="data")
+    # streamed: the tar is read as git writes it (the Cityscapes clone's is ~260 MB; nothing buffered whole)
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        try:
+            with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
+                tar.extractall(dest, filter="data")
+        except tarfile.ReadError:
+            pass  # git wrote no tar: its exit status and message say why
+        proc.stdout.close()
+        err = proc.stderr.read()
+        if proc.wait() != 0:
+            raise SourceError(f"{source.name}: git archive failed in {git_dir} (a clone of github.com/{source.repo} "
+                              f"at {source.commit}?): {err.decode().strip().splitlines()[-1:]}")
     for path, expected in source.paths.items():
         n = sum(1 for f in (dest / path).rglob("*") if f.is_file())
         if n != expected:
