@@ -127,6 +127,26 @@ def speed_tables(d):
             print(f"| {r['outputs']} | {r['node_e2e_ms_p50']:.1f} | {r['node_e2e_ms_p95']:.1f} | "
                   f"**{r['overhead_ratio_p50']:.2f}** | {inf} | {'-' if nir is None else format(nir, '.2f')} |")
 
+    e2e = load(d, "e2e_backends.json")
+    if e2e:
+        print(f"\nThe Segmenter end to end vs the network alone ({e2e['checkpoint']}, {e2e['threads']} threads, median of "
+              f"{e2e['runs']}; fastest chose: {e2e['fastest_choice']}); ratios over the best network time at that "
+              "camera size\n")
+        header("camera", "backend (runs on)", "network", "pre", "post, labels", "e2e labels", "e2e all maps",
+               "e2e labels / best network", "e2e all / best network")
+        for r in e2e["rows"]:
+            print(f"| {r['camera_size'][0]}x{r['camera_size'][1]} | {r['backend']} ({r['runs_on']}) | {r['network_ms']:.1f} "
+                  f"| {r['pre_ms']:.1f} | {r['post_labels_ms']:.1f} | {r['e2e_labels_ms']:.1f} | {r['e2e_all_ms']:.1f} "
+                  f"| **{r['e2e_labels_over_best_network']:.2f}** | {r['e2e_all_over_best_network']:.2f} |")
+    comp = load(d, "compile.json")
+    if comp:
+        print(f"\ntorch.compile vs eager ({comp['checkpoint']}, torch {comp['torch']}, {comp['threads']} threads, "
+              f"interleaved, median of {comp['runs']})\n")
+        header("input", "K, path", "eager ms", "compiled ms", "compiled / eager", "compile warm-up s", "max |logit diff|")
+        for r in comp["rows"]:
+            print(f"| {r['size'][0]}x{r['size'][1]} | {r['k']:g}, {r['mode']} | {r['eager_ms']:.1f} | {r['compiled_ms']:.1f} "
+                  f"| **{r['ratio']:.2f}** | {r['compile_warmup_s']:.0f} | {r['max_abs_logit_diff']:.1e} |")
+
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--speed":
