@@ -8,7 +8,6 @@ usage: python scripts/bench_e2e_backends.py [--checkpoint default] [--camera-siz
 import argparse
 import json
 import shutil
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ import torch
 
 from fornet_ros.inference import Segmenter
 from fornet_ros.inference.checkpoint import resolve_checkpoint
+from fornet_ros.inference.path_choice import median_ms
 from fornet_ros.tools.bench import machine_name
 
 p = argparse.ArgumentParser()
@@ -39,15 +39,8 @@ choice = segs["fastest"].choice
 segs["torch"].warmup()
 
 
-def med(fn):
-    for _ in range(2):
-        fn()
-    ts = []
-    for _ in range(a.runs):
-        t = time.perf_counter()
-        fn()
-        ts.append((time.perf_counter() - t) * 1e3)
-    return round(statistics.median(ts), 2)
+def med(fn):  # the same timing as the path choice's (one warm call first), 2 decimals
+    return round(median_ms(fn, a.runs), 2)
 
 
 rows = []

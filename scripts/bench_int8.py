@@ -8,7 +8,6 @@ Writes OUT_DIR/int8.json and OUT_DIR/<stem>.*.onnx; score them with `fornet eval
 import argparse
 import json
 import shutil
-import statistics
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 from fornet_ros.inference import Segmenter
 from fornet_ros.inference.backends import exported
 from fornet_ros.inference.checkpoint import resolve_checkpoint
+from fornet_ros.inference.path_choice import median_ms as _median_ms
 from fornet_ros.tools.bench import machine_name
 
 p = argparse.ArgumentParser()
@@ -47,15 +47,8 @@ t_quant = time.perf_counter() - t
 x = calib[:1]
 
 
-def median_ms(fn):
-    for _ in range(3):
-        fn()
-    ts = []
-    for _ in range(a.runs):
-        t0 = time.perf_counter()
-        fn()
-        ts.append((time.perf_counter() - t0) * 1000)
-    return round(statistics.median(ts), 2)
+def median_ms(fn):  # the same timing as the path choice's (one warm call first), 2 decimals
+    return round(_median_ms(fn, a.runs), 2)
 
 
 segs = {"torch": seg, "onnxruntime fp32": Segmenter.from_checkpoint(fp32), "onnxruntime int8": Segmenter.from_checkpoint(int8)}
