@@ -35,10 +35,11 @@ def test_checkpoint_refuses_mismatch(tmp_path, small_model):
     torch.save({"state_dict": {}}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="not a fornet_ros checkpoint"):
         read_checkpoint(tmp_path / "other.pt")
-    # the packaged files are the flat /1 layout and still load; a checkpoint saved now is /2
+    # the older packaged files are the flat /1 layout and still load; a checkpoint saved now is /2
     from fornet_ros.inference.checkpoint import FORMAT, save_checkpoint
     from fornet_ros.model import create_model
-    assert read_checkpoint("default")["format"] == "fornet_ros/1" and FORMAT == "fornet_ros/2"
+    assert read_checkpoint("camvid")["format"] == "fornet_ros/1" and FORMAT == "fornet_ros/2"
+    assert read_checkpoint("default")["format"] == "fornet_ros/2"  # trained this round
     save_checkpoint(tmp_path / "new.pt", create_model("fornet_s"))
     assert read_checkpoint(tmp_path / "new.pt")["format"] == "fornet_ros/2"
     torch.save({**read_checkpoint(tmp_path / "new.pt"), "format": "fornet_ros/3"}, tmp_path / "future.pt")

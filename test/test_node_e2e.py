@@ -196,8 +196,10 @@ def test_latency_controller_moves_k_and_publishes_it(graph):
     assert col.wait_for(lambda: ks() and abs(ks()[-1] - 0.05) < 1e-6, timeout=60,
                         publish=_publisher(col, [0, 1])), ks()
     seq = [k for i, k in enumerate(ks()) if i == 0 or k != ks()[i - 1]]  # each change once (re-publishes on set)
-    seq = seq[seq.index(0.25):]
-    assert all(a > b for a, b in zip(seq, seq[1:])), seq  # only down: planned on the measured curve
+    # the controller starts at the most accurate K that the measured curve says is no slower than the
+    # static 0.25 (on a busy machine that measurement can make K = 1 look as cheap); from there only down
+    seq = seq[seq.index(0.25) + 1:]
+    assert seq and all(a > b for a, b in zip(seq, seq[1:])), seq  # only down: planned on the measured curve
     assert col.wait_for(lambda: "SATURATED" in (_diag_values(col, "cam0")[0] or {}).get("k_controller", ""),
                         timeout=20, publish=_publisher(col, [2]))
     fut = client.set_parameters([Parameter("latency_target_ms", value=0.0)])
