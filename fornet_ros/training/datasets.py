@@ -102,6 +102,12 @@ class SegmentationDataset:
             out[i] = np.bincount(lab.ravel(), minlength=256)[:num_classes] >= max(1.0, min_fraction * lab.size)
         return out
 
+    def sample_weights(self, balance: float = 0.0) -> np.ndarray:
+        """Per-sample probability (sums to 1): even, or with ``balance > 0`` by :func:`repeat_factors`
+        (images with rare classes more often)."""
+        r = repeat_factors(self.class_presence(len(self.classes)), balance) if balance > 0 else np.ones(len(self))
+        return r / r.sum()
+
     def __getitem__(self, i: int):
         img, label = self.load(i)
         if self.transform is not None:
@@ -245,11 +251,7 @@ class MixedDataset(ConcatDataset):
         """Per-sample probability (sums to 1): dataset ``k``'s weight spread over its samples,
         evenly, or with ``balance > 0`` by :func:`repeat_factors` (images with rare classes more often)."""
         total = sum(self.weights)
-        parts = []
-        for d, w in zip(self.datasets, self.weights):
-            r = repeat_factors(d.class_presence(len(self.classes)), balance) if balance > 0 else np.ones(len(d))
-            parts.append(w / total * r / r.sum())
-        return np.concatenate(parts)
+        return np.concatenate([w / total * d.sample_weights(balance) for d, w in zip(self.datasets, self.weights)])
 
 
 def repeat_factors(presence: np.ndarray, threshold: float) -> np.ndarray:
@@ -259,4 +261,4 @@ def repeat_factors(presence: np.ndarray, threshold: float) -> np.ndarray:
     an image is repeated by the largest ``r_c`` of its classes. Classes no image has are skipped."""
     freq = presence.mean(axis=0)
     r_class = np.where(freq > 0, np.maximum(1.0, np.sqrt(threshold / np.maximum(freq, 1e-12))), 1.0)
-    return np.where(presence, r_class[None, :], 1.0).max(axis=1) if presence.size else np.ones(len(presence))
+    return np.where(presence, r_class[None, :], 1.0).max(axis=1)

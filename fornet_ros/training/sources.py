@@ -103,16 +103,19 @@ def archive(git_dir: Path, source: Source, dest: Path) -> None:
     cmd = ["git", f"--git-dir={git_dir}", "archive", "--format=tar", source.commit, *source.paths]
     # streamed: the tar is read as git writes it (the Cityscapes clone's is ~260 MB; nothing buffered whole)
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        read_error = None
         try:
             with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
                 tar.extractall(dest, filter="data")
-        except tarfile.ReadError:
-            pass  # git wrote no tar: its exit status and message say why
+        except tarfile.ReadError as e:  # no tar from git: its exit status and message say why (below)
+            read_error = e
         proc.stdout.close()
         err = proc.stderr.read()
         if proc.wait() != 0:
             raise SourceError(f"{source.name}: git archive failed in {git_dir} (a clone of github.com/{source.repo} "
                               f"at {source.commit}?): {err.decode().strip().splitlines()[-1:]}")
+        if read_error is not None:
+            raise SourceError(f"{source.name}: git archive wrote an unreadable tar: {read_error}")
     for path, expected in source.paths.items():
         n = sum(1 for f in (dest / path).rglob("*") if f.is_file())
         if n != expected:

@@ -32,7 +32,7 @@ from ..inference.checkpoint import (IMAGENET_MEAN, IMAGENET_STD, ModelMeta, make
 from ..model import VARIANTS, create_model
 from ..model.encoders import NORMALIZATION
 from ..model.pretrained import load_backbone_weights, sha256
-from .datasets import DATASETS, MixedDataset, repeat_factors
+from .datasets import DATASETS, MixedDataset
 from .evaluation import dataset_samples, evaluate
 from .losses import fornet_loss
 from .recipe import DatasetSpec, build_spec, describe_spec, load_recipe, specs_from_args
@@ -292,11 +292,9 @@ def run(args) -> dict:
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if isinstance(train_ds, MixedDataset) or args.class_balance > 0:  # each rank draws its own stream
-        if isinstance(train_ds, MixedDataset):  # per-dataset probabilities (and per image with --class-balance)
-            weights = train_ds.sample_weights(args.class_balance)
-        else:
-            weights = repeat_factors(train_ds.class_presence(len(train_ds.classes)), args.class_balance)
-        sampler = WeightedRandomSampler(torch.from_numpy(weights), num_samples=len(train_ds),
+        # per-dataset probabilities, and per image with --class-balance
+        sampler = WeightedRandomSampler(torch.from_numpy(train_ds.sample_weights(args.class_balance)),
+                                        num_samples=len(train_ds),
                                         generator=torch.Generator().manual_seed(args.seed + rank))
     else:
         sampler = DistributedSampler(train_ds, seed=args.seed) if world > 1 else RandomSampler(train_ds)
