@@ -88,6 +88,30 @@ def test_training_reduces_loss_and_writes_loadable_checkpoint(camvid_root, tmp_p
     assert steps[-1] == 32 and 31 in steps
 
 
+@pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="this CPU has no bf16 instructions")
+def test_bf16_training_on_the_cpu_stays_finite_and_is_recorded(camvid_root, tmp_path):
+    """--precision bf16 on the CPU: with K = 1 (dense refinement over the crop) the sparse head's
+    dilation-3 branch got NaN weight gradients in channels_last (oneDNN; this test failed so); the
+    trainer runs bf16 in NCHW, and the loss stays finite."""
+    torch.manual_seed(0)
+    train_main(_train_args(camvid_root, tmp_path / "run", 8, ["--variant", "mnv2_sparse", "--no-pretrained",
+                                                             "--precision", "bf16", "--crop", "128", "256", "--topk", "1"]))
+    import csv
+    with open(tmp_path / "run" / "log.csv") as f:
+        losses = [float(r["total"]) for r in csv.DictReader(f) if r["total"]]
+    assert len(losses) == 8 and all(np.isfinite(losses))
+    assert read_checkpoint(tmp_path / "run" / "last.pt")["train"]["stages"][-1]["precision"] == "bf16"
+
+
+def test_fp16_training_needs_cuda(camvid_root, tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: fp16 is allowed")
+    from fornet_ros.errors import FornetError
+    with pytest.raises(FornetError, match="fp16 needs a CUDA device"):
+        train_main(_train_args(camvid_root, tmp_path / "run", 2, ["--precision", "fp16"]))
+    assert not (tmp_path / "run" / "log.csv").exists()
+
+
 def test_distributed_training_two_processes_gloo(camvid_root, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29731",
            "-m", "fornet_ros.training.train", *_train_args(camvid_root, tmp_path / "ddp", 4), "--device", "cpu", "--threads", "1"]

@@ -17,7 +17,7 @@ from ..config import BACKENDS, PROCESSING, RESIZE_MODES
 from ..errors import FornetError
 from ..model.focus import AdaptiveK
 from ..validation import check_choice, check_onnx_model, check_size, check_topk
-from . import device_ops
+from . import device_ops, host_ops
 from .checkpoint import PACKAGED, ModelMeta, load_model
 from .cuda_graphs import GraphCache, graph_key
 from .path_choice import DEFAULT_KS, FocusPaths
@@ -218,8 +218,7 @@ class Segmenter:
             y0, x0, nh, nw = self.content_box(img.shape[:2])
             if img.shape[:2] != (nh, nw):  # resize before the float conversion: 4x fewer pixels
                 img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if img.shape[0] > nh else cv2.INTER_LINEAR)
-            batch[i, y0:y0 + nh, x0:x0 + nw] = (img.astype(np.float32) * (255.0 if img.dtype != np.uint8 else 1.0)
-                                                - self.mean) / self.std
+            host_ops.normalise(img, self.mean, self.std, batch[i, y0:y0 + nh, x0:x0 + nw])
         return batch.transpose(0, 3, 1, 2)
 
     def __call__(self, images, mode: str = "auto", outputs=OUTPUTS):
@@ -281,11 +280,11 @@ class Segmenter:
                              confidence_u8=m.get("confidence")) for m in device_ops.download(maps)]
 
     def _postprocess(self, out, i: int, size: tuple[int, int], outputs=OUTPUTS) -> Segmentation:
-        """Upsample the logits (stride 4 in refined models, 8 otherwise) and arg-max at ``work`` =
-        the smaller of the image and the network input size, then nearest-resize labels to the
-        image. Hand-written with opencv because a 19-channel bilinear upsample + arg-max at
-        1024x2048 costs ~170 ms in torch on this CPU, 4x the network itself; arg-maxing above the
-        network's input size adds no information (docs/benchmarks.md)."""
+        """Arg-max the bilinearly upsampled logits (stride 4 in refined models, 8 otherwise) at
+        ``work`` = the smaller of the image and the network input size (:func:`host_ops.upsampled_argmax`),
+        then nearest-resize labels to the image. Hand-written with opencv because a 19-channel
+        bilinear upsample + arg-max at 1024x2048 costs ~170 ms in torch on this CPU, 4x the network
+        itself; arg-maxing above the network's input size adds no information (docs/benchmarks.md)."""
         logits, importance, selected = (None if o is None else o[i] for o in out)  # maps: None (foreign model)
         H, W = size
         (h, w), (y0, x0, nh, nw) = self.input_size, self.content_box(size)
@@ -295,8 +294,7 @@ class Segmenter:
             up = cv2.resize(logits.transpose(1, 2, 0), (w, h), interpolation=cv2.INTER_LINEAR)[y0:y0 + nh, x0:x0 + nw]
             logits = np.ascontiguousarray(up.transpose(2, 0, 1)) if up.ndim == 3 else up[None]
         wh, ww = (H, W) if H * W <= nh * nw else (nh, nw)
-        up = cv2.resize(logits.transpose(1, 2, 0), (ww, wh), interpolation=cv2.INTER_LINEAR)
-        labels = up.argmax(-1).astype(np.uint8) if up.ndim == 3 else np.zeros((wh, ww), np.uint8)
+        labels = host_ops.upsampled_argmax(logits, (wh, ww))
         if (wh, ww) != (H, W):
             labels = cv2.resize(labels, (W, H), interpolation=cv2.INTER_NEAREST)
         conf = imp = sel = None

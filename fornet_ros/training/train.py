@@ -55,10 +55,11 @@ def collate(batch, mean=IMAGENET_MEAN, std=IMAGENET_STD):
 
 
 def train_one_epoch(model, loader, optimizer, scheduler, cfg, steps: int, start_step: int, device,
-                    log=None, amp: bool = False, progress: bool = True, scaler=None, dice_weight: float = 0.0,
-                    membership=None):
-    """Runs ``steps`` optimisation steps (an "epoch" here is a fixed number of steps). With ``amp``
-    (CUDA) the forward runs in fp16 autocast and ``scaler`` (torch.amp.GradScaler) scales the loss."""
+                    log=None, amp: torch.dtype | None = None, progress: bool = True, scaler=None,
+                    dice_weight: float = 0.0, membership=None, memory_format=torch.channels_last):
+    """Runs ``steps`` optimisation steps (an "epoch" here is a fixed number of steps). With ``amp`` (a
+    dtype: :func:`autocast_dtype`) the forward runs in that autocast; ``scaler`` (torch.amp.GradScaler,
+    fp16 only) scales the loss. The losses are computed in fp32 either way."""
     model.train()
     it = iter(loader)
     bar = tqdm(range(start_step, start_step + steps), desc="train", disable=not progress, dynamic_ncols=True)
@@ -69,7 +70,8 @@ def train_one_epoch(model, loader, optimizer, scheduler, cfg, steps: int, start_
             it = iter(loader)
             x, y = next(it)
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+        x = x.contiguous(memory_format=memory_format)  # a no-op for channels_last (collate's NHWC memory)
+        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
             out = model(x)
         loss, parts = fornet_loss({k: v.float() for k, v in out.items()}, y, cfg, dice_weight=dice_weight,
                                   membership=membership)
@@ -148,6 +150,10 @@ def add_arguments(p):
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="autocast of the forward pass: auto = fp16 on CUDA, fp32 on a CPU; bf16 needs CUDA or a CPU "
+                        "with AVX-512 BF16 / AMX (on the 2-core Zen 4 of docs/benchmarks.md a step of the streets "
+                        "recipe was no faster: the fp32 loss and backward dominate); fp16 needs CUDA")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -169,6 +175,22 @@ def _setup_distributed(device_arg: str):
     else:
         device = torch.device(device_arg)
     return rank, world, device
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``--precision`` on ``device`` (None: plain fp32). bf16 on a CPU needs
+    oneDNN's bf16 kernels (AVX-512 BF16 / AMX): without them it would be slower than fp32, so it is refused."""
+    if precision == "auto":
+        return torch.float16 if device.type == "cuda" else None
+    if precision == "fp32":
+        return None
+    if precision == "fp16":
+        if device.type != "cuda":
+            raise FornetError("--precision fp16 needs a CUDA device; on a CPU use bf16 or fp32")
+        return torch.float16
+    if device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        raise FornetError("--precision bf16: this CPU has no bf16 instructions (AVX-512 BF16 or AMX); use fp32")
+    return torch.bfloat16
 
 
 def main(argv=None) -> dict:
@@ -199,7 +221,7 @@ def training_record(args, recipe, specs, parts, step, weights_file, previous: di
                  f"from ImageNet weights ({weights_file.name})" if weights_file else "from random weights"),
              "iters": args.iters, "step": step, "lr": args.lr, "crop": list(args.crop), "batch_size": args.batch_size,
              "seed": args.seed, "topk": args.topk, "partial_labels": not args.one_to_one,
-             "class_balance": args.class_balance,
+             "class_balance": args.class_balance, "precision": args.precision,
              "recipe": recipe.path.name if recipe else None,
              "datasets": [describe_spec(sp, ds) for sp, ds in zip(specs, parts)]}
     stages = list(previous.get("stages") or [])
@@ -219,6 +241,7 @@ def run(args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     rank, world, device = _setup_distributed(args.device)
+    amp = autocast_dtype(args.precision, device)  # refused before any data is read
     torch.manual_seed(args.seed + rank)
     random.seed(args.seed + rank)
     out_dir = Path(args.out)
@@ -278,7 +301,10 @@ def run(args) -> dict:
                          input_size=tuple(input_size))
     else:  # the checkpoint's classes and normalisation; the input size this run stores
         meta = replace(init_meta, input_size=tuple(input_size))
-    model = model.to(device, memory_format=torch.channels_last)
+    # oneDNN's bf16 backward of a channels_last dilated conv returns NaN weight gradients (torch 2.13,
+    # the refiner's dilation-3 branch; test_training checks a bf16 step stays finite): NCHW there
+    memory_format = torch.contiguous_format if amp == torch.bfloat16 and device.type == "cpu" else torch.channels_last
+    model = model.to(device, memory_format=memory_format)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: poly_lr(s, args.iters, args.warmup))
     step, best = 0, -1.0
@@ -315,8 +341,7 @@ def run(args) -> dict:
                 w.writeheader()
             w.writerow({**row, "time_s": round(time.time() - t_start, 1)})
 
-    amp = device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda") if amp else None
+    scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
     result = {}
     while step < args.iters:
         n = min(args.eval_every, args.iters - step)
@@ -324,7 +349,7 @@ def run(args) -> dict:
             sampler.set_epoch(step)
         step = train_one_epoch(net, loader, optimizer, scheduler, cfg, n, step, device, log, amp,
                                progress=is_main and not args.no_progress, scaler=scaler, dice_weight=args.dice,
-                               membership=membership)
+                               membership=membership, memory_format=memory_format)
         if is_main:
             seg = Segmenter(model, meta, device=str(device), precision="fp32")
             result = evaluate(seg, dataset_samples(val_ds, val_limit), progress=not args.no_progress,

@@ -1,0 +1,90 @@
+"""The Segmenter's pre- and post-processing on the CPU (``processing="opencv"``), the host-side
+counterpart of :mod:`.device_ops`.
+
+Two steps cost as much as a fifth of the network on a 2-core CPU (``docs/benchmarks.md``, the
+end-to-end table), and both have an exact cheaper form:
+
+- **Normalising** a uint8 frame, ``(x - mean) / std`` per channel, is a 256-entry table per channel:
+  :func:`normalise` is one ``cv2.LUT`` pass into the batch instead of numpy's cast, subtract,
+  divide and copy (four passes, three temporaries). Same float32 values.
+- **Arg-maxing the bilinearly upsampled logits** (:func:`upsampled_argmax`): the 19-channel upsample
+  and the arg-max over it touch every output pixel 19 times. But a bilinear output pixel is a convex
+  combination of its four source pixels, and when those four share their arg-max ``c`` (``v_j[c] >=
+  v_j[d]`` for every corner ``j`` and class ``d``), the combination has arg-max ``c`` too. On street
+  frames ~93 % of the output pixels lie in such uniform cells (measured on Frankfurt val at stride 4):
+  they take the source label; only the others are interpolated (OpenCV's INTER_LINEAR taps exactly)
+  and arg-maxed. The labels equal ``cv2.resize(..., INTER_LINEAR).argmax(-1)``, up to exact ties
+  (``test/test_host_ops.py``). Hand-written because neither OpenCV nor numpy has a fused
+  upsample + arg-max.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+
+@lru_cache(maxsize=16)
+def normalise_table(mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    """(1, 256, 3) float32: entry ``v`` of channel ``c`` is ``(v - mean[c]) / std[c]`` (0-255 units),
+    the same float32 arithmetic as the numpy form."""
+    v = np.arange(256, dtype=np.float32)[:, None]
+    return ((v - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)).reshape(1, 256, 3)
+
+
+def normalise(img: np.ndarray, mean: np.ndarray, std: np.ndarray, out: np.ndarray) -> None:
+    """Write the normalised ``img`` (H, W, 3; uint8, or float in [0, 1]) into ``out`` (H, W, 3 float32)."""
+    if img.dtype == np.uint8:
+        out[...] = cv2.LUT(img, normalise_table(tuple(map(float, mean)), tuple(map(float, std))))
+    else:
+        out[...] = (img.astype(np.float32) * 255.0 - mean) / std
+
+
+@lru_cache(maxsize=16)
+def linear_taps(src: int, dst: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """OpenCV INTER_LINEAR's source taps for each of ``dst`` outputs along one axis: (i0, i1, f),
+    output = (1 - f) * in[i0] + f * in[i1] (half-pixel centres, clamped at the edges as
+    ``cv::resize`` does; its 2x area shortcut gives the same weights)."""
+    s = (np.arange(dst) + 0.5) * (src / dst) - 0.5
+    i0 = np.floor(s).astype(np.intp)
+    f = (s - i0).astype(np.float32)
+    low, high = i0 < 0, i0 >= src - 1
+    i0[low], f[low] = 0, 0
+    i0[high], f[high] = src - 1, 0
+    return i0, np.minimum(i0 + 1, src - 1), f
+
+
+@lru_cache(maxsize=16)
+def _gather_index(h: int, w: int, H: int, W: int) -> np.ndarray:
+    """(H, W) flat index of each output pixel's top-left tap in an (h, w) map."""
+    y0, x0 = linear_taps(h, H)[0], linear_taps(w, W)[0]
+    return y0[:, None] * w + x0[None, :]
+
+
+def upsampled_argmax(logits: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(C, h, w) float logits -> (H, W) uint8 arg-max of their bilinear upsampling to ``size``,
+    without upsampling the uniform cells (module docstring)."""
+    c, h, w = logits.shape
+    H, W = size
+    low = logits.argmax(0).astype(np.uint8)
+    uniform = np.ones((h, w), bool)  # cell (i, j): taps (i, j), (i+1, j), (i, j+1), (i+1, j+1), clamped
+    uniform[:-1] &= low[:-1] == low[1:]
+    uniform[:, :-1] &= low[:, :-1] == low[:, 1:]
+    uniform[:-1, :-1] &= low[:-1, :-1] == low[1:, 1:]
+    at = _gather_index(h, w, H, W)
+    labels = low.ravel().take(at)
+    ys, xs = np.nonzero(~uniform.ravel().take(at))
+    if len(ys):
+        (y0, y1, fy), (x0, x1, fx) = linear_taps(h, H), linear_taps(w, W)
+        flat = logits.reshape(c, h * w).T  # (h*w, C) view: one row of class scores per source pixel
+        r0, r1, c0, c1 = y0[ys] * w, y1[ys] * w, x0[xs], x1[xs]
+        b = fx[xs, None]
+        top = flat[r0 + c0]
+        top += b * (flat[r0 + c1] - top)
+        bottom = flat[r1 + c0]
+        bottom += b * (flat[r1 + c1] - bottom)
+        top += fy[ys, None] * (bottom - top)
+        labels[ys, xs] = top.argmax(1)
+    return labels

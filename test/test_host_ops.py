@@ -1,0 +1,72 @@
+"""The CPU pre/post-processing shortcuts (fornet_ros/inference/host_ops.py) give OpenCV's answers exactly."""
+
+import cv2
+import numpy as np
+import pytest
+
+from fornet_ros.inference import host_ops
+
+MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
+STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
+
+
+def smooth_logits(c, h, w, seed):
+    """Class scores that vary smoothly (a street frame's logits: large uniform areas, boundaries)."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.standard_normal((c, max(2, h // 6), max(2, w // 6))).astype(np.float32) * 4
+    return np.stack([cv2.resize(ch, (w, h), interpolation=cv2.INTER_CUBIC) for ch in coarse])
+
+
+def reference_argmax(logits, size):
+    up = cv2.resize(logits.transpose(1, 2, 0), (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+    return up.argmax(-1).astype(np.uint8)
+
+
+def test_normalise_a_uint8_frame_through_the_table_equals_the_arithmetic():
+    img = np.random.default_rng(0).integers(0, 256, (37, 53, 3), np.uint8)
+    out = np.full((37, 53, 3), np.nan, np.float32)
+    host_ops.normalise(img, MEAN, STD, out)
+    np.testing.assert_array_equal(out, (img.astype(np.float32) - MEAN) / STD)
+    assert host_ops.normalise_table(tuple(MEAN), tuple(STD))[0, 255, 2] == np.float32((255 - MEAN[2]) / STD[2])
+
+
+def test_normalise_a_float_frame_scales_it_to_0_255_first():
+    img = np.random.default_rng(1).random((8, 9, 3)).astype(np.float32)
+    out = np.empty((8, 9, 3), np.float32)
+    host_ops.normalise(img, MEAN, STD, out)
+    np.testing.assert_allclose(out, (img * 255 - MEAN) / STD, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("src,dst", [(96, 384), (96, 360), (45, 360), (192, 100), (64, 32), (10, 10), (1, 7)])
+def test_linear_taps_reproduce_opencv_inter_linear(src, dst):
+    row = np.random.default_rng(src * dst).standard_normal((1, src)).astype(np.float32)
+    i0, i1, f = host_ops.linear_taps(src, dst)
+    mine = (1 - f) * row[0, i0] + f * row[0, i1]
+    theirs = cv2.resize(row, (dst, 1), interpolation=cv2.INTER_LINEAR)[0]
+    np.testing.assert_allclose(mine, theirs, rtol=0, atol=5e-5)  # OpenCV rounds its weights to float
+
+
+@pytest.mark.parametrize("shape,size", [((19, 96, 192), (384, 768)), ((19, 96, 192), (360, 720)),
+                                        ((19, 45, 60), (360, 480)), ((11, 96, 192), (200, 300)),
+                                        ((19, 96, 192), (48, 96)), ((19, 40, 50), (40, 50)), ((5, 7, 9), (30, 41))])
+def test_upsampled_argmax_equals_opencv_upsample_then_argmax(shape, size):
+    logits = smooth_logits(*shape, seed=sum(shape) + size[0])
+    np.testing.assert_array_equal(host_ops.upsampled_argmax(logits, size), reference_argmax(logits, size))
+
+
+def test_upsampled_argmax_takes_the_shortcut_and_interpolates_the_rest():
+    """Both branches run on a street-like map: most output pixels in uniform cells, the boundaries interpolated,
+    and there the label differs from the nearest source label (so the interpolation is not skipped)."""
+    logits = smooth_logits(19, 96, 192, seed=3)
+    low = logits.argmax(0).astype(np.uint8)
+    at = host_ops._gather_index(96, 192, 384, 768)
+    nearest_tap = low.ravel().take(at)
+    exact = reference_argmax(logits, (384, 768))
+    uniform = (low[:-1, :-1] == low[1:, :-1]) & (low[:-1, :-1] == low[:-1, 1:]) & (low[:-1, :-1] == low[1:, 1:])
+    assert 0.3 < uniform.mean() < 0.95
+    assert 0 < (nearest_tap != exact).mean() < 0.5
+    np.testing.assert_array_equal(host_ops.upsampled_argmax(logits, (384, 768)), exact)
+
+
+def test_upsampled_argmax_of_one_class_is_all_zeros():
+    assert not host_ops.upsampled_argmax(np.ones((1, 4, 5), np.float32), (9, 11)).any()
