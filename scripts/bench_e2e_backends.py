@@ -1,7 +1,10 @@
 """The Segmenter end to end against its network alone, per backend (torch; fastest = the faster of
 torch and the ONNX export, as `--backend fastest` picks it), camera size and outputs, interleaved
 in one process: the issue #27 target "Segmenter end to end <= 1.15x the default's best network".
-Random uint8 frames (the cost does not depend on content for a dense graph). One JSON object.
+A real street frame (the packaged clip's first, resized to each camera size): the arg-max after the
+network costs less where neighbouring pixels agree (inference/host_ops.py), so noise would mislead.
+Beside each row, the two CPU steps host_ops replaced, old (numpy / OpenCV) against new, on the same
+frame and logits. One JSON object.
 
 usage: python scripts/bench_e2e_backends.py [--checkpoint default] [--camera-size H W ...] [--runs 15] [--threads 2]
 """
@@ -15,10 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fornet_ros.inference import Segmenter
+import cv2
+
+from fornet_ros.inference import Segmenter, host_ops
 from fornet_ros.inference.checkpoint import resolve_checkpoint
 from fornet_ros.inference.path_choice import median_ms
 from fornet_ros.tools.bench import machine_name
+from fornet_ros.tools.clip import load_clip
 
 p = argparse.ArgumentParser()
 p.add_argument("--checkpoint", default=None)
@@ -43,9 +49,18 @@ def med(fn):  # the same timing as the path choice's (one warm call first), 2 de
     return round(median_ms(fn, a.runs), 2)
 
 
+def old_normalise(seg, img):  # the numpy form host_ops.normalise replaced
+    return (img.astype(np.float32) - seg.mean) / seg.std
+
+
+def old_argmax(logits, size):  # the OpenCV upsample + numpy arg-max host_ops.upsampled_argmax replaced
+    return cv2.resize(logits.transpose(1, 2, 0), size[::-1], interpolation=cv2.INTER_LINEAR).argmax(-1).astype(np.uint8)
+
+
+street = load_clip(limit=1).images[0]
 rows = []
 for cam in a.camera_size or [(720, 1280), (1024, 2048)]:
-    frame = np.random.default_rng(0).integers(0, 256, (*cam, 3), dtype=np.uint8)
+    frame = cv2.resize(street, (cam[1], cam[0]), interpolation=cv2.INTER_LINEAR)
     for name, seg in segs.items():
         x = seg.prepare([frame])
         out = seg.infer(x)
@@ -54,6 +69,15 @@ for cam in a.camera_size or [(720, 1280), (1024, 2048)]:
                "post_labels_ms": med(lambda: seg.finish(out, [tuple(cam)], ())),
                "e2e_labels_ms": med(lambda: seg([frame], outputs=())),
                "e2e_all_ms": med(lambda: seg([frame]))}
+        if seg.backend == "onnxruntime" or name == "torch":  # the CPU steps, old vs new, on this frame
+            small = cv2.resize(frame, seg.input_size[::-1], interpolation=cv2.INTER_AREA)
+            buf = np.empty((*seg.input_size, 3), np.float32)
+            logits, work = out[0][0], tuple(seg.input_size)
+            assert (host_ops.upsampled_argmax(logits, work) == old_argmax(logits, work)).all()
+            row.update(normalise_numpy_ms=med(lambda: old_normalise(seg, small)),
+                       normalise_lut_ms=med(lambda: host_ops.normalise(small, seg.mean, seg.std, buf)),
+                       argmax_opencv_ms=med(lambda: old_argmax(logits, work)),
+                       argmax_host_ops_ms=med(lambda: host_ops.upsampled_argmax(logits, work)))
         rows.append(row)
     best = min(r["network_ms"] for r in rows if r["camera_size"] == list(cam))
     for r in rows:
