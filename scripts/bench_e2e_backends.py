@@ -69,7 +69,7 @@ for cam in a.camera_size or [(720, 1280), (1024, 2048)]:
                "post_labels_ms": med(lambda: seg.finish(out, [tuple(cam)], ())),
                "e2e_labels_ms": med(lambda: seg([frame], outputs=())),
                "e2e_all_ms": med(lambda: seg([frame]))}
-        if seg.backend == "onnxruntime" or name == "torch":  # the CPU steps, old vs new, on this frame
+        if name == "torch":  # the CPU steps, old vs new, on this frame and its logits (once per camera size)
             small = cv2.resize(frame, seg.input_size[::-1], interpolation=cv2.INTER_AREA)
             buf = np.empty((*seg.input_size, 3), np.float32)
             logits, work = out[0][0], tuple(seg.input_size)

@@ -138,6 +138,13 @@ def speed_tables(d):
             print(f"| {r['camera_size'][0]}x{r['camera_size'][1]} | {r['backend']} ({r['runs_on']}) | {r['network_ms']:.1f} "
                   f"| {r['pre_ms']:.1f} | {r['post_labels_ms']:.1f} | {r['e2e_labels_ms']:.1f} | {r['e2e_all_ms']:.1f} "
                   f"| **{r['e2e_labels_over_best_network']:.2f}** | {r['e2e_all_over_best_network']:.2f} |")
+        ab = [r for r in e2e["rows"] if "argmax_host_ops_ms" in r]
+        if ab:
+            print("\nThe two CPU steps inference/host_ops.py replaced, old vs new, same frame and logits (ms)\n")
+            header("camera", "normalise: numpy", "cv2.LUT", "upsample + arg-max: OpenCV + numpy", "host_ops")
+            for r in ab:
+                print(f"| {r['camera_size'][0]}x{r['camera_size'][1]} | {r['normalise_numpy_ms']:.2f} "
+                      f"| **{r['normalise_lut_ms']:.2f}** | {r['argmax_opencv_ms']:.2f} | **{r['argmax_host_ops_ms']:.2f}** |")
     comp = load(d, "compile.json")
     if comp:
         print(f"\ntorch.compile vs eager ({comp['checkpoint']}, torch {comp['torch']}, {comp['threads']} threads, "
