@@ -15,10 +15,10 @@ def test_default_checkpoint_is_packaged_and_small():
     assert ckpt["model_config"]["variant"] == "mnv2_sparse" and len(ckpt["classes"]) == 19  # docs/model_card.md
     assert ckpt["input_size"] == [384, 768] and ckpt["package"]["input_size"] == [384, 768]
     train = ckpt["train"]
-    # the trainer-written record: the CamVid stages it was fine-tuned from, then the streets recipes (stages 2 and 3 share one)
-    assert [s.get("recipe") for s in train["stages"]][-3:] == ["streets.yaml", "streets_long.yaml", "streets_long.yaml"]
-    assert len(train["stages"]) == 5 and train["total_iters"] == 400 + 350 + 1200 + 1800 + 800
-    assert train["stages"][-1]["lr"] == 5e-4
+    # the trainer-written record: the CamVid stages it was fine-tuned from, then the streets recipes (stages 2-4 share one)
+    assert [s.get("recipe") for s in train["stages"]][-4:] == ["streets.yaml"] + ["streets_long.yaml"] * 3
+    assert len(train["stages"]) == 6 and train["total_iters"] == 400 + 350 + 1200 + 1800 + 800 + 3200
+    assert train["stages"][-1]["lr"] == 7e-4 and train["stages"][-1]["precision"] == "auto"  # fp32 on the CPU
     assert train["stages"][-1]["class_balance"] == 0.3
     data = {d["name"]: d for d in train["datasets"]}
     assert set(data) == {"cityscapes_lowres", "cityscapes_fine", "camvid", "idd_lite"}
