@@ -64,9 +64,24 @@ def _gather_index(h: int, w: int, H: int, W: int) -> np.ndarray:
     return y0[:, None] * w + x0[None, :]
 
 
+@lru_cache(maxsize=16)
+def _cell_outputs(src: int, dst: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per source index ``i``, the output indices whose first tap is ``i`` (a run: the taps never go
+    back) and their fractions, as (src, m) arrays padded with -1 / 0 to the longest run ``m``."""
+    i0, _, f = linear_taps(src, dst)
+    counts = np.bincount(i0, minlength=src)
+    first = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    at = np.arange(dst) - first[i0]
+    outputs, fractions = np.full((src, counts.max()), -1, np.intp), np.zeros((src, counts.max()), np.float32)
+    outputs[i0, at], fractions[i0, at] = np.arange(dst), f
+    return outputs, fractions
+
+
 def upsampled_argmax(logits: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(C, h, w) float logits -> (H, W) uint8 arg-max of their bilinear upsampling to ``size``,
-    without upsampling the uniform cells (module docstring)."""
+    without upsampling the uniform cells (module docstring). The other cells are interpolated as
+    blocks: a cell's four corners, then its rows x columns of outputs, in OpenCV's order (along x
+    in each source row, then along y)."""
     c, h, w = logits.shape
     H, W = size
     low = logits.argmax(0).astype(np.uint8)
@@ -74,20 +89,21 @@ def upsampled_argmax(logits: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     uniform[:-1] &= low[:-1] == low[1:]
     uniform[:, :-1] &= low[:, :-1] == low[:, 1:]
     uniform[:-1, :-1] &= low[:-1, :-1] == low[1:, 1:]
-    at = _gather_index(h, w, H, W)
-    labels = low.ravel().take(at)
-    ys, xs = np.nonzero(~uniform.ravel().take(at))
-    if len(ys):
-        (y0, y1, fy), (x0, x1, fx) = linear_taps(h, H), linear_taps(w, W)
+    labels = low.ravel().take(_gather_index(h, w, H, W))
+    cy, cx = np.nonzero(~uniform)
+    if len(cy):
+        (rows, fy), (cols, fx) = _cell_outputs(h, H), _cell_outputs(w, W)
+        rows, fy, cols, fx = rows[cy], fy[cy, :, None, None], cols[cx], fx[cx, :, None]
         scores = np.ascontiguousarray(logits.reshape(c, h * w).T)  # (h*w, C): a row of class scores per source pixel
-        r0, r1, c0, c1 = y0[ys] * w, y1[ys] * w, x0[xs], x1[xs]
-        a, b = fy[ys, None], fx[xs, None]  # OpenCV's order: along x in each source row, then along y
-        v = scores[r0 + c0] * (1 - b)
-        v += scores[r0 + c1] * b
-        v *= 1 - a
-        bottom = scores[r1 + c0] * (1 - b)
-        bottom += scores[r1 + c1] * b
-        bottom *= a
-        v += bottom
-        labels[ys, xs] = v.argmax(1)
+        r0, r1, c0, c1 = cy * w, np.minimum(cy + 1, h - 1) * w, cx, np.minimum(cx + 1, w - 1)
+        top = scores[r0 + c0][:, None] * (1 - fx)  # (cells, columns, C)
+        top += scores[r0 + c1][:, None] * fx
+        bottom = scores[r1 + c0][:, None] * (1 - fx)
+        bottom += scores[r1 + c1][:, None] * fx
+        v = top[:, None] * (1 - fy)  # (cells, rows, columns, C)
+        v += bottom[:, None] * fy
+        block = v.argmax(-1)
+        ys, xs = np.broadcast_arrays(rows[:, :, None], cols[:, None, :])
+        inside = (ys >= 0) & (xs >= 0)
+        labels[ys[inside], xs[inside]] = block[inside]
     return labels
