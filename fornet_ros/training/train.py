@@ -302,7 +302,7 @@ def run(args) -> dict:
     else:  # the checkpoint's classes and normalisation; the input size this run stores
         meta = replace(init_meta, input_size=tuple(input_size))
     # oneDNN's bf16 backward of a channels_last dilated conv returns NaN weight gradients (torch 2.13,
-    # the refiner's dilation-3 branch; test_training checks a bf16 step stays finite): NCHW there
+    # the refiner's dilation-3 branch; test/test_data_train.py checks a bf16 run stays finite): NCHW there
     memory_format = torch.contiguous_format if amp == torch.bfloat16 and device.type == "cpu" else torch.channels_last
     model = model.to(device, memory_format=memory_format)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
