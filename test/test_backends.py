@@ -12,6 +12,8 @@ from fornet_ros.errors import FornetError
 from fornet_ros.inference import Segmenter
 from fornet_ros.inference import backends
 from fornet_ros.inference.checkpoint import ModelMeta
+from fornet_ros.inference.runtime import TorchRunner
+from fornet_ros.model.focus import AdaptiveK
 from fornet_ros.inference.backends import exported, fold_batchnorm, quantize_int8
 from fornet_ros.tools.synthetic import make_scene
 
@@ -60,12 +62,59 @@ def test_int8_quantization_is_qdq_keeps_the_metadata_and_the_labels(checkpoint_p
         quantize_int8(fp32, tmp_path / "x.onnx", np.zeros((0, 3, 64, 96), np.float32))
 
 
+def _rigged(monkeypatch, torch_ms, ort_ms):
+    """Make fastest()'s timings say what the test needs (torch is timed first, then ONNX Runtime)."""
+    times = iter([torch_ms, ort_ms])
+
+    def median(fn, runs):
+        fn()  # the candidate still runs once: it must work
+        return next(times)
+    monkeypatch.setattr(backends, "median_ms", median)
+
+
 def test_fastest_picks_a_measured_backend_and_says_which(checkpoint_path):
     lines = []
     seg = Segmenter.from_checkpoint(checkpoint_path, backend="fastest", device="cpu", input_size=(64, 96),
                                     topk_ratio=0.25, log=lines.append)
-    assert len(lines) == 1 and lines[0].startswith(f"backend: {'torch' if seg.backend == 'torch' else 'onnxruntime'}")
-    assert "torch" in lines[0] and "onnxruntime fp32" in lines[0] and seg.input_size == (64, 96)
-    assert seg(make_scene(64, 96, seed=0)[0]).labels.shape == (64, 96)
+    assert len(lines) == 1 and lines[0] == seg.choice and seg.backend == "torch"  # either way: K stays movable
+    won = "onnxruntime fp32" if isinstance(seg.runner, backends.HybridRunner) else "torch"
+    assert lines[0].startswith(f"backend: {won} (") and "torch" in lines[0] and "onnxruntime fp32" in lines[0]
+    assert seg.input_size == (64, 96) and seg(make_scene(64, 96, seed=0)[0]).labels.shape == (64, 96)
     with pytest.raises(FornetError, match="calibration"):
         Segmenter.from_checkpoint(checkpoint_path, backend="fastest", precision="int8")
+
+
+def test_fastest_torch_winning_keeps_the_plain_torch_runner(checkpoint_path, monkeypatch):
+    _rigged(monkeypatch, 5.0, 10.0)
+    seg = Segmenter.from_checkpoint(checkpoint_path, backend="fastest", device="cpu", input_size=(64, 96),
+                                    topk_ratio=0.25, log=lambda m: None)
+    assert isinstance(seg.runner, TorchRunner) and seg.choice.startswith("backend: torch (")
+    assert "torch for any other K" not in seg.choice
+
+
+def test_fastest_onnxruntime_winning_runs_its_k_and_torch_any_other(checkpoint_path, monkeypatch):
+    _rigged(monkeypatch, 10.0, 5.0)
+    seg = Segmenter.from_checkpoint(checkpoint_path, backend="fastest", device="cpu", input_size=(64, 96),
+                                    topk_ratio=0.25, log=lambda m: None)
+    ref = Segmenter.from_checkpoint(checkpoint_path, backend="torch", device="cpu", input_size=(64, 96),
+                                    topk_ratio=0.25)
+    ref.paths = seg.paths  # the same measured focus path choice
+    assert seg.choice.startswith("backend: onnxruntime fp32 (") and "torch for any other K" in seg.choice
+    assert seg.backend == "torch" and "CPUExecutionProvider at K=0.25" in seg.provider
+    frame = make_scene(64, 96, seed=1)[0]
+    a = seg(frame)
+    assert seg.runner.last == "onnxruntime"  # the exported K on its path: the ONNX graph
+    assert (a.labels == ref(frame).labels).mean() > 0.99  # the same network, another runtime
+    seg.topk_ratio = 0.5  # a K the graph was not exported for: torch, no error (the node's run-time change)
+    b = seg(frame)
+    assert seg.runner.last == "torch"
+    ref.topk_ratio = 0.5
+    assert np.array_equal(b.labels, ref(frame).labels)  # the same torch runner's numbers
+    seg.topk_ratio = AdaptiveK(0.5, 0.1, 0.6)  # a K rule: torch
+    seg(frame)
+    assert seg.runner.last == "torch"
+    seg.topk_ratio = -1  # the model's K again: back on the graph
+    seg(frame)
+    assert seg.runner.last == "onnxruntime"
+    other = seg.runner.fast.graph
+    assert not seg.runner.takes(0.25, "sparse" if other == "dense" else "dense")  # the other path: torch

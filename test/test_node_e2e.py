@@ -127,6 +127,9 @@ def test_diagnostics_report_rates_and_latency(graph):
         assert key in vals
     assert vals["model"] == "fornet_s" and vals["device"] == "cpu" and float(vals["latency_ms_p50"]) > 0
     assert vals["focus_path"] in ("sparse", "dense")  # measured at configure; auto took the cheaper
+    # backend fastest (the node's default): a torch Segmenter; at its K (0.25 here) whichever runtime was faster
+    assert vals["backend"] == "torch" and vals["runtime"] in ("onnxruntime", "torch")
+    assert ("CPUExecutionProvider at K=0.25 " in vals["provider"]) == (vals["runtime"] == "onnxruntime")
 
 
 def test_bad_frames_are_counted_and_node_survives(graph):

@@ -11,6 +11,9 @@
   activations calibrated on training frames) of such an export.
 - :func:`fastest`: times the candidates the user's precision allows (torch; onnxruntime fp32;
   onnxruntime int8 when ``precision="int8"``) on the Segmenter's own input and keeps the fastest.
+  When ONNX Runtime wins, the Segmenter stays a torch one whose runner is a :class:`HybridRunner`:
+  the ONNX graph runs the K and focus path it was exported for, torch every other K (a run-time K
+  change, the latency controller, adaptive K), so picking the fast runtime costs no feature.
 """
 
 from __future__ import annotations
@@ -25,6 +28,50 @@ from torch import nn
 
 from ..errors import FornetError
 from .path_choice import median_ms
+
+
+class HybridRunner:
+    """The torch runner of a ``.pt`` with an ONNX Runtime session for the one K and focus path that
+    session was exported with (:func:`fastest` measured it faster). Calls at that K and path go to
+    ONNX Runtime, every other call to torch; ``last`` says which ran the last call. It presents the
+    torch runner's face (``backend`` torch, its model and config), so everything that needs a movable
+    K keeps working; the focus paths' cost table is still torch's (conservative at the exported K).
+    Written here because neither runtime switches between the two for us."""
+
+    backend = "torch"
+
+    def __init__(self, torch_runner, fast):
+        self.torch, self.fast = torch_runner, fast
+        self.last = None  # "onnxruntime" or "torch": the runtime of the last call
+
+    model = property(lambda self: self.torch.model)
+    cfg = property(lambda self: self.torch.cfg)
+    device = property(lambda self: self.torch.device)
+    dtype = property(lambda self: self.torch.dtype)
+    channels_last = property(lambda self: self.torch.channels_last)
+    default_topk = property(lambda self: self.torch.default_topk)
+
+    @property
+    def provider(self) -> str:
+        return (f"{self.fast.provider} at K={self.fast.default_topk:g} ({self.fast.graph}), "
+                f"torch {self.torch.provider} otherwise")
+
+    def takes(self, topk_ratio, mode: str) -> bool:
+        """Whether the ONNX graph runs this call: a float K equal to its own, on its focus path."""
+        return (isinstance(topk_ratio, float | int) and abs(topk_ratio - self.fast.default_topk) < 1e-9
+                and mode in (self.fast.graph, "auto"))
+
+    def __call__(self, batch: np.ndarray, topk_ratio, mode: str = "auto"):
+        if self.takes(topk_ratio, mode):
+            self.last = "onnxruntime"
+            return self.fast(batch, topk_ratio, mode)
+        self.last = "torch"
+        return self.torch(batch, topk_ratio, mode)
+
+    def run_tensor(self, x: torch.Tensor, topk_ratio, mode: str = "auto") -> tuple:
+        """Device tensors in and out (torch processing): torch's alone."""
+        self.last = "torch"
+        return self.torch.run_tensor(x, topk_ratio, mode)
 
 
 def fold_batchnorm(model: nn.Module) -> int:
@@ -126,9 +173,10 @@ def fastest(checkpoint, device: str = "auto", precision: str = "auto", calibrati
     """The Segmenter of ``checkpoint`` on the fastest backend ``precision`` allows, measured here
     on one pre-processed frame at its input size, K and measured focus path: torch (BN folded),
     onnxruntime fp32, and onnxruntime int8 when ``precision`` is int8 (``calibration``: training
-    frames, pre-processed). A K rule (adaptive K) and a GPU stay on torch: an ONNX graph fixes K,
-    and the GPU path has its own (CUDA graphs, TensorRT). Says which in one ``log`` line
-    (default: the ``fornet_ros`` logger)."""
+    frames, pre-processed). When an ONNX Runtime candidate wins, the torch Segmenter is returned
+    with a :class:`HybridRunner` (that session at this K and path, torch for any other K). A K rule
+    (adaptive K) and a GPU stay on torch: an ONNX graph fixes K, and the GPU path has its own
+    (CUDA graphs, TensorRT). Says which in one ``log`` line (default: the ``fornet_ros`` logger)."""
     from .segmenter import Segmenter
     if log is None:
         import logging
@@ -153,7 +201,10 @@ def fastest(checkpoint, device: str = "auto", precision: str = "auto", calibrati
                                           **{n: v for n, v in kw.items() if n != "topk_ratio"})
         cands[name], times[name] = other, median_ms(lambda o=other: o.infer(x), runs)
     best = min(times, key=times.get)
-    cands[best].choice = (f"backend: {best} ({graph} focus path, K={k:g}, {seg.input_size[0]}x{seg.input_size[1]}): "
-                          + ", ".join(f"{n} {t:.1f} ms" for n, t in sorted(times.items(), key=lambda i: i[1])))
-    log(cands[best].choice)
-    return cands[best]
+    if best != "torch":  # the fast session at K, torch for any other K: still a torch Segmenter
+        seg.runner = HybridRunner(seg.runner, cands[best].runner)
+    seg.choice = (f"backend: {best} ({graph} focus path, K={k:g}, {seg.input_size[0]}x{seg.input_size[1]}"
+                  + ("" if best == "torch" else "; torch for any other K") + "): "
+                  + ", ".join(f"{n} {t:.1f} ms" for n, t in sorted(times.items(), key=lambda i: i[1])))
+    log(seg.choice)
+    return seg

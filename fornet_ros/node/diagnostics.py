@@ -54,6 +54,8 @@ def model_values(segmenter, k_ctrl) -> dict[str, str]:
     """The model's part of every camera's /diagnostics values: where it runs and the K in use."""
     s, c = segmenter, k_ctrl
     return {"device": str(s.device), "backend": s.backend, "provider": s.provider, "model": s.cfg.variant,
+            # backend fastest: ONNX Runtime at the K it was exported for, torch at any other
+            "runtime": getattr(getattr(s, "runner", None), "last", None) or s.backend,
             "topk_ratio": f"{s.topk_ratio:g}",
             "focus_path": getattr(getattr(s, "paths", None), "last", None) or "n/a",  # sparse, dense, none
             "k_controller": "off" if c is None else (f"target {c.target_ms:g} ms, p95 {c.p95_ms or 0:.1f} ms"

@@ -28,11 +28,13 @@ def _param(default, description: str, *, runtime: bool = False, range: tuple | N
                                                 check=check, constraint=constraint, choices=choices))
 
 
-def _run_param(name: str, **kw):
+def _run_param(name: str, node_default=MISSING, why: str = "", **kw):
     """A NodeParams field for a run option: default, description and choices from config.RUN_OPTIONS,
-    the table the command line reads too."""
+    the table the command line reads too; ``node_default`` (with ``why``) where the node's differs."""
     o = RUN_OPTIONS[name]
-    return _param(o.default, o.description, choices=o.choices, **kw)
+    if node_default is MISSING:
+        return _param(o.default, o.description, choices=o.choices, **kw)
+    return _param(node_default, f"{o.description}. The node's default: {node_default} ({why})", choices=o.choices, **kw)
 
 
 def _input_size_ok(v) -> bool:
@@ -61,7 +63,8 @@ class NodeParams:
                              "manager (nav2_lifecycle_manager, ros2 lifecycle set) drives change_state")
     checkpoint: str = _param("", "FoR-Net checkpoint (.pt), exported model (.onnx), or another toolbox's .onnx with its "
                              "description <stem>.yaml beside it; empty = the packaged default model")
-    backend: str = _run_param("backend")
+    backend: str = _run_param("backend", "fastest", "inside the node ONNX Runtime keeps its speed on a small CPU "
+                              "where torch's thread team does not; torch still runs any other K; docs/benchmarks.md")
     allow_untrained: bool = _param(False, "use random weights if the checkpoint cannot be loaded (tests only)")
     device: str = _run_param("device", check=lambda v: re.fullmatch(r"auto|cpu|cuda(:\d+)?", v) is not None,
                              constraint="auto, cpu, cuda or cuda:N")

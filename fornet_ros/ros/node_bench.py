@@ -72,8 +72,8 @@ def _node_run(checkpoint, frames, rate, seconds, threads, domain, input_size, ou
         time.sleep(DRAIN_S)
         e2e = complete()
         with lock:
-            node_view = {k: diag.get(k) for k in ("inference_ms_p50", "inference_ms_p95", "backend", "focus_path",
-                                                  "topk_ratio")}
+            node_view = {k: diag.get(k) for k in ("inference_ms_p50", "inference_ms_p95", "backend", "runtime",
+                                                  "focus_path", "topk_ratio")}
     return {"outputs": outputs, "sent": sent, "processed": len(e2e), "processed_hz": len(e2e) / seconds,
             "dropped": sent - len(e2e), "node_e2e_ms_p50": statistics.median(e2e) if e2e else None,
             "node_e2e_ms_p95": pct(e2e, 0.95), "node_e2e_ms_max": max(e2e) if e2e else None, "node_diagnostics": node_view}
@@ -93,7 +93,8 @@ def bench_node(checkpoint, size, rate: float, seconds: float, threads: int | Non
     import torch
     if threads:
         torch.set_num_threads(threads)
-    seg = Segmenter.from_checkpoint(checkpoint, device="auto", input_size=input_size)  # as the node picks
+    # as the node picks with its default backend (fastest): the same runtime inside and alone
+    seg = Segmenter.from_checkpoint(checkpoint, backend="fastest", device="auto", input_size=input_size)
     seg.warmup()  # as the node does at configure: auto takes the measured cheaper focus path
     for f in frames[:2]:
         seg(f)
@@ -109,5 +110,6 @@ def bench_node(checkpoint, size, rate: float, seconds: float, threads: int | Non
         # the Segmenter call inside the node vs the same call alone: > 1 is contention inside the node process
         r["node_inference_ratio_p50"] = float(infer) / alone_p50 if infer not in (None, "nan") else None
     return {"size": [H, W], "rate_hz": rate, "seconds": seconds, "backend": seg.backend, "provider": seg.provider,
+            "runtime": getattr(seg.runner, "last", None) or seg.backend, "choice": getattr(seg, "choice", None),
             "threads": torch.get_num_threads(), "model_alone_ms_p50": alone_p50, "runs": runs,
             "targets": {"overhead_ratio_p50_labels_le": 1.10, "overhead_ratio_p50_all_le": 1.25}}

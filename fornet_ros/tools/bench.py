@@ -205,11 +205,12 @@ def bench_e2e(a) -> dict:
                         path = seg.paths.resolve(seg.topk_ratio, a.mode, n) if seg.backend == "torch" else a.mode
                         net_mode = a.mode if path == "none" else path  # the network alone on the path auto takes
                         xt = x if isinstance(x, torch.Tensor) else torch.from_numpy(x).to(seg.device, seg.dtype)
-                        if hasattr(seg.runner, "run_tensor"):
+                        hybrid = getattr(seg.runner, "takes", None)  # backend fastest: ONNX Runtime at its K
+                        if hasattr(seg.runner, "run_tensor") and not (hybrid and hybrid(seg.topk_ratio, net_mode)):
                             xt = xt.contiguous(memory_format=torch.channels_last) if seg.runner.channels_last else xt
                             with torch.inference_mode():
                                 network = t(lambda: seg.runner.run_tensor(xt, seg.topk_ratio, net_mode))
-                        else:  # onnxruntime: numpy in, numpy out
+                        else:  # onnxruntime (alone or at its K): numpy in, numpy out
                             network = t(lambda: seg.runner(x, seg.topk_ratio, net_mode))
                         graph = t(lambda: seg.infer(x, a.mode)) if seg.graphs is not None else None
                         out = seg.infer(x, a.mode, graph=False)
@@ -227,7 +228,8 @@ def bench_e2e(a) -> dict:
                                      "post_ms": t(lambda: seg.finish(out, sizes, OUTPUTS)),
                                      "e2e_ms": t(lambda: seg(frames, a.mode)),
                                      "e2e_labels_ms": t(lambda: seg(frames, a.mode, outputs=())),
-                                     "path": seg.paths.last})
+                                     "path": seg.paths.last,  # and the runtime that ran it (fastest: either)
+                                     "runtime": getattr(seg.runner, "last", None) or seg.backend})
     s = first
     return {"machine": machine_name(), "threads": torch.get_num_threads(), "device": str(s.device),
             **gpu_info(s.device), "torch": torch.__version__, "backend": s.backend, "provider": s.provider,
