@@ -153,7 +153,8 @@ def test_every_subcommand_fails_in_one_line(tmp_path, capsys, name):
 @pytest.mark.parametrize("args,expect", [
     (["--checkpoint", "{tmp}/m.onnx", "--load-step", "5"], "needs a torch checkpoint"),
     (["--load-step", "30", "--seconds", "20"], "--load-step must lie inside --seconds"),
-    (["--cameras", "2"], "--cameras other than 1 needs --soak")])
+    (["--cameras", "2"], "--cameras other than 1 needs --soak"),
+    (["--backend", "onnxruntime"], "--backend onnxruntime needs an ONNX --checkpoint")])
 def test_bench_node_rejects_impossible_runs_in_one_line(tmp_path, capsys, args, expect):
     assert cli(["bench-node", *[a.format(tmp=tmp_path) for a in args]]) == 2
     err = capsys.readouterr().err

@@ -16,6 +16,9 @@ def add_arguments(p):
     p.add_argument("--rate", type=float, default=5.0, help="input frames per second")
     p.add_argument("--seconds", type=float, default=20.0, help="length of each node run")
     p.add_argument("--threads", type=int, default=None, help="the node's torch CPU threads (default: torch's)")
+    p.add_argument("--backend", default="fastest", choices=["fastest", "torch", "onnxruntime", "auto"],
+                   help="the node's backend parameter (default: the node's default, fastest); the model alone "
+                        "runs the same")
     p.add_argument("--domain", type=int, default=77, help="ROS_DOMAIN_ID for the run")
     p.add_argument("--soak", type=float, default=None, metavar="MINUTES",
                    help="soak instead: run the node this long (costmap on, a CameraInfo per camera), sample its RSS "
@@ -54,6 +57,9 @@ def run(a):
         raise FornetError(f"--soak, --cameras and --sample-s must be > 0, got {a.soak}, {a.cameras}, {a.sample_s}")
     if a.soak is None and a.cameras != 1:
         raise FornetError("--cameras other than 1 needs --soak")
+    if a.backend == "onnxruntime" and not str(a.checkpoint or "").endswith(".onnx"):
+        raise FornetError("--backend onnxruntime needs an ONNX --checkpoint (fornet export); for a .pt, "
+                          "fastest runs its ONNX export where that is faster")
     if a.checkpoint and not str(a.checkpoint).endswith(".onnx"):
         read_checkpoint(a.checkpoint)  # a clear error now rather than a node that fails to start
     input_size = tuple(a.input_size) if a.input_size else None
@@ -78,4 +84,4 @@ def run(a):
                          indent=2))
         return
     print(json.dumps(bench_node(a.checkpoint, tuple(a.size), a.rate, a.seconds, a.threads, a.domain,
-                                input_size, tuple(dict.fromkeys(a.outputs))), indent=2))
+                                input_size, tuple(dict.fromkeys(a.outputs)), a.backend), indent=2))

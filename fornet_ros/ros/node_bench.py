@@ -16,7 +16,8 @@ from .processes import DRAIN_S, SETTLE_S, START_TIMEOUT_S, bench_graph, check_al
 OPTIONAL_OUTPUTS = ("color", "importance", "confidence", "overlay")
 
 
-def _node_run(checkpoint, frames, rate, seconds, threads, domain, input_size, outputs: str) -> dict:
+def _node_run(checkpoint, frames, rate, seconds, threads, domain, input_size, outputs: str,
+              backend: str = "fastest") -> dict:
     """One node process; frames published at ``rate`` for ``seconds``. ``outputs``: 'labels' (only
     labels subscribed) or 'all' (every image output subscribed: a frame's latency is publish ->
     the last of its outputs received)."""
@@ -51,7 +52,8 @@ def _node_run(checkpoint, frames, rate, seconds, threads, domain, input_size, ou
     def complete():
         with lock:
             return [max(v.values()) for v in arrivals.values() if len(v) == len(topics)]
-    with bench_graph("fornet_bench_node", ["cameras:=[cam]", "costmap_enabled:=false"], checkpoint, threads,
+    with bench_graph("fornet_bench_node", ["cameras:=[cam]", "costmap_enabled:=false", f"backend:={backend}"],
+                     checkpoint, threads,
                       input_size, domain, setup) as g:
         node, pub = g.node, g.io
         t_end = time.monotonic() + START_TIMEOUT_S
@@ -80,21 +82,22 @@ def _node_run(checkpoint, frames, rate, seconds, threads, domain, input_size, ou
 
 
 def bench_node(checkpoint, size, rate: float, seconds: float, threads: int | None, domain: int = 77,
-               input_size=None, outputs=("labels", "all")) -> dict:
+               input_size=None, outputs=("labels", "all"), backend: str = "fastest") -> dict:
     """The node end to end (one run per ``outputs`` mode) and the model alone on the same frames,
-    in one command: ``overhead_ratio_p50`` = node e2e p50 / model alone p50 per mode."""
+    in one command: ``overhead_ratio_p50`` = node e2e p50 / model alone p50 per mode. ``backend``:
+    the node's parameter (default: the node's default), the baseline alone runs the same."""
     from ..inference import Segmenter
     from ..tools.synthetic import make_scene
 
     H, W = size
     frames = [make_scene(H, W, seed=i)[0] for i in range(4)]
-    runs = [_node_run(checkpoint, frames, rate, seconds, threads, domain, input_size, o) for o in outputs]
+    runs = [_node_run(checkpoint, frames, rate, seconds, threads, domain, input_size, o, backend) for o in outputs]
     # the model alone on the same frames, same thread count, after the nodes are gone
     import torch
     if threads:
         torch.set_num_threads(threads)
-    # as the node picks with its default backend (fastest): the same runtime inside and alone
-    seg = Segmenter.from_checkpoint(checkpoint, backend="fastest", device="auto", input_size=input_size)
+    # as the node picks: the same backend inside and alone
+    seg = Segmenter.from_checkpoint(checkpoint, backend=backend, device="auto", input_size=input_size)
     seg.warmup()  # as the node does at configure: auto takes the measured cheaper focus path
     for f in frames[:2]:
         seg(f)
