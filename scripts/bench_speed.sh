@@ -21,8 +21,17 @@ if [[ $PARTS == *" net "* ]]; then
       --runs ${RUNS:-7} --threads 2 --json > "$OUT/bench_ddrnet.json"
 fi
 [[ $PARTS == *" int8 "* ]] && $PY scripts/bench_int8.py "${INT8_DIR:-/tmp/fornet_int8}" --runs 20 > "$OUT/int8.json"
-[[ $PARTS == *" node "* ]] && $PY -m fornet_ros.cli bench-node --size 360 480 --rate 5 --seconds 15 --threads 2 \
-    > "$OUT/node_360x480_5hz.json"
+# the node vs the Segmenter alone at a 720x1280 camera, per backend: torch, fastest (the node's default),
+# onnxruntime (the default's dense export, what fastest runs at K = 1 when it picks ONNX Runtime)
+if [[ $PARTS == *" node "* ]]; then
+  for b in torch fastest; do
+    $PY -m fornet_ros.cli bench-node --size 720 1280 --rate 5 --seconds 15 --threads 2 --backend $b \
+        > "$OUT/node_720x1280_5hz_$b.json"
+  done
+  $PY -m fornet_ros.cli export --onnx /tmp/fornet_default_dense.onnx --dense > /dev/null
+  $PY -m fornet_ros.cli bench-node --size 720 1280 --rate 5 --seconds 15 --threads 2 --backend onnxruntime \
+      --checkpoint /tmp/fornet_default_dense.onnx > "$OUT/node_720x1280_5hz_onnxruntime.json"
+fi
 # the Segmenter end to end vs the best network (torch; fastest), at the default's 384x768 input
 [[ $PARTS == *" e2e "* ]] && $PY scripts/bench_e2e_backends.py --camera-size 720 1280 --camera-size 1024 2048 \
     --runs 15 --threads 2 > "$OUT/e2e_backends.json"

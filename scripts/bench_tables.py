@@ -116,16 +116,22 @@ def speed_tables(d):
         e = load(d, name)
         if e:
             print(f"- `{name}`: mIoU {e.get('miou', e.get('mIoU', float('nan'))):.3f}")
-    node = load(d, "node_360x480_5hz.json")
-    if node:
+    for name in ["node_360x480_5hz.json", *sorted(p.name for p in d.glob("node_720x1280_5hz_*.json"))]:
+        node = load(d, name)
+        if not node:
+            continue
         print(f"\n`fornet bench-node` ({node['size'][0]}x{node['size'][1]} camera, {node['rate_hz']:g} Hz, "
-              f"{node['seconds']:g} s, backend {node['backend']}): model alone p50 {node['model_alone_ms_p50']:.1f} ms\n")
-        header("outputs subscribed", "node e2e p50", "p95", "node / alone", "node's inference p50", "inside / alone")
+              f"{node['seconds']:g} s, backend {node['backend']}, runtime alone {node.get('runtime', node['backend'])}): "
+              f"model alone p50 {node['model_alone_ms_p50']:.1f} ms" + (f"; alone, {node['choice']}" if node.get("choice")
+                                                                       else "") + "\n")
+        header("outputs subscribed", "node runtime", "node e2e p50", "p95", "node / alone", "node's inference p50",
+               "inside / alone")
         for r in node["runs"]:
-            inf = (r.get("node_diagnostics") or {}).get("inference_ms_p50")
+            diag = r.get("node_diagnostics") or {}
             nir = r.get("node_inference_ratio_p50")
-            print(f"| {r['outputs']} | {r['node_e2e_ms_p50']:.1f} | {r['node_e2e_ms_p95']:.1f} | "
-                  f"**{r['overhead_ratio_p50']:.2f}** | {inf} | {'-' if nir is None else format(nir, '.2f')} |")
+            print(f"| {r['outputs']} | {diag.get('runtime') or diag.get('backend')} | {r['node_e2e_ms_p50']:.1f} | "
+                  f"{r['node_e2e_ms_p95']:.1f} | **{r['overhead_ratio_p50']:.2f}** | {diag.get('inference_ms_p50')} | "
+                  f"{'-' if nir is None else format(nir, '.2f')} |")
 
     e2e = load(d, "e2e_backends.json")
     if e2e:
