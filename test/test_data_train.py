@@ -100,7 +100,8 @@ def test_bf16_training_on_the_cpu_stays_finite_and_is_recorded(camvid_root, tmp_
     with open(tmp_path / "run" / "log.csv") as f:
         losses = [float(r["total"]) for r in csv.DictReader(f) if r["total"]]
     assert len(losses) == 8 and all(np.isfinite(losses))
-    assert read_checkpoint(tmp_path / "run" / "last.pt")["train"]["stages"][-1]["precision"] == "bf16"
+    stage = read_checkpoint(tmp_path / "run" / "last.pt")["train"]["stages"][-1]
+    assert stage["precision"] == "bf16" and stage["dtype"] == "bf16"
 
 
 def test_fp16_training_needs_cuda(camvid_root, tmp_path, capsys):

@@ -253,6 +253,7 @@ def test_recipe_trains_on_a_mix_and_the_record_is_written_whole(tmp_path):
     assert train["datasets"][0]["exclude_drives"] == ["0006R0"] and train["datasets"][0]["files"] == 2
     assert train["recipe"] == recipe.read_text() and (out / "recipe.yaml").read_text() == recipe.read_text()
     assert len(train["stages"]) == 1 and train["stages"][0]["partial_labels"] is True
+    assert train["stages"][0]["precision"] == "auto" and train["stages"][0]["dtype"] == "fp32"  # auto, resolved on the CPU
     # --init appends a stage to the checkpoint's record; an option it cannot honour is refused
     out2 = tmp_path / "run2"
     train_main(["--recipe", str(recipe), "--data-dir", str(tmp_path / "data"), "--out", str(out2), "--no-progress",

@@ -214,14 +214,17 @@ def apply_recipe(args):
     return recipe
 
 
-def training_record(args, recipe, specs, parts, step, weights_file, previous: dict) -> dict:
+def training_record(args, recipe, specs, parts, step, weights_file, previous: dict, amp=None) -> dict:
     """The checkpoint's ``train`` entry, written whole by the trainer: the datasets (with their
-    source commit and file counts), the recipe, and every stage (an ``--init`` run appends one)."""
+    source commit and file counts), the recipe, and every stage (an ``--init`` run appends one).
+    ``amp``: the autocast dtype the stage ran in (:func:`autocast_dtype`; None = fp32), recorded
+    beside ``--precision`` as given (``auto`` resolves by device)."""
     stage = {"what": f"from {resolve_checkpoint(args.init).name}" if args.init else (
                  f"from ImageNet weights ({weights_file.name})" if weights_file else "from random weights"),
              "iters": args.iters, "step": step, "lr": args.lr, "crop": list(args.crop), "batch_size": args.batch_size,
              "seed": args.seed, "topk": args.topk, "partial_labels": not args.one_to_one,
              "class_balance": args.class_balance, "precision": args.precision,
+             "dtype": {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(amp, "fp32"),
              "recipe": recipe.path.name if recipe else None,
              "datasets": [describe_spec(sp, ds) for sp, ds in zip(specs, parts)]}
     stages = list(previous.get("stages") or [])
@@ -356,7 +359,7 @@ def run(args) -> dict:
                               limit=val_limit, prediction_lut=val_ds.prediction_lut)
             model.train()
             ckpt = make_checkpoint(model, meta, train=training_record(args, recipe, specs, parts, step, weights_file,
-                                                                     previous))
+                                                                     previous, amp))
             ckpt["train"]["val"] = {k: result[k] for k in ("miou", "boundary_iou", "thin_miou", "pixel_accuracy")}
             log({"step": step, "val_miou": result["miou"], "val_boundary_iou": result["boundary_iou"],
                  "val_thin_miou": result["thin_miou"]})
