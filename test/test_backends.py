@@ -2,6 +2,7 @@
 quantization (calibrated on synthetic frames here), and the fastest measured backend."""
 
 import copy
+import sys
 
 import numpy as np
 import onnx
@@ -116,5 +117,29 @@ def test_fastest_onnxruntime_winning_runs_its_k_and_torch_any_other(checkpoint_p
     seg.topk_ratio = -1  # the model's K again: back on the graph
     seg(frame)
     assert seg.runner.last == "onnxruntime"
-    other = seg.runner.fast.graph
-    assert not seg.runner.takes(0.25, "sparse" if other == "dense" else "dense")  # the other path: torch
+    assert seg.paths.last == seg.runner.fast.graph  # the path the graph was exported with is the one that ran
+    other = "sparse" if seg.runner.fast.graph == "dense" else "dense"
+    assert seg.runner.takes(0.25, other)  # routed on K alone: both paths compute the same network
+    assert not seg.runner.takes(0.5, seg.runner.fast.graph)
+
+
+@pytest.mark.parametrize("case", ["no onnxruntime", "export fails", "processing torch", "bf16"])
+def test_fastest_stays_on_torch_and_says_why(checkpoint_path, monkeypatch, case):
+    kw = dict(device="cpu", input_size=(64, 96), topk_ratio=0.25)
+    if case == "no onnxruntime":
+        monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` raises ImportError
+        why = "onnxruntime is not installed"
+    elif case == "export fails":
+        monkeypatch.setattr(backends, "exported", lambda *a: (_ for _ in ()).throw(RuntimeError("no exporter")))
+        why = "onnxruntime fp32 failed: RuntimeError: no exporter"
+    elif case == "processing torch":
+        kw["processing"] = "torch"
+        why = "processing torch stays on torch"
+    else:
+        kw["precision"] = "bf16"
+        why = "bf16 stays on torch (ONNX Runtime runs fp32)"
+    lines = []
+    seg = Segmenter.from_checkpoint(checkpoint_path, backend="fastest", log=lines.append, **kw)
+    assert isinstance(seg.runner, TorchRunner) and len(lines) == 1
+    assert lines[0].startswith("backend: torch (") and why in lines[0], lines[0]
+    assert seg(make_scene(64, 96, seed=0)[0]).labels.shape == (64, 96)  # and it runs

@@ -154,7 +154,8 @@ def test_every_subcommand_fails_in_one_line(tmp_path, capsys, name):
     (["--checkpoint", "{tmp}/m.onnx", "--load-step", "5"], "needs a torch checkpoint"),
     (["--load-step", "30", "--seconds", "20"], "--load-step must lie inside --seconds"),
     (["--cameras", "2"], "--cameras other than 1 needs --soak"),
-    (["--backend", "onnxruntime"], "--backend onnxruntime needs an ONNX --checkpoint")])
+    (["--backend", "onnxruntime"], "--backend onnxruntime needs an ONNX --checkpoint"),
+    (["--backend", "torch", "--checkpoint", "{tmp}/m.onnx"], "--backend torch needs a .pt --checkpoint")])
 def test_bench_node_rejects_impossible_runs_in_one_line(tmp_path, capsys, args, expect):
     assert cli(["bench-node", *[a.format(tmp=tmp_path) for a in args]]) == 2
     err = capsys.readouterr().err

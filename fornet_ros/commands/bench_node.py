@@ -60,6 +60,8 @@ def run(a):
     if a.backend == "onnxruntime" and not str(a.checkpoint or "").endswith(".onnx"):
         raise FornetError("--backend onnxruntime needs an ONNX --checkpoint (fornet export); for a .pt, "
                           "fastest runs its ONNX export where that is faster")
+    if a.backend == "torch" and str(a.checkpoint or "").endswith(".onnx"):
+        raise FornetError("--backend torch needs a .pt --checkpoint; an ONNX model runs on onnxruntime")
     if a.checkpoint and not str(a.checkpoint).endswith(".onnx"):
         read_checkpoint(a.checkpoint)  # a clear error now rather than a node that fails to start
     input_size = tuple(a.input_size) if a.input_size else None

@@ -31,9 +31,9 @@ from .path_choice import median_ms
 
 
 class HybridRunner:
-    """The torch runner of a ``.pt`` with an ONNX Runtime session for the one K and focus path that
-    session was exported with (:func:`fastest` measured it faster). Calls at that K and path go to
-    ONNX Runtime, every other call to torch; ``last`` says which ran the last call. It presents the
+    """The torch runner of a ``.pt`` with an ONNX Runtime session for the one K (and focus path) that
+    session was exported with (:func:`fastest` measured it faster). Calls at that K go to ONNX
+    Runtime, every other call to torch; ``last`` says which ran the last call. It presents the
     torch runner's face (``backend`` torch, its model and config), so everything that needs a movable
     K keeps working; the focus paths' cost table is still torch's (conservative at the exported K).
     Written here because neither runtime switches between the two for us."""
@@ -56,10 +56,12 @@ class HybridRunner:
         return (f"{self.fast.provider} at K={self.fast.default_topk:g} ({self.fast.graph}), "
                 f"torch {self.torch.provider} otherwise")
 
-    def takes(self, topk_ratio, mode: str) -> bool:
-        """Whether the ONNX graph runs this call: a float K equal to its own, on its focus path."""
-        return (isinstance(topk_ratio, float | int) and abs(topk_ratio - self.fast.default_topk) < 1e-9
-                and mode in (self.fast.graph, "auto"))
+    def takes(self, topk_ratio, mode: str = "auto") -> bool:
+        """Whether the ONNX graph runs this call: a float K equal to its own. Routed on K alone: the
+        sparse and dense paths compute the same network (to float rounding), so the graph's own path
+        serves a call at its K whichever path the torch side's chooser named for it (the chooser is
+        measured per camera count and may name the other one); ``paths.last`` then says the graph's."""
+        return isinstance(topk_ratio, float | int) and abs(topk_ratio - self.fast.default_topk) < 1e-9
 
     def __call__(self, batch: np.ndarray, topk_ratio, mode: str = "auto"):
         if self.takes(topk_ratio, mode):
@@ -185,26 +187,38 @@ def fastest(checkpoint, device: str = "auto", precision: str = "auto", calibrati
         raise FornetError("precision int8 needs calibration frames (training images)")
     seg = Segmenter.from_checkpoint(checkpoint, backend="torch", device=device,
                                     precision="auto" if precision == "int8" else precision, **kw)
-    if not isinstance(seg.topk_ratio, float) or seg.device.type != "cpu":
-        seg.choice = f"backend: torch ({seg.provider}; an adaptive K or a GPU stays on torch)"
+    stay = ("an adaptive K stays on torch" if not isinstance(seg.topk_ratio, float) else
+            "a GPU stays on torch (CUDA graphs, TensorRT)" if seg.device.type != "cpu" else
+            "processing torch stays on torch" if seg.processing == "torch" else
+            f"{precision} stays on torch (ONNX Runtime runs fp32)" if precision not in ("auto", "fp32", "int8") else None)
+    if stay is None:
+        try:
+            import onnxruntime  # noqa: F401 - an optional dependency (setup.py extra "export")
+        except ImportError:
+            stay = "onnxruntime is not installed"
+    if stay:
+        seg.choice = f"backend: torch ({seg.provider}; {stay})"
         log(seg.choice)
         return seg
     k, x = seg.topk_ratio, seg.preprocess([np.zeros((*seg.input_size, 3), np.uint8)])
     seg.warmup()
     graph = "dense" if seg.paths.resolve(k, "auto", 1) in ("dense", "none") else "sparse"
     times = {"torch": median_ms(lambda: seg.infer(x), runs)}
-    cands = {"torch": seg}
+    cands, failed = {"torch": seg}, []
     opts = [("onnxruntime fp32", None)] + ([("onnxruntime int8", calibration)] if precision == "int8" else [])
     for name, calib in opts:
-        path = exported(checkpoint, seg.input_size, k, graph, calib)
-        other = Segmenter.from_checkpoint(path, backend="onnxruntime", device="cpu",
-                                          **{n: v for n, v in kw.items() if n != "topk_ratio"})
-        cands[name], times[name] = other, median_ms(lambda o=other: o.infer(x), runs)
+        try:  # an export or a session that fails leaves torch running, said in the log line
+            path = exported(checkpoint, seg.input_size, k, graph, calib)
+            other = Segmenter.from_checkpoint(path, backend="onnxruntime", device="cpu",
+                                              **{n: v for n, v in kw.items() if n != "topk_ratio"})
+            cands[name], times[name] = other, median_ms(lambda o=other: o.infer(x), runs)
+        except Exception as e:  # noqa: BLE001 - torch.onnx and onnxruntime raise many types
+            failed.append(f"{name} failed: {type(e).__name__}: {' '.join(str(e).split())[:160]}")
     best = min(times, key=times.get)
     if best != "torch":  # the fast session at K, torch for any other K: still a torch Segmenter
         seg.runner = HybridRunner(seg.runner, cands[best].runner)
     seg.choice = (f"backend: {best} ({graph} focus path, K={k:g}, {seg.input_size[0]}x{seg.input_size[1]}"
                   + ("" if best == "torch" else "; torch for any other K") + "): "
-                  + ", ".join(f"{n} {t:.1f} ms" for n, t in sorted(times.items(), key=lambda i: i[1])))
+                  + ", ".join([f"{n} {t:.1f} ms" for n, t in sorted(times.items(), key=lambda i: i[1])] + failed))
     log(seg.choice)
     return seg

@@ -262,7 +262,10 @@ class Segmenter:
         else:  # an ONNX graph runs the path it was exported with
             self.paths.last = getattr(self.runner, "graph", None)
         if self.processing == "opencv":
-            return self.runner(batch, k, mode)
+            out = self.runner(batch, k, mode)
+            if getattr(self.runner, "last", None) == "onnxruntime":  # backend fastest: the ONNX graph ran its path
+                self.paths.last = self.runner.fast.graph
+            return out
         with torch.inference_mode():
             if graph and self.graphs is not None and GraphCache.capturable(k):
                 return self.graphs(graph_key(batch, k, mode, self.model),
