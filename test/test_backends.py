@@ -85,6 +85,30 @@ def test_fastest_picks_a_measured_backend_and_says_which(checkpoint_path):
         Segmenter.from_checkpoint(checkpoint_path, backend="fastest", precision="int8")
 
 
+def test_fastest_weighs_torch_by_the_factor_of_where_it_runs(checkpoint_path, monkeypatch):
+    _rigged(monkeypatch, 10.0, 11.0)  # torch 10% faster alone, but 1.2x slower where it will run
+    lines = []
+    seg = Segmenter.from_checkpoint(checkpoint_path, backend="fastest", device="cpu", input_size=(64, 96),
+                                    topk_ratio=0.25, log=lines.append, torch_factor=1.2)
+    assert isinstance(seg.runner, backends.HybridRunner) and "torch 10.0 ms (x1.2 where it runs)" in lines[0]
+    _rigged(monkeypatch, 10.0, 13.0)  # ... by more than that: torch
+    seg = Segmenter.from_checkpoint(checkpoint_path, backend="fastest", device="cpu", input_size=(64, 96),
+                                    topk_ratio=0.25, log=lines.append, torch_factor=1.2)
+    assert isinstance(seg.runner, TorchRunner) and lines[1].startswith("backend: torch (")
+
+
+def test_node_fastest_uses_the_node_factor_and_an_onnx_file_ignores_it(checkpoint_path, tmp_path, monkeypatch):
+    from fornet_ros.node.params import NodeParams, build_segmenter
+    seen = {}
+    real = backends.fastest
+    monkeypatch.setattr(backends, "fastest", lambda *a, **kw: seen.update(kw) or real(*a, **kw))
+    seg, _ = build_segmenter(NodeParams(checkpoint=str(checkpoint_path), device="cpu", input_size=(64, 96)))
+    assert seen["torch_factor"] == backends.NODE_TORCH_FACTOR > 1 and seg.backend == "torch"
+    onnx = exported(checkpoint_path, (64, 96), 0.25, "dense")
+    seg, _ = build_segmenter(NodeParams(checkpoint=str(onnx), device="cpu"))  # backend fastest, an ONNX file
+    assert seg.backend == "onnxruntime"
+
+
 def test_fastest_torch_winning_keeps_the_plain_torch_runner(checkpoint_path, monkeypatch):
     _rigged(monkeypatch, 5.0, 10.0)
     seg = Segmenter.from_checkpoint(checkpoint_path, backend="fastest", device="cpu", input_size=(64, 96),

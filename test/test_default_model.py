@@ -15,11 +15,17 @@ def test_default_checkpoint_is_packaged_and_small():
     assert ckpt["model_config"]["variant"] == "mnv2_sparse" and len(ckpt["classes"]) == 19  # docs/model_card.md
     assert ckpt["input_size"] == [384, 768] and ckpt["package"]["input_size"] == [384, 768]
     train = ckpt["train"]
-    # the trainer-written record: the CamVid stages it was fine-tuned from, then the streets recipes (stages 2-4 share one)
-    assert [s.get("recipe") for s in train["stages"]][-4:] == ["streets.yaml"] + ["streets_long.yaml"] * 3
-    assert len(train["stages"]) == 6 and train["total_iters"] == 400 + 350 + 1200 + 1800 + 800 + 3200
-    assert train["stages"][-1]["lr"] == 7e-4 and train["stages"][-1]["precision"] == "auto"  # fp32 on the CPU
+    # the trainer-written record: the CamVid stages it was fine-tuned from, then the streets recipes (stages 2-5 share one)
+    assert [s.get("recipe") for s in train["stages"]][-5:] == ["streets.yaml"] + ["streets_long.yaml"] * 4
+    assert len(train["stages"]) == 7 and train["total_iters"] == 400 + 350 + 1200 + 1800 + 800 + 3200 + 1800
+    assert train["stages"][-1]["lr"] == 6e-4 and train["stages"][-1]["precision"] == "auto"  # fp32 on the CPU
     assert train["stages"][-1]["class_balance"] == 0.3
+    # the shipped weights: the mean of stage 4's and stage 5's last checkpoints (scripts/average_checkpoints.py)
+    avg = ckpt["average"]
+    assert [s["weight"] for s in avg["sources"]] == [0.5, 0.5]
+    assert [s["file"].split("/")[-2:] for s in avg["sources"]] == [["streets_s4", "last.pt"], ["streets_s5", "last.pt"]]
+    assert ckpt["package"]["source"] == "streets_avg45.pt" and ckpt["package"]["source_sha256"] == (
+        "214165e4d55a27fab8fe1b86048285f76c061bd791574fbc054c9942b3ba6c09")
     data = {d["name"]: d for d in train["datasets"]}
     assert set(data) == {"cityscapes_lowres", "cityscapes_fine", "camvid", "idd_lite"}
     # the public hold-outs were never trained on: Cityscapes val (both copies) and CamVid drive 0006R0

@@ -76,6 +76,13 @@ class HybridRunner:
         return self.torch.run_tensor(x, topk_ratio, mode)
 
 
+# Torch's network time inside the node process over its time alone, on the 2-core CPU (docs/benchmarks.md,
+# "the node's default backend"): 1.21-1.24x at 384x768 and 1.72-1.79x at 360x480 in bench-node's runs,
+# where ONNX Runtime's was 0.92-1.03x. The node's `backend: fastest` weighs torch's time by the smallest
+# of these, so a torch that wins alone by less than that does not lose inside the node.
+NODE_TORCH_FACTOR = 1.2
+
+
 def fold_batchnorm(model: nn.Module) -> int:
     """Fold every BatchNorm2d that directly follows a Conv2d inside an ``nn.Sequential`` (the
     ConvBNReLU blocks, torchvision's Conv2dNormActivation) into the conv, in place, for an eval
@@ -171,14 +178,16 @@ def quantize_int8(fp32_path, out_path, calibration: np.ndarray) -> Path:
 
 
 def fastest(checkpoint, device: str = "auto", precision: str = "auto", calibration=None, runs: int = 5, log=None,
-            **kw):
+            torch_factor: float = 1.0, **kw):
     """The Segmenter of ``checkpoint`` on the fastest backend ``precision`` allows, measured here
     on one pre-processed frame at its input size, K and measured focus path: torch (BN folded),
     onnxruntime fp32, and onnxruntime int8 when ``precision`` is int8 (``calibration``: training
     frames, pre-processed). When an ONNX Runtime candidate wins, the torch Segmenter is returned
     with a :class:`HybridRunner` (that session at this K and path, torch for any other K). A K rule
     (adaptive K) and a GPU stay on torch: an ONNX graph fixes K, and the GPU path has its own
-    (CUDA graphs, TensorRT). Says which in one ``log`` line (default: the ``fornet_ros`` logger)."""
+    (CUDA graphs, TensorRT). Says which in one ``log`` line (default: the ``fornet_ros`` logger).
+    ``torch_factor``: how much slower torch runs where the Segmenter will run than here, alone; the
+    choice compares torch's time times this (the node passes its measured factor, :data:`NODE_TORCH_FACTOR`)."""
     from .segmenter import Segmenter
     if log is None:
         import logging
@@ -214,11 +223,13 @@ def fastest(checkpoint, device: str = "auto", precision: str = "auto", calibrati
             cands[name], times[name] = other, median_ms(lambda o=other: o.infer(x), runs)
         except Exception as e:  # noqa: BLE001 - torch.onnx and onnxruntime raise many types
             failed.append(f"{name} failed: {type(e).__name__}: {' '.join(str(e).split())[:160]}")
-    best = min(times, key=times.get)
+    best = min(times, key=lambda n: times[n] * (torch_factor if n == "torch" else 1.0))
     if best != "torch":  # the fast session at K, torch for any other K: still a torch Segmenter
         seg.runner = HybridRunner(seg.runner, cands[best].runner)
     seg.choice = (f"backend: {best} ({graph} focus path, K={k:g}, {seg.input_size[0]}x{seg.input_size[1]}"
                   + ("" if best == "torch" else "; torch for any other K") + "): "
-                  + ", ".join([f"{n} {t:.1f} ms" for n, t in sorted(times.items(), key=lambda i: i[1])] + failed))
+                  + ", ".join([f"{n} {t:.1f} ms" + (f" (x{torch_factor:g} where it runs)" if n == "torch" and
+                                                         torch_factor != 1 else "")
+                               for n, t in sorted(times.items(), key=lambda i: i[1])] + failed))
     log(seg.choice)
     return seg

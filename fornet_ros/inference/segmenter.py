@@ -152,7 +152,8 @@ class Segmenter:
             if not str(path).endswith(".onnx"):
                 from .backends import fastest
                 return fastest(path, device, precision, **kw)
-            backend = "auto"  # an ONNX file has one backend
+            backend = "auto"  # an ONNX file has one backend; fastest's own options have nothing to choose
+            kw = {n: v for n, v in kw.items() if n not in ("log", "torch_factor", "runs", "calibration")}
         is_onnx = path is not None and str(path).endswith(".onnx")
         if backend == "onnxruntime" or (backend == "auto" and is_onnx):
             check_onnx_model(path, PACKAGED)  # a .pt (the packaged model too): say how to export it
