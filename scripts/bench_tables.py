@@ -120,8 +120,9 @@ def speed_tables(d):
         node = load(d, name)
         if not node:
             continue
+        asked = name[len("node_720x1280_5hz_"):-len(".json")] if name.startswith("node_720x1280_5hz_") else node["backend"]
         print(f"\n`fornet bench-node` ({node['size'][0]}x{node['size'][1]} camera, {node['rate_hz']:g} Hz, "
-              f"{node['seconds']:g} s, backend {node['backend']}, runtime alone {node.get('runtime', node['backend'])}): "
+              f"{node['seconds']:g} s, `{name}`: --backend {asked}, runtime alone {node.get('runtime', node['backend'])}): "
               f"model alone p50 {node['model_alone_ms_p50']:.1f} ms" + (f"; alone, {node['choice']}" if node.get("choice")
                                                                        else "") + "\n")
         header("outputs subscribed", "node runtime", "node e2e p50", "p95", "node / alone", "node's inference p50",

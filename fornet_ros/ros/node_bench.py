@@ -97,7 +97,11 @@ def bench_node(checkpoint, size, rate: float, seconds: float, threads: int | Non
     if threads:
         torch.set_num_threads(threads)
     # as the node picks: the same backend inside and alone
-    seg = Segmenter.from_checkpoint(checkpoint, backend=backend, device="auto", input_size=input_size)
+    extra = {}
+    if backend == "fastest":  # the node's choice rule: torch weighed by its slowdown inside the node
+        from ..inference.backends import NODE_TORCH_FACTOR
+        extra["torch_factor"] = NODE_TORCH_FACTOR
+    seg = Segmenter.from_checkpoint(checkpoint, backend=backend, device="auto", input_size=input_size, **extra)
     seg.warmup()  # as the node does at configure: auto takes the measured cheaper focus path
     for f in frames[:2]:
         seg(f)
