@@ -303,10 +303,11 @@ def build_segmenter(p: NodeParams):
     kw = dict(device=p.device, precision=p.precision, input_size=input_size, topk_ratio=p.topk_ratio,
               resize_mode=p.resize_mode, processing=p.processing, cuda_graphs=p.cuda_graphs)
     try:
+        choice = {}
         if p.backend == "fastest":  # weigh torch by its measured slowdown inside the node (backends.NODE_TORCH_FACTOR)
             from ..inference.backends import NODE_TORCH_FACTOR
-            kw["torch_factor"] = NODE_TORCH_FACTOR
-        return Segmenter.from_checkpoint(p.checkpoint or None, backend=p.backend, **kw), None
+            choice["torch_factor"] = NODE_TORCH_FACTOR
+        return Segmenter.from_checkpoint(p.checkpoint or None, backend=p.backend, **kw, **choice), None
     except CheckpointError as e:
         where = p.checkpoint or f"(default) {default_checkpoint_path()}"
         if not p.allow_untrained:
