@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Reproduce the packaged default (fornet_mnv2_streets.pt) from the packaged `camvid` model:
 #   bash scripts/train_streets.sh DATA_DIR OUT_DIR
-# DATA_DIR as written by scripts/prepare_datasets.py, plus camvid/ (SegNet layout). Five stages:
+# DATA_DIR as written by scripts/prepare_datasets.py, plus camvid/ (SegNet layout). Six stages:
 # recipes/streets.yaml (1200 iterations from `camvid`), recipes/streets_long.yaml (1800 more, lower
 # learning rate, repeat-factor sampling), the same recipe for 800 more at lr 5e-4, for 3200 more
-# at lr 7e-4 and for 1800 more at lr 6e-4; then the mean of the last two stages' weights
-# (scripts/average_checkpoints.py). The default is OUT_DIR/streets_avg45.pt. On the 2-core CPU: about
-# 55 + 65 + 27 + 105 + 60 minutes. EXTRA: more `fornet train` options for every stage, e.g.
+# at lr 7e-4, for 1800 more at lr 6e-4 and for 1500 more at lr 5e-4; then the mean of the last three
+# stages' weights (scripts/average_checkpoints.py). The default is OUT_DIR/streets_avg456.pt. On the
+# 2-core CPU: about 55 + 65 + 27 + 105 + 60 + 50 minutes. EXTRA: more `fornet train` options for every stage, e.g.
 # EXTRA="--threads 2 --workers 1 --no-progress"; a stage cut short continues with EXTRA=--resume.
 set -euo pipefail
 data=$1 out=$2
@@ -20,5 +20,7 @@ fornet train --recipe "$(dirname "$0")/../recipes/streets_long.yaml" --data-dir 
   --iters 3200 --lr 7e-4 --warmup 30 --seed 3 --eval-every 800 --out "$out/streets_s4" ${EXTRA:-}
 fornet train --recipe "$(dirname "$0")/../recipes/streets_long.yaml" --data-dir "$data" --init "$out/streets_s4/last.pt" \
   --iters 1800 --lr 6e-4 --warmup 30 --seed 5 --eval-every 600 --out "$out/streets_s5" ${EXTRA:-}
+fornet train --recipe "$(dirname "$0")/../recipes/streets_long.yaml" --data-dir "$data" --init "$out/streets_s5/last.pt" \
+  --iters 1500 --lr 5e-4 --warmup 30 --seed 6 --eval-every 500 --out "$out/streets_s6" ${EXTRA:-}
 "$(dirname "$0")/../.venv/bin/python" "$(dirname "$0")/average_checkpoints.py" "$out/streets_s4/last.pt" \
-  "$out/streets_s5/last.pt" --out "$out/streets_avg45.pt"
+  "$out/streets_s5/last.pt" "$out/streets_s6/last.pt" --out "$out/streets_avg456.pt"

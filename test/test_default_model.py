@@ -15,17 +15,18 @@ def test_default_checkpoint_is_packaged_and_small():
     assert ckpt["model_config"]["variant"] == "mnv2_sparse" and len(ckpt["classes"]) == 19  # docs/model_card.md
     assert ckpt["input_size"] == [384, 768] and ckpt["package"]["input_size"] == [384, 768]
     train = ckpt["train"]
-    # the trainer-written record: the CamVid stages it was fine-tuned from, then the streets recipes (stages 2-5 share one)
-    assert [s.get("recipe") for s in train["stages"]][-5:] == ["streets.yaml"] + ["streets_long.yaml"] * 4
-    assert len(train["stages"]) == 7 and train["total_iters"] == 400 + 350 + 1200 + 1800 + 800 + 3200 + 1800
-    assert train["stages"][-1]["lr"] == 6e-4 and train["stages"][-1]["precision"] == "auto"  # fp32 on the CPU
+    # the trainer-written record: the CamVid stages it was fine-tuned from, then the streets recipes (stages 2-6 share one)
+    assert [s.get("recipe") for s in train["stages"]][-6:] == ["streets.yaml"] + ["streets_long.yaml"] * 5
+    assert len(train["stages"]) == 8 and train["total_iters"] == 400 + 350 + 1200 + 1800 + 800 + 3200 + 1800 + 1500
+    assert train["stages"][-1]["lr"] == 5e-4 and train["stages"][-1]["precision"] == "auto"
+    assert train["stages"][-1]["dtype"] == "fp32"  # auto, resolved on the CPU
     assert train["stages"][-1]["class_balance"] == 0.3
-    # the shipped weights: the mean of stage 4's and stage 5's last checkpoints (scripts/average_checkpoints.py)
+    # the shipped weights: the mean of stages 4, 5 and 6's last checkpoints (scripts/average_checkpoints.py)
     avg = ckpt["average"]
-    assert [s["weight"] for s in avg["sources"]] == [0.5, 0.5]
-    assert [s["file"].split("/")[-2:] for s in avg["sources"]] == [["streets_s4", "last.pt"], ["streets_s5", "last.pt"]]
-    assert ckpt["package"]["source"] == "streets_avg45.pt" and ckpt["package"]["source_sha256"] == (
-        "214165e4d55a27fab8fe1b86048285f76c061bd791574fbc054c9942b3ba6c09")
+    assert [round(s["weight"], 6) for s in avg["sources"]] == [0.333333] * 3
+    assert [s["file"].split("/")[-2:] for s in avg["sources"]] == [[f"streets_s{i}", "last.pt"] for i in (4, 5, 6)]
+    assert ckpt["package"]["source"] == "streets_avg456.pt" and ckpt["package"]["source_sha256"] == (
+        "832a29424265870cdf9215526105a3640c1da6bae2fa58178034951c5f4b30bc")
     data = {d["name"]: d for d in train["datasets"]}
     assert set(data) == {"cityscapes_lowres", "cityscapes_fine", "camvid", "idd_lite"}
     # the public hold-outs were never trained on: Cityscapes val (both copies) and CamVid drive 0006R0
