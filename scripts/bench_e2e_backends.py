@@ -64,7 +64,7 @@ for cam in a.camera_size or [(720, 1280), (1024, 2048)]:
     for name, seg in segs.items():
         x = seg.prepare([frame])
         out = seg.infer(x)
-        row = {"backend": name, "runs_on": getattr(seg.runner, "last", None) or seg.backend, "camera_size": list(cam), "input_size": list(seg.input_size),
+        row = {"backend": name, "runs_on": seg.runtime, "camera_size": list(cam), "input_size": list(seg.input_size),
                "network_ms": med(lambda: seg.infer(x)), "pre_ms": med(lambda: seg.prepare([frame])),
                "post_labels_ms": med(lambda: seg.finish(out, [tuple(cam)], ())),
                "e2e_labels_ms": med(lambda: seg([frame], outputs=())),

@@ -56,15 +56,15 @@ class HybridRunner:
         return (f"{self.fast.provider} at K={self.fast.default_topk:g} ({self.fast.graph}), "
                 f"torch {self.torch.provider} otherwise")
 
-    def takes(self, topk_ratio, mode: str = "auto") -> bool:
-        """Whether the ONNX graph runs this call: a float K equal to its own. Routed on K alone: the
+    def takes(self, topk_ratio) -> bool:
+        """Whether the ONNX graph runs a call at this K: a float K equal to its own. Routed on K alone: the
         sparse and dense paths compute the same network (to float rounding), so the graph's own path
         serves a call at its K whichever path the torch side's chooser named for it (the chooser is
         measured per camera count and may name the other one); ``paths.last`` then says the graph's."""
         return isinstance(topk_ratio, float | int) and abs(topk_ratio - self.fast.default_topk) < 1e-9
 
     def __call__(self, batch: np.ndarray, topk_ratio, mode: str = "auto"):
-        if self.takes(topk_ratio, mode):
+        if self.takes(topk_ratio):
             self.last = "onnxruntime"
             return self.fast(batch, topk_ratio, mode)
         self.last = "torch"

@@ -170,6 +170,9 @@ class Segmenter:
     provider = property(lambda self: self.runner.provider, doc="torch device or ONNX Runtime execution provider")
     model = property(lambda self: getattr(self.runner, "model", None), doc="the torch model (torch backend)")
     cfg = property(lambda self: self.runner.cfg, doc="the model's ModelConfig")
+    runtime = property(lambda self: getattr(self.runner, "last", None) or self.backend,
+                       doc="the runtime that ran the last call: the backend's, or with backend fastest "
+                           "onnxruntime at its K and torch at any other (HybridRunner.last)")
 
     @property
     def topk_ratio(self) -> float:

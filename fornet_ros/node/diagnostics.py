@@ -55,7 +55,7 @@ def model_values(segmenter, k_ctrl) -> dict[str, str]:
     s, c = segmenter, k_ctrl
     return {"device": str(s.device), "backend": s.backend, "provider": s.provider, "model": s.cfg.variant,
             # backend fastest: ONNX Runtime at the K it was exported for, torch at any other
-            "runtime": getattr(getattr(s, "runner", None), "last", None) or s.backend,
+            "runtime": s.runtime,
             "topk_ratio": f"{s.topk_ratio:g}",
             "focus_path": getattr(getattr(s, "paths", None), "last", None) or "n/a",  # sparse, dense, none
             "k_controller": "off" if c is None else (f"target {c.target_ms:g} ms, p95 {c.p95_ms or 0:.1f} ms"

@@ -291,6 +291,16 @@ def _check(f, value) -> None:
         raise ValueError(f"{f.name} must be {m['constraint']}, got {shown}")
 
 
+def backend_options(backend: str) -> dict:
+    """The node's extra options for loading with ``backend``: with fastest, torch's time is weighed by
+    its measured slowdown inside the node (:data:`~fornet_ros.inference.backends.NODE_TORCH_FACTOR`).
+    ``fornet bench-node``'s baseline alone loads with the same."""
+    if backend != "fastest":
+        return {}
+    from ..inference.backends import NODE_TORCH_FACTOR
+    return {"torch_factor": NODE_TORCH_FACTOR}
+
+
 def build_segmenter(p: NodeParams):
     """(Segmenter, warning or None) for the parameters. With ``allow_untrained``, a checkpoint that
     cannot be loaded gives random weights and a warning; otherwise RuntimeError naming it."""
@@ -303,11 +313,7 @@ def build_segmenter(p: NodeParams):
     kw = dict(device=p.device, precision=p.precision, input_size=input_size, topk_ratio=p.topk_ratio,
               resize_mode=p.resize_mode, processing=p.processing, cuda_graphs=p.cuda_graphs)
     try:
-        choice = {}
-        if p.backend == "fastest":  # weigh torch by its measured slowdown inside the node (backends.NODE_TORCH_FACTOR)
-            from ..inference.backends import NODE_TORCH_FACTOR
-            choice["torch_factor"] = NODE_TORCH_FACTOR
-        return Segmenter.from_checkpoint(p.checkpoint or None, backend=p.backend, **kw, **choice), None
+        return Segmenter.from_checkpoint(p.checkpoint or None, backend=p.backend, **kw, **backend_options(p.backend)), None
     except CheckpointError as e:
         where = p.checkpoint or f"(default) {default_checkpoint_path()}"
         if not p.allow_untrained:

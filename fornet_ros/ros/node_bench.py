@@ -96,12 +96,10 @@ def bench_node(checkpoint, size, rate: float, seconds: float, threads: int | Non
     import torch
     if threads:
         torch.set_num_threads(threads)
-    # as the node picks: the same backend inside and alone
-    extra = {}
-    if backend == "fastest":  # the node's choice rule: torch weighed by its slowdown inside the node
-        from ..inference.backends import NODE_TORCH_FACTOR
-        extra["torch_factor"] = NODE_TORCH_FACTOR
-    seg = Segmenter.from_checkpoint(checkpoint, backend=backend, device="auto", input_size=input_size, **extra)
+    from ..node.params import backend_options
+    # as the node picks: the same backend and choice rule inside and alone
+    seg = Segmenter.from_checkpoint(checkpoint, backend=backend, device="auto", input_size=input_size,
+                                    **backend_options(backend))
     seg.warmup()  # as the node does at configure: auto takes the measured cheaper focus path
     for f in frames[:2]:
         seg(f)
@@ -117,6 +115,6 @@ def bench_node(checkpoint, size, rate: float, seconds: float, threads: int | Non
         # the Segmenter call inside the node vs the same call alone: > 1 is contention inside the node process
         r["node_inference_ratio_p50"] = float(infer) / alone_p50 if infer not in (None, "nan") else None
     return {"size": [H, W], "rate_hz": rate, "seconds": seconds, "backend": seg.backend, "provider": seg.provider,
-            "runtime": getattr(seg.runner, "last", None) or seg.backend, "choice": getattr(seg, "choice", None),
+            "runtime": seg.runtime, "choice": getattr(seg, "choice", None),
             "threads": torch.get_num_threads(), "model_alone_ms_p50": alone_p50, "runs": runs,
             "targets": {"overhead_ratio_p50_labels_le": 1.10, "overhead_ratio_p50_all_le": 1.25}}

@@ -206,7 +206,7 @@ def bench_e2e(a) -> dict:
                         net_mode = a.mode if path == "none" else path  # the network alone on the path auto takes
                         xt = x if isinstance(x, torch.Tensor) else torch.from_numpy(x).to(seg.device, seg.dtype)
                         hybrid = getattr(seg.runner, "takes", None)  # backend fastest: ONNX Runtime at its K
-                        if hasattr(seg.runner, "run_tensor") and not (hybrid and hybrid(seg.topk_ratio, net_mode)):
+                        if hasattr(seg.runner, "run_tensor") and not (hybrid and hybrid(seg.topk_ratio)):
                             xt = xt.contiguous(memory_format=torch.channels_last) if seg.runner.channels_last else xt
                             with torch.inference_mode():
                                 network = t(lambda: seg.runner.run_tensor(xt, seg.topk_ratio, net_mode))
@@ -229,7 +229,7 @@ def bench_e2e(a) -> dict:
                                      "e2e_ms": t(lambda: seg(frames, a.mode)),
                                      "e2e_labels_ms": t(lambda: seg(frames, a.mode, outputs=())),
                                      "path": seg.paths.last,  # and the runtime that ran it (fastest: either)
-                                     "runtime": getattr(seg.runner, "last", None) or seg.backend})
+                                     "runtime": seg.runtime})
     s = first
     return {"machine": machine_name(), "threads": torch.get_num_threads(), "device": str(s.device),
             **gpu_info(s.device), "torch": torch.__version__, "backend": s.backend, "provider": s.provider,
