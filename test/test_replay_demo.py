@@ -204,7 +204,12 @@ def test_bench_node_load_step_runs_both_controller_settings_and_plots(trained_li
     r = json.loads(p.stdout)
     fixed, ctrl = r["runs"]["fixed_k"], r["runs"]["controller"]
     assert {k for _, k in fixed["k"]} == {0.5}  # controller off: K stays
-    assert ctrl["k"][-1][1] < 0.5  # a 1 ms target is impossible: the controller lowers K
+    # a 1 ms target is impossible: the controller goes to the cheapest K of the cost curve it measured at
+    # configure and says so. Which K that is depends on the measurement: on this tiny model the dense path
+    # can be the cheaper one at every K, and then the cheapest is the most accurate of equal costs (K = 1,
+    # seen in one of three runs; 0.05 in the others). The K it publishes last is the one it reports
+    assert fixed["k_controller"] == "off" and ctrl["k_controller"].startswith("target 1 ms")
+    assert f", SATURATED at K {ctrl['k'][-1][1]:g} (the cheapest)" in ctrl["k_controller"], ctrl["k_controller"]
     for run in (fixed, ctrl):
         cams = {c for *_, c in run["latency"]}
         assert cams == {"cam0", "cam1"}  # the second camera came in at the step

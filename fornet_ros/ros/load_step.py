@@ -22,6 +22,7 @@ def _load_step_run(checkpoint, frames, rate, seconds, threads, domain, input_siz
     """One node run with the step: at ``step_at_s`` start ``load_procs`` CPU burners and (with
     ``second_camera``) a second camera publishing at ``rate``. Series of (t, latency ms) per labels
     message and (t, K) from semantic/topk_ratio, t in seconds since the start of publishing."""
+    from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
     from std_msgs.msg import Float32, Header
@@ -31,6 +32,7 @@ def _load_step_run(checkpoint, frames, rate, seconds, threads, domain, input_siz
 
     cams = ["cam0", "cam1"]
     lock, lat, ks, t0 = threading.Lock(), [], [], [None]
+    diag = {}  # the node's last /diagnostics values for cam0 (its K controller's own account)
 
     def setup(node):
         def on_labels(msg, cam):
@@ -44,6 +46,12 @@ def _load_step_run(checkpoint, frames, rate, seconds, threads, domain, input_siz
             with lock:
                 t = 0.0 if t0[0] is None else (node.get_clock().now().nanoseconds - t0[0]) / 1e9
                 ks.append((max(0.0, t), float(msg.data)))
+        def on_diag(arr):
+            for st in arr.status:
+                if st.name == "fornet_ros: cam0":
+                    with lock:
+                        diag.update({kv.key: kv.value for kv in st.values})
+        node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, QoSProfile(depth=10))
         for c in cams:
             node.create_subscription(Image, f"{c}/semantic/labels", lambda m, c=c: on_labels(m, c),
                                      QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
@@ -83,7 +91,7 @@ def _load_step_run(checkpoint, frames, rate, seconds, threads, domain, input_siz
                 time.sleep(max(0.0, start + n / rate - time.monotonic()))
             time.sleep(DRAIN_S)
             with lock:
-                series, k_series = list(lat), list(ks)
+                series, k_series, k_controller = list(lat), list(ks), diag.get("k_controller")
         finally:
             for b in burners:
                 b.kill()
@@ -95,7 +103,7 @@ def _load_step_run(checkpoint, frames, rate, seconds, threads, domain, input_siz
                 "latency_ms_p95": pct(v, 0.95) if v else None}
     settle = min(5.0, 0.25 * (seconds - step_at_s))
     return {"params": params, "latency": [[round(t, 3), round(x, 2), c] for t, x, c in series],
-            "k": [[round(t, 3), k] for t, k in k_series],
+            "k": [[round(t, 3), k] for t, k in k_series], "k_controller": k_controller,
             "before_step": phase(0.0, step_at_s), "after_step": phase(step_at_s, seconds),
             "after_step_settled": phase(step_at_s + settle, seconds), "settle_s": settle}
 
