@@ -2,6 +2,7 @@
 publishing two cameras on an isolated domain (loopback only)."""
 
 import os
+import re
 import signal
 import time
 
@@ -196,15 +197,18 @@ def test_latency_controller_moves_k_and_publishes_it(graph):
     assert col.wait_for(fut.done, timeout=10)
     assert all(r.successful for r in fut.result().results), [r.reason for r in fut.result().results]
     ks = lambda: [m.data for m in col.get("semantic/topk_ratio")]  # noqa: E731
-    assert col.wait_for(lambda: ks() and abs(ks()[-1] - 0.05) < 1e-6, timeout=60,
-                        publish=_publisher(col, [0, 1])), ks()
+    ctrl = lambda: (_diag_values(col, "cam0")[0] or {}).get("k_controller", "")  # noqa: E731
+    # a 1 ms target is impossible: the controller goes to the cheapest K of the curve measured at configure
+    # (k_min = 0.05 where sparse is cheaper at low K; K = 1, the most accurate of equal costs, where this
+    # small model's dense path is measured cheaper at every K) and says so
+    assert col.wait_for(lambda: "SATURATED" in ctrl(), timeout=60, publish=_publisher(col, [0, 1])), ctrl()
+    k_sat = float(re.search(r"SATURATED at K (\S+) \(the cheapest\)", ctrl()).group(1))
+    assert k_sat in (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0) and abs(ks()[-1] - k_sat) < 1e-6, (ctrl(), ks())
     seq = [k for i, k in enumerate(ks()) if i == 0 or k != ks()[i - 1]]  # each change once (re-publishes on set)
     # the controller starts at the most accurate K that the measured curve says is no slower than the
     # static 0.25 (on a busy machine that measurement can make K = 1 look as cheap); from there only down
     seq = seq[seq.index(0.25) + 1:]
-    assert seq and all(a > b for a, b in zip(seq, seq[1:])), seq  # only down: planned on the measured curve
-    assert col.wait_for(lambda: "SATURATED" in (_diag_values(col, "cam0")[0] or {}).get("k_controller", ""),
-                        timeout=20, publish=_publisher(col, [2]))
+    assert all(a > b for a, b in zip(seq, seq[1:])), seq  # only down: planned on the measured curve
     fut = client.set_parameters([Parameter("latency_target_ms", value=0.0)])
     assert col.wait_for(fut.done, timeout=10)
     assert col.wait_for(lambda: abs(ks()[-1] - 0.25) < 1e-6, timeout=20)
@@ -213,11 +217,13 @@ def test_latency_controller_moves_k_and_publishes_it(graph):
 
 def test_costmap_layers_published_with_image_stamp(graph):
     proc, col, log, _ = graph
-    assert col.wait_for(lambda: col.get("semantic_costmap/combined") and col.get("semantic_points"),
+    # the grid of the frame this test publishes (stamp 1006 s): earlier tests' grids are still in the collector
+    mine = lambda: [g for g in col.get("semantic_costmap/combined") if g.header.stamp.sec == 1006]  # noqa: E731
+    assert col.wait_for(lambda: mine() and col.get("semantic_points"),
                         timeout=30, publish=_publisher(col, [6])), open(log).read()[-2000:]
-    grid = col.get("semantic_costmap/combined")[-1]
+    grid = mine()[-1]
     assert grid.header.frame_id == "base_link" and (grid.info.width, grid.info.height) == (100, 100)
-    assert grid.header.stamp.sec in {1000 + s for s in range(1, 7)} and grid.header.stamp.nanosec == 123
+    assert grid.header.stamp.nanosec == 123
     vals = np.array(grid.data, np.int8)
     assert vals.min() == -1 and (vals >= 0).any() and vals.max() <= 100
     assert col.get("semantic_costmap/road") and col.get("semantic_costmap/vehicles")
