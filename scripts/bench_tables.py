@@ -120,7 +120,9 @@ def speed_tables(d):
         node = load(d, name)
         if not node:
             continue
-        asked = name[len("node_720x1280_5hz_"):-len(".json")] if name.startswith("node_720x1280_5hz_") else node["backend"]
+        # bench-node records the backend it was asked for; JSON written before it did carries it in its file name
+        asked = node.get("backend_requested") or (name[len("node_720x1280_5hz_"):-len(".json")]
+                                                  if name.startswith("node_720x1280_5hz_") else node["backend"])
         print(f"\n`fornet bench-node` ({node['size'][0]}x{node['size'][1]} camera, {node['rate_hz']:g} Hz, "
               f"{node['seconds']:g} s, `{name}`: --backend {asked}, runtime alone {node.get('runtime', node['backend'])}): "
               f"model alone p50 {node['model_alone_ms_p50']:.1f} ms" + (f"; alone, {node['choice']}" if node.get("choice")

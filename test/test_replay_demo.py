@@ -181,6 +181,7 @@ def test_bench_node_reports_latency_and_overhead(trained_like_ckpt):
     assert p.returncode == 0, p.stderr[-3000:]
     r = json.loads(p.stdout)
     assert [run["outputs"] for run in r["runs"]] == ["labels", "all"] and r["model_alone_ms_p50"] > 0
+    assert r["backend_requested"] == "fastest"  # the node's default, recorded as asked (bench_tables reads it)
     for run in r["runs"]:
         assert run["sent"] == 10 and 0 < run["processed"] <= 10 and run["dropped"] == run["sent"] - run["processed"]
         assert run["node_e2e_ms_p50"] > 0 and run["overhead_ratio_p50"] > 0

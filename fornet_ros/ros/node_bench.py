@@ -114,7 +114,8 @@ def bench_node(checkpoint, size, rate: float, seconds: float, threads: int | Non
         infer = (r["node_diagnostics"] or {}).get("inference_ms_p50")
         # the Segmenter call inside the node vs the same call alone: > 1 is contention inside the node process
         r["node_inference_ratio_p50"] = float(infer) / alone_p50 if infer not in (None, "nan") else None
-    return {"size": [H, W], "rate_hz": rate, "seconds": seconds, "backend": seg.backend, "provider": seg.provider,
+    return {"size": [H, W], "rate_hz": rate, "seconds": seconds, "backend_requested": backend,
+            "backend": seg.backend, "provider": seg.provider,
             "runtime": seg.runtime, "choice": getattr(seg, "choice", None),
             "threads": torch.get_num_threads(), "model_alone_ms_p50": alone_p50, "runs": runs,
             "targets": {"overhead_ratio_p50_labels_le": 1.10, "overhead_ratio_p50_all_le": 1.25}}
