@@ -63,6 +63,12 @@ class HybridRunner:
         measured per camera count and may name the other one); ``paths.last`` then says the graph's."""
         return isinstance(topk_ratio, float | int) and abs(topk_ratio - self.fast.default_topk) < 1e-9
 
+    @property
+    def ran_graph(self) -> str | None:
+        """The focus path the ONNX graph ran when it took the last call (its exported one), else None:
+        torch's call ran the path the Segmenter's chooser named."""
+        return self.fast.graph if self.last == "onnxruntime" else None
+
     def __call__(self, batch: np.ndarray, topk_ratio, mode: str = "auto"):
         if self.takes(topk_ratio):
             self.last = "onnxruntime"

@@ -267,8 +267,8 @@ class Segmenter:
             self.paths.last = getattr(self.runner, "graph", None)
         if self.processing == "opencv":
             out = self.runner(batch, k, mode)
-            if getattr(self.runner, "last", None) == "onnxruntime":  # backend fastest: the ONNX graph ran its path
-                self.paths.last = self.runner.fast.graph
+            if ran := getattr(self.runner, "ran_graph", None):  # backend fastest: the ONNX graph ran its own path
+                self.paths.last = ran
             return out
         with torch.inference_mode():
             if graph and self.graphs is not None and GraphCache.capturable(k):
