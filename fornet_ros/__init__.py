@@ -6,4 +6,14 @@ ground projection, grid fusion; numpy) and ``node/`` (the ROS-free node core) be
 ``tools/`` (CLI features) and, on top, ``ros/``, the only package that imports rclpy.
 """
 
+import os
+
 __version__ = "0.1.0"
+
+# How long an idle OpenMP worker of torch (libgomp, in PyTorch's Linux wheels) busy-waits after a
+# parallel region before sleeping: libgomp's default, 300,000 spins, is milliseconds on this CPU, so
+# after the network the worker still holds a core while OpenCV resizes the next frame and the arg-max
+# runs (end to end 80 ms on a 58 ms network at 720x1280 on the 2-core CPU; 60-63 ms with 10,000 spins,
+# docs/benchmarks.md). Read once, when torch loads libgomp: set here, before any module imports torch;
+# a value the user set wins; no effect where torch was imported first or uses another OpenMP.
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")

@@ -168,3 +168,22 @@ def test_fastest_stays_on_torch_and_says_why(checkpoint_path, monkeypatch, case)
     assert isinstance(seg.runner, TorchRunner) and len(lines) == 1
     assert lines[0].startswith("backend: torch (") and why in lines[0], lines[0]
     assert seg(make_scene(64, 96, seed=0)[0]).labels.shape == (64, 96)  # and it runs
+
+
+def test_ort_sessions_stop_spinning_when_a_run_returns(checkpoint_path):
+    """Idle intra-op threads that spin on after a run hold the cores the pre/post-processing needs."""
+    seg = Segmenter.from_checkpoint(exported(checkpoint_path, (64, 96), 0.25, "dense"), backend="onnxruntime",
+                                    device="cpu")
+    opts = seg.runner.session.get_session_options()
+    assert opts.get_session_config_entry("session.force_spinning_stop") == "1"
+    assert opts.intra_op_num_threads == torch.get_num_threads()
+
+
+@pytest.mark.parametrize("given,want", [(None, "10000"), ("123", "123")])
+def test_the_package_shortens_libgomp_spinning_unless_the_user_set_it(given, want):
+    import os
+    import subprocess
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"} | ({"GOMP_SPINCOUNT": given} if given else {})
+    out = subprocess.run([sys.executable, "-c", "import os, fornet_ros; print(os.environ['GOMP_SPINCOUNT'])"],
+                         env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == want

@@ -114,6 +114,19 @@ def _ort_message(error: Exception) -> str:
     return re.sub(r"\S*onnxruntime_src/\S+ [^(]*\([^)]*\) ", "", text)[:300]
 
 
+def session_options(threads: int):
+    """ONNX Runtime session options for every session this package runs (the runner, the benchmark):
+    ``threads`` intra-op threads, all graph optimisations (conv+BN+activation fusion), and threads that
+    spin while a run lasts but stop when it returns, instead of spinning on and holding the cores the
+    pre/post-processing and the node's other threads need (docs/benchmarks.md)."""
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.add_session_config_entry("session.force_spinning_stop", "1")
+    return so
+
+
 class OrtRunner:
     """An ONNX model under ONNX Runtime: a FoR-Net export (metadata inside), or a foreign
     segmentation model with a description file beside it (:mod:`fornet_ros.inference.model_description`),
@@ -150,9 +163,7 @@ class OrtRunner:
         trt = tensorrt_options(path, dev_id, precision != "fp32", self.meta.input_size, extra.get("trt_max_batch"))
         options = {"TensorrtExecutionProvider": trt,
                    "CUDAExecutionProvider": {"device_id": dev_id}}
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads or torch.get_num_threads()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL  # conv+BN+activation fusion
+        so = session_options(threads or torch.get_num_threads())
         try:
             self.session = ort.InferenceSession(str(path), so, providers=[(n, options.get(n, {})) for n in names])
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types for invalid graphs

@@ -71,9 +71,8 @@ def _ort_timer(module, inputs, threads):
     buf = io.BytesIO()
     names = [f"in{i}" for i in range(len(inputs))]
     torch.onnx.export(module.eval(), tuple(inputs), buf, input_names=names, opset_version=17, dynamo=False)
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    sess = ort.InferenceSession(buf.getvalue(), so, providers=["CPUExecutionProvider"])
+    from ..inference.runtime import session_options
+    sess = ort.InferenceSession(buf.getvalue(), session_options(threads), providers=["CPUExecutionProvider"])
     feed = {n: t.contiguous().numpy() for n, t in zip(names, inputs)}
     return lambda: sess.run(None, feed)
 
