@@ -3,9 +3,9 @@
 cd "$(dirname "$0")/../../.."; source .venv/bin/activate
 [ -f /tmp/fornet_default_dense.onnx ] || python -m fornet_ros.cli export --onnx /tmp/fornet_default_dense.onnx --dense
 for rep in 1 2; do
-  python docs/bench/speed_r4e/spin_probe.py torch
+  GOMP_SPINCOUNT=300000 python docs/bench/speed_r4e/spin_probe.py torch
   GOMP_SPINCOUNT=10000 python docs/bench/speed_r4e/spin_probe.py torch
-  python docs/bench/speed_r4e/spin_probe.py ort
-  PROBE_SPINSTOP=1 python docs/bench/speed_r4e/spin_probe.py ort
+  GOMP_SPINCOUNT=300000 PROBE_SPINSTOP=0 python docs/bench/speed_r4e/spin_probe.py ort
+  GOMP_SPINCOUNT=300000 PROBE_SPINSTOP=1 python docs/bench/speed_r4e/spin_probe.py ort
   GOMP_SPINCOUNT=10000 PROBE_SPINSTOP=1 python docs/bench/speed_r4e/spin_probe.py ort
 done

@@ -1,14 +1,17 @@
 """Does thread spinning after the network slow the CPU steps around it? One process per setting
-(GOMP_SPINCOUNT must be set before torch loads libgomp). argv: torch|ort  (ORT spin stop from PROBE_SPINSTOP=1)."""
+(GOMP_SPINCOUNT must be set before torch loads libgomp). argv: torch|ort  (ORT spin stop from PROBE_SPINSTOP=0|1).
+spin_probe_results.jsonl ran before either became the default: its rows without a setting are libgomp's and ORT's defaults
+(run_spin.sh now names them: GOMP_SPINCOUNT=300000, PROBE_SPINSTOP=0)."""
 import os, sys, json, time, statistics
 which = sys.argv[1]
 import cv2, numpy as np, torch
 import onnxruntime as ort
-if os.environ.get("PROBE_SPINSTOP") == "1":
-    _SO = ort.SessionOptions
-    def so_factory():
-        so = _SO(); so.add_session_config_entry("session.force_spinning_stop", "1"); return so
-    ort.SessionOptions = so_factory
+from fornet_ros.inference import runtime
+if os.environ.get("PROBE_SPINSTOP") in ("0", "1"):  # ORT's spinning after a run: stopped (1, the default since) or not (0)
+    _so = runtime.session_options
+    def session_options(threads):
+        so = _so(threads); so.add_session_config_entry("session.force_spinning_stop", os.environ["PROBE_SPINSTOP"]); return so
+    runtime.session_options = session_options
 from fornet_ros.inference import Segmenter
 from fornet_ros.tools.clip import load_clip
 torch.set_num_threads(2)
