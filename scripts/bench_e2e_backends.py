@@ -10,11 +10,13 @@ usage: python scripts/bench_e2e_backends.py [--checkpoint default] [--camera-siz
 """
 import argparse
 import json
+import os
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
+import fornet_ros  # noqa: F401 - first: it sets libgomp's spin count (fornet_ros/__init__.py) before torch loads libgomp
 import numpy as np
 import torch
 
@@ -84,5 +86,5 @@ for cam in a.camera_size or [(720, 1280), (1024, 2048)]:
         if r["camera_size"] == list(cam):
             r["e2e_labels_over_best_network"] = round(r["e2e_labels_ms"] / best, 3)
             r["e2e_all_over_best_network"] = round(r["e2e_all_ms"] / best, 3)
-print(json.dumps({"machine": machine_name(), "torch": torch.__version__, "threads": a.threads, "runs": a.runs,
+print(json.dumps({"machine": machine_name(), "torch": torch.__version__, "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"), "threads": a.threads, "runs": a.runs,
                   "checkpoint": ckpt.name, "fastest_choice": choice, "rows": rows}, indent=1))
