@@ -132,3 +132,18 @@ def test_clock_note_is_said_once_per_report_instead_of_a_meaningless_age():
 def test_rates_use_a_steady_clock_by_default():
     import time
     assert FrameSlots(["cam"]).clock is time.monotonic  # never the ROS clock (sim time may stand still)
+
+
+@pytest.mark.parametrize("curve", [None, lambda k: 10.0 if k < 1 else 8.0])  # K = 1 the cheapest on this curve
+def test_the_k_controller_value_names_the_k_it_saturated_at(curve):
+    from types import SimpleNamespace
+    from fornet_ros.node.diagnostics import model_values
+    from fornet_ros.node.k_controller import LatencyKController
+    ctrl = LatencyKController(1.0, 0.05, 0.5, k=0.25, cost=curve)
+    for _ in range(40):
+        ctrl.update(50.0)  # far over a 1 ms target
+    seg = SimpleNamespace(device="cpu", backend="torch", provider="CPUExecutionProvider", cfg=SimpleNamespace(variant="v"),
+                          runtime="torch", topk_ratio=ctrl.k, paths=None)
+    want = "0.05" if curve is None else "1"
+    assert model_values(seg, ctrl)["k_controller"] == f"target 1 ms, p95 50.0 ms, SATURATED at K {want} (the cheapest)"
+    assert model_values(seg, None)["k_controller"] == "off"

@@ -181,8 +181,9 @@ def test_parameter_service_changes_and_rejects(graph):
 
 def test_latency_controller_moves_k_and_publishes_it(graph):
     """latency_target_ms > 0 hands K to the controller: with an impossible 1 ms target it takes the
-    cheapest K of the cost curve measured at configure (k_min here), only ever moving down, and says
-    so on semantic/topk_ratio and in /diagnostics; target 0 gives K back to topk_ratio."""
+    cheapest K of the cost curve measured at configure (k_min, or K = 1 where dense is cheaper at every
+    K), moving only down once it has started, and says so on semantic/topk_ratio and in /diagnostics;
+    target 0 gives K back to topk_ratio."""
     proc, col, _, _ = graph
     from rclpy.parameter import Parameter
     from rclpy.parameter_client import AsyncParameterClient

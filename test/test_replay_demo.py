@@ -209,6 +209,7 @@ def test_bench_node_load_step_runs_both_controller_settings_and_plots(trained_li
     # configure and says so. Which K that is depends on the measurement: on this tiny model the dense path
     # can be the cheaper one at every K, and then the cheapest is the most accurate of equal costs (K = 1,
     # seen in one of three runs; 0.05 in the others). The K it publishes last is the one it reports
+    assert ctrl["k"] and ctrl["k_controller"], r  # the node published its K and its /diagnostics
     assert fixed["k_controller"] == "off" and ctrl["k_controller"].startswith("target 1 ms")
     assert f", SATURATED at K {ctrl['k'][-1][1]:g} (the cheapest)" in ctrl["k_controller"], ctrl["k_controller"]
     for run in (fixed, ctrl):

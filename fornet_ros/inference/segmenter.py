@@ -300,7 +300,7 @@ class Segmenter:
             return self._labels_only(logits, (H, W))
         if (nh, nw) != (h, w):  # letterbox: keep the logits over the image's part of the input only
             up = cv2.resize(logits.transpose(1, 2, 0), (w, h), interpolation=cv2.INTER_LINEAR)[y0:y0 + nh, x0:x0 + nw]
-            logits = np.ascontiguousarray(up.transpose(2, 0, 1)) if up.ndim == 3 else up[None]
+            logits = up.transpose(2, 0, 1) if up.ndim == 3 else up[None]  # a view: upsampled_argmax takes (h, w, C)
         wh, ww = (H, W) if H * W <= nh * nw else (nh, nw)
         labels = host_ops.upsampled_argmax(logits, (wh, ww))
         if (wh, ww) != (H, W):

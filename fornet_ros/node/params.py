@@ -107,11 +107,13 @@ class NodeParams:
                                   check=lambda v: v == 0 or v >= 8, constraint="0 or 8..16")
     latency_budget_ms: float = _param(500.0, "diagnostics WARN when p95 end-to-end latency exceeds this",
                                       runtime=True, range=(0.0, 3.6e6))
-    latency_target_ms: float = _param(0.0, "p95 end-to-end latency target: > 0 lets a controller move K between "
-                                      "k_min and k_max to hold it (K in use on semantic/topk_ratio); 0 = off, "
-                                      "topk_ratio applies", runtime=True, range=(0.0, 3.6e6))
+    latency_target_ms: float = _param(0.0, "p95 end-to-end latency target: > 0 lets a controller move K to hold "
+                                      "it, from k_min up to k_max, or higher where that costs no more than k_max "
+                                      "(K in use on semantic/topk_ratio); 0 = off, topk_ratio applies",
+                                      runtime=True, range=(0.0, 3.6e6))
     k_min: float = _param(0.05, "lowest K the latency controller may use", runtime=True, range=(0.0, 1.0))
-    k_max: float = _param(0.5, "highest K the latency controller may use", runtime=True, range=(0.0, 1.0))
+    k_max: float = _param(0.5, "highest K the latency controller may use, or the cost it may spend: a higher K that "
+                          "costs no more (measured) is taken", runtime=True, range=(0.0, 1.0))
     stale_timeout_s: float = _param(2.0, "diagnostics ERROR when a camera sent nothing for this long",
                                     runtime=True, range=(0.0, 86400.0))
     diagnostics_period_s: float = _param(1.0, "period of /diagnostics (wall clock)", range=(0.01, 3600.0))

@@ -21,7 +21,8 @@ def _load_step_run(checkpoint, frames, rate, seconds, threads, domain, input_siz
                    load_procs, second_camera, progress=None) -> dict:
     """One node run with the step: at ``step_at_s`` start ``load_procs`` CPU burners and (with
     ``second_camera``) a second camera publishing at ``rate``. Series of (t, latency ms) per labels
-    message and (t, K) from semantic/topk_ratio, t in seconds since the start of publishing."""
+    message and (t, K) from semantic/topk_ratio, t in seconds since the start of publishing; and the
+    node's last /diagnostics ``k_controller`` value for cam0 (off, or the target, p95 and saturation)."""
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
