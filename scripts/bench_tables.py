@@ -136,11 +136,14 @@ def speed_tables(d):
                   f"{r['node_e2e_ms_p95']:.1f} | **{r['overhead_ratio_p50']:.2f}** | {diag.get('inference_ms_p50')} | "
                   f"{'-' if nir is None else format(nir, '.2f')} |")
 
-    e2e = load(d, "e2e_backends.json")
-    if e2e:
-        print(f"\nThe Segmenter end to end vs the network alone ({e2e['checkpoint']}, {e2e['threads']} threads, median of "
-              f"{e2e['runs']}; fastest chose: {e2e['fastest_choice']}); ratios over the best network time at that "
-              "camera size\n")
+    for name in sorted(p.name for p in d.glob("e2e_backends*.json")):  # one per run (settings, repetitions)
+        e2e = load(d, name)
+        if not e2e:
+            continue
+        spin = f", GOMP_SPINCOUNT {e2e['gomp_spincount']}" if "gomp_spincount" in e2e else ""
+        print(f"\n`{name}`: the Segmenter end to end vs the network alone ({e2e['checkpoint']}, {e2e['threads']} "
+              f"threads, median of {e2e['runs']}{spin}; fastest chose: {e2e['fastest_choice']}); ratios over the best "
+              "network time at that camera size\n")
         header("camera", "backend (runs on)", "network", "pre", "post, labels", "e2e labels", "e2e all maps",
                "e2e labels / best network", "e2e all / best network")
         for r in e2e["rows"]:
