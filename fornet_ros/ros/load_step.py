@@ -7,7 +7,7 @@ import statistics
 import threading
 import time
 
-from .processes import DRAIN_S, SETTLE_S, START_TIMEOUT_S, bench_graph, pct, wait_subscribed
+from .processes import DRAIN_S, SETTLE_S, START_TIMEOUT_S, bench_graph, pct, subscribe_diagnostics, wait_subscribed
 
 
 def _burner():
@@ -23,7 +23,6 @@ def _load_step_run(checkpoint, frames, rate, seconds, threads, domain, input_siz
     ``second_camera``) a second camera publishing at ``rate``. Series of (t, latency ms) per labels
     message and (t, K) from semantic/topk_ratio, t in seconds since the start of publishing; and the
     node's last /diagnostics ``k_controller`` value for cam0 (off, or the target, p95 and saturation)."""
-    from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
     from std_msgs.msg import Float32, Header
@@ -33,7 +32,7 @@ def _load_step_run(checkpoint, frames, rate, seconds, threads, domain, input_siz
 
     cams = ["cam0", "cam1"]
     lock, lat, ks, t0 = threading.Lock(), [], [], [None]
-    diag = {}  # the node's last /diagnostics values for cam0 (its K controller's own account)
+    diags = {}  # the node's last /diagnostics values per camera (cam0's k_controller: its K controller's account)
 
     def setup(node):
         def on_labels(msg, cam):
@@ -47,12 +46,7 @@ def _load_step_run(checkpoint, frames, rate, seconds, threads, domain, input_siz
             with lock:
                 t = 0.0 if t0[0] is None else (node.get_clock().now().nanoseconds - t0[0]) / 1e9
                 ks.append((max(0.0, t), float(msg.data)))
-        def on_diag(arr):
-            for st in arr.status:
-                if st.name == "fornet_ros: cam0":
-                    with lock:
-                        diag.update({kv.key: kv.value for kv in st.values})
-        node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, QoSProfile(depth=10))
+        subscribe_diagnostics(node, diags, lock)
         for c in cams:
             node.create_subscription(Image, f"{c}/semantic/labels", lambda m, c=c: on_labels(m, c),
                                      QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
@@ -92,7 +86,7 @@ def _load_step_run(checkpoint, frames, rate, seconds, threads, domain, input_siz
                 time.sleep(max(0.0, start + n / rate - time.monotonic()))
             time.sleep(DRAIN_S)
             with lock:
-                series, k_series, k_controller = list(lat), list(ks), diag.get("k_controller")
+                series, k_series, k_controller = list(lat), list(ks), diags.get("cam0", {}).get("k_controller")
         finally:
             for b in burners:
                 b.kill()

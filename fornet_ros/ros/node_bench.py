@@ -11,7 +11,8 @@ import statistics
 import threading
 import time
 
-from .processes import DRAIN_S, SETTLE_S, START_TIMEOUT_S, bench_graph, check_alive, pct, wait_subscribed
+from .processes import (DRAIN_S, SETTLE_S, START_TIMEOUT_S, bench_graph, check_alive, pct, subscribe_diagnostics,
+                        wait_subscribed)
 
 OPTIONAL_OUTPUTS = ("color", "importance", "confidence", "overlay")
 
@@ -21,7 +22,6 @@ def _node_run(checkpoint, frames, rate, seconds, threads, domain, input_size, ou
     """One node process; frames published at ``rate`` for ``seconds``. ``outputs``: 'labels' (only
     labels subscribed) or 'all' (every image output subscribed: a frame's latency is publish ->
     the last of its outputs received)."""
-    from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
     from std_msgs.msg import Header
@@ -31,7 +31,7 @@ def _node_run(checkpoint, frames, rate, seconds, threads, domain, input_size, ou
 
     topics = ["labels"] + (list(OPTIONAL_OUTPUTS) if outputs == "all" else [])
     arrivals, lock = {}, threading.Lock()  # stamp -> {output: latency ms}
-    diag = {}  # the node's own view: its inference p50 (the Segmenter call inside it), backend, focus path
+    diags = {}  # the node's own view per camera: its inference p50 (the Segmenter call inside it), backend, focus path
 
     def setup(node):
         def on_output(msg, out):
@@ -39,11 +39,7 @@ def _node_run(checkpoint, frames, rate, seconds, threads, domain, input_size, ou
             s = stamp_ns(msg.header.stamp)
             with lock:
                 arrivals.setdefault(s, {})[out] = (now - s) / 1e6
-        def on_diag(arr):
-            for st in arr.status:
-                if st.name == "fornet_ros: cam":
-                    diag.update({kv.key: kv.value for kv in st.values})
-        node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, QoSProfile(depth=10))
+        subscribe_diagnostics(node, diags, lock)
         for out in topics:
             node.create_subscription(Image, f"cam/semantic/{out}", lambda m, o=out: on_output(m, o),
                                      QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
@@ -74,6 +70,7 @@ def _node_run(checkpoint, frames, rate, seconds, threads, domain, input_size, ou
         time.sleep(DRAIN_S)
         e2e = complete()
         with lock:
+            diag = diags.get("cam", {})
             node_view = {k: diag.get(k) for k in ("inference_ms_p50", "inference_ms_p95", "backend", "runtime",
                                                   "focus_path", "topk_ratio")}
     return {"outputs": outputs, "sent": sent, "processed": len(e2e), "processed_hz": len(e2e) / seconds,

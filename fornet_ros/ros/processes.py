@@ -17,6 +17,7 @@ CONFIG = Path(__file__).resolve().parents[2] / "config"
 START_TIMEOUT_S = 120.0  # the node's start-up: model load, first subscription, first outputs
 SETTLE_S = 1.0  # after the warm-up frames: the node's queues empty before the measured run starts
 DRAIN_S = 2.0  # after the last frame: the node finishes the frames in flight and publishes them
+DIAG_PREFIX = "fornet_ros: "  # the node's /diagnostics: one status per camera, named "fornet_ros: <camera>"
 
 
 def isolated_env(domain: int) -> dict:
@@ -98,6 +99,21 @@ def bench_graph(name, params, checkpoint, threads, input_size, domain, setup):
         if g.node is not None:
             g.node.destroy_node()
         rclpy.try_shutdown()
+
+
+def subscribe_diagnostics(node, values: dict, lock) -> None:
+    """Subscribe ``node`` to /diagnostics: ``values[camera]`` becomes the key/value dict of the
+    segmentation node's last status for that camera (written under ``lock``)."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    def on_diag(arr):
+        with lock:
+            for st in arr.status:
+                if st.name.startswith(DIAG_PREFIX):
+                    values[st.name[len(DIAG_PREFIX):]] = {kv.key: kv.value for kv in st.values}
+    node.create_subscription(DiagnosticArray, "/diagnostics", on_diag,
+                             QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
 
 
 def wait_subscribed(g, topic: str, deadline: float) -> None:

@@ -9,7 +9,7 @@ import threading
 import time
 
 from ..node.params import NodeParams
-from .processes import bench_graph, pct
+from .processes import bench_graph, pct, subscribe_diagnostics
 
 DIAGNOSTICS_PERIOD_S = NodeParams.diagnostics_period_s  # the node's default: soak does not set it
 
@@ -42,7 +42,6 @@ SETTLE_S = 2.0  # after the warm-up, before the counters' baseline is read
 DRAIN_S = 3.0  # after the run: the last frames processed and counted in /diagnostics
 WARMUP_SHARE, WARMUP_MAX_S = 0.2, 120.0  # RSS slope from here on: 2 minutes, or 20 % of a shorter run
 DROPS = ("dropped_overwritten", "dropped_stale", "bad_messages", "dropped_future_stamp")
-DIAG_PREFIX = "fornet_ros: "
 
 
 class _Graph:
@@ -68,14 +67,13 @@ class _Graph:
 
     def setup(self, node):
         """bench_graph's set-up: our subscriptions and publishers on ``node``."""
-        from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import CameraInfo, Image
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.node = node
         for c in self.cams:
             node.create_subscription(Image, f"{c}/semantic/labels", self._on_labels, reliable)
-        node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, reliable)
+        subscribe_diagnostics(node, self.diag, self.lock)
         self.pubs = {c: node.create_publisher(Image, f"{c}/image_raw", reliable) for c in self.cams}
         self.info_pubs = {c: node.create_publisher(CameraInfo, f"{c}/camera_info", reliable) for c in self.cams}
 
@@ -85,12 +83,6 @@ class _Graph:
         with self.lock:
             if self.t0_ns is not None and s >= self.t0_ns:
                 self.lat.append(((s - self.t0_ns) / 1e9, (now - s) / 1e6))
-
-    def _on_diag(self, arr):
-        with self.lock:
-            for st in arr.status:
-                if st.name.startswith(DIAG_PREFIX):
-                    self.diag[st.name[len(DIAG_PREFIX):]] = {kv.key: kv.value for kv in st.values}
 
     def publish(self, c: str, n: int, info: bool) -> None:
         """Camera ``c``'s frame ``n`` (one of 4 scenes), stamped now; its CameraInfo first with ``info``."""
