@@ -13,20 +13,21 @@ def test_default_checkpoint_is_packaged_and_small():
     assert path.stat().st_size < 20 * 1024 * 1024
     ckpt = read_checkpoint(None)
     assert ckpt["model_config"]["variant"] == "mnv2_sparse" and len(ckpt["classes"]) == 19  # docs/model_card.md
-    assert ckpt["input_size"] == [384, 768] and ckpt["package"]["input_size"] == [384, 768]
+    assert ckpt["input_size"] == [448, 896] and ckpt["package"]["input_size"] == [448, 896]
     train = ckpt["train"]
-    # the trainer-written record: the CamVid stages it was fine-tuned from, then the streets recipes (stages 2-6 share one)
-    assert [s.get("recipe") for s in train["stages"]][-6:] == ["streets.yaml"] + ["streets_long.yaml"] * 5
-    assert len(train["stages"]) == 8 and train["total_iters"] == 400 + 350 + 1200 + 1800 + 800 + 3200 + 1800 + 1500
-    assert train["stages"][-1]["lr"] == 5e-4 and train["stages"][-1]["precision"] == "auto"
+    # the trainer-written record: the CamVid stages it was fine-tuned from, then the streets recipes (stages 2-8 share one)
+    assert [s.get("recipe") for s in train["stages"]][-8:] == ["streets.yaml"] + ["streets_long.yaml"] * 7
+    assert len(train["stages"]) == 10 and train["total_iters"] == (400 + 350 + 1200 + 1800 + 800 + 3200 + 1800 + 1500
+                                                                   + 1500 + 1500)
+    assert train["stages"][-1]["lr"] == 3e-4 and train["stages"][-1]["precision"] == "auto"
     assert train["stages"][-1]["dtype"] == "fp32"  # auto, resolved on the CPU
     assert train["stages"][-1]["class_balance"] == 0.3
-    # the shipped weights: the mean of stages 4, 5 and 6's last checkpoints (scripts/average_checkpoints.py)
+    # the shipped weights: the mean of stages 6, 7 and 8's last checkpoints (scripts/average_checkpoints.py)
     avg = ckpt["average"]
     assert [round(s["weight"], 6) for s in avg["sources"]] == [0.333333] * 3
-    assert [s["file"].split("/")[-2:] for s in avg["sources"]] == [[f"streets_s{i}", "last.pt"] for i in (4, 5, 6)]
-    assert ckpt["package"]["source"] == "streets_avg456.pt" and ckpt["package"]["source_sha256"] == (
-        "832a29424265870cdf9215526105a3640c1da6bae2fa58178034951c5f4b30bc")
+    assert [s["file"].split("/")[-2:] for s in avg["sources"]] == [[f"streets_s{i}", "last.pt"] for i in (6, 7, 8)]
+    assert ckpt["package"]["source"] == "streets_avg678.pt" and ckpt["package"]["source_sha256"] == (
+        "c5636f8f33ba746ad9b9776e2dc75642112b8e2ebc9ef4548bb042dd1f0ff5f6")
     data = {d["name"]: d for d in train["datasets"]}
     assert set(data) == {"cityscapes_lowres", "cityscapes_fine", "camvid", "idd_lite"}
     # the public hold-outs were never trained on: Cityscapes val (both copies) and CamVid drive 0006R0
