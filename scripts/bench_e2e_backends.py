@@ -3,8 +3,8 @@ torch and the ONNX export, as `--backend fastest` picks it), camera size and out
 in one process: the issue #27 target "Segmenter end to end <= 1.15x the default's best network".
 A real street frame (the packaged clip's first, resized to each camera size): the arg-max after the
 network costs less where neighbouring pixels agree (inference/host_ops.py), so noise would mislead.
-Beside each row, the two CPU steps host_ops replaced, old (numpy / OpenCV) against new, on the same
-frame and logits. One JSON object.
+Beside each row, the three CPU steps host_ops replaced, old (one INTER_AREA resize, numpy, OpenCV)
+against new, on the same frame and logits. One JSON object.
 
 usage: python scripts/bench_e2e_backends.py [--checkpoint default] [--camera-size H W ...] [--runs 15] [--threads 2]
 """
@@ -76,7 +76,9 @@ for cam in a.camera_size or [(720, 1280), (1024, 2048)]:
             buf = np.empty((*seg.input_size, 3), np.float32)
             logits, work = out[0][0], tuple(seg.input_size)
             assert (host_ops.upsampled_argmax(logits, work) == old_argmax(logits, work)).all()
-            row.update(normalise_numpy_ms=med(lambda: old_normalise(seg, small)),
+            row.update(resize_area_ms=med(lambda: cv2.resize(frame, seg.input_size[::-1], interpolation=cv2.INTER_AREA)),
+                       resize_shrink_ms=med(lambda: host_ops.shrink(frame, seg.input_size)),
+                       normalise_numpy_ms=med(lambda: old_normalise(seg, small)),
                        normalise_lut_ms=med(lambda: host_ops.normalise(small, seg.mean, seg.std, buf)),
                        argmax_opencv_ms=med(lambda: old_argmax(logits, work)),
                        argmax_host_ops_ms=med(lambda: host_ops.upsampled_argmax(logits, work)))

@@ -8,11 +8,12 @@ confidence and importance maps on the device, and only the uint8 maps asked for 
 
 Each step mirrors the OpenCV path of :class:`~fornet_ros.inference.Segmenter` (same resize kind,
 same letterbox crop, same arg-max resolution), so the two agree: labels identical up to ties,
-maps within one grey level (``test/test_device_ops.py``, on the CPU). Shrinking is OpenCV's
-INTER_AREA exactly: each output pixel averages the source pixels it covers, weighted by the share
-of each it covers (two matrix products, :func:`area_matrix`; torch's own ``area`` mode is an
-adaptive average pool that counts partly covered pixels whole, which moved the pretrained default's
-labels on 1 % of the pixels), rounded to uint8 as OpenCV does for a uint8 frame.
+maps within one grey level (``test/test_device_ops.py``, on the CPU). Shrinking is the OpenCV
+path's :func:`~.host_ops.shrink` (exact halvings, then INTER_AREA): each output pixel averages the
+source pixels it covers, weighted by the share of each it covers (two matrix products,
+:func:`area_matrix`, the halvings composed into them; torch's own ``area`` mode is an adaptive
+average pool that counts partly covered pixels whole, which moved the pretrained default's labels
+on 1 % of the pixels), rounded to uint8 as OpenCV does for a uint8 frame.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .host_ops import area_halvings
 
 
 class Uploader:
@@ -48,20 +51,32 @@ class Uploader:
         return out
 
 
-@lru_cache(maxsize=32)
-def area_matrix(n: int, m: int, device) -> torch.Tensor:
-    """(m, n) weights of an area shrink of an axis of n pixels to m <= n: output i covers source
-    [i n/m, (i+1) n/m), each source pixel weighted by the length of it covered, normalised. Cached
-    per (size, device): built and uploaded once per camera size, not per frame."""
+def _area_weights(n: int, m: int) -> torch.Tensor:
+    """(m, n) float64: output i covers source [i n/m, (i+1) n/m), each source pixel weighted by the
+    length of it covered, normalised (cv2.INTER_AREA)."""
     s = n / m
     lo = torch.arange(m, dtype=torch.float64)[:, None] * s
     j = torch.arange(n, dtype=torch.float64)[None, :]
-    return ((torch.minimum(lo + s, j + 1) - torch.maximum(lo, j)).clamp(min=0) / s).float().to(device)
+    return (torch.minimum(lo + s, j + 1) - torch.maximum(lo, j)).clamp(min=0) / s
+
+
+@lru_cache(maxsize=32)
+def area_matrix(n: int, m: int, device, halvings: int = 0) -> torch.Tensor:
+    """(m, n) weights of an area shrink of an axis of n pixels to m <= n, after ``halvings`` exact
+    halvings (:func:`~.host_ops.shrink`'s steps, composed into one matrix). Cached per (size,
+    device): built and uploaded once per camera size, not per frame."""
+    w = None
+    for _ in range(halvings):
+        half = _area_weights(n, n // 2)
+        w, n = half if w is None else half @ w, n // 2
+    last = _area_weights(n, m)
+    return (last if w is None else last @ w).float().to(device)
 
 
 def area_resize(t: torch.Tensor, size) -> torch.Tensor:
-    """(H, W, C) float -> (h, w, C) with h <= H, w <= W: cv2.INTER_AREA's coverage-weighted average."""
-    wy, wx = area_matrix(t.shape[0], size[0], t.device), area_matrix(t.shape[1], size[1], t.device)
+    """(H, W, C) float -> (h, w, C) with h <= H, w <= W: the area average of :func:`~.host_ops.shrink`."""
+    k = area_halvings(tuple(t.shape[:2]), tuple(size))
+    wy, wx = area_matrix(t.shape[0], size[0], t.device, k), area_matrix(t.shape[1], size[1], t.device, k)
     return torch.einsum("ih,hwc,jw->ijc", wy, t, wx)
 
 

@@ -222,7 +222,8 @@ class Segmenter:
         for i, img in enumerate(images):
             y0, x0, nh, nw = self.content_box(img.shape[:2])
             if img.shape[:2] != (nh, nw):  # resize before the float conversion: 4x fewer pixels
-                img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if img.shape[0] > nh else cv2.INTER_LINEAR)
+                img = host_ops.shrink(img, (nh, nw)) if img.shape[0] > nh else cv2.resize(
+                    img, (nw, nh), interpolation=cv2.INTER_LINEAR)
             host_ops.normalise(img, self.mean, self.std, batch[i, y0:y0 + nh, x0:x0 + nw])
         return batch.transpose(0, 3, 1, 2)
 
