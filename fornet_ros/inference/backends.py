@@ -84,7 +84,8 @@ class HybridRunner:
 
 # Torch's network time inside the node process over its time alone, on the 2-core CPU (docs/benchmarks.md,
 # "the node's default backend"): 1.21-1.24x at 384x768 and 1.72-1.79x at 360x480 in bench-node's runs,
-# where ONNX Runtime's was 0.92-1.03x. The node's `backend: fastest` weighs torch's time by the smallest
+# where ONNX Runtime's was 0.92-1.03x; 1.24-1.27x at 448x896 with the package's libgomp spin count
+# (session 6, docs/bench/speed_r4f/node_720x1280_5hz_torch.json). The node's `backend: fastest` weighs torch's time by the smallest
 # of these, so a torch that wins alone by less than that does not lose inside the node.
 NODE_TORCH_FACTOR = 1.2
 
