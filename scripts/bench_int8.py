@@ -36,7 +36,10 @@ shutil.copy(resolve_checkpoint(a.checkpoint), ckpt)
 seg = Segmenter.from_checkpoint(ckpt, device="cpu")
 files, per = [], -(-a.frames // len(a.data))
 for folder in a.data:  # evenly spread over each folder's sorted frames
-    found = sorted(f for ext in ("*.png", "*.jpg") for f in Path(folder).rglob(ext) if not f.name.startswith("0006R0"))
+    found = sorted(f for ext in ("*.png", "*.jpg") for f in Path(folder).rglob(ext)  # photos only: no labels, no hold-out
+                   if not f.name.startswith("0006R0") and not any(t in f.name for t in ("label", "annot", "gtFine")))
+    if not found:
+        raise SystemExit(f"bench_int8: no frames (*.png, *.jpg) under {folder}")
     files += found[:: max(1, len(found) // per)][:per]
 files = files[: a.frames]
 calib = seg.preprocess([cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB) for f in files])

@@ -32,7 +32,7 @@ if [[ $PARTS == *" node "* ]]; then
   $PY -m fornet_ros.cli bench-node --size 720 1280 --rate 5 --seconds 15 --threads 2 --backend onnxruntime \
       --checkpoint /tmp/fornet_default_dense.onnx > "$OUT/node_720x1280_5hz_onnxruntime.json"
 fi
-# the Segmenter end to end vs the best network (torch; fastest), at the default's 384x768 input
+# the Segmenter end to end vs the best network (torch; fastest), at the default's input (448x896)
 [[ $PARTS == *" e2e "* ]] && $PY scripts/bench_e2e_backends.py --camera-size 720 1280 --camera-size 1024 2048 \
     --runs 15 --threads 2 > "$OUT/e2e_backends.json"
 # torch.compile (inductor) vs eager, dense (the path K = 1 takes), warm-up included

@@ -75,12 +75,13 @@ def test_postprocessing_agrees_with_opencv(small_model, mode, size):
 
 @pytest.mark.parametrize("mode", ["stretch", "letterbox"])
 @pytest.mark.parametrize("size,max_grey", [((256, 512), 0.51), ((64, 128), 1.0), ((300, 500), 4.0),
-                                           ((720, 1280), 4.0), ((97, 171), 1.0)])
+                                           ((720, 1280), 4.0), ((97, 171), 1.0),
+                                           ((128, 400), 1.5), ((150, 200), 4.0)])
 def test_preprocessing_agrees_with_opencv(small_model, mode, size, max_grey):
     """Normalised network inputs within a few grey levels: OpenCV rounds the resized uint8 frame
-    (0.5 at most when shrinking by an integer factor; fixed-point bilinear when enlarging), and its
-    INTER_AREA weighs partly covered pixels by coverage where torch's area pool counts them whole
-    (non-integer factors)."""
+    after each step (a halving, the area step, fixed-point bilinear when enlarging) where the device
+    path rounds once. (128, 400) and (150, 200) shrink one side and keep or enlarge the other: area
+    along the first, bilinear along the second, in both paths."""
     cv, th = _pair(small_model, resize_mode=mode)
     img = _image(size)
     a, b = cv.prepare([img]), th.prepare([img])
@@ -185,3 +186,17 @@ def test_node_parameters_reach_the_segmenter(checkpoint_path, tmp_path):
         build_segmenter(NodeParams(checkpoint=str(tmp_path / "m.onnx"), device="cpu", processing="torch"))
     with pytest.raises(ValueError, match="processing must be"):
         NodeParams(processing="gpu")
+
+
+@pytest.mark.parametrize("src,dst", [((1024, 2048), (448, 896)), ((1024, 2048), (256, 512)), ((300, 500), (97, 171)),
+                                     ((448, 1280), (448, 896))])
+def test_the_device_shrink_is_the_host_shrink(src, dst):
+    """The device path's area matrices compose host_ops.shrink's halvings: equal on a float frame
+    (no uint8 rounding between steps), within one grey level on a uint8 one."""
+    from fornet_ros.inference import device_ops, host_ops
+    img = _image(src, seed=2)
+    f = img.astype(np.float32)
+    np.testing.assert_allclose(device_ops.area_resize(torch.from_numpy(f), dst).numpy(), host_ops.shrink(f, dst),
+                               atol=2e-3)
+    dev = (device_ops.area_resize(torch.from_numpy(img).float(), dst) + 0.5).floor().numpy()
+    assert np.abs(dev - host_ops.shrink(img, dst)).max() <= 1

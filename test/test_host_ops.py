@@ -91,3 +91,19 @@ def test_shrink_halves_exactly_then_area_averages_like_one_inter_area(src, dst, 
         assert diff.max() == 0
     else:
         assert diff.max() <= 2 and diff.mean() < 0.4, (diff.max(), diff.mean())
+
+
+def test_resize_frame_averages_along_a_shrinking_side_and_interpolates_along_a_growing_one():
+    img = cv2.GaussianBlur(np.random.default_rng(2).integers(0, 256, (500, 600, 3), np.uint8), (0, 0), 2)
+    assert host_ops.resize_frame(img, (500, 600)) is img
+    # height shrinks (area), width grows (bilinear)
+    mixed = host_ops.resize_frame(img, (448, 896))
+    expect = cv2.resize(cv2.resize(img, (600, 448), interpolation=cv2.INTER_AREA), (896, 448), interpolation=cv2.INTER_LINEAR)
+    np.testing.assert_array_equal(mixed, expect)
+    # both grow: bilinear; both shrink: shrink; a float frame (0-1) the same way
+    np.testing.assert_array_equal(host_ops.resize_frame(img, (720, 960)),
+                                  cv2.resize(img, (960, 720), interpolation=cv2.INTER_LINEAR))
+    np.testing.assert_array_equal(host_ops.resize_frame(img, (250, 300)), host_ops.shrink(img, (250, 300)))
+    f = img.astype(np.float32) / 255
+    out = host_ops.resize_frame(f, (448, 896))
+    assert out.dtype == np.float32 and np.abs(out * 255 - expect).max() <= 1.0

@@ -63,14 +63,13 @@ def _area_weights(n: int, m: int) -> torch.Tensor:
 @lru_cache(maxsize=32)
 def area_matrix(n: int, m: int, device, halvings: int = 0) -> torch.Tensor:
     """(m, n) weights of an area shrink of an axis of n pixels to m <= n, after ``halvings`` exact
-    halvings (:func:`~.host_ops.shrink`'s steps, composed into one matrix). Cached per (size,
-    device): built and uploaded once per camera size, not per frame."""
-    w = None
-    for _ in range(halvings):
-        half = _area_weights(n, n // 2)
-        w, n = half if w is None else half @ w, n // 2
-    last = _area_weights(n, m)
-    return (last if w is None else last @ w).float().to(device)
+    halvings (:func:`~.host_ops.shrink`'s steps, composed into one matrix: k halvings of even sides
+    are one 2^k box average). Cached per (size, device): built and uploaded once per camera size,
+    not per frame."""
+    if not halvings:
+        return _area_weights(n, m).float().to(device)
+    box = _area_weights(n, n >> halvings)  # k exact halvings of even sides = one 2^k box average
+    return (_area_weights(n >> halvings, m) @ box).float().to(device)
 
 
 def area_resize(t: torch.Tensor, size) -> torch.Tensor:
@@ -84,20 +83,21 @@ def preprocess(frames, boxes, input_size, mean: torch.Tensor, std: torch.Tensor,
                channels_last: bool = True) -> torch.Tensor:
     """Device frames (H, W, 3) uint8 (0-255) or float (0-1) -> the normalised batch (N, 3, h, w) in
     ``dtype``; ``boxes[i]`` = (y0, x0, nh, nw) where frame i lands (letterbox padding: 0 after
-    normalisation, the mean colour). Resize as the OpenCV path: area when shrinking, bilinear
-    when enlarging; done in float32 (``mean``/``std``: (3,) on the device, in 0-255 units)."""
+    normalisation, the mean colour). Resize as the OpenCV path (:func:`~.host_ops.resize_frame`):
+    area along each side that shrinks, bilinear along each that grows; done in float32
+    (``mean``/``std``: (3,) on the device, in 0-255 units)."""
     h, w = input_size
     nhwc = torch.zeros((len(frames), h, w, 3), device=mean.device, dtype=torch.float32)
     for i, (img, (y0, x0, nh, nw)) in enumerate(zip(frames, boxes)):
         t = img.float() if img.dtype == torch.uint8 else img.float() * 255.0
-        if tuple(img.shape[:2]) != (nh, nw) and img.shape[0] >= nh and img.shape[1] >= nw:
-            t = area_resize(t, (nh, nw))
+        sh, sw = img.shape[:2]
+        if sh > nh or sw > nw:
+            t = area_resize(t, (min(sh, nh), min(sw, nw)))
             if img.dtype == torch.uint8:
                 t = (t + 0.5).floor()  # OpenCV resizes a uint8 frame into uint8, rounding halves up
-        elif tuple(img.shape[:2]) != (nh, nw):
-            shrink = img.shape[0] > nh
-            t = F.interpolate(t.permute(2, 0, 1)[None], (nh, nw), mode="area" if shrink else "bilinear",
-                              **({} if shrink else {"align_corners": False}))[0].permute(1, 2, 0)
+        if tuple(t.shape[:2]) != (nh, nw):
+            t = F.interpolate(t.permute(2, 0, 1)[None], (nh, nw), mode="bilinear",
+                              align_corners=False)[0].permute(1, 2, 0)
         nhwc[i, y0:y0 + nh, x0:x0 + nw] = (t - mean) / std
     x = nhwc.permute(0, 3, 1, 2)  # NCHW view of NHWC memory = channels_last
     return x.to(dtype) if channels_last else x.contiguous().to(dtype)

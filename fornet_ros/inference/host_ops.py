@@ -5,11 +5,13 @@ Three steps cost as much as a fifth of the network on a 2-core CPU (``docs/bench
 end-to-end table), and each has a cheaper form, two of them exact:
 
 - **Shrinking** the camera frame (:func:`shrink`): OpenCV's INTER_AREA has a fast path for integer
-  factors only. 1024x2048 -> 512x1024 takes 0.5 ms, -> 448x896 (a factor of 2.29) 7-13 ms on this
-  CPU. Halving exactly (the fast path) while the frame is at least twice the input, then one
-  INTER_AREA step of less than 2x, averages the same pixels to within a grey level or so (a halving
-  rounds to uint8; a source pixel split across two outputs is split a little differently) at a third
-  of the time. :mod:`.device_ops` composes the same steps, so the GPU path agrees.
+  factors only. 1024x2048 -> 512x1024 takes 0.5 ms, -> 448x896 (a factor of 2.29) 4.5-4.8 ms on
+  this CPU, quiet (``docs/bench/speed_r4f``). Halving exactly (the fast path) while the frame is at
+  least twice the input, then one INTER_AREA step of less than 2x, averages the same pixels to within
+  two grey levels (a halving rounds to uint8; a source pixel split across two outputs is split a
+  little differently) in 2.1 ms. :func:`resize_frame` applies it per axis: area along a side that
+  shrinks, bilinear along one that grows. :mod:`.device_ops` composes the same steps, so the GPU
+  path agrees.
 
 - **Normalising** a uint8 frame, ``(x - mean) / std`` per channel, is a 256-entry table per channel:
   :func:`normalise` is one ``cv2.LUT`` pass into the batch instead of numpy's cast, subtract,
@@ -48,6 +50,17 @@ def shrink(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     for _ in range(area_halvings(img.shape[:2], size)):
         img = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
     return img if img.shape[:2] == tuple(size) else cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+
+
+def resize_frame(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The camera frame to ``size`` (h, w): area-averaged (:func:`shrink`) along each side that
+    shrinks, bilinear (INTER_LINEAR) along each that grows; a frame of that size is returned as is."""
+    (h, w), (sh, sw) = size, img.shape[:2]
+    if (sh, sw) == (h, w):
+        return img
+    if sh > h or sw > w:
+        img = shrink(img, (min(sh, h), min(sw, w)))
+    return img if img.shape[:2] == (h, w) else cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 @lru_cache(maxsize=16)

@@ -221,9 +221,7 @@ class Segmenter:
         batch = (np.empty if self.resize_mode == "stretch" else np.zeros)((len(images), h, w, 3), np.float32)
         for i, img in enumerate(images):
             y0, x0, nh, nw = self.content_box(img.shape[:2])
-            if img.shape[:2] != (nh, nw):  # resize before the float conversion: 4x fewer pixels
-                img = host_ops.shrink(img, (nh, nw)) if img.shape[0] > nh else cv2.resize(
-                    img, (nw, nh), interpolation=cv2.INTER_LINEAR)
+            img = host_ops.resize_frame(img, (nh, nw))  # before the float conversion: 4x fewer pixels
             host_ops.normalise(img, self.mean, self.std, batch[i, y0:y0 + nh, x0:x0 + nw])
         return batch.transpose(0, 3, 1, 2)
 
