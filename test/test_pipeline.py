@@ -314,3 +314,21 @@ def test_labelled_clouds_make_the_pipeline_compute_confidence():
     pipe, slots, seg, _ = make(cams=("cam0",), sink=FakeSink(wanted=("labels", "points")))
     run_once(pipe, slots, [("cam0", image_msg())])
     assert seg.calls == [(1, {"confidence"})]
+
+
+def test_a_camera_stretched_far_from_the_input_aspect_is_warned_about_once_per_size():
+    from fornet_ros.node.pipeline import aspect_warning
+    assert aspect_warning((1024, 2048), (448, 896), "stretch") is None  # 2:1 on 2:1
+    assert aspect_warning((480, 640), (448, 896), "letterbox") is None  # letterbox keeps the aspect
+    assert aspect_warning((720, 1280), (448, 896), "stretch") is None  # 16:9 on 2:1: within 15 %
+    msg = aspect_warning((480, 640), (448, 896), "stretch")
+    assert msg.startswith("640x480 frames (1.33:1) are stretched to the network input 896x448 (2.00:1)") and "[360, 480]" in msg
+    seg = FakeSegmenter()
+    seg.input_size, seg.resize_mode = (448, 896), "stretch"
+    pipe, slots, _, sink = make(segmenter=seg)
+    for _ in range(2):
+        run_once(pipe, slots, [("cam0", image_msg(h=6, w=8)), ("cam1", image_msg(h=4, w=8))])
+    warned = [m for kind, m in pipe.log.lines if kind == "warning"]
+    assert len(warned) == 1 and warned[0].startswith("cam0: 8x6 frames (1.33:1)")  # cam1 is 2:1; once per size
+    run_once(pipe, slots, [("cam0", image_msg(h=8, w=8))])
+    assert len([m for kind, m in pipe.log.lines if kind == "warning"]) == 2 and len(sink.published) == 5

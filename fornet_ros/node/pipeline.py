@@ -82,6 +82,20 @@ def render(result, rgb: np.ndarray, wanted, palette, overlay_alpha: float):
     return arrays, skipped
 
 
+def aspect_warning(frame_hw, input_hw, resize_mode: str, tolerance: float = 0.15) -> str | None:
+    """A one-line warning when ``stretch`` squeezes a camera's frames by more than ``tolerance`` to
+    the network input's aspect ratio (a 4:3 camera on the 2:1 default: 0.67), else None."""
+    if resize_mode != "stretch" or input_hw is None:
+        return None
+    (fh, fw), (ih, iw) = frame_hw, input_hw
+    squeeze = (fw / fh) / (iw / ih)
+    if abs(squeeze - 1.0) <= tolerance:
+        return None
+    return (f"{fw}x{fh} frames ({fw / fh:.2f}:1) are stretched to the network input {iw}x{ih} ({iw / ih:.2f}:1); "
+            "for this camera set input_size to its aspect (e.g. [360, 480] for 4:3, docs/model_card.md "
+            "'Input size') or resize_mode letterbox")
+
+
 def check_k_control(params, segmenter) -> None:
     """Raise ValueError when the parameters ask for a K the backend cannot run: an ONNX graph has
     K fixed at export, so neither the latency controller nor another ``topk_ratio`` can move it
@@ -100,6 +114,7 @@ class FramePipeline:
     def __init__(self, segmenter, slots: FrameSlots, params, sink: Sink, log: Log, now_ns):
         self.segmenter, self.slots, self.sink, self.log, self.now_ns = segmenter, slots, sink, log, now_ns
         self.stopping = threading.Event()
+        self._aspects_seen: set = set()  # (camera, frame size): the aspect warning once each
         self.k_ctrl: LatencyKController | None = None
         self._k_lock = threading.RLock()  # configure (executor thread) vs the controller (worker thread)
         self.params = params
@@ -165,14 +180,21 @@ class FramePipeline:
         if drop:
             return None
         try:
-            return to_rgb(msg, self.decode)
+            rgb = to_rgb(msg, self.decode)
         except BadImageError as e:
             self.slots.dropped(cam, "bad", str(e))
             log.warning(f"{cam}: dropping bad image: {e}", throttle_duration_sec=2.0)
+            return None
         except Exception as e:  # noqa: BLE001 - a decoder bug: count it, keep going
             self.slots.error(cam, f"decode: {type(e).__name__}: {e}")
             log.error(f"{cam}: decoding failed: {type(e).__name__}: {e}", throttle_duration_sec=5.0)
-        return None
+            return None
+        if (cam, rgb.shape[:2]) not in self._aspects_seen:
+            self._aspects_seen.add((cam, rgb.shape[:2]))
+            seg = self.segmenter
+            if warn := aspect_warning(rgb.shape[:2], getattr(seg, "input_size", None), getattr(seg, "resize_mode", "")):
+                log.warning(f"{cam}: {warn}")
+        return rgb
 
     def _guarded(self, cam: str, what: str, fn, *args) -> tuple[bool, object]:
         """Run one camera's step: (True, its result), or (False, None) when it raised - that
