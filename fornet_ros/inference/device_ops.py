@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .host_ops import area_halvings
+from .host_ops import area_halvings, area_target
 
 
 class Uploader:
@@ -90,9 +90,8 @@ def preprocess(frames, boxes, input_size, mean: torch.Tensor, std: torch.Tensor,
     nhwc = torch.zeros((len(frames), h, w, 3), device=mean.device, dtype=torch.float32)
     for i, (img, (y0, x0, nh, nw)) in enumerate(zip(frames, boxes)):
         t = img.float() if img.dtype == torch.uint8 else img.float() * 255.0
-        sh, sw = img.shape[:2]
-        if sh > nh or sw > nw:
-            t = area_resize(t, (min(sh, nh), min(sw, nw)))
+        if (area := area_target(tuple(img.shape[:2]), (nh, nw))) is not None:
+            t = area_resize(t, area)
             if img.dtype == torch.uint8:
                 t = (t + 0.5).floor()  # OpenCV resizes a uint8 frame into uint8, rounding halves up
         if tuple(t.shape[:2]) != (nh, nw):

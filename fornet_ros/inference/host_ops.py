@@ -52,14 +52,20 @@ def shrink(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return img if img.shape[:2] == tuple(size) else cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_AREA)
 
 
+def area_target(src: tuple[int, int], dst: tuple[int, int]) -> tuple[int, int] | None:
+    """The size :func:`resize_frame`'s area step shrinks a ``src`` frame to on its way to ``dst``: each
+    side that shrinks at the target's, each that grows kept; None when no side shrinks (the one place
+    this per-axis rule lives; :mod:`.device_ops` too)."""
+    (sh, sw), (h, w) = src, dst
+    return (min(sh, h), min(sw, w)) if sh > h or sw > w else None
+
+
 def resize_frame(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """The camera frame to ``size`` (h, w): area-averaged (:func:`shrink`) along each side that
     shrinks, bilinear (INTER_LINEAR) along each that grows; a frame of that size is returned as is."""
-    (h, w), (sh, sw) = size, img.shape[:2]
-    if (sh, sw) == (h, w):
-        return img
-    if sh > h or sw > w:
-        img = shrink(img, (min(sh, h), min(sw, w)))
+    if (area := area_target(img.shape[:2], size)) is not None:
+        img = shrink(img, area)
+    h, w = size
     return img if img.shape[:2] == (h, w) else cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
