@@ -34,9 +34,40 @@ def test_fold_batchnorm_removes_every_bn_and_keeps_the_numbers(small_model):
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in seg.model.modules())  # the runner's is folded
 
 
+@pytest.mark.parametrize("mode", ["dense", "sparse"])
+def test_pad_focus_channels_fills_whole_simd_blocks_with_the_same_outputs(small_model, mode):
+    padded = copy.deepcopy(small_model)
+    before = padded.refiner.branches.branches[0].in_channels, padded.selector.net[0].in_channels
+    added = padded.pad_focus_channels(16)
+    after = padded.refiner.branches.branches[0].in_channels, padded.selector.net[0].in_channels
+    assert added == (after[0] - before[0]) + (after[1] - before[1]) > 0
+    assert all(c.in_channels % 16 == 0 for c in padded.refiner.branches.branches) and after[1] % 16 == 0
+    assert padded.context[0].out_channels == small_model.context[0].out_channels + after[0] - before[0]
+    assert padded.pad_focus_channels(16) == 0  # already whole blocks
+    x = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        for k in (0.25, 1.0):
+            a, b = small_model(x, topk_ratio=k, mode=mode), padded(x, topk_ratio=k, mode=mode)
+            assert (a["logits"] - b["logits"]).abs().max() < 1e-5, k
+            assert (a["importance"] - b["importance"]).abs().max() < 1e-6 and torch.equal(a["selected"], b["selected"])
+    from fornet_ros.model import create_model
+    assert create_model("fornet_s", focus=False).pad_focus_channels() == 0  # no focus stage: nothing to pad
+
+
+def test_the_export_runs_the_padded_convs(checkpoint_path, tmp_path):
+    from fornet_ros.inference.export import export_onnx
+    info = export_onnx(checkpoint_path, tmp_path / "m.onnx", size=(64, 96), topk_ratio=0.25)
+    assert info["max_abs_diff"] <= 1e-3  # against the model as trained
+    weights = {t.name: t.dims for t in onnx.load(str(tmp_path / "m.onnx")).graph.initializer}
+    focus = {n: d for n, d in weights.items() if len(d) == 4 and ("refiner.branches.branches" in n or "selector.net.0" in n)}
+    assert len(focus) == 4 and all(d[1] % 16 == 0 for d in focus.values()), focus
+
+
 def test_export_is_cached_by_content_hash_and_falls_back_to_the_user_cache(checkpoint_path, tmp_path, monkeypatch):
     p = exported(checkpoint_path, (64, 96), 0.25, "sparse")
     assert p.parent == checkpoint_path.parent and backends.content_hash(checkpoint_path) in p.name
+    from fornet_ros.inference.export import EXPORT_REVISION
+    assert p.name.endswith(f".r{EXPORT_REVISION}.onnx")  # an export by an older exporter is not reused
     mtime = p.stat().st_mtime_ns
     assert exported(checkpoint_path, (64, 96), 0.25, "sparse") == p and p.stat().st_mtime_ns == mtime  # reused
     assert exported(checkpoint_path, (64, 96), 0.25, "dense") != p  # another graph, another file

@@ -133,9 +133,9 @@ def exported(checkpoint, size, topk: float, graph: str, calibration=None) -> Pat
     (sparse|dense), int8 when ``calibration`` (a float32 NCHW batch of pre-processed training
     frames) is given; made at the first call, then read from the cache."""
     from .checkpoint import resolve_checkpoint
-    from .export import export_onnx
+    from .export import EXPORT_REVISION, export_onnx
     ckpt = resolve_checkpoint(checkpoint)
-    stem = f"{Path(ckpt).stem}.{content_hash(ckpt)}.{size[0]}x{size[1]}.k{topk:g}.{graph}"
+    stem = f"{Path(ckpt).stem}.{content_hash(ckpt)}.{size[0]}x{size[1]}.k{topk:g}.{graph}.r{EXPORT_REVISION}"
     fp32 = cache_dir(ckpt) / f"{stem}.onnx"
     if not fp32.exists():
         tmp = fp32.with_suffix(f".{os.getpid()}.onnx")

@@ -15,6 +15,7 @@ Metadata (``metadata_props``, all strings, JSON where structured): ``fornet_form
 
 from __future__ import annotations
 
+import copy
 import json
 import warnings
 from pathlib import Path
@@ -28,6 +29,10 @@ from ..validation import OPSETS, check_number, check_output_file, check_size, ch
 from .checkpoint import CheckpointError, ModelMeta, load_model
 
 ONNX_FORMAT = "fornet_ros/onnx/1"
+# What the exporter writes for a checkpoint changed (revision 2: the focus convs' inputs padded to
+# whole SIMD blocks, FoRNet.pad_focus_channels): part of the export cache's file names
+# (inference.backends.exported), so an export cached by an older version is not reused.
+EXPORT_REVISION = 2
 OUTPUTS = ("logits", "importance", "selected")
 
 
@@ -141,7 +146,11 @@ def export_onnx(checkpoint, onnx_path, size=None, topk_ratio=None, dense: bool =
     K = model.cfg.topk_ratio if topk_ratio is None or topk_ratio < 0 else float(topk_ratio)
     # the paper head has one graph: its masks gate convolutions that run over the whole map
     graph = "dense" if dense or not model.cfg.focus or model.cfg.head != "sparse" else "sparse"
-    wrapper = _OnnxWrapper(model, K, graph).eval()  # eval on the wrapper: export restores its mode recursively
+    # eval on the wrappers: export restores their mode recursively
+    trained = _OnnxWrapper(model, K, graph).eval()  # the model as trained: the parity check's reference
+    wrapper = _OnnxWrapper(copy.deepcopy(model), K, graph).eval()
+    if hasattr(wrapper.model, "pad_focus_channels"):  # same numbers in ONNX Runtime's fast conv layout
+        wrapper.model.pad_focus_channels()
     onnx_path = Path(onnx_path)
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
     axes = {name: {0: "batch"} for name in ("image", *OUTPUTS)}
@@ -168,7 +177,7 @@ def export_onnx(checkpoint, onnx_path, size=None, topk_ratio=None, dense: bool =
         sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
         x = torch.randn(2, 3, *size)  # a batch size other than the traced one
         with torch.no_grad():
-            ref = wrapper(x)
+            ref = trained(x)  # so the check covers the padding too
         got = sess.run(list(OUTPUTS), {"image": x.numpy()})
         info["max_abs_diff"] = float(max(np.abs(r.numpy() - g).max() for r, g in zip(ref, got)))
     return info

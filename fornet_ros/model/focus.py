@@ -181,6 +181,18 @@ class FocusRefiner(nn.Module):
         self.region_cells = region_cells  # side of a region in refine-stride cells
         self.context_factor = context_factor  # 8 / refine stride
 
+    @torch.no_grad()
+    def widen_context(self, extra: int) -> None:
+        """Inference only: take ``extra`` more context channels that are always zero (the caller widens
+        the context projection with zero filters; :meth:`FoRNet.pad_focus_channels`). Each branch
+        conv gets zero weights at those input positions, so every output stays the same."""
+        for conv in self.branches.branches:
+            w = conv.weight
+            at = conv.in_channels - self.branches.classifier.out_channels  # context ends where coarse_up starts
+            conv.weight = nn.Parameter(torch.cat([w[:, :at], w.new_zeros(w.shape[0], extra, *w.shape[2:]), w[:, at:]], 1),
+                                       requires_grad=False)
+            conv.in_channels += extra
+
     def forward(self, fine, context, coarse_up, importance, topk_ratio, mode: str = "auto", inplace: bool = False):
         """fine (B, Cf, Hs, Ws) and coarse_up (B, classes, Hs, Ws) at the refine stride, Hs and Ws
         multiples of region_cells; context (B, Cc, Hs/f, Ws/f); importance (B, 1, Hr, Wr) in [0, 1];

@@ -55,6 +55,31 @@ class FoRNet(nn.Module):
             return 4
         return self.cfg.refine_stride if self.cfg.focus else 8
 
+    @torch.no_grad()
+    def pad_focus_channels(self, multiple: int = 16) -> int:
+        """Inference only, in place: give the focus stage's two widest-input convs a multiple of
+        ``multiple`` input channels, with the same outputs. The refiner's branch input (fine,
+        context, coarse_up) gets all-zero context channels (the context projection widened with
+        zero filters, which ReLU keeps 0; the branch convs take zero weights there); the selector's
+        input (stride-8 features, class probabilities) gets appended zero channels. Why: ONNX
+        Runtime's CPU convs run in its blocked NCHWc layout only when the input channels are a
+        multiple of the SIMD block (16 with AVX-512); the default's 75 (24 + 32 + 19) sent its three
+        stride-4 branch convs to the generic path, 9.7 ms each at 512x1024 against 6.7 ms blocked
+        (docs/benchmarks.md). The export applies it (:func:`~fornet_ros.inference.export.export_onnx`);
+        torch's own convs gained nothing from it and run the model as trained.
+        Returns the channels added (0: nothing to do)."""
+        if self.cfg.head != "sparse" or not self.cfg.focus:
+            return 0
+        extra = (-self.refiner.branches.branches[0].in_channels) % multiple
+        if extra:
+            conv = self.context[0]
+            wider = nn.Conv2d(conv.in_channels, conv.out_channels + extra, 1).to(conv.weight)
+            wider.weight.copy_(torch.cat([conv.weight, conv.weight.new_zeros(extra, *conv.weight.shape[1:])]))
+            wider.bias.copy_(torch.cat([conv.bias, conv.bias.new_zeros(extra)]))
+            self.context[0] = wider.requires_grad_(False)
+            self.refiner.widen_context(extra)
+        return extra + self.selector.pad_input(multiple)
+
     def focus_inputs(self, x):
         """Everything before the focus stage, on the input zero-padded to whole regions:
         (coarse stride-8 logits, selector logits, refiner inputs (fine, context, coarse_up, importance)).

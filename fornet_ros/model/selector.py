@@ -20,7 +20,25 @@ class Selector(nn.Module):
         self.net = nn.Sequential(nn.Conv2d(channels + num_classes, hidden, 3, padding=1), nn.ReLU(inplace=True),
                                  nn.Conv2d(hidden, 1, 1))
         self.region_cells = region_cells
+        self.zero_channels = 0  # all-zero input channels appended at inference (:meth:`pad_input`)
+
+    @torch.no_grad()
+    def pad_input(self, multiple: int = 16) -> int:
+        """Inference only: append all-zero input channels (zero weights) up to a multiple of
+        ``multiple``: the same output, a conv ONNX Runtime runs in its blocked layout
+        (:meth:`FoRNet.pad_focus_channels`). Returns the channels added."""
+        conv = self.net[0]
+        extra = (-conv.in_channels) % multiple
+        if extra:
+            w = conv.weight
+            conv.weight = nn.Parameter(torch.cat([w, w.new_zeros(w.shape[0], extra, *w.shape[2:])], 1), requires_grad=False)
+            conv.in_channels += extra
+            self.zero_channels += extra
+        return extra
 
     def forward(self, f8, coarse_logits):
-        x = torch.cat([f8, coarse_logits.detach().softmax(1)], 1)
+        parts = [f8, coarse_logits.detach().softmax(1)]
+        if self.zero_channels:
+            parts.append(f8.new_zeros(f8.shape[0], self.zero_channels, *f8.shape[2:]))
+        x = torch.cat(parts, 1)
         return F.avg_pool2d(self.net(x), self.region_cells)  # (B, 1, Hr, Wr) logits

@@ -82,6 +82,7 @@ def bench_models(a) -> dict:
     branches on the same precomputed inputs) for every model, size, K, path and backend, in one
     run. Models without a focus stage (DDRNet-23-slim, focus-off builds) get one row per size and
     backend. The onnxruntime rows run the graph `fornet export` writes (same K, same path)."""
+    import copy
     import warnings
 
     from ..inference import resolve_device
@@ -128,20 +129,25 @@ def bench_models(a) -> dict:
                 table = measure_costs(model, x) if sparse_head else None
                 for backend in backends:
                     row = {"variant": name, "backend": backend, "size": list(size)}
+                    net, focus_in = model, inputs
+                    if backend == "onnxruntime" and hasattr(model, "pad_focus_channels"):  # as `fornet export` writes it
+                        net = copy.deepcopy(model)
+                        if net.pad_focus_channels() and sparse_head:
+                            focus_in = net.focus_inputs(x)[2]
                     if not cfg.focus:
-                        total = timed(_Network(model, 0.0, "dense"), [x], backend)
+                        total = timed(_Network(net, 0.0, "dense"), [x], backend)
                         results.append({**row, "topk": None, "mode": "dense", "total_ms": round(total, 3), "focus_ms": 0.0})
                         continue
                     if not sparse_head:  # the paper head: masks gate dense convs, one path whatever K
                         for k in a.topk:
-                            total = timed(_Network(model, k, "dense"), [x], backend)
+                            total = timed(_Network(net, k, "dense"), [x], backend)
                             results.append({**row, "topk": k, "mode": "masked", "total_ms": round(total, 3),
                                             "focus_ms": None})
                         continue
                     for k in a.topk:
                         for mode in ("sparse", "dense"):
-                            total = timed(_Network(model, k, mode), [x], backend)
-                            focus = timed(_Focus(model.refiner, k, mode), list(inputs), backend)
+                            total = timed(_Network(net, k, mode), [x], backend)
+                            focus = timed(_Focus(net.refiner, k, mode), list(focus_in), backend)
                             results.append({**row, "topk": k, "mode": mode, "total_ms": round(total, 3),
                                             "focus_ms": round(focus, 3), "auto_path": table.cheaper(k)})
     return {"machine": machine_name(), "threads": torch.get_num_threads(), "device": str(device),
