@@ -60,6 +60,16 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
     assert p.returncode == 2 and "checkpoint not found" in p.stderr and "Traceback" not in p.stderr
 
 
+def test_bench_times_its_settings_in_rotating_rounds_of_warm_blocks():
+    from fornet_ros.tools.bench import _interleaved_medians
+    calls = []
+    fns = [lambda i=i: calls.append(i) for i in range(3)]
+    ms = _interleaved_medians(fns, runs=3, warmup=1, sync=lambda: None, block=2)
+    assert len(ms) == 3 and all(m >= 0 for m in ms)
+    # warm-up; then rounds: per callable one untimed call and up to 2 timed ones, the order rotating
+    assert calls == [0, 1, 2] + [0] * 3 + [1] * 3 + [2] * 3 + [1] * 2 + [2] * 2 + [0] * 2
+
+
 def test_bench_json(tmp_path):
     p = run("bench", "--variant", "fornet_s", "ddrnet23_slim", "--size", "64", "128", "--topk", "0.25", "1.0",
             "--runs", "2", "--warmup", "1", "--backend", "torch", "onnxruntime", "--json")

@@ -77,11 +77,36 @@ def _ort_timer(module, inputs, threads):
     return lambda: sess.run(None, feed)
 
 
+def _interleaved_medians(fns, runs: int, warmup: int, sync, block: int = 5) -> list[float]:
+    """Median ms of each callable over ``runs`` timed calls, taken in rounds: every round gives each
+    callable one untimed call (its weights back in the caches, as when one model serves a camera)
+    and then up to ``block`` timed calls back to back, the order rotated by one per round. Written
+    here because timing one setting's runs all back to back let a slow spell of this shared 2-core
+    VM land on one setting: the same default-vs-DDRNet row read 0.88-1.20x in three consecutive runs
+    (docs/benchmarks.md); in rounds a slow spell is shared, and a block keeps the caches warm
+    (single interleaved calls timed each model with cold caches instead)."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    ts = [[] for _ in fns]
+    for r in range(-(-runs // block)):
+        for i in [(j + r) % len(fns) for j in range(len(fns))]:
+            fns[i]()
+            for _ in range(min(block, runs - len(ts[i]))):
+                sync()
+                t = time.perf_counter()
+                fns[i]()
+                sync()
+                ts[i].append((time.perf_counter() - t) * 1000)
+    return [statistics.median(t) for t in ts]
+
+
 def bench_models(a) -> dict:
     """Whole-network latency (``total_ms``) and the focus stage alone (``focus_ms``: Top-K +
     branches on the same precomputed inputs) for every model, size, K, path and backend, in one
     run. Models without a focus stage (DDRNet-23-slim, focus-off builds) get one row per size and
-    backend. The onnxruntime rows run the graph `fornet export` writes (same K, same path)."""
+    backend. The onnxruntime rows run the graph `fornet export` writes (same K, same path). Every
+    setting of one size is timed interleaved with the others (:func:`_interleaved_medians`)."""
     import copy
     import warnings
 
@@ -102,26 +127,34 @@ def bench_models(a) -> dict:
     if getattr(a, "focus_off", False):
         models += [(create_model(m.cfg.variant, focus=False), ss) for m, ss in models if m.cfg.focus]
     fmt = torch.contiguous_format if a.no_channels_last else torch.channels_last
-    results = []
+    prepared = []
+    for model, model_sizes in models:
+        model = model.eval()
+        if not getattr(a, "no_fold_bn", False):  # as the Segmenter's torch backend runs it
+            from ..inference.backends import fold_batchnorm
+            fold_batchnorm(model)
+        prepared.append((model.to(device, memory_format=fmt), model_sizes))
 
-    def timed(module, inputs, backend):
+    def timer(module, inputs, backend):
         if backend == "torch":
-            return _median_ms(lambda: module(*inputs), a.runs, a.warmup, sync)
+            return lambda: module(*inputs)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer warnings: K and sizes are fixed at export on purpose
-            run = _ort_timer(module, [t.float().cpu() for t in inputs], torch.get_num_threads())
-        return _median_ms(run, a.runs, a.warmup, lambda: None)
+            return _ort_timer(module, [t.float().cpu() for t in inputs], torch.get_num_threads())
 
+    results = []
     with torch.inference_mode():
-        for model, model_sizes in models:
-            model = model.eval()
-            if not getattr(a, "no_fold_bn", False):  # as the Segmenter's torch backend runs it
-                from ..inference.backends import fold_batchnorm
-                fold_batchnorm(model)
-            model = model.to(device, memory_format=fmt)
-            cfg = model.cfg
-            name = cfg.variant if cfg.focus or cfg.arch != "fornet" else f"{cfg.variant} (focus off)"
-            for size in model_sizes:
+        for size in dict.fromkeys(s for _, ss in prepared for s in ss):  # each size: its settings, interleaved
+            rows, fns = [], []  # a row's total timer at fns[i], its focus timer (if any) right after it
+
+            def add(row, total, focus=None):
+                rows.append((row, len(fns), focus is not None))
+                fns.extend([total] + ([focus] if focus is not None else []))
+            for model, model_sizes in prepared:
+                if size not in model_sizes:
+                    continue
+                cfg = model.cfg
+                name = cfg.variant if cfg.focus or cfg.arch != "fornet" else f"{cfg.variant} (focus off)"
                 x = torch.randn(a.batch, 3, *size, device=device).contiguous(memory_format=fmt)
                 sparse_head = cfg.focus and getattr(cfg, "head", "sparse") == "sparse"
                 inputs = model.focus_inputs(x)[2] if sparse_head else None
@@ -135,25 +168,32 @@ def bench_models(a) -> dict:
                         if net.pad_focus_channels() and sparse_head:
                             focus_in = net.focus_inputs(x)[2]
                     if not cfg.focus:
-                        total = timed(_Network(net, 0.0, "dense"), [x], backend)
-                        results.append({**row, "topk": None, "mode": "dense", "total_ms": round(total, 3), "focus_ms": 0.0})
+                        add({**row, "topk": None, "mode": "dense", "focus_ms": 0.0},
+                            timer(_Network(net, 0.0, "dense"), [x], backend))
                         continue
                     if not sparse_head:  # the paper head: masks gate dense convs, one path whatever K
                         for k in a.topk:
-                            total = timed(_Network(net, k, "dense"), [x], backend)
-                            results.append({**row, "topk": k, "mode": "masked", "total_ms": round(total, 3),
-                                            "focus_ms": None})
+                            add({**row, "topk": k, "mode": "masked", "focus_ms": None},
+                                timer(_Network(net, k, "dense"), [x], backend))
                         continue
                     for k in a.topk:
                         for mode in ("sparse", "dense"):
-                            total = timed(_Network(net, k, mode), [x], backend)
-                            focus = timed(_Focus(net.refiner, k, mode), list(focus_in), backend)
-                            results.append({**row, "topk": k, "mode": mode, "total_ms": round(total, 3),
-                                            "focus_ms": round(focus, 3), "auto_path": table.cheaper(k)})
+                            add({**row, "topk": k, "mode": mode, "auto_path": table.cheaper(k)},
+                                timer(_Network(net, k, mode), [x], backend),
+                                timer(_Focus(net.refiner, k, mode), list(focus_in), backend))
+            ms = _interleaved_medians(fns, a.runs, a.warmup, sync)
+            for row, i, has_focus in rows:
+                row = {**row, "total_ms": round(ms[i], 3)}
+                if has_focus:
+                    row["focus_ms"] = round(ms[i + 1], 3)
+                results.append(row)
+    names = list(dict.fromkeys(r["variant"] for r in results))
+    results.sort(key=lambda r: names.index(r["variant"]))  # model by model (stable: sizes in order within)
     return {"machine": machine_name(), "threads": torch.get_num_threads(), "device": str(device),
             "sizes": [list(s) for s in dict.fromkeys(s for _, ss in models for s in ss)], "batch": a.batch,
             "channels_last": not a.no_channels_last, "fold_bn": not getattr(a, "no_fold_bn", False),
-            "runs": a.runs, "torch": torch.__version__, "backends": backends, "results": results}
+            "runs": a.runs, "interleaved": True, "torch": torch.__version__, "backends": backends,
+            "results": results}
 
 
 def gpu_info(device) -> dict:
