@@ -94,9 +94,10 @@ def test_int8_quantization_is_qdq_keeps_the_metadata_and_the_labels(checkpoint_p
         quantize_int8(fp32, tmp_path / "x.onnx", np.zeros((0, 3, 64, 96), np.float32))
 
 
-def _rigged(monkeypatch, torch_ms, ort_ms):
-    """Make fastest()'s timings say what the test needs (torch is timed first, then ONNX Runtime)."""
-    times = iter([torch_ms, ort_ms])
+def _rigged(monkeypatch, torch_ms, *ort_ms):
+    """Make fastest()'s timings say what the test needs (torch is timed first, then ONNX Runtime's
+    graphs: the focus path torch's table names first, the other one next; one value serves both)."""
+    times = iter([torch_ms, *(ort_ms * 2 if len(ort_ms) == 1 else ort_ms)])
 
     def median(fn, runs):
         fn()  # the candidate still runs once: it must work
@@ -110,7 +111,8 @@ def test_fastest_picks_a_measured_backend_and_says_which(checkpoint_path):
                                     topk_ratio=0.25, log=lines.append)
     assert len(lines) == 1 and lines[0] == seg.choice and seg.backend == "torch"  # either way: K stays movable
     won = "onnxruntime fp32" if isinstance(seg.runner, backends.HybridRunner) else "torch"
-    assert lines[0].startswith(f"backend: {won} (") and "torch" in lines[0] and "onnxruntime fp32" in lines[0]
+    assert lines[0].startswith(f"backend: {won}") and "torch" in lines[0]
+    assert "onnxruntime fp32 sparse" in lines[0] and "onnxruntime fp32 dense" in lines[0]  # K = 0.25: both graphs
     assert seg.input_size == (64, 96) and seg(make_scene(64, 96, seed=0)[0]).labels.shape == (64, 96)
     with pytest.raises(FornetError, match="calibration"):
         Segmenter.from_checkpoint(checkpoint_path, backend="fastest", precision="int8")
@@ -140,6 +142,22 @@ def test_node_fastest_uses_the_node_factor_and_an_onnx_file_ignores_it(checkpoin
     assert seg.backend == "onnxruntime"
 
 
+def test_fastest_times_both_onnx_focus_paths_where_k_leaves_a_choice(checkpoint_path, monkeypatch):
+    _rigged(monkeypatch, 10.0, 8.0, 5.0)  # ONNX Runtime's other focus path is its faster one
+    seg = Segmenter.from_checkpoint(checkpoint_path, backend="fastest", device="cpu", input_size=(64, 96),
+                                    topk_ratio=0.25, log=lambda m: None)
+    named = seg.paths.resolve(0.25, "auto", 1)
+    other = "dense" if named == "sparse" else "sparse"
+    assert isinstance(seg.runner, backends.HybridRunner) and seg.runner.fast.graph == other
+    assert seg.choice.startswith(f"backend: onnxruntime fp32 {other} ({other} focus path, K=0.25")
+    assert f"onnxruntime fp32 {named} 8.0 ms" in seg.choice
+    calls = []
+    monkeypatch.setattr(backends, "median_ms", lambda fn, runs: calls.append(1) or 1.0)
+    Segmenter.from_checkpoint(checkpoint_path, backend="fastest", device="cpu", input_size=(64, 96),
+                              topk_ratio=1.0, log=lambda m: None)
+    assert len(calls) == 2  # K = 1: every region refined, one graph (dense) besides torch
+
+
 def test_fastest_torch_winning_keeps_the_plain_torch_runner(checkpoint_path, monkeypatch):
     _rigged(monkeypatch, 5.0, 10.0)
     seg = Segmenter.from_checkpoint(checkpoint_path, backend="fastest", device="cpu", input_size=(64, 96),
@@ -155,7 +173,7 @@ def test_fastest_onnxruntime_winning_runs_its_k_and_torch_any_other(checkpoint_p
     ref = Segmenter.from_checkpoint(checkpoint_path, backend="torch", device="cpu", input_size=(64, 96),
                                     topk_ratio=0.25)
     ref.paths = seg.paths  # the same measured focus path choice
-    assert seg.choice.startswith("backend: onnxruntime fp32 (") and "torch for any other K" in seg.choice
+    assert seg.choice.startswith("backend: onnxruntime fp32 ") and "torch for any other K" in seg.choice
     assert seg.backend == "torch" and "CPUExecutionProvider at K=0.25" in seg.provider
     frame = make_scene(64, 96, seed=1)[0]
     a = seg(frame)
@@ -187,7 +205,7 @@ def test_fastest_stays_on_torch_and_says_why(checkpoint_path, monkeypatch, case)
         why = "onnxruntime is not installed"
     elif case == "export fails":
         monkeypatch.setattr(backends, "exported", lambda *a: (_ for _ in ()).throw(RuntimeError("no exporter")))
-        why = "onnxruntime fp32 failed: RuntimeError: no exporter"
+        why = "onnxruntime fp32 dense failed: RuntimeError: no exporter"  # K = 0.25: each graph says so
     elif case == "processing torch":
         kw["processing"] = "torch"
         why = "processing torch stays on torch"

@@ -190,7 +190,7 @@ def test_bench_node_reports_latency_and_overhead(trained_like_ckpt):
         # the node's default backend (fastest) and the baseline alone: each ran the model's K on the runtime it
         # measured faster (two measurements: on a tiny model they may pick differently)
         assert {run["node_diagnostics"]["runtime"], r["runtime"]} <= {"onnxruntime", "torch"}
-        assert r["choice"].startswith(f"backend: {'torch' if r['runtime'] == 'torch' else 'onnxruntime fp32'} (")
+        assert r["choice"].startswith(f"backend: {'torch' if r['runtime'] == 'torch' else 'onnxruntime fp32'}")
         assert run["node_diagnostics"]["focus_path"] in ("sparse", "dense")
         assert run["node_inference_ratio_p50"] is None or run["node_inference_ratio_p50"] > 0
 

@@ -187,9 +187,10 @@ def quantize_int8(fp32_path, out_path, calibration: np.ndarray) -> Path:
 def fastest(checkpoint, device: str = "auto", precision: str = "auto", calibration=None, runs: int = 5, log=None,
             torch_factor: float = 1.0, **kw):
     """The Segmenter of ``checkpoint`` on the fastest backend ``precision`` allows, measured here
-    on one pre-processed frame at its input size, K and measured focus path: torch (BN folded),
-    onnxruntime fp32, and onnxruntime int8 when ``precision`` is int8 (``calibration``: training
-    frames, pre-processed). When an ONNX Runtime candidate wins, the torch Segmenter is returned
+    on one pre-processed frame at its input size and K: torch (BN folded, on the focus path its
+    measured table names), onnxruntime fp32, and onnxruntime int8 when ``precision`` is int8
+    (``calibration``: training frames, pre-processed), each ONNX graph on both focus paths where
+    0 < K < 1. When an ONNX Runtime candidate wins, the torch Segmenter is returned
     with a :class:`HybridRunner` (that session at this K and path, torch for any other K). A K rule
     (adaptive K) and a GPU stay on torch: an ONNX graph fixes K, and the GPU path has its own
     (CUDA graphs, TensorRT). Says which in one ``log`` line (default: the ``fornet_ros`` logger).
@@ -219,21 +220,26 @@ def fastest(checkpoint, device: str = "auto", precision: str = "auto", calibrati
     k, x = seg.topk_ratio, seg.preprocess([np.zeros((*seg.input_size, 3), np.uint8)])
     seg.warmup()
     graph = "dense" if seg.paths.resolve(k, "auto", 1) in ("dense", "none") else "sparse"
+    # ONNX Runtime's two focus paths cost otherwise than torch's (its region gathers are dearer: at
+    # K = 0.5 its sparse graph ran 1.13x its dense one where torch's table named sparse,
+    # docs/benchmarks.md), so where K leaves a choice both graphs are timed
+    graphs = [graph] if not 0 < k < 1 else [graph, "dense" if graph == "sparse" else "sparse"]
     times = {"torch": median_ms(lambda: seg.infer(x), runs)}
-    cands, failed = {"torch": seg}, []
+    cands, paths, failed = {"torch": seg}, {"torch": graph}, []
     opts = [("onnxruntime fp32", None)] + ([("onnxruntime int8", calibration)] if precision == "int8" else [])
-    for name, calib in opts:
+    for (name, calib), g in [(o, g) for o in opts for g in graphs]:
+        label = name if len(graphs) == 1 else f"{name} {g}"
         try:  # an export or a session that fails leaves torch running, said in the log line
-            path = exported(checkpoint, seg.input_size, k, graph, calib)
+            path = exported(checkpoint, seg.input_size, k, g, calib)
             other = Segmenter.from_checkpoint(path, backend="onnxruntime", device="cpu",
                                               **{n: v for n, v in kw.items() if n != "topk_ratio"})
-            cands[name], times[name] = other, median_ms(lambda o=other: o.infer(x), runs)
+            cands[label], paths[label], times[label] = other, g, median_ms(lambda o=other: o.infer(x), runs)
         except Exception as e:  # noqa: BLE001 - torch.onnx and onnxruntime raise many types
-            failed.append(f"{name} failed: {type(e).__name__}: {' '.join(str(e).split())[:160]}")
+            failed.append(f"{label} failed: {type(e).__name__}: {' '.join(str(e).split())[:160]}")
     best = min(times, key=lambda n: times[n] * (torch_factor if n == "torch" else 1.0))
     if best != "torch":  # the fast session at K, torch for any other K: still a torch Segmenter
         seg.runner = HybridRunner(seg.runner, cands[best].runner)
-    seg.choice = (f"backend: {best} ({graph} focus path, K={k:g}, {seg.input_size[0]}x{seg.input_size[1]}"
+    seg.choice = (f"backend: {best} ({paths[best]} focus path, K={k:g}, {seg.input_size[0]}x{seg.input_size[1]}"
                   + ("" if best == "torch" else "; torch for any other K") + "): "
                   + ", ".join([f"{n} {t:.1f} ms" + (f" (x{torch_factor:g} where it runs)" if n == "torch" and
                                                          torch_factor != 1 else "")
