@@ -54,3 +54,18 @@ def test_bad_settings():
         LatencyKController(target_ms=0)
     with pytest.raises(ValueError):
         LatencyKController(target_ms=10, k_min=0.6, k_max=0.2)
+
+
+def test_the_first_frames_are_not_measured():
+    ctrl = LatencyKController(target_ms=100.0, k_min=0.0, k_max=1.0, k=1.0, skip=10)
+    for _ in range(10):  # a slow start (allocations, first calls): K stays
+        assert ctrl.update(500.0) == 1.0
+    assert ctrl.p95_ms is None
+    for _ in range(40):
+        ctrl.update(80.0)  # then the frames meet the target: K = 1 kept
+    assert ctrl.k == 1.0 and ctrl.p95_ms == 80.0
+    ctrl = LatencyKController(target_ms=100.0, k_min=0.0, k_max=1.0, k=1.0, skip=0)
+    for _ in range(10):
+        ctrl.update(500.0)  # measured from the first frame: the slow start moves K down
+    assert ctrl.k < 1.0
+

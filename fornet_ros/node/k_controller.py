@@ -11,10 +11,12 @@ any higher K (up to 1) that costs no more than k_max does: k_max bounds the cost
 accurate K at no extra cost is never refused. So setting a target never makes the node slower
 than the static K it would otherwise run, nor less accurate than the best static K that meets it.
 
-Without a curve it is a plain integral controller on the windowed p95 (a plant where cost rises
+Planning, it keeps a K whose p95 meets the target and asks head-room (``margin``) only of a move
+up. Without a curve it is a plain integral controller on the windowed p95 (a plant where cost rises
 with K). Either way what keeps it calm is (1) acting only every ``every`` frames on a
-``window``-frame p95, (2) a dead band around a set point just under the target (``margin``), and
-(3) without a curve, a rate limit per update. It cannot do the impossible: when even the cheapest
+``window``-frame p95, (2) hysteresis: planning, between the set point (``margin`` x target) and the
+target; without a curve, a dead band around the set point, and (3) without a curve, a rate limit
+per update. It cannot do the impossible: when even the cheapest
 K is too slow it stays there and says so (``saturated``). Pure: no ROS, no clock."""
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class LatencyKController:
     deadband: float = 0.05  # relative error inside which K is left alone
     cost: Callable[[float], float] | None = None  # measured K -> network ms (plans on it when given)
     ks: Sequence[float] = (0.1, 0.25, 0.5, 0.75, 0.9, 1.0)  # K the planner may pick (with k_min, k_max)
+    skip: int = 10  # first frames not measured: a node's first frames are slow (allocations, first calls)
     _lat: deque = field(default_factory=deque, repr=False)
     _n: int = 0
 
@@ -80,7 +83,12 @@ class LatencyKController:
         return self.k <= self.k_min and p is not None and p > self.target_ms
 
     def update(self, latency_ms: float) -> float:
-        """Record one frame's end-to-end latency; returns the K to use from now on."""
+        """Record one frame's end-to-end latency; returns the K to use from now on. The first
+        ``skip`` frames are not recorded: on the node, frames right after configure took longer than
+        the target that K = 1 met afterwards and moved K down at once (docs/benchmarks.md, session 7)."""
+        if self.skip > 0:
+            self.skip -= 1
+            return self.k
         self._lat.append(float(latency_ms))
         self._n += 1
         if self._n % self.every or len(self._lat) < min(self.window, 2 * self.every):
@@ -94,15 +102,19 @@ class LatencyKController:
         return self.k
 
     def _replan(self) -> float:
-        """One planning step: the load is the windowed p95 over the curve's cost at the K in use;
-        move down when over the set point, up only when the higher K fits with the dead band to
-        spare, and start a fresh window after a move (the old one measured another K)."""
-        setpoint, p95 = self.margin * self.target_ms, self.p95_ms
+        """One planning step; the load is the windowed p95 over the curve's cost at the K in use.
+        Over the target: down to the most accurate K predicted within (1 - deadband) * target.
+        Within it: keep the K, or move up to a more accurate K predicted within the set point
+        (margin * target). The head-room is asked of a move up, not of a K that already meets the
+        target: holding K to the set point instead dropped the node from K = 1, whose p95 met its
+        target, to K = 0 (docs/benchmarks.md, session 7). A fresh window after a move (the old one
+        measured another K)."""
+        p95 = self.p95_ms
         load = p95 / max(self.cost(self.k), 1e-9)
-        if p95 > setpoint * (1 + self.deadband):
-            k = self.plan(load, setpoint)
+        if p95 > self.target_ms:
+            k = self.plan(load, self.target_ms * (1 - self.deadband))
         else:
-            k = max(self.k, self.plan(load, setpoint * (1 - self.deadband)))
+            k = max(self.k, self.plan(load, self.margin * self.target_ms))
         if k != self.k:
             self.k = k
             self._lat.clear()
