@@ -8,8 +8,10 @@ than the sparse one at K = 0.9). Each update it scales the curve by the load it 
 p95 / predicted cost at the K in use) and takes the most accurate K - accuracy rises with K -
 whose scaled cost meets the set point. Candidates are the curve's K within [k_min, k_max], plus
 any higher K (up to 1) that costs no more than k_max does: k_max bounds the cost, and a more
-accurate K at no extra cost is never refused. So setting a target never makes the node slower
-than the static K it would otherwise run, nor less accurate than the best static K that meets it.
+accurate K at no extra cost is never refused. On the curve, setting a target does not make the
+node slower than the static K it would otherwise run, nor less accurate than the best static K that
+meets it; on a noisy machine a slow spell can still take K down for good when the K that met the
+target had less head-room than ``margin`` asks of a move back up (measured: docs/benchmarks.md).
 
 Planning, it keeps a K whose p95 meets the target and asks head-room (``margin``) only of a move
 up. Without a curve it is a plain integral controller on the windowed p95 (a plant where cost rises
