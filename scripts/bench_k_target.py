@@ -3,7 +3,7 @@ static K that meets it": segmentation_node (torch backend: the controller moves 
 cannot) at each static K of --ks, then with latency_target_ms set (K free in [0, 1], starting at the
 largest K), on the same synthetic frames, rate and CPU load (--load-procs burners from 1 s on). Per run:
 latency publish -> labels, p50 and p95 after 5 s of settling; for the controller run also the K it ran
-(median and last). Accuracy per K is a separate `fornet eval --topk K` (docs/benchmarks.md). One JSON.
+(the share of the settled time each K was in force, and the last). Accuracy per K is a separate `fornet eval --topk K` (docs/benchmarks.md). One JSON.
 
 usage: python scripts/bench_k_target.py [--ks 0 0.25 0.5 1] [--target-ms T ...] [--static JSON] [--size 720 1280]
                                         [--rate 4] [--seconds 25] [--threads 2] [--load-procs 0] [--domain 77]
@@ -12,7 +12,6 @@ controller run each. --static JSON: take the static runs from an earlier output 
 """
 import argparse
 import json
-import statistics
 import sys
 
 import fornet_ros  # noqa: F401 - first: it sets libgomp's spin count before torch loads libgomp
@@ -53,9 +52,15 @@ settle_t = 1.0 + min(5.0, 0.25 * (a.seconds - 1.0))
 controller = []
 for target in a.target_ms or [round((lo + hi) / 2, 1)]:
     ctrl = node_run([f"topk_ratio:={max(static)}", f"latency_target_ms:={target}", "k_min:=0.0", "k_max:=1.0"])
-    ks = [k for t, k in ctrl["k"] if t >= settle_t] or [k for _, k in ctrl["k"][-1:]]  # K messages once settled
-    ctrl.update(target_ms=target, k_median_settled=statistics.median(ks) if ks else None,
-                k_last=ctrl["k"][-1][1] if ctrl["k"] else None,
+    # K messages come when K changes: the share of the settled window each K was in force
+    share, changes = {}, ctrl["k"]
+    for i, (t, k) in enumerate(changes):
+        t_next = changes[i + 1][0] if i + 1 < len(changes) else a.seconds
+        span = min(t_next, a.seconds) - max(t, settle_t)
+        if span > 0:
+            share[k] = share.get(k, 0.0) + span / (a.seconds - settle_t)
+    ctrl.update(target_ms=target, k_time_share_settled={f"{k:g}": round(v, 3) for k, v in sorted(share.items())},
+                k_last=changes[-1][1] if changes else None,
                 static_ks_meeting_target=[k for k, r in static.items()
                                           if r["latency_ms_p95"] is not None and r["latency_ms_p95"] <= target])
     controller.append(ctrl)

@@ -34,8 +34,19 @@ def test_fold_batchnorm_removes_every_bn_and_keeps_the_numbers(small_model):
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in seg.model.modules())  # the runner's is folded
 
 
+def _live_focus(model):
+    """The focus stage's classifier starts at zero (it adds nothing until trained): give it and the
+    fuse conv weights, so a zero weight at the wrong input channel changes the logits."""
+    torch.manual_seed(1)
+    for conv in (model.refiner.branches.classifier, model.refiner.branches.fuse):
+        torch.nn.init.normal_(conv.weight, std=0.1)
+        torch.nn.init.normal_(conv.bias, std=0.1)
+    return model
+
+
 @pytest.mark.parametrize("mode", ["dense", "sparse"])
 def test_pad_focus_channels_fills_whole_simd_blocks_with_the_same_outputs(small_model, mode):
+    small_model = _live_focus(copy.deepcopy(small_model))
     padded = copy.deepcopy(small_model)
     before = padded.refiner.branches.branches[0].in_channels, padded.selector.net[0].in_channels
     added = padded.pad_focus_channels(16)
@@ -48,16 +59,20 @@ def test_pad_focus_channels_fills_whole_simd_blocks_with_the_same_outputs(small_
     with torch.no_grad():
         for k in (0.25, 1.0):
             a, b = small_model(x, topk_ratio=k, mode=mode), padded(x, topk_ratio=k, mode=mode)
+            unrefined = small_model(x, topk_ratio=0.0, mode=mode)["logits"]
+            assert (a["logits"] - unrefined).abs().max() > 1e-3  # the focus stage changes the logits
             assert (a["logits"] - b["logits"]).abs().max() < 1e-5, k
             assert (a["importance"] - b["importance"]).abs().max() < 1e-6 and torch.equal(a["selected"], b["selected"])
     from fornet_ros.model import create_model
     assert create_model("fornet_s", focus=False).pad_focus_channels() == 0  # no focus stage: nothing to pad
 
 
-def test_the_export_runs_the_padded_convs(checkpoint_path, tmp_path):
+def test_the_export_runs_the_padded_convs(small_model, tmp_path):
+    from fornet_ros.inference.checkpoint import save_checkpoint
     from fornet_ros.inference.export import export_onnx
-    info = export_onnx(checkpoint_path, tmp_path / "m.onnx", size=(64, 96), topk_ratio=0.25)
-    assert info["max_abs_diff"] <= 1e-3  # against the model as trained
+    ckpt = save_checkpoint(tmp_path / "live.pt", _live_focus(copy.deepcopy(small_model)), ModelMeta.default(19, (64, 96)))
+    info = export_onnx(ckpt, tmp_path / "m.onnx", size=(64, 96), topk_ratio=0.25)
+    assert info["max_abs_diff"] <= 1e-4  # against the model as trained, whose focus stage adds something
     weights = {t.name: t.dims for t in onnx.load(str(tmp_path / "m.onnx")).graph.initializer}
     focus = {n: d for n, d in weights.items() if len(d) == 4 and ("refiner.branches.branches" in n or "selector.net.0" in n)}
     assert len(focus) == 4 and all(d[1] % 16 == 0 for d in focus.values()), focus
@@ -158,6 +173,18 @@ def test_fastest_times_both_onnx_focus_paths_where_k_leaves_a_choice(checkpoint_
     assert len(calls) == 2  # K = 1: every region refined, one graph (dense) besides torch
 
 
+def test_fastest_times_the_paper_heads_one_graph_once(tmp_path, monkeypatch):
+    from fornet_ros.inference.checkpoint import save_checkpoint
+    from fornet_ros.model import create_model
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "paper.pt", create_model("mnv2_paper").eval(), ModelMeta.default(19, (64, 96)))
+    calls = []
+    monkeypatch.setattr(backends, "median_ms", lambda fn, runs: calls.append(1) or (9.0 if len(calls) == 1 else 1.0))
+    seg = Segmenter.from_checkpoint(ckpt, backend="fastest", device="cpu", log=lambda m: None)
+    assert 0 < seg.topk_ratio < 1 and len(calls) == 2  # torch and one ONNX graph: its masks gate dense convs
+    assert seg.choice.startswith("backend: onnxruntime fp32 (dense focus path")
+
+
 def test_fastest_torch_winning_keeps_the_plain_torch_runner(checkpoint_path, monkeypatch):
     _rigged(monkeypatch, 5.0, 10.0)
     seg = Segmenter.from_checkpoint(checkpoint_path, backend="fastest", device="cpu", input_size=(64, 96),
@@ -206,6 +233,7 @@ def test_fastest_stays_on_torch_and_says_why(checkpoint_path, monkeypatch, case)
     elif case == "export fails":
         monkeypatch.setattr(backends, "exported", lambda *a: (_ for _ in ()).throw(RuntimeError("no exporter")))
         why = "onnxruntime fp32 dense failed: RuntimeError: no exporter"  # K = 0.25: each graph says so
+        also = "onnxruntime fp32 sparse failed: RuntimeError: no exporter"
     elif case == "processing torch":
         kw["processing"] = "torch"
         why = "processing torch stays on torch"
@@ -216,6 +244,8 @@ def test_fastest_stays_on_torch_and_says_why(checkpoint_path, monkeypatch, case)
     seg = Segmenter.from_checkpoint(checkpoint_path, backend="fastest", log=lines.append, **kw)
     assert isinstance(seg.runner, TorchRunner) and len(lines) == 1
     assert lines[0].startswith("backend: torch (") and why in lines[0], lines[0]
+    if case == "export fails":
+        assert also in lines[0]
     assert seg(make_scene(64, 96, seed=0)[0]).labels.shape == (64, 96)  # and it runs
 
 

@@ -291,7 +291,7 @@ def test_a_controller_replaced_during_its_update_does_not_write_its_k_back():
             pipe.configure(pipe.params.changed({"latency_target_ms": 0.0, "topk_ratio": 0.3}))
     old.update = update_then_switch_off
     seg.delay_s = 0.01
-    for _ in range(10):
+    for _ in range(old.skip + 10):  # the controller measures from its 11th frame on
         run_once(pipe, slots, [("cam0", image_msg())])
     assert pipe.k_ctrl is None and seg.topk_ratio == 0.3 and sink.k[-1] == 0.3
 

@@ -223,7 +223,9 @@ def fastest(checkpoint, device: str = "auto", precision: str = "auto", calibrati
     # ONNX Runtime's two focus paths cost otherwise than torch's (its region gathers are dearer: at
     # K = 0.5 its sparse graph ran 1.13x its dense one where torch's table named sparse,
     # docs/benchmarks.md), so where K leaves a choice both graphs are timed
-    graphs = [graph] if not 0 < k < 1 else [graph, "dense" if graph == "sparse" else "sparse"]
+    cfg = seg.runner.cfg
+    two = 0 < k < 1 and cfg.focus and getattr(cfg, "head", "sparse") == "sparse"  # the paper head has one graph
+    graphs = [graph, "dense" if graph == "sparse" else "sparse"] if two else [graph]
     times = {"torch": median_ms(lambda: seg.infer(x), runs)}
     cands, paths, failed = {"torch": seg}, {"torch": graph}, []
     opts = [("onnxruntime fp32", None)] + ([("onnxruntime int8", calibration)] if precision == "int8" else [])
@@ -233,7 +235,9 @@ def fastest(checkpoint, device: str = "auto", precision: str = "auto", calibrati
             path = exported(checkpoint, seg.input_size, k, g, calib)
             other = Segmenter.from_checkpoint(path, backend="onnxruntime", device="cpu",
                                               **{n: v for n, v in kw.items() if n != "topk_ratio"})
-            cands[label], paths[label], times[label] = other, g, median_ms(lambda o=other: o.infer(x), runs)
+            # the path the graph was written with (the paper head's is dense whatever was asked)
+            cands[label], paths[label] = other, other.runner.graph
+            times[label] = median_ms(lambda o=other: o.infer(x), runs)
         except Exception as e:  # noqa: BLE001 - torch.onnx and onnxruntime raise many types
             failed.append(f"{label} failed: {type(e).__name__}: {' '.join(str(e).split())[:160]}")
     best = min(times, key=lambda n: times[n] * (torch_factor if n == "torch" else 1.0))

@@ -41,7 +41,8 @@ class LatencyKController:
     margin: float = 0.85  # set point = margin * target: head-room for noise
     gain: float = 0.5  # K change per unit of relative error, times (k_max - k_min)
     max_step: float = 0.05  # largest K change per update
-    deadband: float = 0.05  # relative error inside which K is left alone
+    deadband: float = 0.05  # integral: relative error inside which K is left alone; planning: a move down
+    # aims at (1 - deadband) x target
     cost: Callable[[float], float] | None = None  # measured K -> network ms (plans on it when given)
     ks: Sequence[float] = (0.1, 0.25, 0.5, 0.75, 0.9, 1.0)  # K the planner may pick (with k_min, k_max)
     skip: int = 10  # first frames not measured: a node's first frames are slow (allocations, first calls)

@@ -77,7 +77,10 @@ def _ort_timer(module, inputs, threads):
     return lambda: sess.run(None, feed)
 
 
-def _interleaved_medians(fns, runs: int, warmup: int, sync, block: int = 5) -> list[float]:
+ROUNDS_BLOCK = 5  # timed calls of one setting back to back in each round of fornet bench
+
+
+def _interleaved_medians(fns, runs: int, warmup: int, sync, block: int = ROUNDS_BLOCK) -> list[float]:
     """Median ms of each callable over ``runs`` timed calls, taken in rounds: every round gives each
     callable one untimed call (its weights back in the caches, as when one model serves a camera)
     and then up to ``block`` timed calls back to back, the order rotated by one per round. Written
@@ -192,7 +195,7 @@ def bench_models(a) -> dict:
     return {"machine": machine_name(), "threads": torch.get_num_threads(), "device": str(device),
             "sizes": [list(s) for s in dict.fromkeys(s for _, ss in models for s in ss)], "batch": a.batch,
             "channels_last": not a.no_channels_last, "fold_bn": not getattr(a, "no_fold_bn", False),
-            "runs": a.runs, "interleaved": True, "torch": torch.__version__, "backends": backends,
+            "runs": a.runs, "rounds_block": ROUNDS_BLOCK, "torch": torch.__version__, "backends": backends,
             "results": results}
 
 
@@ -314,7 +317,9 @@ def add_bench_arguments(p):
     p.add_argument("--size", type=int, nargs=2, action="append", metavar=("H", "W"),
                    help="input size; repeat for several (default: the model's input size; 512 1024 for a variant)")
     p.add_argument("--topk", type=float, nargs="+", default=None, help="default: 0.1 0.25 0.5 1.0")
-    p.add_argument("--runs", type=int, default=20, help="timed runs per setting (median reported)")
+    p.add_argument("--runs", type=int, default=20, help="timed runs per setting (median reported); one size's "
+                   "settings are timed in rotating rounds of 5 runs each, so all of that size's models and ONNX "
+                   "Runtime sessions are held in memory at once")
     p.add_argument("--warmup", type=int, default=3, help="untimed runs first")
     p.add_argument("--batch", type=int, default=1, help="images per run")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
