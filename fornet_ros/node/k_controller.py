@@ -48,6 +48,7 @@ class LatencyKController:
     skip: int = 10  # first frames not measured: a node's first frames are slow (allocations, first calls)
     _lat: deque = field(default_factory=deque, repr=False)
     _n: int = 0
+    _skipped: int = 0
 
     def __post_init__(self):
         if not self.target_ms > 0:
@@ -89,8 +90,8 @@ class LatencyKController:
         """Record one frame's end-to-end latency; returns the K to use from now on. The first
         ``skip`` frames are not recorded: on the node, frames right after configure took longer than
         the target that K = 1 met afterwards and moved K down at once (docs/benchmarks.md, session 7)."""
-        if self.skip > 0:
-            self.skip -= 1
+        if self._skipped < self.skip:
+            self._skipped += 1
             return self.k
         self._lat.append(float(latency_ms))
         self._n += 1
