@@ -3,7 +3,6 @@ DDRNet-23-slim, one process, three rounds of 15 back-to-back runs per graph and 
 usage: python docs/bench/speed_r4f/pad_ab_probe.py 384x768 448x896 360x480 512x1024"""
 import sys, time, warnings, copy
 import numpy as np, torch, onnxruntime as ort
-sys.path.insert(0, '/work/main')
 from fornet_ros.inference.checkpoint import load_model
 from fornet_ros.inference.runtime import session_options
 from fornet_ros.tools.bench import _Network
