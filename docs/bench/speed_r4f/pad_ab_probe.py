@@ -8,7 +8,8 @@ from fornet_ros.inference.runtime import session_options
 from fornet_ros.tools.bench import _Network
 from fornet_ros.model import create_model
 warnings.simplefilter("ignore"); torch.set_num_threads(2)
-m0, meta = load_model('/work/main/fornet_ros/weights/fornet_mnv2_streets.pt'); m0.eval()
+m0, meta = load_model(None)  # the packaged default
+m0.eval()
 m1 = copy.deepcopy(m0); m1.pad_focus_channels(16)
 dd = create_model('ddrnet23_slim').eval()
 def timeit(f, n=15):
