@@ -32,15 +32,17 @@ p.add_argument("--load-procs", type=int, default=0)
 p.add_argument("--domain", type=int, default=77)
 a = p.parse_args()
 frames = [make_scene(*a.size, seed=i)[0] for i in range(4)]
+STEP_AT_S = 1.0  # when the --load-procs burners start (no burner: only where settling is counted from)
 
 
 def node_run(params):
     print(" ".join(params), file=sys.stderr, flush=True)
     r = _load_step_run(a.checkpoint, frames, a.rate, a.seconds, a.threads, a.domain, None,
-                       ["backend:=torch", *params], 1.0, a.load_procs, False)
+                       ["backend:=torch", *params], STEP_AT_S, a.load_procs, False)
     settled = r["after_step_settled"]
     return {"params": params, "frames": settled["frames"], "latency_ms_p50": settled["latency_ms_p50"],
-            "latency_ms_p95": settled["latency_ms_p95"], "k": r["k"], "k_controller": r["k_controller"]}
+            "latency_ms_p95": settled["latency_ms_p95"], "settled_from_s": STEP_AT_S + r["settle_s"],
+            "k": r["k"], "k_controller": r["k_controller"]}
 
 
 if a.static:
@@ -48,12 +50,11 @@ if a.static:
 else:
     static = {k: node_run([f"topk_ratio:={k}", "latency_target_ms:=0.0"]) for k in sorted(a.ks)}
 lo, hi = static[min(static)]["latency_ms_p95"], static[max(static)]["latency_ms_p95"]
-settle_t = 1.0 + min(5.0, 0.25 * (a.seconds - 1.0))
 controller = []
 for target in a.target_ms or [round((lo + hi) / 2, 1)]:
     ctrl = node_run([f"topk_ratio:={max(static)}", f"latency_target_ms:={target}", "k_min:=0.0", "k_max:=1.0"])
     # K messages come when K changes: the share of the settled window each K was in force
-    share, changes = {}, ctrl["k"]
+    share, changes, settle_t = {}, ctrl["k"], ctrl["settled_from_s"]
     for i, (t, k) in enumerate(changes):
         t_next = changes[i + 1][0] if i + 1 < len(changes) else a.seconds
         span = min(t_next, a.seconds) - max(t, settle_t)

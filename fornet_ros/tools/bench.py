@@ -130,13 +130,19 @@ def bench_models(a) -> dict:
     if getattr(a, "focus_off", False):
         models += [(create_model(m.cfg.variant, focus=False), ss) for m, ss in models if m.cfg.focus]
     fmt = torch.contiguous_format if a.no_channels_last else torch.channels_last
-    prepared = []
+    prepared = []  # (model, its ONNX Runtime twin as `fornet export` writes it, sizes)
     for model, model_sizes in models:
         model = model.eval()
         if not getattr(a, "no_fold_bn", False):  # as the Segmenter's torch backend runs it
             from ..inference.backends import fold_batchnorm
             fold_batchnorm(model)
-        prepared.append((model.to(device, memory_format=fmt), model_sizes))
+        model = model.to(device, memory_format=fmt)
+        padded = model
+        if "onnxruntime" in backends and hasattr(model, "pad_focus_channels"):
+            padded = copy.deepcopy(model)
+            if not padded.pad_focus_channels():
+                padded = model  # nothing padded: the same network
+        prepared.append((model, padded, model_sizes))
 
     def timer(module, inputs, backend):
         if backend == "torch":
@@ -147,13 +153,13 @@ def bench_models(a) -> dict:
 
     results = []
     with torch.inference_mode():
-        for size in dict.fromkeys(s for _, ss in prepared for s in ss):  # each size: its settings, interleaved
+        for size in dict.fromkeys(s for *_, ss in prepared for s in ss):  # each size: its settings, interleaved
             rows, fns = [], []  # a row's total timer at fns[i], its focus timer (if any) right after it
 
             def add(row, total, focus=None):
                 rows.append((row, len(fns), focus is not None))
                 fns.extend([total] + ([focus] if focus is not None else []))
-            for model, model_sizes in prepared:
+            for model, padded, model_sizes in prepared:
                 if size not in model_sizes:
                     continue
                 cfg = model.cfg
@@ -166,10 +172,8 @@ def bench_models(a) -> dict:
                 for backend in backends:
                     row = {"variant": name, "backend": backend, "size": list(size)}
                     net, focus_in = model, inputs
-                    if backend == "onnxruntime" and hasattr(model, "pad_focus_channels"):  # as `fornet export` writes it
-                        net = copy.deepcopy(model)
-                        if net.pad_focus_channels() and sparse_head:
-                            focus_in = net.focus_inputs(x)[2]
+                    if backend == "onnxruntime" and padded is not model:
+                        net, focus_in = padded, padded.focus_inputs(x)[2] if sparse_head else None
                     if not cfg.focus:
                         add({**row, "topk": None, "mode": "dense", "focus_ms": 0.0},
                             timer(_Network(net, 0.0, "dense"), [x], backend))
