@@ -127,14 +127,17 @@ def speed_tables(d):
               f"{node['seconds']:g} s, `{name}`: --backend {asked}, runtime alone {node.get('runtime', node['backend'])}): "
               f"model alone p50 {node['model_alone_ms_p50']:.1f} ms" + (f"; alone, {node['choice']}" if node.get("choice")
                                                                        else "") + "\n")
+        floor = any("transport_floor_ms_p50" in r for r in node["runs"])  # bench-node measures it since session 8
         header("outputs subscribed", "node runtime", "node e2e p50", "p95", "node / alone", "node's inference p50",
-               "inside / alone")
+               "inside / alone", *(("transport floor p50", "node's own ms") if floor else ()))
         for r in node["runs"]:
             diag = r.get("node_diagnostics") or {}
             nir = r.get("node_inference_ratio_p50")
+            own = (f" {r['transport_floor_ms_p50']:.1f} | {r['node_own_ms_p50']:.1f} |"
+                   if floor and r.get("node_own_ms_p50") is not None else " - | - |" if floor else "")
             print(f"| {r['outputs']} | {diag.get('runtime') or diag.get('backend')} | {r['node_e2e_ms_p50']:.1f} | "
                   f"{r['node_e2e_ms_p95']:.1f} | **{r['overhead_ratio_p50']:.2f}** | {diag.get('inference_ms_p50')} | "
-                  f"{'-' if nir is None else format(nir, '.2f')} |")
+                  f"{'-' if nir is None else format(nir, '.2f')} |{own}")
 
     for name in sorted(p.name for p in d.glob("e2e_backends*.json")):  # one per run (settings, repetitions)
         e2e = load(d, name)

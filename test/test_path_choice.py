@@ -108,3 +108,74 @@ def test_planner_never_starts_slower_than_the_static_k_and_reports_saturation():
     ctrl = LatencyKController(target_ms=30.0, k_min=0.05, k_max=0.5, k=0.25, cost=curve)
     ks = run_plant(ctrl, load=1.0, n=100)
     assert ks[-1] == 0.05 and ctrl.saturated  # even the cheapest K misses 30 ms
+
+
+def run_affine_plant(ctrl, loads, overhead=50.0, true_cost=curve, noise=1.0, seed=0, tell_network=True, hiccup=0):
+    """The node's plant: end-to-end latency = a K-independent overhead (transport, decoding) + the
+    network's cost at the load; the controller also sees the network's time. ``true_cost`` is the
+    network's real cost (the controller plans on ``curve``, as measured at warm-up)."""
+    rng = np.random.default_rng(seed)
+    ks, lat = [], []
+    for load in loads:
+        net = true_cost(ctrl.k) * load
+        ks.append(ctrl.k)
+        lat.append(overhead + net + rng.normal(0, noise) + (60.0 if hiccup and len(lat) % hiccup == 0 else 0.0))
+        ctrl.update(lat[-1], net if tell_network else None)
+    return np.array(ks), np.array(lat)
+
+
+def test_a_k_lost_to_a_slow_spell_comes_back_by_probing():
+    # K = 1 takes 100 ms against a 105 ms target: 5 % head-room, less than a move up asks (15 %)
+    loads = np.r_[np.ones(200), np.full(100, 1.5), np.ones(700)]  # a slow spell: frames 200-300
+
+    def ctrl(**kw):
+        return LatencyKController(target_ms=105.0, k_min=0.0, k_max=1.0, k=1.0, cost=curve, skip=0, **kw)
+    c = ctrl()
+    ks, lat = run_affine_plant(c, loads)
+    assert np.all(ks[:200] == 1.0) and ks[250:300].max() < 0.25  # K gave way in the spell...
+    assert np.all(ks[700:] == 1.0) and c.probes >= 1  # ...and came back after it, by a probe that held
+    assert np.percentile(lat[700:], 95) <= 105.0
+    stuck = ctrl(probe_every=10**9)  # without probes: the set point's head-room keeps it below K = 1 for good
+    ks, _ = run_affine_plant(stuck, loads)
+    assert ks[-1] < 0.5 and stuck.probes == 0
+    # without the network's time the whole p95 scales with the curve: K = 1 is predicted at 84 x 50 / 34 =
+    # 124 ms, over the target, so K = 1 is never probed
+    blind = ctrl()
+    ks, _ = run_affine_plant(blind, loads, tell_network=False)
+    assert np.all(ks[300:] < 1.0)
+
+
+def test_one_slow_frame_does_not_move_k():
+    # one frame in 41 is 60 ms slow whatever K runs (2.4 %, within what a p95 allows), the first one among them:
+    # a p95 over the 10 frames after a start or a move is that frame, and moved a K that meets the target down
+    loads = np.r_[np.ones(200), np.full(100, 1.5), np.ones(1200)]
+    c = LatencyKController(target_ms=105.0, k_min=0.0, k_max=1.0, k=1.0, cost=curve, skip=0)
+    ks, lat = run_affine_plant(c, loads, hiccup=41)
+    assert np.all(ks[:200] == 1.0)  # K = 1 meets the target: kept through the slow frames
+    assert ks[250:300].max() < 1.0 and np.all(ks[-300:] == 1.0)  # the spell still moves it, and it comes back
+    assert np.percentile(lat[-300:], 95) <= 105.0
+
+
+def test_probes_that_fail_back_off():
+    # the curve says K = 1 costs 50 ms, the network really takes 65 there: every probe of K = 1 fails
+    def true_cost(k):
+        return 65.0 if k == 1.0 else curve(k)
+    loads = np.r_[np.full(100, 1.5), np.ones(3900)]
+    c = LatencyKController(target_ms=105.0, k_min=0.0, k_max=1.0, k=1.0, cost=curve, skip=0)
+    ks, lat = run_affine_plant(c, loads, true_cost=true_cost)
+    probes = np.flatnonzero((ks[1:] == 1.0) & (ks[:-1] < 1.0)) + 1
+    assert 3 <= len(probes) <= c.probes <= 12  # (a probe may also go to a K between)
+    gaps = np.diff(probes)  # the waits double (8, 16, 32, 64 updates of 5 frames), then stay at the cap (96)
+    assert np.all(gaps[1:] >= gaps[:-1] - 5) and gaps[-1] >= 5 * 96
+    assert np.mean(lat[100:] > 105.0) < 0.05  # the failed probes cost few frames over the target
+    assert ks[-1] < 1.0 and np.percentile(lat[-400:], 50) <= 105.0
+
+
+def test_diagnostics_count_the_probes():
+    from types import SimpleNamespace
+    from fornet_ros.node.diagnostics import model_values
+    c = LatencyKController(target_ms=105.0, k_min=0.0, k_max=1.0, k=1.0, cost=curve, skip=0)
+    run_affine_plant(c, np.r_[np.full(100, 1.5), np.ones(300)])
+    seg = SimpleNamespace(device="cpu", backend="torch", provider="CPUExecutionProvider", cfg=SimpleNamespace(variant="v"),
+                          runtime="torch", topk_ratio=c.k, paths=None)
+    assert c.probes >= 1 and model_values(seg, c)["k_controller"].endswith(f", {c.probes} probes up")

@@ -284,9 +284,9 @@ def test_a_controller_replaced_during_its_update_does_not_write_its_k_back():
     old = pipe.k_ctrl
     real_update = old.update
 
-    def update_then_switch_off(latency_ms):
+    def update_then_switch_off(latency_ms, network_ms=None):
         k_before = old.k
-        real_update(latency_ms)
+        real_update(latency_ms, network_ms)
         if old.k != k_before and pipe.k_ctrl is old:  # a parameter change lands just as K moves
             pipe.configure(pipe.params.changed({"latency_target_ms": 0.0, "topk_ratio": 0.3}))
     old.update = update_then_switch_off

@@ -193,6 +193,11 @@ def test_bench_node_reports_latency_and_overhead(trained_like_ckpt):
         assert r["choice"].startswith(f"backend: {'torch' if r['runtime'] == 'torch' else 'onnxruntime fp32'}")
         assert run["node_diagnostics"]["focus_path"] in ("sparse", "dense")
         assert run["node_inference_ratio_p50"] is None or run["node_inference_ratio_p50"] > 0
+        # the transport floor: the same frames and outputs through DDS without a model, cheaper than the node
+        assert 0 < run["transport_floor_ms_p50"] <= run["transport_floor_ms_p95"]
+        assert run["transport_floor_ms_p50"] < run["node_e2e_ms_p50"]
+        assert run["node_own_ms_p50"] == pytest.approx(
+            run["node_e2e_ms_p50"] - r["model_alone_ms_p50"] - run["transport_floor_ms_p50"])
 
 
 def test_bench_node_load_step_runs_both_controller_settings_and_plots(trained_like_ckpt, tmp_path):

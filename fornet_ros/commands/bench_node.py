@@ -9,7 +9,8 @@ import json
 def add_arguments(p):
     p.description = ("segmentation_node end-to-end latency over DDS (publish -> labels received) vs the model alone "
                      "on the same frames, at a given input rate; above capacity it shows drops and whether latency "
-                     "stays bounded.")
+                     "stays bounded. A transport floor (the same frames and outputs through DDS, no model) splits the "
+                     "node's time over the model alone into DDS's share and the node's own.")
     p.add_argument("--checkpoint", default=None, help="checkpoint (.pt) or ONNX model; default: the packaged model")
     p.add_argument("--size", type=int, nargs=2, default=(512, 1024), metavar=("H", "W"), help="camera image size")
     p.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"), help="network input size")
@@ -28,7 +29,8 @@ def add_arguments(p):
     p.add_argument("--sample-s", type=float, default=10.0, help="RSS sampling period of the soak (s)")
     p.add_argument("--outputs", nargs="+", default=["labels", "all"], choices=["labels", "all"],
                    help="latency runs: only labels subscribed, and/or every image output subscribed (a frame's "
-                        "latency is then publish -> its last output); one node run each, one model-alone baseline")
+                        "latency is then publish -> its last output); one node run and one transport-floor run each, one "
+                        "model-alone baseline")
     g = p.add_argument_group("load step (issue #15): the latency K controller off vs on")
     g.add_argument("--load-step", type=float, default=None, metavar="SECONDS",
                    help="instead: two runs of --seconds each (fixed K, then the controller on); at this time into each "

@@ -59,4 +59,5 @@ def model_values(segmenter, k_ctrl) -> dict[str, str]:
             "topk_ratio": f"{s.topk_ratio:g}",
             "focus_path": getattr(getattr(s, "paths", None), "last", None) or "n/a",  # sparse, dense, none
             "k_controller": "off" if c is None else (f"target {c.target_ms:g} ms, p95 {c.p95_ms or 0:.1f} ms"
-                                                     + (f", SATURATED at K {c.k:g} (the cheapest)" if c.saturated else ""))}
+                                                     + (f", SATURATED at K {c.k:g} (the cheapest)" if c.saturated else "")
+                                                     + (f", {c.probes} probes up" if c.probes else ""))}

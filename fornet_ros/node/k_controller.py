@@ -4,22 +4,29 @@ stays under a target when the CPU/GPU is shared or a camera is added.
 With a measured cost curve (``cost``: K -> predicted network ms on the cheaper focus path, from
 the Segmenter's warm-up, :mod:`fornet_ros.inference.path_choice`) the controller *plans*: it
 makes no assumption that latency rises with K (on a CPU the dense path at K = 1 can cost less
-than the sparse one at K = 0.9). Each update it scales the curve by the load it sees (windowed
-p95 / predicted cost at the K in use) and takes the most accurate K - accuracy rises with K -
-whose scaled cost meets the set point. Candidates are the curve's K within [k_min, k_max], plus
-any higher K (up to 1) that costs no more than k_max does: k_max bounds the cost, and a more
-accurate K at no extra cost is never refused. On the curve, setting a target does not make the
-node slower than the static K it would otherwise run, nor less accurate than the best static K that
-meets it; on a noisy machine a slow spell can still take K down for good when the K that met the
-target had less head-room than ``margin`` asks of a move back up (measured: docs/benchmarks.md).
+than the sparse one at K = 0.9). Each update it predicts every candidate K's p95 as the windowed
+p95 plus the curve's cost difference, scaled by how slow the network runs now (its measured time
+over the curve's cost at the K in use; the frame's other costs, transport and pre/post-processing,
+do not change with K), and takes the most accurate K - accuracy rises with K - predicted to meet
+the set point. Without the network time the whole p95 scales with the curve, as before. Candidates
+are the curve's K within [k_min, k_max], plus any higher K (up to 1) that costs no more than k_max
+does: k_max bounds the cost, and a more accurate K at no extra cost is never refused. On the curve,
+setting a target does not make the node slower than the static K it would otherwise run, nor less
+accurate than the best static K that meets it.
 
 Planning, it keeps a K whose p95 meets the target and asks head-room (``margin``) only of a move
-up. Without a curve it is a plain integral controller on the windowed p95 (a plant where cost rises
-with K). Either way what keeps it calm is (1) acting only every ``every`` frames on a
-``window``-frame p95, (2) hysteresis: planning, between the set point (``margin`` x target) and the
-target; without a curve, a dead band around the set point, and (3) without a curve, a rate limit
-per update. It cannot do the impossible: when even the cheapest
-K is too slow it stays there and says so (``saturated``). Pure: no ROS, no clock."""
+up. A slow spell that forced K down is followed by *probes*: after ``probe_every`` updates within
+the target it tries the most accurate K predicted to meet the target itself (no head-room), keeps
+it when its first window meets the target, and otherwise returns and doubles the wait (up to
+``probe_max``), so a K lost to a passing slow spell comes back and one the machine can no longer
+afford is tried ever more rarely (measured: docs/benchmarks.md). Planning judges a full window after
+a start or a move (a p95 over 10 frames is the slowest frame of the machine's, not of the K), and acts
+at once when more of the window's frames have missed the target than its p95 allows. Without a curve
+it is a plain integral controller on the windowed p95 (a plant where cost rises with K). Either way
+what keeps it calm is (1) acting only every ``every`` frames on a ``window``-frame p95, (2) hysteresis: planning,
+between the set point (``margin`` x target) and the target; without a curve, a dead band around the
+set point, and (3) without a curve, a rate limit per update. It cannot do the impossible: when even
+the cheapest K is too slow it stays there and says so (``saturated``). Pure: no ROS, no clock."""
 
 from __future__ import annotations
 
@@ -46,16 +53,23 @@ class LatencyKController:
     cost: Callable[[float], float] | None = None  # measured K -> network ms (plans on it when given)
     ks: Sequence[float] = (0.1, 0.25, 0.5, 0.75, 0.9, 1.0)  # K the planner may pick (with k_min, k_max)
     skip: int = 10  # first frames not measured: a node's first frames are slow (allocations, first calls)
+    probe_every: int = 8  # planning: updates within the target, after a forced move down, before a probe up
+    probe_max: int = 96  # the longest wait between probes (the wait doubles after each failed probe)
     _lat: deque = field(default_factory=deque, repr=False)
+    _net: deque = field(default_factory=deque, repr=False)
     _n: int = 0
     _skipped: int = 0
+    _probe_wait: int | None = None  # updates to wait before the next probe; None: no forced move down yet
+    _since: int = 0  # updates since the last move
+    _probe_from: float | None = None  # during a probe: the K it left (returned to when the probe fails)
+    probes: int = 0  # probes tried (diagnostics, tests)
 
     def __post_init__(self):
         if not self.target_ms > 0:
             raise ValueError(f"target_ms must be > 0, got {self.target_ms}")
         if not 0.0 <= self.k_min <= self.k_max <= 1.0:
             raise ValueError(f"need 0 <= k_min <= k_max <= 1, got {self.k_min}, {self.k_max}")
-        self._lat = deque(maxlen=self.window)
+        self._lat, self._net = deque(maxlen=self.window), deque(maxlen=self.window)
         if self.cost is None:
             self.k = float(np.clip(self.k, self.k_min, self.k_max))
             return
@@ -63,12 +77,12 @@ class LatencyKController:
         grid = {self.k_min, self.k_max, *(k for k in self.ks if self.k_min <= k <= self.k_max)}
         grid |= {k for k in (*self.ks, 1.0) if k > self.k_max and self.cost(k) <= cap}
         self.candidates = sorted(grid)
-        self.k = self.plan(1.0, self.cost(self.k))  # start no slower than the static K asked for
+        self.k = self.plan(self.cost, self.cost(self.k))  # start no slower than the static K asked for
 
-    def plan(self, load: float, limit_ms: float) -> float:
-        """The most accurate candidate K whose cost times ``load`` is within ``limit_ms``; the
+    def plan(self, predicted: Callable[[float], float], limit_ms: float) -> float:
+        """The most accurate candidate K whose ``predicted`` ms is within ``limit_ms``; the
         cheapest candidate (the most accurate of equals) when none is."""
-        fits = [k for k in self.candidates if load * self.cost(k) <= limit_ms]
+        fits = [k for k in self.candidates if predicted(k) <= limit_ms]
         if fits:
             return max(fits)
         return min(self.candidates, key=lambda k: (self.cost(k), -k))
@@ -86,16 +100,25 @@ class LatencyKController:
             return self.cost(self.k) <= cheapest and p is not None and p > self.target_ms
         return self.k <= self.k_min and p is not None and p > self.target_ms
 
-    def update(self, latency_ms: float) -> float:
-        """Record one frame's end-to-end latency; returns the K to use from now on. The first
-        ``skip`` frames are not recorded: on the node, frames right after configure took longer than
-        the target that K = 1 met afterwards and moved K down at once (docs/benchmarks.md, session 7)."""
+    def update(self, latency_ms: float, network_ms: float | None = None) -> float:
+        """Record one frame's end-to-end latency (and, when known, the Segmenter call's time in it);
+        returns the K to use from now on. The first ``skip`` frames are not recorded: on the node,
+        frames right after configure took longer than the target that K = 1 met afterwards and moved
+        K down at once (docs/benchmarks.md, session 7)."""
         if self._skipped < self.skip:
             self._skipped += 1
             return self.k
         self._lat.append(float(latency_ms))
+        if network_ms is not None:
+            self._net.append(float(network_ms))
         self._n += 1
-        if self._n % self.every or len(self._lat) < min(self.window, 2 * self.every):
+        if self._n % self.every:
+            return self.k
+        if self.cost is None:
+            if len(self._lat) < min(self.window, 2 * self.every):
+                return self.k
+        # planning judges a full window, unless more of its frames missed the target than its p95 allows
+        elif len(self._lat) < self.window and sum(x > self.target_ms for x in self._lat) <= 0.05 * self.window:
             return self.k
         if self.cost is not None:
             return self._replan()
@@ -105,21 +128,44 @@ class LatencyKController:
             self.k = float(np.clip(self.k + step, self.k_min, self.k_max))
         return self.k
 
+    def predict(self, k: float) -> float:
+        """Planning: ``k``'s predicted p95 from this window: the p95 plus the curve's cost
+        difference times the network's slowdown (its window median over the curve's cost at the K in
+        use; the p95 over that cost when the network time is not given)."""
+        c = max(self.cost(self.k), 1e-9)
+        net = float(np.median(self._net)) if len(self._net) == len(self._lat) else self.p95_ms
+        return self.p95_ms + net / c * (self.cost(k) - self.cost(self.k))
+
     def _replan(self) -> float:
-        """One planning step; the load is the windowed p95 over the curve's cost at the K in use.
-        Over the target: down to the most accurate K predicted within (1 - deadband) * target.
+        """One planning step on this window's p95 (:meth:`predict`).
+        Over the target: down to the most accurate K predicted within (1 - deadband) * target; a
+        probe that fails returns to the K it left and doubles the wait before the next.
         Within it: keep the K, or move up to a more accurate K predicted within the set point
-        (margin * target). The head-room is asked of a move up, not of a K that already meets the
-        target: holding K to the set point instead dropped the node from K = 1, whose p95 met its
-        target, to K = 0 (docs/benchmarks.md, session 7). A fresh window after a move (the old one
-        measured another K)."""
-        p95 = self.p95_ms
-        load = p95 / max(self.cost(self.k), 1e-9)
-        if p95 > self.target_ms:
-            k = self.plan(load, self.target_ms * (1 - self.deadband))
+        (margin * target); after a forced move down, every ``probe_every`` (doubling) updates, probe
+        the most accurate K predicted within the target itself. The head-room is asked of a move up,
+        not of a K that already meets the target: holding K to the set point instead dropped the
+        node from K = 1, whose p95 met its target, to K = 0 (docs/benchmarks.md, session 7). A fresh
+        window after a move (the old one measured another K)."""
+        self._since += 1
+        if self.p95_ms > self.target_ms:
+            k = self.plan(self.predict, self.target_ms * (1 - self.deadband))
+            if self._probe_from is not None:  # the probe failed: back, and wait twice as long
+                k = min(k, self._probe_from, key=lambda x: (self.cost(x), -x))
+                self._probe_wait = min(2 * self._probe_wait, self.probe_max)
+            elif k != self.k:
+                self._probe_wait = self.probe_every
+            self._probe_from = None
         else:
-            k = max(self.k, self.plan(load, self.margin * self.target_ms))
+            if self._probe_from is not None:  # a window of the probed K met the target: keep it
+                self._probe_from, self._probe_wait = None, self.probe_every
+            k = max(self.k, self.plan(self.predict, self.margin * self.target_ms))
+            if (k == self.k and self._probe_wait is not None and self._since >= self._probe_wait
+                    and (up := self.plan(self.predict, self.target_ms)) > self.k
+                    and self.predict(up) <= self.target_ms):
+                self._probe_from, k = self.k, up
+                self.probes += 1
         if k != self.k:
-            self.k = k
+            self.k, self._since = k, 0
             self._lat.clear()
+            self._net.clear()
         return self.k

@@ -107,9 +107,11 @@ class NodeParams:
                                   check=lambda v: v == 0 or v >= 8, constraint="0 or 8..16")
     latency_budget_ms: float = _param(500.0, "diagnostics WARN when p95 end-to-end latency exceeds this",
                                       runtime=True, range=(0.0, 3.6e6))
-    latency_target_ms: float = _param(0.0, "p95 end-to-end latency target: > 0 lets a controller move K to hold "
-                                      "it, from k_min up to k_max, or higher where that costs no more than k_max "
-                                      "(K in use on semantic/topk_ratio); 0 = off, topk_ratio applies",
+    latency_target_ms: float = _param(0.0, "p95 latency target, frame received -> its outputs published (DDS "
+                                      "transport not included: fornet bench-node measures its floor): > 0 lets a "
+                                      "controller move K to hold it, from k_min up to k_max, or higher where that "
+                                      "costs no more than k_max (K in use on semantic/topk_ratio); 0 = off, "
+                                      "topk_ratio applies",
                                       runtime=True, range=(0.0, 3.6e6))
     k_min: float = _param(0.05, "lowest K the latency controller may use", runtime=True, range=(0.0, 1.0))
     k_max: float = _param(0.5, "highest K the latency controller may use, or the cost it may spend: a higher K that "

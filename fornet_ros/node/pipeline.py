@@ -252,7 +252,7 @@ class FramePipeline:
             now_ns = self.now_ns()
             for cam, header, _, t_rx, _ in published:
                 self.slots.done(cam, t_rx, infer_ms, *input_age(stamp_ns(header.stamp), now_ns))
-            self._control_k([t_rx for _, _, _, t_rx, _ in published])
+            self._control_k([t_rx for _, _, _, t_rx, _ in published], infer_ms)
 
     def _update_costmap(self, published) -> None:
         try:
@@ -265,14 +265,14 @@ class FramePipeline:
         for cam, problem in problems.items():
             self.slots.error(cam, problem)
 
-    def _control_k(self, receipts) -> None:
+    def _control_k(self, receipts, infer_ms: float) -> None:
         with self._k_lock:  # a controller replaced meanwhile (parameter change) must not write its K back
             ctrl = self.k_ctrl
             if ctrl is None or not receipts:
                 return
             k_before, now = ctrl.k, time.monotonic()
             for t_rx in receipts:
-                ctrl.update((now - t_rx) * 1000)
+                ctrl.update((now - t_rx) * 1000, infer_ms)
             if ctrl.k != k_before and self.k_ctrl is ctrl:
                 self.segmenter.topk_ratio = ctrl.k
                 self.sink.topk_changed(float(ctrl.k))

@@ -17,10 +17,18 @@ def _burner():
     return subprocess.Popen([sys.executable, "-c", "while True: pass"])
 
 
+def _stop(burners: list) -> None:
+    while burners:
+        b = burners.pop()
+        b.kill()
+        b.wait()
+
+
 def _load_step_run(checkpoint, frames, rate, seconds, threads, domain, input_size, params, step_at_s,
-                   load_procs, second_camera, progress=None) -> dict:
+                   load_procs, second_camera, progress=None, load_until_s=None) -> dict:
     """One node run with the step: at ``step_at_s`` start ``load_procs`` CPU burners and (with
-    ``second_camera``) a second camera publishing at ``rate``. Series of (t, latency ms) per labels
+    ``second_camera``) a second camera publishing at ``rate``; with ``load_until_s`` the burners stop
+    then (a slow spell). Series of (t, latency ms) per labels
     message and (t, K) from semantic/topk_ratio, t in seconds since the start of publishing; and the
     node's last /diagnostics ``k_controller`` value for cam0 (off, or the target, p95 and saturation)."""
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -71,6 +79,10 @@ def _load_step_run(checkpoint, frames, rate, seconds, threads, domain, input_siz
                 t0[0] = node.get_clock().now().nanoseconds
             n, stepped = 0, False
             while (el := time.monotonic() - start) < seconds:
+                if burners and load_until_s is not None and el >= load_until_s:
+                    _stop(burners)
+                    if progress:
+                        progress(f"load off at {el:.1f} s")
                 if not stepped and el >= step_at_s:
                     burners = [_burner() for _ in range(load_procs)]
                     stepped = True
@@ -88,9 +100,7 @@ def _load_step_run(checkpoint, frames, rate, seconds, threads, domain, input_siz
             with lock:
                 series, k_series, k_controller = list(lat), list(ks), diags.get("cam0", {}).get("k_controller")
         finally:
-            for b in burners:
-                b.kill()
-                b.wait()
+            _stop(burners)
 
     def phase(lo, hi):
         v = [x for t, x, _ in series if lo <= t < hi]

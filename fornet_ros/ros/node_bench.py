@@ -3,6 +3,9 @@
 Publishes the same synthetic frames to a node in its own process at ``--rate`` Hz and measures,
 per output, publish -> labels received (both stamps on the same machine's clock). The model
 alone (Segmenter on the same frames, in this process, with the node stopped) is the baseline.
+The transport floor (:mod:`fornet_ros.ros.transport_floor`: the same frames and outputs through
+DDS with no model) splits the node's time over the model alone into what DDS and rclpy cost and
+what the node itself adds.
 """
 
 from __future__ import annotations
@@ -11,17 +14,17 @@ import statistics
 import threading
 import time
 
-from .processes import (DRAIN_S, SETTLE_S, START_TIMEOUT_S, bench_graph, check_alive, pct, subscribe_diagnostics,
-                        wait_subscribed)
+from .processes import (DRAIN_S, FLOOR_MODULE, NODE_MODULE, SETTLE_S, START_TIMEOUT_S, bench_graph, check_alive, pct,
+                        subscribe_diagnostics, wait_subscribed)
 
 OPTIONAL_OUTPUTS = ("color", "importance", "confidence", "overlay")
 
 
 def _node_run(checkpoint, frames, rate, seconds, threads, domain, input_size, outputs: str,
-              backend: str = "fastest") -> dict:
-    """One node process; frames published at ``rate`` for ``seconds``. ``outputs``: 'labels' (only
-    labels subscribed) or 'all' (every image output subscribed: a frame's latency is publish ->
-    the last of its outputs received)."""
+              backend: str = "fastest", module: str = NODE_MODULE) -> dict:
+    """One node process (``module``: the node, or the transport floor); frames published at ``rate``
+    for ``seconds``. ``outputs``: 'labels' (only labels subscribed) or 'all' (every image output
+    subscribed: a frame's latency is publish -> the last of its outputs received)."""
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
     from std_msgs.msg import Header
@@ -49,8 +52,7 @@ def _node_run(checkpoint, frames, rate, seconds, threads, domain, input_size, ou
         with lock:
             return [max(v.values()) for v in arrivals.values() if len(v) == len(topics)]
     with bench_graph("fornet_bench_node", ["cameras:=[cam]", "costmap_enabled:=false", f"backend:={backend}"],
-                     checkpoint, threads,
-                      input_size, domain, setup) as g:
+                     checkpoint, threads, input_size, domain, setup, module) as g:
         node, pub = g.node, g.io
         t_end = time.monotonic() + START_TIMEOUT_S
         wait_subscribed(g, "/cam/image_raw", t_end)
@@ -89,6 +91,7 @@ def bench_node(checkpoint, size, rate: float, seconds: float, threads: int | Non
     H, W = size
     frames = [make_scene(H, W, seed=i)[0] for i in range(4)]
     runs = [_node_run(checkpoint, frames, rate, seconds, threads, domain, input_size, o, backend) for o in outputs]
+    floors = [_node_run(None, frames, rate, seconds, threads, domain, None, o, module=FLOOR_MODULE) for o in outputs]
     # the model alone on the same frames, same thread count, after the nodes are gone
     import torch
     if threads:
@@ -106,8 +109,14 @@ def bench_node(checkpoint, size, rate: float, seconds: float, threads: int | Non
         seg(frames[i % len(frames)], outputs=())  # labels only: what every node run needs at least
         alone.append((time.perf_counter() - t) * 1000)
     alone_p50 = statistics.median(alone)
-    for r in runs:
+    for r, floor in zip(runs, floors):
         r["overhead_ratio_p50"] = r["node_e2e_ms_p50"] / alone_p50 if r["node_e2e_ms_p50"] else None
+        # the same frames and outputs through DDS with no model: what transport alone costs a frame
+        r["transport_floor_ms_p50"], r["transport_floor_ms_p95"] = floor["node_e2e_ms_p50"], floor["node_e2e_ms_p95"]
+        r["transport_floor_dropped"] = floor["dropped"]
+        # the node's time beyond the model alone and that floor: what the node itself adds
+        r["node_own_ms_p50"] = (r["node_e2e_ms_p50"] - alone_p50 - floor["node_e2e_ms_p50"]
+                                if r["node_e2e_ms_p50"] and floor["node_e2e_ms_p50"] else None)
         infer = (r["node_diagnostics"] or {}).get("inference_ms_p50")
         # the Segmenter call inside the node vs the same call alone: > 1 is contention inside the node process
         r["node_inference_ratio_p50"] = float(infer) / alone_p50 if infer not in (None, "nan") else None

@@ -31,8 +31,12 @@ def isolated_env(domain: int) -> dict:
     return {**os.environ, **env}
 
 
-def start_node(params: list[str], env: dict, stdout=subprocess.DEVNULL) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "fornet_ros.ros.segmentation_node", "--ros-args"] + sum((["-p", p] for p in params), [])
+NODE_MODULE = "fornet_ros.ros.segmentation_node"
+FLOOR_MODULE = "fornet_ros.ros.transport_floor"  # the node's DDS traffic without a model (bench-node's floor)
+
+
+def start_node(params: list[str], env: dict, stdout=subprocess.DEVNULL, module: str = NODE_MODULE) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", module, "--ros-args"] + sum((["-p", p] for p in params), [])
     return subprocess.Popen(cmd, env=env, stdout=stdout, stderr=subprocess.STDOUT)
 
 
@@ -62,8 +66,8 @@ class Spinner:
 
 
 # -- a node under benchmark (bench-node, soak, load step) -------------------------------------
-def start_bench_node(params, checkpoint, threads, input_size, domain):
-    """The node in its own process on an isolated domain, with the benchmark's shared settings."""
+def start_bench_node(params, checkpoint, threads, input_size, domain, module: str = NODE_MODULE):
+    """The node (or ``module``) in its own process on an isolated domain, with the benchmark's shared settings."""
     env = isolated_env(domain)
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
@@ -72,18 +76,18 @@ def start_bench_node(params, checkpoint, threads, input_size, domain):
         params = [*params, f"checkpoint:={checkpoint}"]
     if input_size:
         params = [*params, f"input_size:=[{input_size[0]}, {input_size[1]}]"]
-    return start_node(params, env)
+    return start_node(params, env, module=module)
 
 
 @contextmanager
-def bench_graph(name, params, checkpoint, threads, input_size, domain, setup):
-    """segmentation_node in its own process and our rclpy node ``name`` beside it. ``setup(node)``
+def bench_graph(name, params, checkpoint, threads, input_size, domain, setup, module: str = NODE_MODULE):
+    """segmentation_node (or ``module``) in its own process and our rclpy node ``name`` beside it. ``setup(node)``
     creates our publishers and subscriptions (before the spin thread starts); its result is
     ``g.io``. Yields ``g`` (``proc``, ``node``, ``io``); whatever ends the benchmark, the spin
     thread stops, the node gets SIGINT (``g.exit_code``) and our node and context go."""
     import rclpy
 
-    g = SimpleNamespace(proc=start_bench_node(params, checkpoint, threads, input_size, domain), node=None, io=None,
+    g = SimpleNamespace(proc=start_bench_node(params, checkpoint, threads, input_size, domain, module), node=None, io=None,
                         exit_code=None)
     try:
         rclpy.init(domain_id=domain)
