@@ -14,12 +14,10 @@ controller run each. --static JSON: take the static runs from an earlier output 
 """
 import argparse
 import json
-import statistics
 import sys
 
 import fornet_ros  # noqa: F401 - first: it sets libgomp's spin count before torch loads libgomp
-from fornet_ros.ros.load_step import _load_step_run
-from fornet_ros.ros.processes import pct
+from fornet_ros.ros.load_step import _load_step_run, latency_phase
 from fornet_ros.tools.bench import machine_name
 from fornet_ros.tools.synthetic import make_scene
 
@@ -37,6 +35,8 @@ p.add_argument("--spell", type=float, nargs=2, default=None, metavar=("FROM", "U
                help="the --load-procs burners run only from FROM to UNTIL s (a slow spell; default 1 burner)")
 p.add_argument("--domain", type=int, default=77)
 a = p.parse_args()
+if a.spell and not 0 <= a.spell[0] < a.spell[1] < a.seconds:
+    p.error(f"--spell needs 0 <= FROM < UNTIL < --seconds, got {a.spell[0]:g} {a.spell[1]:g}")
 if a.spell and not a.load_procs:
     a.load_procs = 1
 frames = [make_scene(*a.size, seed=i)[0] for i in range(4)]
@@ -51,9 +51,7 @@ def node_run(params):
                        load_until_s=a.spell[1] if a.spell else None)
     if a.spell:  # judged after the spell: the same latency series, from AFTER_SPELL_S after it on
         lo = a.spell[1] + AFTER_SPELL_S
-        v = [x for t, x, _ in r["latency"] if t >= lo]
-        settled = {"frames": len(v), "latency_ms_p50": statistics.median(v) if v else None,
-                   "latency_ms_p95": pct(v, 0.95) if v else None}
+        settled = latency_phase(r["latency"], lo)
     else:
         settled, lo = r["after_step_settled"], STEP_AT_S + r["settle_s"]
     return {"params": params, "frames": settled["frames"], "latency_ms_p50": settled["latency_ms_p50"],

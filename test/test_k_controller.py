@@ -54,6 +54,10 @@ def test_bad_settings():
         LatencyKController(target_ms=0)
     with pytest.raises(ValueError):
         LatencyKController(target_ms=10, k_min=0.6, k_max=0.2)
+    with pytest.raises(ValueError):
+        LatencyKController(target_ms=10, probe_every=0)
+    with pytest.raises(ValueError):
+        LatencyKController(target_ms=10, probe_every=16, probe_max=8)
 
 
 def test_the_first_frames_are_not_measured():

@@ -332,3 +332,18 @@ def test_a_camera_stretched_far_from_the_input_aspect_is_warned_about_once_per_s
     assert len(warned) == 1 and warned[0].startswith("cam0: 8x6 frames (1.33:1)")  # cam1 is 2:1; once per size
     run_once(pipe, slots, [("cam0", image_msg(h=8, w=8))])
     assert len([m for kind, m in pipe.log.lines if kind == "warning"]) == 2 and len(sink.published) == 5
+
+
+def test_the_k_controller_gets_the_network_time_of_a_whole_batch():
+    """The controller's cost curve is for a batch of every camera: it is told the Segmenter call's time
+    of the batch, a partial batch counted as its share of a whole one (and each frame's latency)."""
+    seg = FakeSegmenter(delay_s=0.04)
+    pipe, slots, _, _ = make(segmenter=seg, latency_target_ms=1000.0, k_min=0.05, k_max=0.5, topk_ratio=0.25)
+    seen = []
+    real = pipe.k_ctrl.update
+    pipe.k_ctrl.update = lambda lat, net=None: (seen.append((lat, net)), real(lat, net))[1]
+    run_once(pipe, slots, [("cam0", image_msg()), ("cam1", image_msg())])  # a whole batch: 2 frames, one call
+    run_once(pipe, slots, [("cam0", image_msg())])  # half a batch: counted as twice its call
+    assert len(seen) == 3 and all(net is not None for _, net in seen)
+    (_, whole), _, (_, half) = seen
+    assert 40.0 <= whole < 80.0 and 80.0 <= half < 160.0  # 40 ms per call, not per frame

@@ -1,32 +1,38 @@
 """Deadline-aware K: adjust the Top-K ratio from measured end-to-end latency so that its p95
 stays under a target when the CPU/GPU is shared or a camera is added.
 
-With a measured cost curve (``cost``: K -> predicted network ms on the cheaper focus path, from
-the Segmenter's warm-up, :mod:`fornet_ros.inference.path_choice`) the controller *plans*: it
-makes no assumption that latency rises with K (on a CPU the dense path at K = 1 can cost less
-than the sparse one at K = 0.9). Each update it predicts every candidate K's p95 as the windowed
-p95 plus the curve's cost difference, scaled by how slow the network runs now (its measured time
-over the curve's cost at the K in use; the frame's other costs, transport and pre/post-processing,
-do not change with K), and takes the most accurate K - accuracy rises with K - predicted to meet
-the set point. Without the network time the whole p95 scales with the curve, as before. Candidates
-are the curve's K within [k_min, k_max], plus any higher K (up to 1) that costs no more than k_max
-does: k_max bounds the cost, and a more accurate K at no extra cost is never refused. On the curve,
-setting a target does not make the node slower than the static K it would otherwise run, nor less
-accurate than the best static K that meets it.
+With a measured cost curve (``cost``: K -> predicted network ms for a batch of the node's cameras
+on the cheaper focus path, from the Segmenter's warm-up, :mod:`fornet_ros.inference.path_choice`)
+the controller *plans*: it makes no assumption that latency rises with K (on a CPU the dense path at
+K = 1 can cost less than the sparse one at K = 0.9). Each update it predicts every candidate K's p95
+as the windowed p95 plus the curve's cost difference, scaled by how slow the network runs now (the
+measured Segmenter call over the curve's cost at the K in use: the frame's transport does not change
+with K; the call's pre/post-processing is counted in the slowdown, which overstates it a little, on
+the safe side), and takes the most accurate K - accuracy rises with K - predicted to meet the set
+point. Without the network time the whole p95 scales with the curve. Candidates are the curve's K
+within [k_min, k_max], plus any higher K (up to 1) that costs no more than k_max does: k_max bounds
+the cost, and a more accurate K at no extra cost is never refused. On the curve, setting a target
+starts the node no slower than the static K it would otherwise run, at the most accurate K predicted
+to fit. It is not always as accurate as the best static K that meets the target: on a noisy machine
+a window's p95 moves as much as K moves it, and a K that meets the target by a few per cent is left
+in slow spells and tried again later (measured: docs/benchmarks.md).
 
 Planning, it keeps a K whose p95 meets the target and asks head-room (``margin``) only of a move
-up. A slow spell that forced K down is followed by *probes*: after ``probe_every`` updates within
-the target it tries the most accurate K predicted to meet the target itself (no head-room), keeps
-it when its first window meets the target, and otherwise returns and doubles the wait (up to
-``probe_max``), so a K lost to a passing slow spell comes back and one the machine can no longer
-afford is tried ever more rarely (measured: docs/benchmarks.md). Planning judges a full window after
-a start or a move (a p95 over 10 frames is the slowest frame of the machine's, not of the K), and acts
-at once when more of the window's frames have missed the target than its p95 allows. Without a curve
-it is a plain integral controller on the windowed p95 (a plant where cost rises with K). Either way
-what keeps it calm is (1) acting only every ``every`` frames on a ``window``-frame p95, (2) hysteresis: planning,
-between the set point (``margin`` x target) and the target; without a curve, a dead band around the
-set point, and (3) without a curve, a rate limit per update. It cannot do the impossible: when even
-the cheapest K is too slow it stays there and says so (``saturated``). Pure: no ROS, no clock."""
+up. A slow spell that forced K down is followed by *probes*: ``probe_every`` updates after the move,
+with the window within the target, it tries the most accurate K predicted to meet the target itself
+(no head-room) and keeps it when its first window meets the target. The probed K stays on trial for
+as long as the wait was: a probe whose window misses, or a kept K forced down within its trial,
+doubles the wait (up to ``probe_max``); a slow spell that forces a K down outside a trial starts
+from the first wait again. So a K lost to a
+passing slow spell comes back, and one the machine can no longer afford is tried ever more rarely.
+Planning judges a full window after a start or a move (a p95 over 10 frames is the machine's slowest
+frame, not the K's), and acts at once when more of the window's frames have missed the target than
+its p95 allows. Without a curve it is a plain integral controller on the windowed p95 (a plant where
+cost rises with K). Either way what keeps it calm is (1) acting only every ``every`` frames on a
+``window``-frame p95, (2) hysteresis: planning, between the set point (``margin`` x target) and the
+target; without a curve, a dead band around the set point, and (3) without a curve, a rate limit per
+update. It cannot do the impossible: when even the cheapest K is too slow it stays there and says so
+(``saturated``). Pure: no ROS, no clock."""
 
 from __future__ import annotations
 
@@ -53,22 +59,27 @@ class LatencyKController:
     cost: Callable[[float], float] | None = None  # measured K -> network ms (plans on it when given)
     ks: Sequence[float] = (0.1, 0.25, 0.5, 0.75, 0.9, 1.0)  # K the planner may pick (with k_min, k_max)
     skip: int = 10  # first frames not measured: a node's first frames are slow (allocations, first calls)
-    probe_every: int = 8  # planning: updates within the target, after a forced move down, before a probe up
+    probe_every: int = 8  # planning: updates after a forced move down before a probe up (first wait)
     probe_max: int = 96  # the longest wait between probes (the wait doubles after each failed probe)
-    _lat: deque = field(default_factory=deque, repr=False)
-    _net: deque = field(default_factory=deque, repr=False)
-    _n: int = 0
-    _skipped: int = 0
-    _probe_wait: int | None = None  # updates to wait before the next probe; None: no forced move down yet
-    _since: int = 0  # updates since the last move
-    _probe_from: float | None = None  # during a probe: the K it left (returned to when the probe fails)
-    probes: int = 0  # probes tried (diagnostics, tests)
+    _lat: deque = field(default_factory=deque, init=False, repr=False)  # end-to-end ms of the window's frames
+    _net: deque = field(default_factory=deque, init=False, repr=False)  # their network ms (NaN: not given)
+    _n: int = field(default=0, init=False)
+    _skipped: int = field(default=0, init=False)
+    _probe_wait: int | None = field(default=None, init=False)  # updates before a probe; None: no forced move yet
+    _since: int = field(default=0, init=False)  # updates since the last move
+    _probe_from: float | None = field(default=None, init=False)  # during a probe: the K it left
+    _trial: int = field(default=0, init=False)  # updates left in which a kept probe forced down counts as failed
+    probes: int = field(default=0, init=False)  # probes tried (diagnostics, tests)
+    _p95: float = field(default=0.0, init=False, repr=False)  # this planning step's window p95 ...
+    _slow: float = field(default=1.0, init=False, repr=False)  # ... and network slowdown (predict)
 
     def __post_init__(self):
         if not self.target_ms > 0:
             raise ValueError(f"target_ms must be > 0, got {self.target_ms}")
         if not 0.0 <= self.k_min <= self.k_max <= 1.0:
             raise ValueError(f"need 0 <= k_min <= k_max <= 1, got {self.k_min}, {self.k_max}")
+        if not 1 <= self.probe_every <= self.probe_max:
+            raise ValueError(f"need 1 <= probe_every <= probe_max, got {self.probe_every}, {self.probe_max}")
         self._lat, self._net = deque(maxlen=self.window), deque(maxlen=self.window)
         if self.cost is None:
             self.k = float(np.clip(self.k, self.k_min, self.k_max))
@@ -109,8 +120,7 @@ class LatencyKController:
             self._skipped += 1
             return self.k
         self._lat.append(float(latency_ms))
-        if network_ms is not None:
-            self._net.append(float(network_ms))
+        self._net.append(float("nan") if network_ms is None else float(network_ms))  # in step with _lat
         self._n += 1
         if self._n % self.every:
             return self.k
@@ -132,36 +142,46 @@ class LatencyKController:
         """Planning: ``k``'s predicted p95 from this window: the p95 plus the curve's cost
         difference times the network's slowdown (its window median over the curve's cost at the K in
         use; the p95 over that cost when the network time is not given)."""
+        return self._p95 + self._slow * (self.cost(k) - self.cost(self.k))
+
+    def _window_model(self) -> None:
+        """This window's p95 and the network's slowdown, once per planning step (:meth:`predict`)."""
         c = max(self.cost(self.k), 1e-9)
-        net = float(np.median(self._net)) if len(self._net) == len(self._lat) else self.p95_ms
-        return self.p95_ms + net / c * (self.cost(k) - self.cost(self.k))
+        net = np.asarray(self._net)
+        self._p95 = self.p95_ms
+        self._slow = (float(np.median(net)) if not np.isnan(net).any() else self._p95) / c
 
     def _replan(self) -> float:
         """One planning step on this window's p95 (:meth:`predict`).
-        Over the target: down to the most accurate K predicted within (1 - deadband) * target; a
-        probe that fails returns to the K it left and doubles the wait before the next.
+        Over the target: down to the most accurate K predicted within (1 - deadband) * target. A probe
+        whose window misses goes back to the K it left (or lower, where the window predicts that one
+        over too); it, or a kept probe forced down within its trial, doubles the wait before the next.
         Within it: keep the K, or move up to a more accurate K predicted within the set point
-        (margin * target); after a forced move down, every ``probe_every`` (doubling) updates, probe
-        the most accurate K predicted within the target itself. The head-room is asked of a move up,
-        not of a K that already meets the target: holding K to the set point instead dropped the
-        node from K = 1, whose p95 met its target, to K = 0 (docs/benchmarks.md, session 7). A fresh
-        window after a move (the old one measured another K)."""
+        (margin * target); ``_probe_wait`` updates after a forced move down, probe the most accurate K
+        predicted within the target itself. The head-room is asked of a move up, not of a K that
+        already meets the target: holding K to the set point instead dropped the node from K = 1,
+        whose p95 met its target, to K = 0 (docs/benchmarks.md, session 7). A fresh window after a
+        move (the old one measured another K)."""
         self._since += 1
-        if self.p95_ms > self.target_ms:
+        self._window_model()
+        if self._trial:
+            self._trial -= 1
+        if self._p95 > self.target_ms:
             k = self.plan(self.predict, self.target_ms * (1 - self.deadband))
-            if self._probe_from is not None:  # the probe failed: back, and wait twice as long
+            if self._probe_from is not None:  # the probe's own window missed
                 k = min(k, self._probe_from, key=lambda x: (self.cost(x), -x))
+            if self._probe_from is not None or self._trial:  # a failed probe: wait twice as long
                 self._probe_wait = min(2 * self._probe_wait, self.probe_max)
-            elif k != self.k:
+            elif k != self.k:  # a slow spell: probe after the first wait
                 self._probe_wait = self.probe_every
-            self._probe_from = None
+            self._probe_from, self._trial = None, 0
         else:
-            if self._probe_from is not None:  # a window of the probed K met the target: keep it
-                self._probe_from, self._probe_wait = None, self.probe_every
+            if self._probe_from is not None:  # the probe's first window met the target: kept, on trial
+                self._probe_from, self._trial = None, self._probe_wait
             k = max(self.k, self.plan(self.predict, self.margin * self.target_ms))
-            if (k == self.k and self._probe_wait is not None and self._since >= self._probe_wait
-                    and (up := self.plan(self.predict, self.target_ms)) > self.k
-                    and self.predict(up) <= self.target_ms):
+            # the K in use is predicted at its own p95 (within the target), so plan() finds one that fits
+            if (k == self.k and self._probe_wait is not None and not self._trial and self._since >= self._probe_wait
+                    and (up := self.plan(self.predict, self.target_ms)) > self.k):
                 self._probe_from, k = self.k, up
                 self.probes += 1
         if k != self.k:

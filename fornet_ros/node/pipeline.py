@@ -29,6 +29,7 @@ from .images import BadImageError, DecodeOptions, to_rgb
 from .k_controller import LatencyKController
 
 IMAGE_OUTPUTS = ("labels", "color", "importance", "confidence", "overlay")  # per-camera image outputs
+ENCODING = {"labels": "mono8", "color": "rgb8", "importance": "mono8", "confidence": "mono8", "overlay": "rgb8"}
 
 
 class Log(Protocol):
@@ -69,16 +70,16 @@ def render(result, rgb: np.ndarray, wanted, palette, overlay_alpha: float):
         if out not in wanted:
             skipped.append(out)
         elif out == "labels":
-            arrays[out] = result.labels, "mono8"
+            arrays[out] = result.labels, ENCODING[out]
         elif out in ("color", "overlay"):
             if color is None:  # once per frame, whether one or both of them are wanted
                 color = colorize(result.labels, palette)
             a = overlay_alpha
-            arrays[out] = (color if out == "color" else cv2.addWeighted(rgb, 1.0 - a, color, a, 0.0)), "rgb8"
+            arrays[out] = (color if out == "color" else cv2.addWeighted(rgb, 1.0 - a, color, a, 0.0)), ENCODING[out]
         elif (m := result.map_u8(out)) is None:  # uint8 round(255 m), as the device path computes it
             skipped.append(out)
         else:
-            arrays[out] = m, "mono8"
+            arrays[out] = m, ENCODING[out]
     return arrays, skipped
 
 
@@ -233,7 +234,8 @@ class FramePipeline:
                 self.slots.error(cam, f"inference: {type(e).__name__}: {e}")
             self.log.error(f"inference failed: {type(e).__name__}: {e}", throttle_duration_sec=5.0)
             return
-        infer_ms = (time.monotonic() - t0) * 1000 / len(batch)
+        batch_ms = (time.monotonic() - t0) * 1000
+        infer_ms = batch_ms / len(batch)
         published = []
         try:
             for (cam, msg, t_rx, rgb), r in zip(batch, results):
@@ -252,7 +254,8 @@ class FramePipeline:
             now_ns = self.now_ns()
             for cam, header, _, t_rx, _ in published:
                 self.slots.done(cam, t_rx, infer_ms, *input_age(stamp_ns(header.stamp), now_ns))
-            self._control_k([t_rx for _, _, _, t_rx, _ in published], infer_ms)
+            # the controller's cost curve is for a batch of every camera: a partial batch counts as its share of one
+            self._control_k([t_rx for _, _, _, t_rx, _ in published], batch_ms * len(self.params.cameras) / len(batch))
 
     def _update_costmap(self, published) -> None:
         try:
@@ -265,14 +268,14 @@ class FramePipeline:
         for cam, problem in problems.items():
             self.slots.error(cam, problem)
 
-    def _control_k(self, receipts, infer_ms: float) -> None:
+    def _control_k(self, receipts, network_ms: float) -> None:
         with self._k_lock:  # a controller replaced meanwhile (parameter change) must not write its K back
             ctrl = self.k_ctrl
             if ctrl is None or not receipts:
                 return
             k_before, now = ctrl.k, time.monotonic()
             for t_rx in receipts:
-                ctrl.update((now - t_rx) * 1000, infer_ms)
+                ctrl.update((now - t_rx) * 1000, network_ms)
             if ctrl.k != k_before and self.k_ctrl is ctrl:
                 self.segmenter.topk_ratio = ctrl.k
                 self.sink.topk_changed(float(ctrl.k))

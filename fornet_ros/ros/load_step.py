@@ -17,6 +17,13 @@ def _burner():
     return subprocess.Popen([sys.executable, "-c", "while True: pass"])
 
 
+def latency_phase(series, lo: float, hi: float = float("inf")) -> dict:
+    """Frames, p50 and p95 of the latencies of ``series`` ((t s, latency ms, camera)) with lo <= t < hi."""
+    v = [x for t, x, _ in series if lo <= t < hi]
+    return {"frames": len(v), "latency_ms_p50": statistics.median(v) if v else None,
+            "latency_ms_p95": pct(v, 0.95) if v else None}
+
+
 def _stop(burners: list) -> None:
     while burners:
         b = burners.pop()
@@ -103,9 +110,7 @@ def _load_step_run(checkpoint, frames, rate, seconds, threads, domain, input_siz
             _stop(burners)
 
     def phase(lo, hi):
-        v = [x for t, x, _ in series if lo <= t < hi]
-        return {"frames": len(v), "latency_ms_p50": statistics.median(v) if v else None,
-                "latency_ms_p95": pct(v, 0.95) if v else None}
+        return latency_phase(series, lo, hi)
     settle = min(5.0, 0.25 * (seconds - step_at_s))
     return {"params": params, "latency": [[round(t, 3), round(x, 2), c] for t, x, c in series],
             "k": [[round(t, 3), k] for t, k in k_series], "k_controller": k_controller,

@@ -82,8 +82,10 @@ def _node_run(checkpoint, frames, rate, seconds, threads, domain, input_size, ou
 
 def bench_node(checkpoint, size, rate: float, seconds: float, threads: int | None, domain: int = 77,
                input_size=None, outputs=("labels", "all"), backend: str = "fastest") -> dict:
-    """The node end to end (one run per ``outputs`` mode) and the model alone on the same frames,
-    in one command: ``overhead_ratio_p50`` = node e2e p50 / model alone p50 per mode. ``backend``:
+    """The node end to end (one run per ``outputs`` mode), the transport floor (one run per mode of
+    :mod:`fornet_ros.ros.transport_floor`) and the model alone on the same frames, in one command:
+    ``overhead_ratio_p50`` = node e2e p50 / model alone p50 per mode, ``node_own_ms_p50`` = node e2e
+    p50 - model alone p50 - floor p50. ``backend``:
     the node's parameter (default: the node's default), the baseline alone runs the same."""
     from ..inference import Segmenter
     from ..tools.synthetic import make_scene

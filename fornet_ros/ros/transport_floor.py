@@ -18,9 +18,7 @@ import sys
 import numpy as np
 
 from ..node.params import NodeParams
-from ..node.pipeline import IMAGE_OUTPUTS
-
-CHANNELS = {"labels": 1, "importance": 1, "confidence": 1, "color": 3, "overlay": 3}
+from ..node.pipeline import ENCODING, IMAGE_OUTPUTS
 
 
 def main(args=None) -> int:
@@ -41,10 +39,11 @@ def main(args=None) -> int:
         shape = (msg.height, msg.width)
         if shape not in arrays:
             arrays.clear()
-            arrays[shape] = {o: np.zeros(shape if CHANNELS[o] == 1 else (*shape, 3), np.uint8) for o in IMAGE_OUTPUTS}
+            arrays[shape] = {o: np.zeros(shape if ENCODING[o] == "mono8" else (*shape, 3), np.uint8)
+                             for o in IMAGE_OUTPUTS}
         for out, arr in arrays[shape].items():
             if pubs[out].get_subscription_count() > 0:
-                pubs[out].publish(fill_image(Image(), arr, msg.header))
+                pubs[out].publish(fill_image(Image(), arr, msg.header, ENCODING[out]))
     node.create_subscription(Image, "cam/image_raw", on_image, qos(p.input_reliability, p.input_depth))
     try:
         rclpy.spin(node)
