@@ -133,8 +133,8 @@ def test_a_k_lost_to_a_slow_spell_comes_back_by_probing():
     c = ctrl()
     ks, lat = run_affine_plant(c, loads)
     assert np.all(ks[:200] == 1.0) and ks[250:300].max() < 0.25  # K gave way in the spell...
-    assert np.all(ks[700:] == 1.0) and c.probes >= 1  # ...and came back after it, by a probe that held
-    assert np.percentile(lat[700:], 95) <= 105.0
+    assert np.all(ks[400:] == 1.0) and c.probes >= 1  # ...and came back within 100 frames, by a probe that held
+    assert np.percentile(lat[400:], 95) <= 105.0
     stuck = ctrl(probe_every=10**9, probe_max=10**9)  # without probes: the set point's head-room keeps it below K = 1 for good
     ks, _ = run_affine_plant(stuck, loads)
     assert ks[-1] < 0.5 and stuck.probes == 0

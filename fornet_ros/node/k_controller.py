@@ -20,7 +20,8 @@ in slow spells and tried again later (measured: docs/benchmarks.md).
 Planning, it keeps a K whose p95 meets the target and asks head-room (``margin``) only of a move
 up. A slow spell that forced K down is followed by *probes*: ``probe_every`` updates after the move,
 with the window within the target, it tries the most accurate K predicted to meet the target itself
-(no head-room) and keeps it when its first window meets the target. The probed K stays on trial for
+(no head-room; where that is more accurate than a move up to the set point would be) and keeps it when
+its first window meets the target. The probed K stays on trial for
 as long as the wait was: a probe whose window misses, or a kept K forced down within its trial,
 doubles the wait (up to ``probe_max``); a slow spell that forces a K down outside a trial starts
 from the first wait again. So a K lost to a
@@ -66,7 +67,7 @@ class LatencyKController:
     _n: int = field(default=0, init=False)
     _skipped: int = field(default=0, init=False)
     _probe_wait: int | None = field(default=None, init=False)  # updates before a probe; None: no forced move yet
-    _since: int = field(default=0, init=False)  # updates since the last move
+    _since: int = field(default=0, init=False)  # updates since the last move down
     _probe_from: float | None = field(default=None, init=False)  # during a probe: the K it left
     _trial: int = field(default=0, init=False)  # updates left in which a kept probe forced down counts as failed
     probes: int = field(default=0, init=False)  # probes tried (diagnostics, tests)
@@ -180,12 +181,14 @@ class LatencyKController:
                 self._probe_from, self._trial = None, self._probe_wait
             k = max(self.k, self.plan(self.predict, self.margin * self.target_ms))
             # the K in use is predicted at its own p95 (within the target), so plan() finds one that fits
-            if (k == self.k and self._probe_wait is not None and not self._trial and self._since >= self._probe_wait
-                    and (up := self.plan(self.predict, self.target_ms)) > self.k):
+            if (self._probe_wait is not None and not self._trial and self._since >= self._probe_wait
+                    and (up := self.plan(self.predict, self.target_ms)) > k):
                 self._probe_from, k = self.k, up
                 self.probes += 1
         if k != self.k:
-            self.k, self._since = k, 0
+            if k < self.k:  # the probe wait counts from the last move down (moves up are on the way back)
+                self._since = 0
+            self.k = k
             self._lat.clear()
             self._net.clear()
         return self.k
