@@ -35,13 +35,14 @@ p.add_argument("--spell", type=float, nargs=2, default=None, metavar=("FROM", "U
                help="the --load-procs burners run only from FROM to UNTIL s (a slow spell; default 1 burner)")
 p.add_argument("--domain", type=int, default=77)
 a = p.parse_args()
-if a.spell and not 0 <= a.spell[0] < a.spell[1] < a.seconds:
-    p.error(f"--spell needs 0 <= FROM < UNTIL < --seconds, got {a.spell[0]:g} {a.spell[1]:g}")
+AFTER_SPELL_S = 5.0  # with --spell: the window judged starts this long after the spell
+if a.spell and not 0 <= a.spell[0] < a.spell[1] < a.seconds - AFTER_SPELL_S:
+    p.error(f"--spell needs 0 <= FROM < UNTIL < --seconds - {AFTER_SPELL_S:g} (the window judged), got "
+            f"{a.spell[0]:g} {a.spell[1]:g}")
 if a.spell and not a.load_procs:
     a.load_procs = 1
 frames = [make_scene(*a.size, seed=i)[0] for i in range(4)]
 STEP_AT_S = a.spell[0] if a.spell else 1.0  # when the --load-procs burners start (none: where settling counts from)
-AFTER_SPELL_S = 5.0  # with --spell: the window judged starts this long after the spell
 
 
 def node_run(params):

@@ -215,3 +215,14 @@ def test_a_new_slow_spell_starts_from_the_first_wait():
     assert np.all(ks[4000:4500] == 1.0)  # B: back at K = 1 and kept
     assert ks[4550:4600].max() < 1.0  # C: forced down by the spell
     assert np.all(ks[4600 + 150:] == 1.0)  # back within 150 frames of the spell's end (the grown wait: 480+)
+
+
+def test_the_probe_wait_counts_from_the_move_down_not_from_moves_up():
+    # a slow spell (1.6 x) moves K down; after it a move up to the set point takes 0.25 (frame 380). The probe
+    # wait, counted from the last move made over the target, is over by then: the next window probes K = 1
+    # (frame 445) instead of waiting its full length again from the move up (frame 485)
+    loads = np.r_[np.ones(200), np.full(150, 1.6), np.ones(650)]
+    c = LatencyKController(target_ms=105.0, k_min=0.0, k_max=1.0, k=1.0, cost=curve, skip=0)
+    ks, lat = run_affine_plant(c, loads, overhead=40.0)
+    assert ks[300:350].max() <= 0.25 and np.all(ks[380:440] == 0.25) and np.all(ks[450:] == 1.0)
+    assert c.probes >= 1 and np.percentile(lat[450:], 95) <= 105.0

@@ -13,7 +13,7 @@ from fornet_ros.classes import CITYSCAPES_PALETTE, colorize
 from fornet_ros.node.frames import FrameSlots
 from fornet_ros.inference import Segmentation, Segmenter
 from fornet_ros.node.params import NodeParams
-from fornet_ros.node.pipeline import FramePipeline, render
+from fornet_ros.node.pipeline import IMAGE_OUTPUTS, FramePipeline, render
 
 NOW = 1_700_000_000 * 10**9
 
@@ -334,16 +334,21 @@ def test_a_camera_stretched_far_from_the_input_aspect_is_warned_about_once_per_s
     assert len([m for kind, m in pipe.log.lines if kind == "warning"]) == 2 and len(sink.published) == 5
 
 
-def test_the_k_controller_gets_the_network_time_of_a_whole_batch():
-    """The controller's cost curve is for a batch of every camera: it is told the Segmenter call's time
-    of the batch, a partial batch counted as its share of a whole one (and each frame's latency)."""
+def test_the_k_controller_gets_the_segmenter_call_each_frame_waited_for():
+    """Each frame's latency holds the whole Segmenter call of its batch (not its share of it): the
+    controller scales that call's time when it predicts another K."""
     seg = FakeSegmenter(delay_s=0.04)
     pipe, slots, _, _ = make(segmenter=seg, latency_target_ms=1000.0, k_min=0.05, k_max=0.5, topk_ratio=0.25)
     seen = []
     real = pipe.k_ctrl.update
     pipe.k_ctrl.update = lambda lat, net=None: (seen.append((lat, net)), real(lat, net))[1]
-    run_once(pipe, slots, [("cam0", image_msg()), ("cam1", image_msg())])  # a whole batch: 2 frames, one call
-    run_once(pipe, slots, [("cam0", image_msg())])  # half a batch: counted as twice its call
-    assert len(seen) == 3 and all(net is not None for _, net in seen)
-    (_, whole), _, (_, half) = seen
-    assert 40.0 <= whole < 80.0 and 80.0 <= half < 160.0  # 40 ms per call, not per frame
+    stats = run_once(pipe, slots, [("cam0", image_msg()), ("cam1", image_msg())])  # two frames, one call
+    per_frame = stats["cam0"].infer_ms[-1]  # the accounting's share of the call per frame
+    stats = run_once(pipe, slots, [("cam0", image_msg())])  # one frame, one call
+    assert len(seen) == 3 and seen[0][1] == seen[1][1] == pytest.approx(2 * per_frame) and seen[0][1] >= 40.0
+    assert seen[2][1] == pytest.approx(stats["cam0"].infer_ms[-1]) and seen[2][1] >= 40.0
+
+
+def test_every_image_output_has_its_encoding():
+    from fornet_ros.node.pipeline import ENCODING
+    assert list(ENCODING) == list(IMAGE_OUTPUTS) and set(ENCODING.values()) == {"mono8", "rgb8"}

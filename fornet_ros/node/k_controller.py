@@ -5,11 +5,12 @@ With a measured cost curve (``cost``: K -> predicted network ms for a batch of t
 on the cheaper focus path, from the Segmenter's warm-up, :mod:`fornet_ros.inference.path_choice`)
 the controller *plans*: it makes no assumption that latency rises with K (on a CPU the dense path at
 K = 1 can cost less than the sparse one at K = 0.9). Each update it predicts every candidate K's p95
-as the windowed p95 plus the curve's cost difference, scaled by how slow the network runs now (the
-measured Segmenter call over the curve's cost at the K in use: the frame's transport does not change
-with K; the call's pre/post-processing is counted in the slowdown, which overstates it a little, on
-the safe side), and takes the most accurate K - accuracy rises with K - predicted to meet the set
-point. Without the network time the whole p95 scales with the curve. Candidates are the curve's K
+from the window's frames: each frame's latency plus the Segmenter call it waited for times the
+curve's relative cost change (the frame's transport does not change with K; the call's
+pre/post-processing is scaled with it, which overstates what a dearer K adds - on the safe side for
+a move up - and what a cheaper K saves, which the dead band of a move down absorbs), and takes the
+most accurate K - accuracy rises with K - predicted to meet the set point. Without the network time
+a frame's whole latency scales with the curve. Candidates are the curve's K
 within [k_min, k_max], plus any higher K (up to 1) that costs no more than k_max does: k_max bounds
 the cost, and a more accurate K at no extra cost is never refused. On the curve, setting a target
 starts the node no slower than the static K it would otherwise run, at the most accurate K predicted
@@ -21,11 +22,11 @@ Planning, it keeps a K whose p95 meets the target and asks head-room (``margin``
 up. A slow spell that forced K down is followed by *probes*: ``probe_every`` updates after the move,
 with the window within the target, it tries the most accurate K predicted to meet the target itself
 (no head-room; where that is more accurate than a move up to the set point would be) and keeps it when
-its first window meets the target. The probed K stays on trial for
-as long as the wait was: a probe whose window misses, or a kept K forced down within its trial,
-doubles the wait (up to ``probe_max``); a slow spell that forces a K down outside a trial starts
-from the first wait again. So a K lost to a
-passing slow spell comes back, and one the machine can no longer afford is tried ever more rarely.
+its first window meets the target. The kept K is then on trial for as many updates as the wait was:
+a probe whose window misses, or a kept K forced down within its trial, doubles the wait (up to
+``probe_max``); a slow spell that forces a K down outside a trial starts from the first wait again.
+So a K lost to a passing slow spell comes back, and one the machine can no longer afford is tried
+ever more rarely.
 Planning judges a full window after a start or a move (a p95 over 10 frames is the machine's slowest
 frame, not the K's), and acts at once when more of the window's frames have missed the target than
 its p95 allows. Without a curve it is a plain integral controller on the windowed p95 (a plant where
@@ -67,12 +68,13 @@ class LatencyKController:
     _n: int = field(default=0, init=False)
     _skipped: int = field(default=0, init=False)
     _probe_wait: int | None = field(default=None, init=False)  # updates before a probe; None: no forced move yet
-    _since: int = field(default=0, init=False)  # updates since the last move down
+    _since: int = field(default=0, init=False)  # updates since the last move made over the target
     _probe_from: float | None = field(default=None, init=False)  # during a probe: the K it left
-    _trial: int = field(default=0, init=False)  # updates left in which a kept probe forced down counts as failed
+    _trial: int = field(default=0, init=False)  # updates after a kept probe in which a forced move down fails it
     probes: int = field(default=0, init=False)  # probes tried (diagnostics, tests)
-    _p95: float = field(default=0.0, init=False, repr=False)  # this planning step's window p95 ...
-    _slow: float = field(default=1.0, init=False, repr=False)  # ... and network slowdown (predict)
+    _lat_arr: np.ndarray = field(default=None, init=False, repr=False)  # this planning step's window ...
+    _net_arr: np.ndarray = field(default=None, init=False, repr=False)  # ... its network times ...
+    _cost_now: float = field(default=1.0, init=False, repr=False)  # ... and the curve's cost at the K in use
 
     def __post_init__(self):
         if not self.target_ms > 0:
@@ -140,54 +142,60 @@ class LatencyKController:
         return self.k
 
     def predict(self, k: float) -> float:
-        """Planning: ``k``'s predicted p95 from this window: the p95 plus the curve's cost
-        difference times the network's slowdown (its window median over the curve's cost at the K in
-        use; the p95 over that cost when the network time is not given)."""
-        return self._p95 + self._slow * (self.cost(k) - self.cost(self.k))
+        """Planning: ``k``'s predicted p95 over the window of the current step (valid inside a
+        planning step, after :meth:`_window_model`): each frame's latency plus its network time
+        times the curve's relative cost change, ``lat + net * (cost(k) / cost(K in use) - 1)``, at
+        the 95th percentile. The network time is the call the frame waited for, whole batch or not;
+        a frame without it counts its whole latency as network time."""
+        return float(np.percentile(self._lat_arr + self._net_arr * (self.cost(k) / self._cost_now - 1.0), 95))
 
     def _window_model(self) -> None:
-        """This window's p95 and the network's slowdown, once per planning step (:meth:`predict`)."""
-        c = max(self.cost(self.k), 1e-9)
-        net = np.asarray(self._net)
-        self._p95 = self.p95_ms
-        self._slow = (float(np.median(net)) if not np.isnan(net).any() else self._p95) / c
+        """This step's window as arrays, once per planning step (:meth:`predict`)."""
+        self._cost_now = max(self.cost(self.k), 1e-9)
+        self._lat_arr = np.asarray(self._lat, float)
+        net = np.asarray(self._net, float)
+        self._net_arr = np.where(np.isnan(net), self._lat_arr, net)
 
     def _replan(self) -> float:
-        """One planning step on this window's p95 (:meth:`predict`).
+        """One planning step on this window (:meth:`predict`).
         Over the target: down to the most accurate K predicted within (1 - deadband) * target. A probe
         whose window misses goes back to the K it left (or lower, where the window predicts that one
-        over too); it, or a kept probe forced down within its trial, doubles the wait before the next.
+        over too); it, or a kept probe forced down within its trial (``_probe_wait`` updates after
+        its first window), doubles the wait before the next; any other forced move resets the wait
+        to ``probe_every``. Every move made over the target restarts the wait's count.
         Within it: keep the K, or move up to a more accurate K predicted within the set point
-        (margin * target); ``_probe_wait`` updates after a forced move down, probe the most accurate K
-        predicted within the target itself. The head-room is asked of a move up, not of a K that
-        already meets the target: holding K to the set point instead dropped the node from K = 1,
-        whose p95 met its target, to K = 0 (docs/benchmarks.md, session 7). A fresh window after a
-        move (the old one measured another K)."""
+        (margin * target); ``_probe_wait`` updates after the last move made over the target, and not
+        during a trial, probe the most accurate K predicted within the target itself where it is
+        more accurate than that move up; a probe whose first window meets the target is kept and
+        starts its trial. The head-room is asked of a move up, not of a K that already meets the
+        target: holding K to the set point instead dropped the node from K = 1, whose p95 met its
+        target, to K = 0 (docs/benchmarks.md, session 7). A fresh window after a move (the old one
+        measured another K)."""
         self._since += 1
         self._window_model()
-        if self._trial:
-            self._trial -= 1
-        if self._p95 > self.target_ms:
+        on_trial = self._trial > 0
+        self._trial = max(0, self._trial - 1)
+        if self.p95_ms > self.target_ms:
             k = self.plan(self.predict, self.target_ms * (1 - self.deadband))
             if self._probe_from is not None:  # the probe's own window missed
                 k = min(k, self._probe_from, key=lambda x: (self.cost(x), -x))
-            if self._probe_from is not None or self._trial:  # a failed probe: wait twice as long
+            if self._probe_from is not None or on_trial:  # a failed probe: wait twice as long
                 self._probe_wait = min(2 * self._probe_wait, self.probe_max)
             elif k != self.k:  # a slow spell: probe after the first wait
                 self._probe_wait = self.probe_every
             self._probe_from, self._trial = None, 0
+            if k != self.k:  # the probe wait counts from here (moves up within the target are on the way back)
+                self._since = 0
         else:
             if self._probe_from is not None:  # the probe's first window met the target: kept, on trial
-                self._probe_from, self._trial = None, self._probe_wait
+                self._probe_from, self._trial, on_trial = None, self._probe_wait, True
             k = max(self.k, self.plan(self.predict, self.margin * self.target_ms))
             # the K in use is predicted at its own p95 (within the target), so plan() finds one that fits
-            if (self._probe_wait is not None and not self._trial and self._since >= self._probe_wait
+            if (self._probe_wait is not None and not on_trial and self._since >= self._probe_wait
                     and (up := self.plan(self.predict, self.target_ms)) > k):
-                self._probe_from, k = self.k, up
+                self._probe_from, k = k, up  # a failed probe goes back to the K the move up allowed
                 self.probes += 1
         if k != self.k:
-            if k < self.k:  # the probe wait counts from the last move down (moves up are on the way back)
-                self._since = 0
             self.k = k
             self._lat.clear()
             self._net.clear()

@@ -254,8 +254,8 @@ class FramePipeline:
             now_ns = self.now_ns()
             for cam, header, _, t_rx, _ in published:
                 self.slots.done(cam, t_rx, infer_ms, *input_age(stamp_ns(header.stamp), now_ns))
-            # the controller's cost curve is for a batch of every camera: a partial batch counts as its share of one
-            self._control_k([t_rx for _, _, _, t_rx, _ in published], batch_ms * len(self.params.cameras) / len(batch))
+            # each frame waited for the whole call: its latency moves with the call's time when K moves
+            self._control_k([t_rx for _, _, _, t_rx, _ in published], batch_ms)
 
     def _update_costmap(self, published) -> None:
         try:
