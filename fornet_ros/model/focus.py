@@ -48,6 +48,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .layers import zero_input_channels
+
 
 def num_selected(topk_ratio: float, num_regions: int) -> int:
     """Regions kept by the Top-K activation: round(K*n), at least 1 when K > 0, at most n."""
@@ -186,12 +188,8 @@ class FocusRefiner(nn.Module):
         """Inference only: take ``extra`` more context channels that are always zero (the caller widens
         the context projection with zero filters; :meth:`FoRNet.pad_focus_channels`). Each branch
         conv gets zero weights at those input positions, so every output stays the same."""
-        for conv in self.branches.branches:
-            w = conv.weight
-            at = conv.in_channels - self.branches.classifier.out_channels  # context ends where coarse_up starts
-            conv.weight = nn.Parameter(torch.cat([w[:, :at], w.new_zeros(w.shape[0], extra, *w.shape[2:]), w[:, at:]], 1),
-                                       requires_grad=False)
-            conv.in_channels += extra
+        for conv in self.branches.branches:  # the context ends where coarse_up starts
+            zero_input_channels(conv, conv.in_channels - self.branches.classifier.out_channels, extra)
 
     def forward(self, fine, context, coarse_up, importance, topk_ratio, mode: str = "auto", inplace: bool = False):
         """fine (B, Cf, Hs, Ws) and coarse_up (B, classes, Hs, Ws) at the refine stride, Hs and Ws

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 BN_EPS_DEFAULT = 1e-5  # torch's BatchNorm eps
@@ -36,3 +37,14 @@ class BasicBlock(nn.Module):
 
     def forward(self, x):
         return self.act(x + self.conv2(self.conv1(x)))
+
+
+@torch.no_grad()
+def zero_input_channels(conv: nn.Conv2d, at: int, extra: int) -> None:
+    """Inference only, in place: ``conv`` takes ``extra`` more input channels, inserted at ``at``,
+    with zero weights, so its output stays the same for any values there (the focus convs padded
+    to ONNX Runtime's SIMD blocks, :meth:`~fornet_ros.model.fornet.FoRNet.pad_focus_channels`)."""
+    w = conv.weight
+    conv.weight = nn.Parameter(torch.cat([w[:, :at], w.new_zeros(w.shape[0], extra, *w.shape[2:]), w[:, at:]], 1),
+                               requires_grad=False)
+    conv.in_channels += extra

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .layers import zero_input_channels
+
 
 class Selector(nn.Module):
     def __init__(self, channels: int, num_classes: int, region_cells: int, hidden: int = 32):
@@ -30,9 +32,7 @@ class Selector(nn.Module):
         conv = self.net[0]
         extra = (-conv.in_channels) % multiple
         if extra:
-            w = conv.weight
-            conv.weight = nn.Parameter(torch.cat([w, w.new_zeros(w.shape[0], extra, *w.shape[2:])], 1), requires_grad=False)
-            conv.in_channels += extra
+            zero_input_channels(conv, conv.in_channels, extra)
             self.zero_channels += extra
         return extra
 

@@ -72,9 +72,6 @@ class LatencyKController:
     _probe_from: float | None = field(default=None, init=False)  # during a probe: the K it left
     _trial: int = field(default=0, init=False)  # updates after a kept probe in which a forced move down fails it
     probes: int = field(default=0, init=False)  # probes tried (diagnostics, tests)
-    _lat_arr: np.ndarray = field(default=None, init=False, repr=False)  # this planning step's window ...
-    _net_arr: np.ndarray = field(default=None, init=False, repr=False)  # ... its network times ...
-    _cost_now: float = field(default=1.0, init=False, repr=False)  # ... and the curve's cost at the K in use
 
     def __post_init__(self):
         if not self.target_ms > 0:
@@ -127,37 +124,31 @@ class LatencyKController:
         self._n += 1
         if self._n % self.every:
             return self.k
-        if self.cost is None:
-            if len(self._lat) < min(self.window, 2 * self.every):
-                return self.k
-        # planning judges a full window, unless more of its frames missed the target than its p95 allows
-        elif len(self._lat) < self.window and sum(x > self.target_ms for x in self._lat) <= 0.05 * self.window:
-            return self.k
         if self.cost is not None:
+            # planning judges a full window, unless more of its frames missed the target than its p95 allows
+            if len(self._lat) < self.window and sum(x > self.target_ms for x in self._lat) <= 0.05 * self.window:
+                return self.k
             return self._replan()
+        if len(self._lat) < min(self.window, 2 * self.every):
+            return self.k
         err = (self.margin * self.target_ms - self.p95_ms) / self.target_ms  # > 0: room to spare
         if abs(err) > self.deadband:
             step = float(np.clip(self.gain * err * (self.k_max - self.k_min), -self.max_step, self.max_step))
             self.k = float(np.clip(self.k + step, self.k_min, self.k_max))
         return self.k
 
-    def predict(self, k: float) -> float:
-        """Planning: ``k``'s predicted p95 over the window of the current step (valid inside a
-        planning step, after :meth:`_window_model`): each frame's latency plus its network time
-        times the curve's relative cost change, ``lat + net * (cost(k) / cost(K in use) - 1)``, at
-        the 95th percentile. The network time is the call the frame waited for, whole batch or not;
-        a frame without it counts its whole latency as network time."""
-        return float(np.percentile(self._lat_arr + self._net_arr * (self.cost(k) / self._cost_now - 1.0), 95))
-
-    def _window_model(self) -> None:
-        """This step's window as arrays, once per planning step (:meth:`predict`)."""
-        self._cost_now = max(self.cost(self.k), 1e-9)
-        self._lat_arr = np.asarray(self._lat, float)
-        net = np.asarray(self._net, float)
-        self._net_arr = np.where(np.isnan(net), self._lat_arr, net)
+    def _predictor(self) -> Callable[[float], float]:
+        """Planning: K -> its predicted p95 over this window: each frame's latency plus its network
+        time times the curve's relative cost change, ``lat + net * (cost(K) / cost(K in use) - 1)``,
+        at the 95th percentile. The network time is the call the frame waited for, whole batch or
+        not; a frame without it counts its whole latency as network time."""
+        lat, net = np.asarray(self._lat, float), np.asarray(self._net, float)
+        net = np.where(np.isnan(net), lat, net)
+        now = max(self.cost(self.k), 1e-9)
+        return lambda k: float(np.percentile(lat + net * (self.cost(k) / now - 1.0), 95))
 
     def _replan(self) -> float:
-        """One planning step on this window (:meth:`predict`).
+        """One planning step on this window (:meth:`_predictor`).
         Over the target: down to the most accurate K predicted within (1 - deadband) * target. A probe
         whose window misses goes back to the K it left (or lower, where the window predicts that one
         over too); it, or a kept probe forced down within its trial (``_probe_wait`` updates after
@@ -172,11 +163,11 @@ class LatencyKController:
         target, to K = 0 (docs/benchmarks.md, session 7). A fresh window after a move (the old one
         measured another K)."""
         self._since += 1
-        self._window_model()
+        predict = self._predictor()
         on_trial = self._trial > 0
         self._trial = max(0, self._trial - 1)
         if self.p95_ms > self.target_ms:
-            k = self.plan(self.predict, self.target_ms * (1 - self.deadband))
+            k = self.plan(predict, self.target_ms * (1 - self.deadband))
             if self._probe_from is not None:  # the probe's own window missed
                 k = min(k, self._probe_from, key=lambda x: (self.cost(x), -x))
             if self._probe_from is not None or on_trial:  # a failed probe: wait twice as long
@@ -189,10 +180,10 @@ class LatencyKController:
         else:
             if self._probe_from is not None:  # the probe's first window met the target: kept, on trial
                 self._probe_from, self._trial, on_trial = None, self._probe_wait, True
-            k = max(self.k, self.plan(self.predict, self.margin * self.target_ms))
+            k = max(self.k, self.plan(predict, self.margin * self.target_ms))
             # the K in use is predicted at its own p95 (within the target), so plan() finds one that fits
             if (self._probe_wait is not None and not on_trial and self._since >= self._probe_wait
-                    and (up := self.plan(self.predict, self.target_ms)) > k):
+                    and (up := self.plan(predict, self.target_ms)) > k):
                 self._probe_from, k = k, up  # a failed probe goes back to the K the move up allowed
                 self.probes += 1
         if k != self.k:

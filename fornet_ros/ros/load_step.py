@@ -109,13 +109,11 @@ def _load_step_run(checkpoint, frames, rate, seconds, threads, domain, input_siz
         finally:
             _stop(burners)
 
-    def phase(lo, hi):
-        return latency_phase(series, lo, hi)
     settle = min(5.0, 0.25 * (seconds - step_at_s))
     return {"params": params, "latency": [[round(t, 3), round(x, 2), c] for t, x, c in series],
             "k": [[round(t, 3), k] for t, k in k_series], "k_controller": k_controller,
-            "before_step": phase(0.0, step_at_s), "after_step": phase(step_at_s, seconds),
-            "after_step_settled": phase(step_at_s + settle, seconds), "settle_s": settle}
+            "before_step": latency_phase(series, 0.0, step_at_s), "after_step": latency_phase(series, step_at_s, seconds),
+            "after_step_settled": latency_phase(series, step_at_s + settle, seconds), "settle_s": settle}
 
 
 def load_step(checkpoint, size, rate: float, seconds: float, threads: int | None, domain: int, input_size,
