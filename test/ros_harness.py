@@ -95,6 +95,22 @@ class Collector:
             time.sleep(period)
         return pred()
 
+    def call(self, send, timeout: float = 60.0, attempt_s: float = 10.0):
+        """The response of an idempotent service call: ``send()`` returns a new request's future; it is
+        sent again each ``attempt_s`` without an answer, until ``timeout``.
+
+        Why ask again: rmw_fastrtps drops a response when the server has not yet matched the client's
+        reply reader within 100 ms (ros2/rmw_fastrtps#390, #467). A just-created client on a loaded
+        machine can hit that although wait_for_service returned: the request arrives, its answer never
+        does. Only for calls whose repetition changes nothing (get_state, setting the same parameters)."""
+        end = time.monotonic() + timeout
+        while True:
+            fut = send()
+            if self.wait_for(fut.done, timeout=min(attempt_s, max(end - time.monotonic(), 0.1)), period=0.02):
+                return fut.result()
+            fut.cancel()
+            assert time.monotonic() < end, f"no answer to the service call in {timeout:.0f} s"
+
     def close(self):
         self.executor.shutdown()
         self.node.destroy_node()

@@ -412,9 +412,7 @@ class Rig:
         if node not in self._client:
             self._client[node] = AsyncParameterClient(self.col.node, node)
             assert self._client[node].wait_for_services(timeout_sec=10)
-        fut = self._client[node].set_parameters([Parameter(name, value=value)])
-        assert self.col.wait_for(fut.done, timeout=10, period=0.02)
-        return fut.result().results[0]
+        return self.col.call(lambda: self._client[node].set_parameters([Parameter(name, value=value)])).results[0]
 
     def good(self, cam, sec):
         """A good frame (SCENES[sec % 2]) on ``cam``; its labels and whether they are exact."""

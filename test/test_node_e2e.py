@@ -159,9 +159,7 @@ def test_parameter_service_changes_and_rejects(graph):
     assert client.wait_for_services(timeout_sec=10)
 
     def set_param(name, value):
-        fut = client.set_parameters([Parameter(name, value=value)])
-        assert col.wait_for(fut.done, timeout=10)
-        return fut.result().results[0]
+        return col.call(lambda: client.set_parameters([Parameter(name, value=value)])).results[0]
 
     def diag_topk():
         return (_diag_values(col, "cam0")[0] or {}).get("topk_ratio")
@@ -193,10 +191,10 @@ def test_latency_controller_moves_k_and_publishes_it(graph):
                                                         durability=DurabilityPolicy.TRANSIENT_LOCAL))
     client = AsyncParameterClient(col.node, "fornet_segmentation")
     assert client.wait_for_services(timeout_sec=10)
-    fut = client.set_parameters([Parameter("topk_ratio", value=0.25), Parameter("k_min", value=0.05),
-                                 Parameter("k_max", value=0.5), Parameter("latency_target_ms", value=1.0)])
-    assert col.wait_for(fut.done, timeout=10)
-    assert all(r.successful for r in fut.result().results), [r.reason for r in fut.result().results]
+    results = col.call(lambda: client.set_parameters([
+        Parameter("topk_ratio", value=0.25), Parameter("k_min", value=0.05), Parameter("k_max", value=0.5),
+        Parameter("latency_target_ms", value=1.0)])).results
+    assert all(r.successful for r in results), [r.reason for r in results]
     ks = lambda: [m.data for m in col.get("semantic/topk_ratio")]  # noqa: E731
     ctrl = lambda: (_diag_values(col, "cam0")[0] or {}).get("k_controller", "")  # noqa: E731
     # a 1 ms target is impossible: the controller goes to the cheapest K of the curve measured at configure
@@ -210,8 +208,7 @@ def test_latency_controller_moves_k_and_publishes_it(graph):
     # static 0.25 (on a busy machine that measurement can make K = 1 look as cheap); from there only down
     seq = seq[seq.index(0.25) + 1:]
     assert all(a > b for a, b in zip(seq, seq[1:])), seq  # only down: planned on the measured curve
-    fut = client.set_parameters([Parameter("latency_target_ms", value=0.0)])
-    assert col.wait_for(fut.done, timeout=10)
+    assert col.call(lambda: client.set_parameters([Parameter("latency_target_ms", value=0.0)])).results[0].successful
     assert col.wait_for(lambda: abs(ks()[-1] - 0.25) < 1e-6, timeout=20)
     assert col.wait_for(lambda: (_diag_values(col, "cam0")[0] or {}).get("k_controller") == "off", timeout=20)
 

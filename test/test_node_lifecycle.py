@@ -30,22 +30,35 @@ class Manager:
         self.get = col.node.create_client(GetState, f"/{NODE}/get_state")
         assert self.change.wait_for_service(timeout_sec=60) and self.get.wait_for_service(timeout_sec=10)
 
-    def _call(self, client, req, timeout=120):
-        fut = client.call_async(req)
-        assert self.col.wait_for(fut.done, timeout=timeout, period=0.05)
-        return fut.result()
-
     def state(self) -> str:
+        """Asked again while no answer comes (ros_harness.Collector.call: a just-matched client's first
+        answer can be dropped by the middleware)."""
         from lifecycle_msgs.srv import GetState
-        return self._call(self.get, GetState.Request()).current_state.label
+        return self.col.call(lambda: self.get.call_async(GetState.Request()), timeout=120).current_state.label
 
-    def transition(self, label: str) -> bool:
+    def transition(self, label: str, timeout: float = 120) -> bool:
+        """Whether the transition succeeded. Sent once: the request itself is delivered (wait_for_service
+        saw the server's request reader) but its answer can be dropped as state()'s can, and sending a
+        transition again is not harmless. Without an answer the node's state (a primary state, asked
+        each 10 s) says it: the transition's end state, or still the start state (it failed)."""
         from lifecycle_msgs.msg import Transition
         from lifecycle_msgs.srv import ChangeState
         ids = {"configure": Transition.TRANSITION_CONFIGURE, "activate": Transition.TRANSITION_ACTIVATE,
                "deactivate": Transition.TRANSITION_DEACTIVATE, "cleanup": Transition.TRANSITION_CLEANUP,
                "shutdown": Transition.TRANSITION_UNCONFIGURED_SHUTDOWN}
-        return self._call(self.change, ChangeState.Request(transition=Transition(id=ids[label]))).success
+        ends = {"configure": "inactive", "activate": "active", "deactivate": "inactive", "cleanup": "unconfigured",
+                "shutdown": "finalized"}
+        start = self.state()
+        fut = self.change.call_async(ChangeState.Request(transition=Transition(id=ids[label])))
+        end = time.monotonic() + timeout
+        while not self.col.wait_for(fut.done, timeout=10, period=0.05):
+            now = self.state()
+            if now != start and now in PRIMARY or time.monotonic() > end:
+                return now == ends[label]
+        return fut.result().success
+
+
+PRIMARY = ("unconfigured", "inactive", "active", "finalized")
 
 
 def _frame(seq: int):

@@ -171,9 +171,12 @@ class SegmentationNode(ManagedNode):
         changes = {p.name: p.value for p in params if p.name in SPECS}
         if self.params is None:
             return
-        self.params = self.params.changed(changes)
+        old, self.params = self.params, self.params.changed(changes)
+        # a K parameter set to the value it has (a params file applied again, a repeated service call)
+        # leaves K and the controller's state as they are
+        k_changed = any(getattr(old, k) != getattr(self.params, k) for k in K_PARAMS)
         if self.pipeline is not None:  # active; otherwise activate hands self.params to a new pipeline
-            self.pipeline.configure(self.params, k_changed=bool(changes.keys() & K_PARAMS))
+            self.pipeline.configure(self.params, k_changed=k_changed)
 
     def _report_undeclared(self) -> None:
         """Warn once, at the first configure, about parameters given to the node (params files, -p)
