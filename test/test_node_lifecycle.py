@@ -4,6 +4,7 @@ and `ros2 lifecycle set` drive it."""
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -23,9 +24,9 @@ def _rss_mb(pid: int) -> float:
 class Manager:
     """The lifecycle_msgs clients of a manager, on the test's node."""
 
-    def __init__(self, col: Collector):
+    def __init__(self, col: Collector, log: Path):
         from lifecycle_msgs.srv import ChangeState, GetState
-        self.col = col
+        self.col, self.log = col, log
         self.change = col.node.create_client(ChangeState, f"/{NODE}/change_state")
         self.get = col.node.create_client(GetState, f"/{NODE}/get_state")
         assert self.change.wait_for_service(timeout_sec=60) and self.get.wait_for_service(timeout_sec=10)
@@ -34,7 +35,10 @@ class Manager:
         """Asked again while no answer comes (ros_harness.Collector.call: a just-matched client's first
         answer can be dropped by the middleware)."""
         from lifecycle_msgs.srv import GetState
-        return self.col.call(lambda: self.get.call_async(GetState.Request()), timeout=120).current_state.label
+        try:
+            return self.col.call(lambda: self.get.call_async(GetState.Request()), timeout=120).current_state.label
+        except AssertionError as e:  # the node's own words say why it did not answer
+            raise AssertionError(f"{e}; the node's log ends:\n{self.log.read_text()[-3000:]}") from None
 
     def transition(self, label: str, timeout: float = 120) -> bool:
         """Whether the transition succeeded. Sent once: the request itself is delivered (wait_for_service
@@ -127,7 +131,7 @@ def test_a_lifecycle_manager_drives_the_node(checkpoint, tmp_path):
                       "grid_origin:=[0.0, -3.0]", "use_tf:=false", log_path=log)
     col = Collector(("cam0",), DOMAIN)
     try:
-        m = Manager(col)
+        m = Manager(col, log)
         text = lambda: log.read_text()[-3000:]  # noqa: E731
         # unconfigured: no model, no topics, nothing published
         assert m.state() == "unconfigured"
@@ -194,7 +198,7 @@ def test_a_failing_transition_returns_failure_with_a_one_line_reason(tmp_path):
     proc = start_node(env, "autostart:=false", f"checkpoint:={tmp_path}/nope.pt", "cameras:=[cam0]", log_path=log)
     col = Collector(("cam0",), DOMAIN + 1)
     try:
-        m = Manager(col)
+        m = Manager(col, log)
         assert not m.transition("configure")
         assert m.state() == "unconfigured"
         assert not m.transition("activate")  # not a transition of the unconfigured state
