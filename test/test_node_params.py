@@ -69,6 +69,21 @@ def test_floats_accept_integers(ros):
     assert _set(node, "topk_ratio", 0.25).successful
 
 
+def test_a_k_parameter_set_to_its_own_value_leaves_the_controller_running(ros):
+    """A params file applied again or a service call repeated after a lost answer sets K parameters
+    to the values they have: the controller keeps its state; a real change starts it anew."""
+    node, _ = ros
+    assert _set(node, "latency_target_ms", 500.0).successful
+    ctrl = node.pipeline.k_ctrl
+    assert ctrl is not None
+    assert _set(node, "latency_target_ms", 500).successful and _set(node, "topk_ratio", 0.25).successful
+    assert node.pipeline.k_ctrl is ctrl
+    assert _set(node, "latency_target_ms", 400.0).successful
+    assert node.pipeline.k_ctrl is not ctrl and node.pipeline.k_ctrl.target_ms == 400.0
+    assert _set(node, "latency_target_ms", 0.0).successful and node.pipeline.k_ctrl is None
+    assert node.segmenter.topk_ratio == 0.25
+
+
 @pytest.mark.parametrize("name,value", [("stale_timeout_s", math.nan), ("latency_budget_ms", math.nan),
                                         ("max_input_age_ms", math.inf), ("stale_timeout_s", -1.0),
                                         ("topk_ratio", 2)])
