@@ -411,7 +411,7 @@ class Rig:
         from rclpy.parameter_client import AsyncParameterClient
         if node not in self._client:
             self._client[node] = AsyncParameterClient(self.col.node, node)
-            assert self._client[node].wait_for_services(timeout_sec=10)
+            assert self._client[node].wait_for_services(timeout_sec=60)
         return self.col.call(lambda: self._client[node].set_parameters([Parameter(name, value=value)])).results[0]
 
     def good(self, cam, sec):

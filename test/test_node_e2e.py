@@ -156,7 +156,7 @@ def test_parameter_service_changes_and_rejects(graph):
     from rclpy.parameter import Parameter
     from rclpy.parameter_client import AsyncParameterClient
     client = AsyncParameterClient(col.node, "fornet_segmentation")
-    assert client.wait_for_services(timeout_sec=10)
+    assert client.wait_for_services(timeout_sec=60)
 
     def set_param(name, value):
         return col.call(lambda: client.set_parameters([Parameter(name, value=value)])).results[0]
@@ -190,7 +190,7 @@ def test_latency_controller_moves_k_and_publishes_it(graph):
     col._sub(Float32, "semantic/topk_ratio", QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
                                                         durability=DurabilityPolicy.TRANSIENT_LOCAL))
     client = AsyncParameterClient(col.node, "fornet_segmentation")
-    assert client.wait_for_services(timeout_sec=10)
+    assert client.wait_for_services(timeout_sec=60)
     results = col.call(lambda: client.set_parameters([
         Parameter("topk_ratio", value=0.25), Parameter("k_min", value=0.05), Parameter("k_max", value=0.5),
         Parameter("latency_target_ms", value=1.0)])).results

@@ -29,7 +29,7 @@ class Manager:
         self.col, self.log = col, log
         self.change = col.node.create_client(ChangeState, f"/{NODE}/change_state")
         self.get = col.node.create_client(GetState, f"/{NODE}/get_state")
-        assert self.change.wait_for_service(timeout_sec=60) and self.get.wait_for_service(timeout_sec=10)
+        assert self.change.wait_for_service(timeout_sec=60) and self.get.wait_for_service(timeout_sec=60)
 
     def state(self) -> str:
         """Asked again while no answer comes (ros_harness.Collector.call: a just-matched client's first
