@@ -12,6 +12,7 @@ from ros_harness import Collector, ros_env, start_node
 
 DOMAIN = 140 + os.getpid() % 40
 NODE = "fornet_segmentation"
+PRIMARY = ("unconfigured", "inactive", "active", "finalized")  # lifecycle states outside a transition
 
 
 def _rss_mb(pid: int) -> float:
@@ -60,9 +61,6 @@ class Manager:
             if now != start and now in PRIMARY or time.monotonic() > end:
                 return now == ends[label]
         return fut.result().success
-
-
-PRIMARY = ("unconfigured", "inactive", "active", "finalized")
 
 
 def _frame(seq: int):

@@ -13,6 +13,7 @@ usage: python -m fornet_ros.ros.transport_floor [--ros-args ...]   (parameters g
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import numpy as np
@@ -33,15 +34,13 @@ def main(args=None) -> int:
     p = NodeParams()  # the node's defaults
     pubs = {out: node.create_publisher(Image, f"cam/semantic/{out}", qos(p.output_reliability, p.output_depth))
             for out in IMAGE_OUTPUTS}
-    arrays = {}  # (H, W) -> the outputs' arrays, made once per input size
+
+    @functools.lru_cache(maxsize=1)  # made once per input size
+    def outputs(shape):
+        return {o: np.zeros(shape if ENCODING[o] == "mono8" else (*shape, 3), np.uint8) for o in IMAGE_OUTPUTS}
 
     def on_image(msg):
-        shape = (msg.height, msg.width)
-        if shape not in arrays:
-            arrays.clear()
-            arrays[shape] = {o: np.zeros(shape if ENCODING[o] == "mono8" else (*shape, 3), np.uint8)
-                             for o in IMAGE_OUTPUTS}
-        for out, arr in arrays[shape].items():
+        for out, arr in outputs((msg.height, msg.width)).items():
             if pubs[out].get_subscription_count() > 0:
                 pubs[out].publish(fill_image(Image(), arr, msg.header, ENCODING[out]))
     node.create_subscription(Image, "cam/image_raw", on_image, qos(p.input_reliability, p.input_depth))

@@ -322,8 +322,8 @@ def add_bench_arguments(p):
                    help="input size; repeat for several (default: the model's input size; 512 1024 for a variant)")
     p.add_argument("--topk", type=float, nargs="+", default=None, help="default: 0.1 0.25 0.5 1.0")
     p.add_argument("--runs", type=int, default=20, help="timed runs per setting (median reported); one size's "
-                   "settings are timed in rotating rounds of 5 runs each, so all of that size's models and ONNX "
-                   "Runtime sessions are held in memory at once")
+                   f"settings are timed in rotating rounds of {ROUNDS_BLOCK} runs each, so all of that size's models "
+                   "and ONNX Runtime sessions are held in memory at once")
     p.add_argument("--warmup", type=int, default=3, help="untimed runs first")
     p.add_argument("--batch", type=int, default=1, help="images per run")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
